@@ -1,0 +1,104 @@
+//! The local catalog: what one project/env folder holds, read from manifests. Files that no
+//! manifest describes are reported as foreign and never touched.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::PARTIAL_SUFFIX;
+use crate::manifest::Manifest;
+use crate::names::{Kind, Stem};
+
+/// A complete local backup: its manifest and where its files are.
+#[derive(Debug, Clone)]
+pub struct LocalBackup {
+    pub stem: Stem,
+    pub manifest: Manifest,
+    pub data_path: PathBuf,
+    pub manifest_path: PathBuf,
+}
+
+/// Everything found in one env folder.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// Backups with a valid manifest and their data file present, oldest first.
+    pub backups: Vec<LocalBackup>,
+    /// Manifests that cannot be used, with the reason (unreadable, lying, data file missing).
+    pub broken: Vec<(PathBuf, String)>,
+    /// Files no manifest describes (old scripts' dumps, crash leftovers): never touched.
+    pub foreign: Vec<PathBuf>,
+    /// Temporary files of writers, live or crashed.
+    pub partials: Vec<PathBuf>,
+}
+
+impl Listing {
+    /// Reads `dir` (a missing folder is an empty listing).
+    pub fn scan(dir: &Path, project: &str, env: &str) -> Result<Listing> {
+        let mut out = Listing::default();
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(Error::io(dir, e)),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.at(dir)?;
+            if entry.file_type().at(entry.path())?.is_file() {
+                names.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        names.sort();
+        let mut described = std::collections::HashSet::new();
+        for name in &names {
+            let path = dir.join(name);
+            if name.starts_with('.') && name.ends_with(PARTIAL_SUFFIX) {
+                out.partials.push(path);
+                continue;
+            }
+            let Some(stem) = name.strip_suffix(".json").and_then(Stem::parse) else { continue };
+            let manifest = match Manifest::read(&path) {
+                Ok(m) => m,
+                Err(e) => {
+                    out.broken.push((path, e.to_string()));
+                    continue;
+                }
+            };
+            if manifest.project != project || manifest.env != env {
+                out.broken.push((path, format!("describes {}/{}, not {project}/{env}", manifest.project, manifest.env)));
+                continue;
+            }
+            described.insert(name.clone());
+            described.insert(manifest.file.clone());
+            let data_path = dir.join(&manifest.file);
+            if !data_path.is_file() {
+                out.broken.push((path, format!("its backup file {} is missing", manifest.file)));
+                continue;
+            }
+            out.backups.push(LocalBackup { stem, manifest, data_path, manifest_path: path });
+        }
+        for name in names {
+            // Dot-files are pgtier's own bookkeeping (locks, partial files), never backups.
+            if !described.contains(&name) && !name.starts_with('.') {
+                out.foreign.push(dir.join(name));
+            }
+        }
+        out.backups.sort_by(|a, b| a.stem.cmp(&b.stem));
+        Ok(out)
+    }
+
+    /// Database backups only (not globals), oldest first.
+    pub fn databases(&self) -> impl DoubleEndedIterator<Item = &LocalBackup> {
+        self.backups.iter().filter(|b| b.stem.kind == Kind::Database)
+    }
+
+    /// The newest database backup.
+    pub fn latest(&self) -> Option<&LocalBackup> {
+        self.databases().next_back()
+    }
+
+    /// Finds a backup by stem (`db_20250106_020000`), file name or path.
+    pub fn find(&self, spec: &str) -> Option<&LocalBackup> {
+        let name = Path::new(spec).file_name().and_then(|n| n.to_str()).unwrap_or(spec);
+        let stem = Stem::parse(name).or_else(|| Stem::split_file_name(name).map(|(s, _)| s))?;
+        self.backups.iter().find(|b| b.stem == stem)
+    }
+}

@@ -1,0 +1,28 @@
+//! `pgtier backup PROJECT ENV [--tag TAG]`.
+
+use clap::Args;
+
+use super::{Ctx, Target};
+use crate::backup::{BackupOptions, backup};
+use crate::error::Result;
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Tag the backup (e.g. pre-deploy); tagged backups are kept by their own count.
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+}
+
+pub fn run(ctx: &Ctx, a: BackupArgs) -> Result<i32> {
+    let cfg = ctx.config()?;
+    let project = cfg.project(&a.target.project)?;
+    let b = backup(&cfg, project, &a.target.env, &BackupOptions { tags: a.tags, now: ctx.now }, &ctx.ui)?;
+    if ctx.ui.json {
+        ctx.print_json(&serde_json::json!({ "path": b.data_path, "manifest": b.manifest_path, "backup": b.stem.to_string(), "size": b.manifest.size, "sha256": b.manifest.sha256, "tiers": b.manifest.tiers }));
+    } else {
+        println!("{}", b.data_path.display());
+    }
+    Ok(0)
+}

@@ -1,0 +1,56 @@
+//! `pgtier config check`: load everything and report every problem with file and key (exit 2).
+
+use super::Ctx;
+use crate::config::Config;
+use crate::error::Result;
+
+pub fn run(ctx: &Ctx) -> Result<i32> {
+    let (cfg, problems) = Config::check(&ctx.config_path);
+    if !problems.is_empty() {
+        for p in &problems {
+            tracing::error!("{p}");
+        }
+        if ctx.ui.json {
+            ctx.print_json(&serde_json::json!({ "ok": false, "problems": problems.iter().map(|p| p.to_string()).collect::<Vec<_>>() }));
+        }
+        return Ok(2);
+    }
+    let cfg = cfg.expect("a config without problems");
+    let summary = serde_json::json!({
+        "ok": true,
+        "config": cfg.file,
+        "projects_file": cfg.projects_file,
+        "backup_root": cfg.backup_root,
+        "projects": cfg.projects.values().map(|p| serde_json::json!({
+            "name": p.name,
+            "envs": p.databases,
+            "policy": p.policy.name,
+            "enabled": p.enabled,
+            "encrypted": p.encryption.is_some(),
+            "connection": if p.connection.container.is_some() { "container" } else { "direct" },
+        })).collect::<Vec<_>>(),
+        "policies": cfg.policies.keys().collect::<Vec<_>>(),
+        "remote": cfg.remote.as_ref().map(|r| format!("{:?}", r.url)),
+        "notes": cfg.notes,
+    });
+    if ctx.ui.json {
+        ctx.print_json(&summary);
+    } else {
+        println!("{}: ok", cfg.file.display());
+        for p in cfg.projects.values() {
+            let envs: Vec<_> = p.databases.iter().map(|(e, d)| format!("{e}={d}")).collect();
+            println!(
+                "  project {}: {} (policy {}{}{})",
+                p.name,
+                envs.join(", "),
+                p.policy.name,
+                if p.encryption.is_some() { ", encrypted" } else { "" },
+                if p.enabled { "" } else { ", backups disabled" }
+            );
+        }
+        for n in &cfg.notes {
+            println!("  note: {n}");
+        }
+    }
+    Ok(0)
+}

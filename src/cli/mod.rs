@@ -1,0 +1,113 @@
+//! Command-line definitions and one thin file per command: load config, call the library, print.
+
+mod backup;
+mod config_check;
+mod list;
+mod restore;
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::ui::Ui;
+
+/// PostgreSQL backups in daily/weekly/monthly tiers, encrypted, off-site, proven to restore.
+#[derive(Debug, Parser)]
+#[command(name = "pgtier", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Agent configuration file.
+    #[arg(long, global = true, env = "PGTIER_CONFIG", default_value = "pgtier.yml")]
+    pub config: PathBuf,
+    /// Machine-readable output on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Evaluate as if the clock said this (RFC 3339), for drills, audits and tests.
+    #[arg(long, global = true, value_parser = parse_now)]
+    pub now: Option<DateTime<Utc>>,
+    /// More logging (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Back up one database now; prints the backup file's path.
+    Backup(backup::BackupArgs),
+    /// Restore a backup (default: the latest) into the env's database or --target-db.
+    Restore(restore::RestoreArgs),
+    /// List the backups of a project/env.
+    List(list::ListArgs),
+    /// Configuration commands.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate pgtier.yml, projects.yml and the policies; report every problem.
+    Check,
+}
+
+/// PROJECT ENV, both required.
+#[derive(Debug, Args)]
+pub struct Target {
+    /// Project name (a key of projects.yml with a database: block).
+    pub project: String,
+    /// Environment name (a key of database.databases).
+    pub env: String,
+}
+
+fn parse_now(s: &str) -> std::result::Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|e| format!("expected RFC 3339 like 2025-01-06T02:00:00Z: {e}"))
+}
+
+/// What every command gets.
+pub struct Ctx {
+    pub config_path: PathBuf,
+    pub ui: Ui,
+    pub now: DateTime<Utc>,
+}
+
+impl Ctx {
+    /// Loads and validates the configuration.
+    pub fn config(&self) -> Result<Config> {
+        Config::load(&self.config_path)
+    }
+
+    /// Prints `value` as JSON on stdout.
+    pub fn print_json<T: Serialize>(&self, value: &T) {
+        println!("{}", serde_json::to_string_pretty(value).expect("serialisable output"));
+    }
+}
+
+/// Runs the parsed command; returns the exit code for outcomes that are not errors.
+pub fn run(cli: Cli) -> Result<i32> {
+    let ctx = Ctx { config_path: cli.config.clone(), ui: Ui::detect(cli.json, cli.quiet), now: cli.now.unwrap_or_else(Utc::now) };
+    match cli.command {
+        Command::Backup(a) => backup::run(&ctx, a),
+        Command::Restore(a) => restore::run(&ctx, a),
+        Command::List(a) => list::run(&ctx, a),
+        Command::Config(ConfigCommand::Check) => config_check::run(&ctx),
+    }
+}
+
+/// Bytes for humans.
+pub fn human_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}

@@ -1,0 +1,588 @@
+//! Configuration: pgtier.yml, projects.yml and policies/, read once and validated into `Config`.
+//! Nothing downstream re-validates; every error names the file, the key path and what was expected.
+
+mod policy;
+pub mod raw;
+pub mod yaml;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use policy::{BUILTIN_DEFAULT, Compression, Location, Policy, Retain, StorageClass, Tier, TierName, VerifySchedule};
+
+use crate::error::{Error, Result};
+use crate::names::check_component;
+
+/// The validated configuration of one pgtier agent.
+#[derive(Debug)]
+pub struct Config {
+    /// pgtier.yml itself.
+    pub file: PathBuf,
+    pub projects_file: PathBuf,
+    pub backup_root: PathBuf,
+    pub projects: BTreeMap<String, Project>,
+    /// Every policy read, by name (with `default` always present).
+    pub policies: BTreeMap<String, Arc<Policy>>,
+    pub remote: Option<RemoteConfig>,
+    pub alerts: AlertsConfig,
+    pub metrics_textfile: Option<PathBuf>,
+    pub min_free_space: u64,
+    pub pg_bindir: Option<PathBuf>,
+    pub lock_wait_timeout: Duration,
+    pub max_backup_age_hours: u64,
+    pub lock_file: PathBuf,
+    /// Things worth saying that are not problems (e.g. no remote: remote tiers kept locally).
+    pub notes: Vec<String>,
+}
+
+/// A project's database settings, from its `database:` block in projects.yml.
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub name: String,
+    pub connection: Connection,
+    /// env -> database name.
+    pub databases: BTreeMap<String, String>,
+    pub enabled: bool,
+    pub verify_on_restore: bool,
+    /// The project's policy with `retention_days` applied.
+    pub policy: Arc<Policy>,
+    pub encryption: Option<Arc<EncryptionConfig>>,
+    /// env -> application containers to stop around an in-place restore.
+    pub app_containers: BTreeMap<String, Vec<String>>,
+}
+
+/// How to reach PostgreSQL: through `docker exec` into a container, or directly with libpq.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    pub container: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub user: String,
+    pub password_file: Option<PathBuf>,
+}
+
+/// Where off-site copies go.
+#[derive(Debug, Clone)]
+pub struct RemoteConfig {
+    pub url: RemoteUrl,
+    pub endpoint_url: Option<String>,
+    pub region: Option<String>,
+    pub force_path_style: bool,
+    /// Glacier retrieval tier for `RestoreObject`: Bulk, Standard or Expedited.
+    pub restore_tier: String,
+    /// How many days a thawed copy stays readable.
+    pub restore_days: u32,
+    /// Parallel part uploads/downloads.
+    pub concurrency: usize,
+}
+
+/// The remote URL, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteUrl {
+    S3 { bucket: String, prefix: String },
+    File(PathBuf),
+}
+
+/// An encryption block, with paths resolved; keys are parsed by `crypto` at load time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EncryptionConfig {
+    Age {
+        recipients: Vec<String>,
+        recipients_file: Option<PathBuf>,
+        identity_file: Option<PathBuf>,
+        passphrase_file: Option<PathBuf>,
+    },
+    Gpg {
+        passphrase_file: Option<PathBuf>,
+        recipient_keys: Vec<PathBuf>,
+        secret_key_file: Option<PathBuf>,
+        secret_key_passphrase_file: Option<PathBuf>,
+    },
+}
+
+/// `alerts:`.
+#[derive(Debug, Clone, Default)]
+pub struct AlertsConfig {
+    pub webhook: Option<String>,
+    pub command: Option<String>,
+    pub success_ping: Option<String>,
+    pub anomaly_threshold_percent: u32,
+}
+
+impl Config {
+    /// Reads and validates pgtier.yml and everything it points to; fails on the first problem.
+    pub fn load(file: &Path) -> Result<Config> {
+        let (cfg, mut problems) = Config::check(file);
+        match cfg {
+            Some(c) if problems.is_empty() => Ok(c),
+            _ => Err(problems.remove(0)),
+        }
+    }
+
+    /// Reads everything and reports every problem found (each pgtier.yml key, each policy file,
+    /// each project), with the config when it could be built.
+    pub fn check(file: &Path) -> (Option<Config>, Vec<Error>) {
+        let mut problems = Vec::new();
+        let cfg = Config::build(file, &mut problems);
+        (cfg, problems)
+    }
+
+    fn build(file: &Path, problems: &mut Vec<Error>) -> Option<Config> {
+        let text = match yaml::read_text(file) {
+            Ok(t) => t,
+            Err(e) => {
+                problems.push(e);
+                return None;
+            }
+        };
+        let raw = raw::Agent::parse_each_key(file, &text, problems)?;
+        let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+        let rel = |p: &str| -> PathBuf { resolve(&base, p) };
+        let mut notes = Vec::new();
+        let mut keep = |r: Result<()>| {
+            if let Err(e) = r {
+                problems.push(e);
+            }
+        };
+
+        let backup_root = rel(raw.backup_root.as_deref().unwrap_or("/opt/backups"));
+        let mut remote = None;
+        if let Some(r) = raw.remote {
+            keep(remote_config(file, r).map(|r| remote = Some(r)));
+        }
+        let mut policy_problems = Vec::new();
+        let policies = load_policies(file, &base, raw.policies.as_deref(), &mut notes, &mut policy_problems);
+        let mut default_encryption = None;
+        if let Some(e) = raw.encryption {
+            keep(encryption_config(file, "encryption", e, &rel).map(|e| default_encryption = Some(Arc::new(e))));
+        }
+        let mut project_encryption: BTreeMap<String, Option<Arc<EncryptionConfig>>> = BTreeMap::new();
+        for (name, value) in raw.project_encryption.unwrap_or_default() {
+            let key = format!("project_encryption.{name}");
+            let enc = match value {
+                serde_yaml::Value::String(s) if s == "none" => Ok(None),
+                serde_yaml::Value::Mapping(_) => yaml::from_value::<raw::Encryption>(file, &key, value)
+                    .and_then(|e| encryption_config(file, &key, e, &rel))
+                    .map(|e| Some(Arc::new(e))),
+                _ => Err(Error::config(file, &key, "expected an encryption block or the word none")),
+            };
+            keep(enc.map(|e| {
+                project_encryption.insert(name, e);
+            }));
+        }
+
+        let projects_file = rel(raw.projects.as_deref().unwrap_or("projects.yml"));
+        let mut project_problems = Vec::new();
+        let projects = load_projects(&projects_file, &policies, &default_encryption, &project_encryption, &mut project_problems);
+        for name in project_encryption.keys() {
+            if !projects.contains_key(name)
+                && !project_problems.iter().any(|e| matches!(e, Error::Config { key, .. } if key.starts_with(name.as_str())))
+            {
+                keep(Err(Error::config(
+                    file,
+                    format!("project_encryption.{name}"),
+                    format!("no project {name:?} with a database: block in {}", projects_file.display()),
+                )));
+            }
+        }
+        if remote.is_none() && projects.values().any(|p| p.policy.wants_remote()) {
+            notes.push("no remote: configured, so tiers that would live off-site are kept on this host".into());
+        }
+
+        let mut alerts = AlertsConfig { anomaly_threshold_percent: 50, ..Default::default() };
+        if let Some(a) = raw.alerts {
+            for (key, url) in [("alerts.webhook", &a.webhook), ("alerts.success_ping", &a.success_ping)] {
+                if let Some(u) = url
+                    && !(u.starts_with("http://") || u.starts_with("https://"))
+                {
+                    keep(Err(Error::config(file, key, format!("expected an http:// or https:// URL, got {u:?}"))));
+                }
+            }
+            alerts = AlertsConfig {
+                webhook: a.webhook,
+                command: a.command,
+                success_ping: a.success_ping,
+                anomaly_threshold_percent: a.anomaly_threshold_percent.unwrap_or(50),
+            };
+        }
+        let mut min_free_space = 10_000_000_000;
+        match raw.min_free_space {
+            None => {}
+            Some(raw::NumOrText::Num(n)) => min_free_space = n,
+            Some(raw::NumOrText::Text(t)) => match yaml::parse_size(&t) {
+                Some(n) => min_free_space = n,
+                None => keep(Err(Error::config(file, "min_free_space", format!("expected a size like 10GB, got {t:?}")))),
+            },
+        }
+        let mut lock_wait_timeout = Duration::from_secs(300);
+        match raw.lock_wait_timeout {
+            None => {}
+            Some(raw::NumOrText::Num(n)) => lock_wait_timeout = Duration::from_secs(n),
+            Some(raw::NumOrText::Text(t)) => match yaml::parse_duration(&t) {
+                Some(d) if d >= Duration::from_millis(1) => lock_wait_timeout = d,
+                _ => keep(Err(Error::config(file, "lock_wait_timeout", format!("expected a duration like 300s or 5m, got {t:?}")))),
+            },
+        }
+        let pg_bindir = raw.pg_bindir.map(|d| rel(&d));
+        if let Some(d) = &pg_bindir
+            && !d.join("pg_dump").is_file()
+        {
+            keep(Err(Error::config(file, "pg_bindir", format!("{} holds no pg_dump", d.display()))));
+        }
+        if raw.max_backup_age_hours == Some(0) {
+            keep(Err(Error::config(file, "max_backup_age_hours", "must be positive")));
+        }
+        let lock_file = raw.lock_file.map(|p| rel(&p)).unwrap_or_else(|| backup_root.join(".pgtier.lock"));
+        problems.extend(policy_problems);
+        problems.extend(project_problems);
+        Some(Config {
+            file: file.to_path_buf(),
+            projects_file,
+            backup_root,
+            projects,
+            policies,
+            remote,
+            alerts,
+            metrics_textfile: raw.metrics.map(|m| rel(&m.textfile)),
+            min_free_space,
+            pg_bindir,
+            lock_wait_timeout,
+            max_backup_age_hours: raw.max_backup_age_hours.unwrap_or(26),
+            lock_file,
+            notes,
+        })
+    }
+
+    /// The project named `name`, or a usage error listing the known ones.
+    pub fn project(&self, name: &str) -> Result<&Project> {
+        self.projects.get(name).ok_or_else(|| {
+            let known: Vec<_> = self.projects.keys().map(String::as_str).collect();
+            Error::Usage(format!(
+                "unknown project {name:?} (projects with a database: block in {}: {})",
+                self.projects_file.display(),
+                known.join(", ")
+            ))
+        })
+    }
+
+    /// The (project, env) pairs selected by optional filters, in name order.
+    pub fn select(&self, project: Option<&str>, env: Option<&str>) -> Result<Vec<(&Project, String)>> {
+        let projects: Vec<&Project> = match project {
+            Some(p) => vec![self.project(p)?],
+            None => self.projects.values().collect(),
+        };
+        let mut out = Vec::new();
+        for p in projects {
+            match env {
+                Some(e) => {
+                    p.database(e)?;
+                    out.push((p, e.to_string()));
+                }
+                None => out.extend(p.databases.keys().map(|e| (p, e.clone()))),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The local folder holding one project/env's backups.
+    pub fn env_dir(&self, project: &str, env: &str) -> PathBuf {
+        self.backup_root.join(project).join(env).join("database")
+    }
+}
+
+impl Project {
+    /// The database name of `env`, or a usage error listing the known envs.
+    pub fn database(&self, env: &str) -> Result<&str> {
+        self.databases.get(env).map(String::as_str).ok_or_else(|| {
+            let known: Vec<_> = self.databases.keys().map(String::as_str).collect();
+            Error::Usage(format!("project {:?} has no env {env:?} (known: {})", self.name, known.join(", ")))
+        })
+    }
+}
+
+/// Resolves `p` against the folder of pgtier.yml unless it is absolute.
+fn resolve(base: &Path, p: &str) -> PathBuf {
+    let path = Path::new(p);
+    if path.is_absolute() { path.to_path_buf() } else { base.join(path) }
+}
+
+fn remote_config(file: &Path, r: raw::Remote) -> Result<RemoteConfig> {
+    let url = if let Some(rest) = r.url.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(Error::config(file, "remote.url", "s3:// URL has no bucket"));
+        }
+        let prefix = prefix.trim_matches('/').to_string();
+        if prefix.split('/').any(|c| c == ".." || c == ".") {
+            return Err(Error::config(file, "remote.url", "the prefix must not contain . or .. components"));
+        }
+        RemoteUrl::S3 { bucket: bucket.to_string(), prefix }
+    } else if let Some(path) = r.url.strip_prefix("file://") {
+        if !path.starts_with('/') {
+            return Err(Error::config(file, "remote.url", "file:// URLs need an absolute path (file:///mnt/nas/backups)"));
+        }
+        RemoteUrl::File(PathBuf::from(path))
+    } else {
+        return Err(Error::config(file, "remote.url", format!("expected s3://bucket/prefix or file:///path, got {:?}", r.url)));
+    };
+    if let Some(e) = &r.endpoint_url
+        && !(e.starts_with("http://") || e.starts_with("https://"))
+    {
+        return Err(Error::config(file, "remote.endpoint_url", format!("expected an http(s):// URL, got {e:?}")));
+    }
+    let restore_tier = match r.restore_tier.as_deref().unwrap_or("standard").to_ascii_lowercase().as_str() {
+        "bulk" => "Bulk",
+        "standard" => "Standard",
+        "expedited" => "Expedited",
+        other => return Err(Error::config(file, "remote.restore_tier", format!("expected bulk, standard or expedited, got {other:?}"))),
+    }
+    .to_string();
+    let concurrency = r.concurrency.unwrap_or(4);
+    if !(1..=32).contains(&concurrency) {
+        return Err(Error::config(file, "remote.concurrency", "expected 1 to 32"));
+    }
+    Ok(RemoteConfig {
+        url,
+        endpoint_url: r.endpoint_url,
+        region: r.region,
+        force_path_style: r.force_path_style.unwrap_or(false),
+        restore_tier,
+        restore_days: r.restore_days.unwrap_or(3).max(1),
+        concurrency: concurrency as usize,
+    })
+}
+
+fn encryption_config(file: &Path, key: &str, e: raw::Encryption, rel: &dyn Fn(&str) -> PathBuf) -> Result<EncryptionConfig> {
+    let existing = |k: &str, p: Option<String>| -> Result<Option<PathBuf>> {
+        match p {
+            None => Ok(None),
+            Some(p) => {
+                let path = rel(&p);
+                std::fs::File::open(&path)
+                    .map_err(|err| Error::config(file, format!("{key}.{k}"), format!("cannot read {}: {err}", path.display())))?;
+                Ok(Some(path))
+            }
+        }
+    };
+    let only = |allowed: &[&str]| -> Result<()> {
+        let given = [
+            ("recipients", e.recipients.is_some()),
+            ("recipients_file", e.recipients_file.is_some()),
+            ("identity_file", e.identity_file.is_some()),
+            ("passphrase_file", e.passphrase_file.is_some()),
+            ("recipient_keys", e.recipient_keys.is_some()),
+            ("secret_key_file", e.secret_key_file.is_some()),
+            ("secret_key_passphrase_file", e.secret_key_passphrase_file.is_some()),
+        ];
+        match given.iter().find(|(k, set)| *set && !allowed.contains(k)) {
+            Some((k, _)) => Err(Error::config(file, format!("{key}.{k}"), format!("is not a key of type: {}", e.kind))),
+            None => Ok(()),
+        }
+    };
+    let cfg = match e.kind.as_str() {
+        "age" => {
+            only(&["recipients", "recipients_file", "identity_file", "passphrase_file"])?;
+            EncryptionConfig::Age {
+                recipients: e.recipients.clone().unwrap_or_default(),
+                recipients_file: existing("recipients_file", e.recipients_file.clone())?,
+                identity_file: existing("identity_file", e.identity_file.clone())?,
+                passphrase_file: existing("passphrase_file", e.passphrase_file.clone())?,
+            }
+        }
+        "gpg" => {
+            only(&["passphrase_file", "recipient_keys", "secret_key_file", "secret_key_passphrase_file"])?;
+            let mut keys = Vec::new();
+            for (i, k) in e.recipient_keys.clone().unwrap_or_default().into_iter().enumerate() {
+                keys.push(existing(&format!("recipient_keys[{i}]"), Some(k))?.unwrap_or_default());
+            }
+            EncryptionConfig::Gpg {
+                passphrase_file: existing("passphrase_file", e.passphrase_file.clone())?,
+                recipient_keys: keys,
+                secret_key_file: existing("secret_key_file", e.secret_key_file.clone())?,
+                secret_key_passphrase_file: existing("secret_key_passphrase_file", e.secret_key_passphrase_file.clone())?,
+            }
+        }
+        other => return Err(Error::config(file, format!("{key}.type"), format!("unknown encryption type {other:?}; expected age or gpg"))),
+    };
+    crate::crypto::check_config(file, key, &cfg)?;
+    Ok(cfg)
+}
+
+/// Reads every policy in the folder; a broken policy is reported and left out.
+fn load_policies(
+    file: &Path,
+    base: &Path,
+    dir: Option<&str>,
+    notes: &mut Vec<String>,
+    problems: &mut Vec<Error>,
+) -> BTreeMap<String, Arc<Policy>> {
+    let mut out = BTreeMap::new();
+    let folder = resolve(base, dir.unwrap_or("policies"));
+    match std::fs::read_dir(&folder) {
+        Ok(entries) => {
+            let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            paths.sort();
+            for path in paths {
+                let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+                let Some(stem) = name.strip_suffix(".yml").or_else(|| name.strip_suffix(".yaml")) else { continue };
+                if stem.starts_with('.') {
+                    continue;
+                }
+                let policy = check_component(stem)
+                    .map_err(|m| Error::config(&path, "(file name)", format!("policy name {m}")))
+                    .and_then(|_| yaml::read_text(&path))
+                    .and_then(|text| yaml::parse::<raw::Policy>(&path, &text))
+                    .and_then(|raw| Policy::from_raw(stem, Some(&path), raw));
+                match policy {
+                    Ok(p) => {
+                        out.insert(stem.to_string(), Arc::new(p));
+                    }
+                    Err(e) => problems.push(e),
+                }
+            }
+        }
+        Err(e) if dir.is_some() => problems.push(Error::config(file, "policies", format!("cannot read folder {}: {e}", folder.display()))),
+        Err(_) => {}
+    }
+    if !out.contains_key("default")
+        && !problems.iter().any(|e| matches!(e, Error::Config { file, .. } if file.file_stem().is_some_and(|s| s == "default")))
+    {
+        let builtin = Path::new("(built-in default policy)");
+        let raw: raw::Policy = yaml::parse(builtin, BUILTIN_DEFAULT).expect("the built-in policy parses");
+        out.insert("default".into(), Arc::new(Policy::from_raw("default", None, raw).expect("the built-in policy is valid")));
+        notes.push(format!("{} has no default.yml: using the built-in default policy", folder.display()));
+    }
+    out
+}
+
+/// Reads every project's database: block; a broken project is reported and left out.
+fn load_projects(
+    file: &Path,
+    policies: &BTreeMap<String, Arc<Policy>>,
+    default_encryption: &Option<Arc<EncryptionConfig>>,
+    project_encryption: &BTreeMap<String, Option<Arc<EncryptionConfig>>>,
+    problems: &mut Vec<Error>,
+) -> BTreeMap<String, Project> {
+    let entries: BTreeMap<String, Option<raw::ProjectEntry>> = match yaml::read_text(file) {
+        Ok(text) if text.trim().is_empty() => BTreeMap::new(),
+        Ok(text) => match yaml::parse(file, &text) {
+            Ok(e) => e,
+            Err(e) => {
+                problems.push(e);
+                return BTreeMap::new();
+            }
+        },
+        Err(e) => {
+            problems.push(e);
+            return BTreeMap::new();
+        }
+    };
+    let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut out = BTreeMap::new();
+    for (name, entry) in entries {
+        let Some(value) = entry.and_then(|e| e.database) else { continue };
+        match load_project(file, &base, &name, value, policies, default_encryption, project_encryption) {
+            Ok(p) => {
+                out.insert(name, p);
+            }
+            Err(e) => problems.push(e),
+        }
+    }
+    out
+}
+
+fn load_project(
+    file: &Path,
+    base: &Path,
+    name: &str,
+    value: serde_yaml::Value,
+    policies: &BTreeMap<String, Arc<Policy>>,
+    default_encryption: &Option<Arc<EncryptionConfig>>,
+    project_encryption: &BTreeMap<String, Option<Arc<EncryptionConfig>>>,
+) -> Result<Project> {
+    {
+        let name = name.to_string();
+        let prefix = format!("{name}.database");
+        check_component(&name).map_err(|m| Error::config(file, &name, format!("project name {m}")))?;
+        let db: raw::Database = yaml::from_value(file, &prefix, value)?;
+        let err = |k: &str, m: String| Error::config(file, format!("{prefix}.{k}"), m);
+        if db.kind != "postgresql" {
+            return Err(err("type", format!("only postgresql is supported, got {:?}", db.kind)));
+        }
+        if db.databases.is_empty() {
+            return Err(err("databases", "needs at least one env: database name".into()));
+        }
+        for (env, dbname) in &db.databases {
+            check_component(env).map_err(|m| err(&format!("databases.{env}"), format!("env name {m}")))?;
+            if dbname.is_empty() || dbname.len() > 63 || dbname.chars().any(|c| c.is_control()) {
+                return Err(err(&format!("databases.{env}"), "expected a PostgreSQL database name (1 to 63 bytes)".into()));
+            }
+        }
+        if db.user.is_empty() {
+            return Err(err("user", "must not be empty".into()));
+        }
+        if let Some(c) = &db.container
+            && (c.is_empty() || c.starts_with('-'))
+        {
+            return Err(err("container", format!("{c:?} is not a container name")));
+        }
+        let password_file = match db.password_file {
+            None => None,
+            Some(p) => {
+                let path = resolve(base, &p);
+                std::fs::File::open(&path).map_err(|e| err("password_file", format!("cannot read {}: {e}", path.display())))?;
+                Some(path)
+            }
+        };
+        let policy_name = db.policy.unwrap_or_else(|| "default".into());
+        let policy = policies.get(&policy_name).ok_or_else(|| {
+            let known: Vec<_> = policies.keys().map(String::as_str).collect();
+            err("policy", format!("unknown policy {policy_name:?} (known: {})", known.join(", ")))
+        })?;
+        let backup = db.backup.unwrap_or(raw::Backup { enabled: None, retention_days: None, verify_on_restore: None });
+        let policy = match backup.retention_days {
+            Some(0) => return Err(err("backup.retention_days", "must be positive".into())),
+            Some(days) => Arc::new((**policy).clone().with_daily_days(days)),
+            None => policy.clone(),
+        };
+        let encryption = match project_encryption.get(&name) {
+            Some(e) => e.clone(),
+            None => default_encryption.clone(),
+        };
+        if policy.encryption_required && encryption.is_none() {
+            return Err(err(
+                "policy",
+                format!("policy {policy_name:?} requires encryption but no encryption: is configured for this project"),
+            ));
+        }
+        let app_containers = match db.app_containers {
+            None => BTreeMap::new(),
+            Some(v @ serde_yaml::Value::Sequence(_)) => {
+                let all: Vec<String> = yaml::from_value(file, &format!("{prefix}.app_containers"), v)?;
+                db.databases.keys().map(|e| (e.clone(), all.clone())).collect()
+            }
+            Some(v @ serde_yaml::Value::Mapping(_)) => {
+                let per: BTreeMap<String, Vec<String>> = yaml::from_value(file, &format!("{prefix}.app_containers"), v)?;
+                if let Some(e) = per.keys().find(|e| !db.databases.contains_key(*e)) {
+                    return Err(err(&format!("app_containers.{e}"), "is not an env of databases:".into()));
+                }
+                per
+            }
+            Some(_) => return Err(err("app_containers", "expected a list of container names, or a map env -> list".into())),
+        };
+        let connection = Connection { container: db.container, host: db.host, port: db.port, user: db.user, password_file };
+        Ok(Project {
+            name,
+            connection,
+            databases: db.databases,
+            enabled: backup.enabled.unwrap_or(true),
+            verify_on_restore: backup.verify_on_restore.unwrap_or(true),
+            policy,
+            encryption,
+            app_containers,
+        })
+    }
+}

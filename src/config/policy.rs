@@ -1,0 +1,360 @@
+//! Retention policies: tiers, where each lives, its storage class, compression, encryption.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use super::raw;
+use crate::error::{Error, Result};
+
+/// A retention tier, ordered from the shortest period to the longest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TierName {
+    Daily,
+    Weekly,
+    Monthly,
+    Yearly,
+}
+
+impl TierName {
+    /// Every tier, shortest period first.
+    pub const ALL: [TierName; 4] = [TierName::Daily, TierName::Weekly, TierName::Monthly, TierName::Yearly];
+
+    /// The tier's name as used in paths and config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TierName::Daily => "daily",
+            TierName::Weekly => "weekly",
+            TierName::Monthly => "monthly",
+            TierName::Yearly => "yearly",
+        }
+    }
+
+    /// Parses a tier name.
+    pub fn parse(s: &str) -> Option<TierName> {
+        TierName::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// The approximate length of one period in days (for billing-duration sanity checks).
+    pub fn period_days(self) -> u64 {
+        match self {
+            TierName::Daily => 1,
+            TierName::Weekly => 7,
+            TierName::Monthly => 30,
+            TierName::Yearly => 365,
+        }
+    }
+}
+
+impl std::fmt::Display for TierName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a tier decides how long to keep its backups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retain {
+    /// The representatives of the newest N periods that have a backup.
+    Count(u32),
+    /// Every backup of the tier younger than N days, measured from the newest backup.
+    Days(u32),
+}
+
+impl Retain {
+    /// How many days a backup stays in the tier, roughly, for billing checks.
+    pub fn approx_days(self, tier: TierName) -> u64 {
+        match self {
+            Retain::Count(n) => u64::from(n) * tier.period_days(),
+            Retain::Days(n) => u64::from(n),
+        }
+    }
+}
+
+impl std::fmt::Display for Retain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Retain::Count(n) => write!(f, "keep {n}"),
+            Retain::Days(n) => write!(f, "keep_days {n}"),
+        }
+    }
+}
+
+/// Where a tier keeps its copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Location {
+    Local,
+    Remote,
+}
+
+/// An S3 storage class, with what it costs to delete early and whether reads need a thaw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StorageClass {
+    Standard,
+    StandardIa,
+    OnezoneIa,
+    IntelligentTiering,
+    GlacierIr,
+    Glacier,
+    DeepArchive,
+}
+
+impl StorageClass {
+    const ALL: [StorageClass; 7] = [
+        StorageClass::Standard,
+        StorageClass::StandardIa,
+        StorageClass::OnezoneIa,
+        StorageClass::IntelligentTiering,
+        StorageClass::GlacierIr,
+        StorageClass::Glacier,
+        StorageClass::DeepArchive,
+    ];
+
+    /// The name S3 uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageClass::Standard => "STANDARD",
+            StorageClass::StandardIa => "STANDARD_IA",
+            StorageClass::OnezoneIa => "ONEZONE_IA",
+            StorageClass::IntelligentTiering => "INTELLIGENT_TIERING",
+            StorageClass::GlacierIr => "GLACIER_IR",
+            StorageClass::Glacier => "GLACIER",
+            StorageClass::DeepArchive => "DEEP_ARCHIVE",
+        }
+    }
+
+    /// Parses an S3 storage class name (as S3 writes it).
+    pub fn parse(s: &str) -> Option<StorageClass> {
+        StorageClass::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// The minimum billable storage duration: deleting earlier is charged as if kept this long.
+    pub fn min_days(self) -> u64 {
+        match self {
+            StorageClass::Standard | StorageClass::IntelligentTiering => 0,
+            StorageClass::StandardIa | StorageClass::OnezoneIa => 30,
+            StorageClass::GlacierIr | StorageClass::Glacier => 90,
+            StorageClass::DeepArchive => 180,
+        }
+    }
+
+    /// Whether a GET needs a `RestoreObject` first.
+    pub fn needs_thaw(self) -> bool {
+        matches!(self, StorageClass::Glacier | StorageClass::DeepArchive)
+    }
+}
+
+impl std::fmt::Display for StorageClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One tier of a policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tier {
+    pub name: TierName,
+    pub retain: Retain,
+    pub locations: BTreeSet<Location>,
+    pub storage_class: StorageClass,
+}
+
+impl Tier {
+    /// Whether this tier keeps copies in `loc`.
+    pub fn lives(&self, loc: Location) -> bool {
+        self.locations.contains(&loc)
+    }
+}
+
+/// How a backup stream is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    Gzip(u32),
+    Zstd(i32),
+    None,
+}
+
+impl Compression {
+    /// The file-name extension (without dot), if any.
+    pub fn ext(self) -> Option<&'static str> {
+        match self {
+            Compression::Gzip(_) => Some("gz"),
+            Compression::Zstd(_) => Some("zst"),
+            Compression::None => None,
+        }
+    }
+
+    /// The name recorded in manifests.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Gzip(_) => "gzip",
+            Compression::Zstd(_) => "zstd",
+            Compression::None => "none",
+        }
+    }
+}
+
+/// How often `run` proves a backup restores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifySchedule {
+    Never,
+    Daily,
+    Weekly,
+    Monthly,
+}
+
+impl VerifySchedule {
+    /// The window within which the newest backup must have been verified (a day of slack).
+    pub fn window_days(self) -> Option<i64> {
+        match self {
+            VerifySchedule::Never => None,
+            VerifySchedule::Daily => Some(2),
+            VerifySchedule::Weekly => Some(8),
+            VerifySchedule::Monthly => Some(32),
+        }
+    }
+}
+
+/// A validated retention policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub name: String,
+    /// The file it came from (None for the built-in default).
+    pub file: Option<PathBuf>,
+    /// Tiers, shortest period first; `daily` is always present.
+    pub tiers: Vec<Tier>,
+    pub compression: Compression,
+    pub encryption_required: bool,
+    pub verify: VerifySchedule,
+    /// How many backups of each tag are kept.
+    pub tagged_keep: u32,
+    /// How old the newest backup may get before `audit` reports it.
+    pub max_backup_age_hours: Option<u64>,
+    /// A fall in size or rows larger than this percentage raises a warning.
+    pub anomaly_threshold_percent: Option<u32>,
+}
+
+/// The policy shipped as `policies/default.yml`, used when the policies folder has none.
+pub const BUILTIN_DEFAULT: &str = include_str!("../../policies/default.yml");
+
+impl Policy {
+    /// The tier named `name`, if the policy has it.
+    pub fn tier(&self, name: TierName) -> Option<&Tier> {
+        self.tiers.iter().find(|t| t.name == name)
+    }
+
+    /// Whether any tier wants copies off-site.
+    pub fn wants_remote(&self) -> bool {
+        self.tiers.iter().any(|t| t.lives(Location::Remote))
+    }
+
+    /// Replaces the daily tier's age (`retention_days` from projects.yml).
+    pub fn with_daily_days(mut self, days: u32) -> Policy {
+        if let Some(t) = self.tiers.iter_mut().find(|t| t.name == TierName::Daily) {
+            t.retain = Retain::Days(days);
+        }
+        self
+    }
+
+    /// Validates a raw policy read from `file` (or the built-in default when `file` is None).
+    pub fn from_raw(name: &str, file: Option<&Path>, raw: raw::Policy) -> Result<Policy> {
+        let shown = file.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("(built-in default policy)"));
+        let err = |key: &str, msg: String| Error::config(&shown, key, msg);
+        if raw.tiers.is_empty() {
+            return Err(err("tiers", "a policy needs at least the daily tier".into()));
+        }
+        let mut tiers = Vec::new();
+        for (tname, t) in raw.tiers {
+            let key = format!("tiers.{tname}");
+            let name = TierName::parse(&tname)
+                .ok_or_else(|| err(&key, format!("unknown tier {tname:?}; expected daily, weekly, monthly or yearly")))?;
+            let retain = match (t.keep, t.keep_days) {
+                (Some(n), None) => Retain::Count(
+                    positive(n).ok_or_else(|| err(&format!("{key}.keep"), format!("must be a positive whole number, got {n}")))?,
+                ),
+                (None, Some(n)) => Retain::Days(
+                    positive(n).ok_or_else(|| err(&format!("{key}.keep_days"), format!("must be a positive whole number, got {n}")))?,
+                ),
+                (Some(_), Some(_)) => return Err(err(&key, "give either keep or keep_days, not both".into())),
+                (None, None) => return Err(err(&key, "needs keep (a count of periods) or keep_days (an age in days)".into())),
+            };
+            let mut locations = BTreeSet::new();
+            for l in t.locations.unwrap_or_else(|| vec!["local".into()]) {
+                locations.insert(match l.as_str() {
+                    "local" => Location::Local,
+                    "remote" => Location::Remote,
+                    other => return Err(err(&format!("{key}.locations"), format!("unknown location {other:?}; expected local or remote"))),
+                });
+            }
+            if locations.is_empty() {
+                return Err(err(&format!("{key}.locations"), "must name local, remote or both".into()));
+            }
+            let storage_class = match t.storage_class {
+                None => StorageClass::Standard,
+                Some(c) => StorageClass::parse(&c).ok_or_else(|| {
+                    let all: Vec<_> = StorageClass::ALL.iter().map(|c| c.as_str()).collect();
+                    err(&format!("{key}.storage_class"), format!("unknown storage class {c:?}; expected one of {}", all.join(", ")))
+                })?,
+            };
+            tiers.push(Tier { name, retain, locations, storage_class });
+        }
+        tiers.sort_by_key(|t| t.name);
+        if tiers[0].name != TierName::Daily {
+            return Err(err("tiers.daily", "is required: every backup belongs to the daily tier".into()));
+        }
+        let level = raw.compression_level;
+        let compression = match raw.compression.as_deref().unwrap_or("gzip") {
+            "gzip" => {
+                let l = level.unwrap_or(6);
+                if !(1..=9).contains(&l) {
+                    return Err(err("compression_level", format!("gzip levels are 1 to 9, got {l}")));
+                }
+                Compression::Gzip(l as u32)
+            }
+            "zstd" => {
+                let l = level.unwrap_or(3);
+                if !(1..=19).contains(&l) {
+                    return Err(err("compression_level", format!("zstd levels are 1 to 19, got {l}")));
+                }
+                Compression::Zstd(l)
+            }
+            "none" => Compression::None,
+            other => return Err(err("compression", format!("unknown compression {other:?}; expected gzip, zstd or none"))),
+        };
+        let encryption_required = match raw.encryption.as_deref().unwrap_or("optional") {
+            "required" => true,
+            "optional" => false,
+            other => return Err(err("encryption", format!("expected required or optional, got {other:?}"))),
+        };
+        let verify = match raw.verify.as_deref().unwrap_or("weekly") {
+            "never" => VerifySchedule::Never,
+            "daily" => VerifySchedule::Daily,
+            "weekly" => VerifySchedule::Weekly,
+            "monthly" => VerifySchedule::Monthly,
+            other => return Err(err("verify", format!("expected never, daily, weekly or monthly, got {other:?}"))),
+        };
+        let tagged_keep = match raw.tagged_keep {
+            None => 5,
+            Some(n) => positive(n).ok_or_else(|| err("tagged_keep", format!("must be a positive whole number, got {n}")))?,
+        };
+        if raw.max_backup_age_hours == Some(0) {
+            return Err(err("max_backup_age_hours", "must be positive".into()));
+        }
+        Ok(Policy {
+            name: name.to_string(),
+            file: file.map(Path::to_path_buf),
+            tiers,
+            compression,
+            encryption_required,
+            verify,
+            tagged_keep,
+            max_backup_age_hours: raw.max_backup_age_hours,
+            anomaly_threshold_percent: raw.anomaly_threshold_percent,
+        })
+    }
+}
+
+fn positive(n: i64) -> Option<u32> {
+    u32::try_from(n).ok().filter(|n| *n > 0)
+}

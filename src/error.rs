@@ -1,0 +1,81 @@
+//! The library's error type and how each kind maps to an exit code.
+
+use std::path::PathBuf;
+
+/// Every failure pgtier reports. The variant decides the exit code; the text is for a human.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The command line was wrong (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// A configuration file is wrong: names the file, the key path and what was expected (exit 2).
+    #[error("{file}: {key}: {message}")]
+    Config { file: PathBuf, key: String, message: String },
+    /// An operation failed or found a problem (exit 1).
+    #[error("{0}")]
+    Failed(String),
+    /// An I/O error with the path it concerned (exit 1).
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The crate-wide result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The process exit code for this error: 2 for bad usage or configuration, 1 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_) | Error::Config { .. } => 2,
+            Error::Failed(_) | Error::Io { .. } => 1,
+        }
+    }
+
+    /// A configuration error naming the file and key path.
+    pub fn config(file: impl Into<PathBuf>, key: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Config { file: file.into(), key: key.into(), message: message.into() }
+    }
+
+    /// Wraps an I/O error with the path it concerned.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+
+    /// Prefixes the message with context, keeping the kind (and so the exit code).
+    pub fn context(self, what: impl std::fmt::Display) -> Self {
+        match self {
+            Error::Usage(m) => Error::Usage(format!("{what}: {m}")),
+            Error::Failed(m) => Error::Failed(format!("{what}: {m}")),
+            Error::Io { path, source } => Error::Failed(format!("{what}: {}: {source}", path.display())),
+            c @ Error::Config { .. } => c,
+        }
+    }
+}
+
+/// Builds an `Error::Failed` from a format string.
+#[macro_export]
+macro_rules! failed {
+    ($($arg:tt)*) => { $crate::error::Error::Failed(format!($($arg)*)) };
+}
+
+/// Builds an `Error::Usage` from a format string.
+#[macro_export]
+macro_rules! usage {
+    ($($arg:tt)*) => { $crate::error::Error::Usage(format!($($arg)*)) };
+}
+
+/// Adds a path to `std::io::Result`s.
+pub trait IoContext<T> {
+    /// Converts an I/O error into `Error::Io` naming `path`.
+    fn at(self, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|e| Error::io(path, e))
+    }
+}

@@ -1,0 +1,191 @@
+//! Crash-safe file handling: private folders, files that appear only when complete, and
+//! temporary names that a later run can tell apart from live ones.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, IoContext, Result};
+
+/// Suffix of a file being written; a `.name.partial` never counts as a backup.
+pub const PARTIAL_SUFFIX: &str = ".partial";
+
+/// Creates `dir` and its missing parents with mode 0700.
+pub fn ensure_private_dir(dir: &Path) -> Result<()> {
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).at(dir)?;
+    let meta = std::fs::metadata(dir).at(dir)?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).at(dir)?;
+    }
+    Ok(())
+}
+
+/// fsyncs a folder so a rename inside it survives a crash.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|f| f.sync_all()).at(dir)
+}
+
+/// Writes `bytes` to `path` atomically (temporary name, fsync, rename, fsync folder), mode 0600.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut partial = PartialFile::create(path)?;
+    partial.file().write_all(bytes).at(partial.path())?;
+    partial.commit()
+}
+
+/// A file being written under `.NAME.partial` beside its final name, locked while open so
+/// cleanup can tell a live writer from a crashed one. Dropped without `commit`, it is removed.
+#[derive(Debug)]
+pub struct PartialFile {
+    file: Option<File>,
+    partial: PathBuf,
+    target: PathBuf,
+}
+
+impl PartialFile {
+    /// The temporary name used for `target`.
+    pub fn partial_path(target: &Path) -> PathBuf {
+        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        target.with_file_name(format!(".{name}{PARTIAL_SUFFIX}"))
+    }
+
+    /// Creates the temporary file exclusively: fails with `AlreadyExists` if another writer has it.
+    pub fn create(target: &Path) -> Result<PartialFile> {
+        let partial = Self::partial_path(target);
+        match Self::try_create(target) {
+            Ok(Some(p)) => Ok(p),
+            Ok(None) => Err(Error::Failed(format!("{} is being written by another pgtier process", partial.display()))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Like `create`, but returns `None` when a live writer already holds the name. A stale
+    /// partial left by a crashed writer is removed and the name taken over.
+    pub fn try_create(target: &Path) -> Result<Option<PartialFile>> {
+        let partial = Self::partial_path(target);
+        for _ in 0..2 {
+            match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&partial) {
+                Ok(file) => {
+                    try_lock(&file).at(&partial)?;
+                    return Ok(Some(PartialFile { file: Some(file), partial, target: target.to_path_buf() }));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if !remove_if_stale(&partial)? {
+                        return Ok(None);
+                    }
+                }
+                Err(e) => return Err(Error::io(&partial, e)),
+            }
+        }
+        Ok(None)
+    }
+
+    /// The open temporary file.
+    pub fn file(&mut self) -> &mut File {
+        self.file.as_mut().expect("partial file is open until commit")
+    }
+
+    /// The temporary path.
+    pub fn path(&self) -> &Path {
+        &self.partial
+    }
+
+    /// The name the file will have once committed.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// fsyncs, renames to the final name and fsyncs the folder.
+    pub fn commit(mut self) -> Result<()> {
+        let file = self.file.take().expect("commit once");
+        file.sync_all().at(&self.partial)?;
+        std::fs::rename(&self.partial, &self.target).at(&self.target)?;
+        drop(file);
+        if let Some(dir) = self.target.parent() {
+            sync_dir(dir)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PartialFile {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = std::fs::remove_file(&self.partial);
+        }
+    }
+}
+
+/// An exclusive lock on a folder's `.pgtier-lock` file, held until dropped. Serialises the
+/// decisions that must see every manifest of an env (tier assignment, pruning).
+pub struct DirLock {
+    _file: File,
+}
+
+impl DirLock {
+    /// Blocks until the lock on `dir` is ours.
+    pub fn acquire(dir: &Path) -> Result<DirLock> {
+        let path = dir.join(".pgtier-lock");
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(&path).at(&path)?;
+        // SAFETY: flock on a valid open descriptor has no memory-safety preconditions.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        if rc != 0 {
+            return Err(Error::io(&path, std::io::Error::last_os_error()));
+        }
+        Ok(DirLock { _file: file })
+    }
+}
+
+/// Removes a `.partial` file if no live writer holds its lock; returns whether it is gone.
+pub fn remove_if_stale(partial: &Path) -> Result<bool> {
+    let file = match File::open(partial) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(Error::io(partial, e)),
+    };
+    match try_lock(&file) {
+        Ok(()) => {
+            std::fs::remove_file(partial)
+                .or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) })
+                .at(partial)?;
+            Ok(true)
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(false),
+        Err(e) => Err(Error::io(partial, e)),
+    }
+}
+
+/// Takes an exclusive flock without waiting; it lives as long as the file descriptor.
+pub fn try_lock(file: &File) -> std::io::Result<()> {
+    // SAFETY: flock on a valid open descriptor has no memory-safety preconditions.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}
+
+/// Free bytes available to unprivileged users on the filesystem holding `path`.
+pub fn free_space(path: &Path) -> Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c =
+        std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::Failed(format!("{}: path contains NUL", path.display())))?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a valid out-pointer.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    if rc != 0 {
+        return Err(Error::io(path, std::io::Error::last_os_error()));
+    }
+    Ok(st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+/// Warns when a secret file can be read by group or others.
+pub fn warn_if_loose(path: &Path, what: &str) {
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(
+            "{what} {} is readable by group or others (mode {:o}); chmod 600 it",
+            path.display(),
+            meta.permissions().mode() & 0o777
+        );
+    }
+}

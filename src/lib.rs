@@ -1,0 +1,24 @@
+//! pgtier: PostgreSQL backups in daily/weekly/monthly tiers, encrypted, synced to S3 with a
+//! storage class per tier, proven by restore drills, and restorable after the host is gone.
+//!
+//! Layers: `cli` (thin commands) -> operations (`backup`, `restore`, `retention`, ...) ->
+//! parts (`config`, `pipeline`, `crypto`, `postgres`, `catalog`).
+
+pub mod apps;
+pub mod backup;
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod fsutil;
+pub mod manifest;
+pub mod names;
+pub mod pipeline;
+pub mod postgres;
+pub mod restore;
+pub mod retention;
+pub mod signals;
+pub mod ui;
+
+pub use error::{Error, Result};

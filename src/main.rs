@@ -1,0 +1,31 @@
+//! The pgtier binary: parse arguments, set up logging, run the command, map errors to exit codes.
+
+use clap::Parser;
+
+fn main() {
+    let cli = pgtier::cli::Cli::parse();
+    init_tracing(cli.verbose, cli.quiet);
+    pgtier::signals::install();
+    let code = match pgtier::cli::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e}");
+            e.exit_code()
+        }
+    };
+    let code = if pgtier::signals::interrupted() && code != 0 { 130 } else { code };
+    std::process::exit(code);
+}
+
+fn init_tracing(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = EnvFilter::try_from_env("PGTIER_LOG").unwrap_or_else(|_| EnvFilter::new(format!("pgtier={level},warn")));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).with_target(false).without_time().init();
+}

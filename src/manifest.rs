@@ -1,0 +1,186 @@
+//! The sidecar manifest: what a backup holds and how to check it. A backup exists when its
+//! manifest does; the manifest is written last, atomically.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::TierName;
+use crate::error::{Error, IoContext, Result};
+use crate::names::{Kind, Stem};
+
+/// The manifest format this build writes; older ones are read, newer ones refused.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Manifests are small; a larger file is not one of ours.
+const MAX_MANIFEST_BYTES: u64 = 16 << 20;
+
+/// Everything pgtier records about one backup.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub format_version: u32,
+    pub kind: Kind,
+    pub project: String,
+    pub env: String,
+    /// The database dumped (for globals: the database connected to).
+    pub database: String,
+    pub created_at: DateTime<Utc>,
+    /// The stored file's name, in the same folder as the manifest.
+    pub file: String,
+    /// `custom` (pg_dump -Fc), `plain` (SQL text: globals and adopted SQL dumps).
+    pub format: String,
+    pub compression: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression_level: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionInfo>,
+    /// Size of the stored bytes.
+    pub size: u64,
+    /// SHA-256 (hex) of the stored bytes.
+    pub sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pg_dump_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_version: Option<String>,
+    /// Row counts per table (`schema.table`), taken in the dump's snapshot. None when unknown
+    /// (adopted files, globals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tables: Option<BTreeMap<String, u64>>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// The tiers this backup was assigned when it was taken (stable: never re-decided).
+    #[serde(default)]
+    pub tiers: Vec<TierName>,
+    /// How long pg_dump and the pipeline took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
+    /// Set when the manifest was written by `adopt` for a file made by the old scripts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopted: bool,
+    /// Restore drills of this backup, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verifications: Vec<Verification>,
+}
+
+/// How a backup is encrypted: the scheme and public identifiers, never a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionInfo {
+    /// `age` or `gpg`.
+    pub scheme: String,
+    /// age recipients (public keys) or OpenPGP key fingerprints; `passphrase` for symmetric.
+    pub recipients: Vec<String>,
+}
+
+/// The outcome of one restore drill.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verification {
+    pub at: DateTime<Utc>,
+    pub ok: bool,
+    /// `local` or `remote`.
+    pub from: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
+}
+
+impl Manifest {
+    /// The backup's stem, parsed from its file name.
+    pub fn stem(&self) -> Option<Stem> {
+        Stem::split_file_name(&self.file).map(|(s, _)| s)
+    }
+
+    /// The manifest's own file name: `{stem}.json`.
+    pub fn manifest_name(&self) -> Result<String> {
+        Ok(format!("{}.json", self.checked_stem()?))
+    }
+
+    /// The stem, or an error if the manifest names a file that is not a backup name.
+    pub fn checked_stem(&self) -> Result<Stem> {
+        self.stem().ok_or_else(|| Error::Failed(format!("manifest names file {:?}, which is not a pgtier backup name", self.file)))
+    }
+
+    /// The newest successful verification, if any.
+    pub fn last_verified_ok(&self) -> Option<&Verification> {
+        self.verifications.iter().rev().find(|v| v.ok)
+    }
+
+    /// Parses and checks a manifest's bytes; `expected_stem` is the stem its own file name carries.
+    pub fn from_bytes(bytes: &[u8], source: &Path, expected_stem: Option<&Stem>) -> Result<Manifest> {
+        let m: Manifest =
+            serde_json::from_slice(bytes).map_err(|e| Error::Failed(format!("{}: not a valid pgtier manifest: {e}", source.display())))?;
+        if m.format_version == 0 || m.format_version > FORMAT_VERSION {
+            return Err(Error::Failed(format!(
+                "{}: manifest format {} is not supported by this pgtier (max {FORMAT_VERSION})",
+                source.display(),
+                m.format_version
+            )));
+        }
+        // The file name comes from the manifest; refuse anything that could leave the folder.
+        let (stem, rest) = Stem::split_file_name(&m.file)
+            .ok_or_else(|| Error::Failed(format!("{}: names file {:?}, which is not a pgtier backup name", source.display(), m.file)))?;
+        if m.file.contains('/') || m.file.contains('\\') || rest.contains("..") || rest == ".json" || !valid_suffix(rest) {
+            return Err(Error::Failed(format!("{}: names file {:?}, which is not a pgtier backup file", source.display(), m.file)));
+        }
+        if let Some(want) = expected_stem
+            && &stem != want
+        {
+            return Err(Error::Failed(format!("{}: describes {:?}, not {want}", source.display(), m.file)));
+        }
+        if stem.kind != m.kind {
+            return Err(Error::Failed(format!("{}: kind {:?} does not match file {:?}", source.display(), m.kind, m.file)));
+        }
+        if m.sha256.len() != 64 || !m.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::Failed(format!("{}: sha256 is not 64 hex digits", source.display())));
+        }
+        Ok(m)
+    }
+
+    /// Reads and checks the manifest at `path`.
+    pub fn read(path: &Path) -> Result<Manifest> {
+        let meta = std::fs::metadata(path).at(path)?;
+        if meta.len() > MAX_MANIFEST_BYTES {
+            return Err(Error::Failed(format!("{}: {} bytes is too large for a manifest", path.display(), meta.len())));
+        }
+        let bytes = std::fs::read(path).at(path)?;
+        let expected = path.file_stem().and_then(|s| s.to_str()).and_then(Stem::parse);
+        Manifest::from_bytes(&bytes, path, expected.as_ref())
+    }
+
+    /// Pretty JSON with a trailing newline.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).expect("manifest serialises");
+        v.push(b'\n');
+        v
+    }
+}
+
+/// The suffixes a backup file may carry after its stem.
+fn valid_suffix(rest: &str) -> bool {
+    let mut parts = rest.strip_prefix('.').unwrap_or("").split('.');
+    let Some(payload) = parts.next() else { return false };
+    if !matches!(payload, "dump" | "sql") {
+        return false;
+    }
+    parts.all(|p| matches!(p, "gz" | "zst" | "age" | "gpg"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffixes() {
+        for ok in [".dump", ".dump.gz", ".dump.zst.age", ".sql.gz.gpg", ".sql.gz"] {
+            assert!(valid_suffix(ok), "{ok}");
+        }
+        for bad in [".json", ".dump.exe", "", ".gz", ".dump.gz/../../x"] {
+            assert!(!valid_suffix(bad), "{bad}");
+        }
+    }
+}

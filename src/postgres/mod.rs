@@ -1,0 +1,336 @@
+//! Talking to PostgreSQL through its own tools (psql, pg_dump, pg_restore, pg_dumpall), either
+//! directly with libpq settings or through `docker exec` into the configured container.
+//! Passwords travel in a private libpq passfile or the environment, never in argv.
+
+mod admin;
+mod session;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+pub use admin::{DbInfo, count_rows_sql, quote_ident, quote_literal};
+pub use session::Session;
+
+use crate::config::Connection;
+use crate::error::{Error, IoContext, Result};
+
+/// A PostgreSQL version as reported by a server or a tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version {
+    pub major: u32,
+    pub minor: u32,
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+impl Version {
+    /// Parses `server_version_num` (150018 -> 15.18).
+    pub fn from_num(n: u32) -> Version {
+        Version { major: n / 10000, minor: n % 10000 }
+    }
+
+    /// Parses the first version number in a tool's `--version` line.
+    pub fn from_tool_output(s: &str) -> Option<Version> {
+        let word = s.split_whitespace().find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))?;
+        let mut parts = word.split(|c: char| !c.is_ascii_digit()).filter(|p| !p.is_empty());
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        Some(Version { major, minor })
+    }
+}
+
+/// The folders where Debian-style installs keep each major version's tools.
+const VERSIONED_BINDIRS: &str = "/usr/lib/postgresql";
+
+/// A way to run PostgreSQL tools against one server, with its credentials set up.
+pub struct Pg {
+    conn: Connection,
+    /// Folder of the tools matching the server (direct mode); None means PATH.
+    bindir: Option<PathBuf>,
+    server: Version,
+    pg_dump: Version,
+    /// A private folder holding the libpq passfile (direct mode with password_file).
+    passfile: Option<tempfile::TempDir>,
+    /// The password for container mode, passed to docker's environment.
+    password: Option<zeroize::Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for Pg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pg")
+            .field("container", &self.conn.container)
+            .field("bindir", &self.bindir)
+            .field("server", &self.server)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pg {
+    /// Sets up credentials, asks the server its version (through `admin_db`), and picks a
+    /// pg_dump that is not older than the server.
+    pub fn connect(conn: &Connection, pg_bindir: Option<&Path>, admin_db: &str) -> Result<Pg> {
+        let mut pg = Pg {
+            conn: conn.clone(),
+            bindir: pg_bindir.map(Path::to_path_buf).or_else(newest_bindir),
+            server: Version { major: 0, minor: 0 },
+            pg_dump: Version { major: 0, minor: 0 },
+            passfile: None,
+            password: None,
+        };
+        if let Some(pf) = &conn.password_file {
+            crate::fsutil::warn_if_loose(pf, "password_file");
+            let password = read_secret_line(pf)?;
+            if conn.container.is_some() {
+                pg.password = Some(password);
+            } else {
+                pg.passfile = Some(write_passfile(&password)?);
+            }
+        }
+        let mut s = pg.session(admin_db)?;
+        let num: String = s.query_value("SELECT current_setting('server_version_num')")?;
+        s.close()?;
+        pg.server = Version::from_num(num.trim().parse().map_err(|_| crate::failed!("server answered server_version_num {num:?}"))?);
+        if conn.container.is_none() && pg_bindir.is_none() {
+            pg.bindir = matching_bindir(pg.server.major);
+        }
+        pg.pg_dump = pg.tool_version("pg_dump")?;
+        if pg.pg_dump.major < pg.server.major {
+            return Err(crate::failed!(
+                "pg_dump {} ({}) is older than the server ({}): it cannot dump this server. Install the PostgreSQL {} client tools{}",
+                pg.pg_dump,
+                pg.tool_path("pg_dump").display(),
+                pg.server,
+                pg.server.major,
+                if conn.container.is_some() { " in the container" } else { " or set pg_bindir in pgtier.yml" }
+            ));
+        }
+        Ok(pg)
+    }
+
+    /// The server's version.
+    pub fn server_version(&self) -> Version {
+        self.server
+    }
+
+    /// The version of the pg_dump that will be used.
+    pub fn pg_dump_version(&self) -> Version {
+        self.pg_dump
+    }
+
+    /// The connecting role.
+    pub fn user(&self) -> &str {
+        &self.conn.user
+    }
+
+    fn tool_path(&self, tool: &str) -> PathBuf {
+        match (&self.conn.container, &self.bindir) {
+            (None, Some(dir)) => dir.join(tool),
+            _ => PathBuf::from(tool),
+        }
+    }
+
+    fn tool_version(&self, tool: &str) -> Result<Version> {
+        let out = self
+            .command(tool, None)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| spawn_error(&self.tool_path(tool), &self.conn, e))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        Version::from_tool_output(&text)
+            .ok_or_else(|| crate::failed!("{} --version printed {:?}", self.tool_path(tool).display(), text.trim()))
+    }
+
+    /// A command running `tool` against the server (`docker exec -i` in container mode), with
+    /// the connection settings in its environment.
+    /// The database goes in PGDATABASE, where libpq never reads it as a connection string.
+    pub fn command(&self, tool: &str, database: Option<&str>) -> Command {
+        let mut vars: Vec<(&str, String)> =
+            vec![("PGUSER", self.conn.user.clone()), ("PGAPPNAME", "pgtier".into()), ("PGCONNECT_TIMEOUT", "10".into())];
+        if let Some(db) = database {
+            vars.push(("PGDATABASE", db.to_string()));
+        }
+        if let Some(h) = &self.conn.host {
+            vars.push(("PGHOST", h.clone()));
+        }
+        if let Some(p) = self.conn.port {
+            vars.push(("PGPORT", p.to_string()));
+        }
+        match &self.conn.container {
+            Some(container) => {
+                let mut cmd = Command::new("docker");
+                cmd.args(["exec", "-i"]);
+                for (k, v) in &vars {
+                    cmd.arg("-e").arg(format!("{k}={v}"));
+                }
+                if let Some(pw) = &self.password {
+                    // `-e NAME` without a value copies NAME from docker's own environment.
+                    cmd.args(["-e", "PGPASSWORD"]);
+                    cmd.env("PGPASSWORD", pw.as_str());
+                }
+                cmd.arg(container).arg(tool);
+                cmd
+            }
+            None => {
+                let mut cmd = Command::new(self.tool_path(tool));
+                for (k, v) in vars {
+                    cmd.env(k, v);
+                }
+                if let Some(dir) = &self.passfile {
+                    cmd.env("PGPASSFILE", dir.path().join("pgpass"));
+                }
+                cmd
+            }
+        }
+    }
+
+    /// Starts `tool` on `database` with `args`, stdout piped, stderr collected (last 64 KiB)
+    /// for error messages.
+    pub fn spawn(&self, tool: &str, database: Option<&str>, args: &[String], stdin: Stdio) -> Result<Running> {
+        let mut cmd = self.command(tool, database);
+        cmd.args(args).stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
+        tracing::debug!("running {tool} {}", args.join(" "));
+        let mut child = cmd.spawn().map_err(|e| spawn_error(&self.tool_path(tool), &self.conn, e))?;
+        let stderr = child.stderr.take().expect("piped stderr");
+        let tail = Arc::new(Mutex::new(Vec::new()));
+        let collector = spawn_stderr_collector(tool.to_string(), stderr, Arc::clone(&tail));
+        Ok(Running { tool: tool.to_string(), child, stderr: tail, collector: Some(collector) })
+    }
+
+    /// Opens a psql session on `database`.
+    pub fn session(&self, database: &str) -> Result<Session> {
+        Session::start(self, database)
+    }
+}
+
+/// A running tool whose stderr is being collected.
+pub struct Running {
+    pub tool: String,
+    pub child: Child,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    collector: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Waits for the tool; a non-zero exit becomes an error carrying its stderr.
+    pub fn wait(mut self) -> Result<()> {
+        let status = self.child.wait().map_err(|e| crate::failed!("waiting for {}: {e}", self.tool))?;
+        if let Some(c) = self.collector.take() {
+            let _ = c.join();
+        }
+        if status.success() {
+            return Ok(());
+        }
+        let err = self.stderr_text();
+        let how = match status.code() {
+            Some(c) => format!("exited with status {c}"),
+            None => "was killed by a signal".to_string(),
+        };
+        Err(crate::failed!("{} {how}{}", self.tool, if err.is_empty() { String::new() } else { format!(": {err}") }))
+    }
+
+    /// Kills the tool (after a failure elsewhere in the pipeline) and reaps it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(c) = self.collector.take() {
+            let _ = c.join();
+        }
+    }
+
+    /// What the tool printed on stderr (the last 64 KiB), trimmed.
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().expect("stderr buffer")).trim().to_string()
+    }
+}
+
+fn spawn_stderr_collector(tool: String, mut stderr: impl Read + Send + 'static, tail: Arc<Mutex<Vec<u8>>>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        loop {
+            match stderr.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    tracing::trace!("{tool}: {}", String::from_utf8_lossy(&buf[..n]).trim_end());
+                    let mut t = tail.lock().expect("stderr buffer");
+                    t.extend_from_slice(&buf[..n]);
+                    let len = t.len();
+                    if len > 64 * 1024 {
+                        t.drain(..len - 64 * 1024);
+                    }
+                }
+            }
+        }
+    })
+}
+
+fn spawn_error(path: &Path, conn: &Connection, e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        if conn.container.is_some() {
+            return crate::failed!("cannot run docker (needed for container: {}): {e}", conn.container.as_deref().unwrap_or(""));
+        }
+        return crate::failed!(
+            "cannot run {}: not found; install the PostgreSQL client tools or set pg_bindir in pgtier.yml",
+            path.display()
+        );
+    }
+    crate::failed!("cannot run {}: {e}", path.display())
+}
+
+/// Reads the first line of a secret file, without its line ending.
+pub fn read_secret_line(path: &Path) -> Result<zeroize::Zeroizing<String>> {
+    let bytes = zeroize::Zeroizing::new(std::fs::read(path).at(path)?);
+    let text = std::str::from_utf8(&bytes).map_err(|_| crate::failed!("{}: is not UTF-8 text", path.display()))?;
+    let line = text.split('\n').next().unwrap_or("").trim_end_matches('\r');
+    if line.is_empty() {
+        return Err(crate::failed!("{}: the first line is empty", path.display()));
+    }
+    Ok(zeroize::Zeroizing::new(line.to_string()))
+}
+
+fn write_passfile(password: &str) -> Result<tempfile::TempDir> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("pgtier-pgpass-")
+        .tempdir()
+        .map_err(|e| crate::failed!("cannot create a private temporary folder: {e}"))?;
+    let path = dir.path().join("pgpass");
+    let escaped = zeroize::Zeroizing::new(password.replace('\\', "\\\\").replace(':', "\\:"));
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).at(&path)?;
+    f.write_all(b"*:*:*:*:").and_then(|_| f.write_all(escaped.as_bytes())).and_then(|_| f.write_all(b"\n")).at(&path)?;
+    Ok(dir)
+}
+
+/// Installed versioned tool folders (`/usr/lib/postgresql/N/bin`), by major version.
+fn versioned_bindirs() -> Vec<(u32, PathBuf)> {
+    let root = std::env::var_os("PGTIER_PG_VERSIONED_ROOT").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(VERSIONED_BINDIRS));
+    let mut out: Vec<(u32, PathBuf)> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let major: u32 = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("pg_dump").is_file().then_some((major, bin))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn newest_bindir() -> Option<PathBuf> {
+    versioned_bindirs().pop().map(|(_, d)| d)
+}
+
+/// The tools folder for a server of `major`: the same major if installed, else the oldest newer
+/// one, else none (PATH), so the version check can name what is missing.
+fn matching_bindir(major: u32) -> Option<PathBuf> {
+    let dirs = versioned_bindirs();
+    dirs.iter().find(|(m, _)| *m == major).or_else(|| dirs.iter().find(|(m, _)| *m > major)).map(|(_, d)| d.clone())
+}

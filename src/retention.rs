@@ -1,0 +1,266 @@
+//! The retention planner: a pure function from (backups, policy, now) to a keep/delete decision
+//! for every backup, with the rules that decided it. Nothing here touches files.
+//!
+//! Semantics: every untagged backup is `daily`; it is also the `weekly` (`monthly`, `yearly`)
+//! backup if it is the first of its ISO week (month, year), UTC. Tiers recorded in a manifest
+//! when the backup was taken are never re-decided, so a promoted backup is never superseded.
+//! `keep: N` keeps the representatives of the newest N periods that have one; `keep_days: N`
+//! keeps members younger than N×24h measured from the newest backup, not the clock.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Datelike, Duration, Utc};
+use serde::Serialize;
+
+use crate::config::{Location, Policy, Retain, TierName};
+
+/// One backup as the planner sees it.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// The backup's stem, for reporting.
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+    pub tags: Vec<String>,
+    /// Tiers recorded when the backup was taken; they win over first-of-period.
+    pub recorded_tiers: BTreeSet<TierName>,
+}
+
+/// What the planner decided for one backup.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+    /// Tiers the backup belongs to.
+    pub tiers: BTreeSet<TierName>,
+    /// Tiers whose retention keeps it.
+    pub kept_by: BTreeSet<TierName>,
+    /// Kept by its tag's count.
+    pub tag_kept: bool,
+    /// The newest backup, kept whatever the policy says.
+    pub newest: bool,
+    pub keep: bool,
+    pub reasons: Vec<String>,
+}
+
+impl Decision {
+    /// Whether a copy belongs at `loc`. Without a remote, remote tiers are kept locally.
+    pub fn keep_at(&self, loc: Location, policy: &Policy, remote_configured: bool) -> bool {
+        match loc {
+            Location::Local => {
+                self.newest
+                    || self.tag_kept
+                    || self.kept_by.iter().any(|t| policy.tier(*t).is_some_and(|t| t.lives(Location::Local) || !remote_configured))
+            }
+            Location::Remote => remote_configured && !self.remote_tiers(policy).is_empty(),
+        }
+    }
+
+    /// The tiers keeping this backup that live off-site.
+    pub fn remote_tiers(&self, policy: &Policy) -> BTreeSet<TierName> {
+        self.kept_by.iter().copied().filter(|t| policy.tier(*t).is_some_and(|t| t.lives(Location::Remote))).collect()
+    }
+}
+
+/// The period of `tier` that `t` falls in, as a sortable key.
+pub fn period(tier: TierName, t: DateTime<Utc>) -> (i32, u32, u32) {
+    match tier {
+        TierName::Daily => (t.year(), t.month(), t.day()),
+        TierName::Weekly => {
+            let w = t.iso_week();
+            (w.year(), w.week(), 0)
+        }
+        TierName::Monthly => (t.year(), t.month(), 0),
+        TierName::Yearly => (t.year(), 0, 0),
+    }
+}
+
+fn period_label(tier: TierName, p: (i32, u32, u32)) -> String {
+    match tier {
+        TierName::Daily => format!("{:04}-{:02}-{:02}", p.0, p.1, p.2),
+        TierName::Weekly => format!("{:04}-W{:02}", p.0, p.1),
+        TierName::Monthly => format!("{:04}-{:02}", p.0, p.1),
+        TierName::Yearly => format!("{:04}", p.0),
+    }
+}
+
+fn period_noun(tier: TierName, n: u32) -> String {
+    let noun = match tier {
+        TierName::Daily => "day",
+        TierName::Weekly => "week",
+        TierName::Monthly => "month",
+        TierName::Yearly => "year",
+    };
+    if n == 1 { format!("{n} {noun}") } else { format!("{n} {noun}s") }
+}
+
+/// The members of each non-daily tier: for each period, the recorded representative, else the
+/// first backup of the period. Indices refer to `untagged`, which is sorted by time.
+fn representatives(untagged: &[&Candidate], tier: TierName) -> BTreeMap<(i32, u32, u32), usize> {
+    let mut reps: BTreeMap<(i32, u32, u32), (bool, usize)> = BTreeMap::new();
+    for (i, c) in untagged.iter().enumerate() {
+        let recorded = c.recorded_tiers.contains(&tier);
+        reps.entry(period(tier, c.created_at))
+            .and_modify(|cur| {
+                // A recorded member wins over an unrecorded earlier one; otherwise the first stays.
+                if recorded && !cur.0 {
+                    *cur = (true, i);
+                }
+            })
+            .or_insert((recorded, i));
+    }
+    reps.into_iter().map(|(p, (_, i))| (p, i)).collect()
+}
+
+/// The tiers a backup taken at `created_at` joins, given the backups that already exist.
+pub fn tiers_for_new(existing: &[Candidate], created_at: DateTime<Utc>, policy: &Policy) -> BTreeSet<TierName> {
+    let mut tiers = BTreeSet::from([TierName::Daily]);
+    for tier in policy.tiers.iter().map(|t| t.name).filter(|t| *t != TierName::Daily) {
+        let p = period(tier, created_at);
+        let taken = existing
+            .iter()
+            .filter(|c| c.tags.is_empty() && period(tier, c.created_at) == p)
+            .any(|c| c.recorded_tiers.contains(&tier) || c.created_at <= created_at);
+        if !taken {
+            tiers.insert(tier);
+        }
+    }
+    tiers
+}
+
+/// Plans every candidate against `policy` as of `now`. Backups taken after `now` (a drill with
+/// `--now` in the past, a clock that jumped) are kept and left out of the planning.
+pub fn plan(candidates: &[Candidate], policy: &Policy, now: DateTime<Utc>) -> Vec<Decision> {
+    let (past, future): (Vec<Candidate>, Vec<Candidate>) = candidates.iter().cloned().partition(|c| c.created_at <= now);
+    let mut decisions = plan_past(&past, policy);
+    for c in future {
+        decisions.push(Decision {
+            id: c.id,
+            created_at: c.created_at,
+            tiers: c.recorded_tiers,
+            kept_by: BTreeSet::new(),
+            tag_kept: false,
+            newest: false,
+            keep: true,
+            reasons: vec![format!("taken after {}: not planned yet", now.format("%Y-%m-%dT%H:%M:%SZ"))],
+        });
+    }
+    decisions.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
+    decisions
+}
+
+fn plan_past(candidates: &[Candidate], policy: &Policy) -> Vec<Decision> {
+    let mut order: Vec<usize> = (0..candidates.len()).collect();
+    order.sort_by(|&a, &b| candidates[a].created_at.cmp(&candidates[b].created_at).then_with(|| candidates[a].id.cmp(&candidates[b].id)));
+    let mut decisions: Vec<Decision> = order
+        .iter()
+        .map(|&i| {
+            let c = &candidates[i];
+            Decision {
+                id: c.id.clone(),
+                created_at: c.created_at,
+                tiers: BTreeSet::new(),
+                kept_by: BTreeSet::new(),
+                tag_kept: false,
+                newest: false,
+                keep: false,
+                reasons: Vec::new(),
+            }
+        })
+        .collect();
+    let sorted: Vec<&Candidate> = order.iter().map(|&i| &candidates[i]).collect();
+    let untagged_idx: Vec<usize> = (0..sorted.len()).filter(|&i| sorted[i].tags.is_empty()).collect();
+    let untagged: Vec<&Candidate> = untagged_idx.iter().map(|&i| sorted[i]).collect();
+
+    if let Some(&newest_untagged) = untagged.last() {
+        let reference = newest_untagged.created_at;
+        for tier in &policy.tiers {
+            // (period, index into `sorted`) of every member of the tier.
+            let members: Vec<((i32, u32, u32), usize)> = if tier.name == TierName::Daily {
+                untagged_idx.iter().map(|&i| (period(TierName::Daily, sorted[i].created_at), i)).collect()
+            } else {
+                representatives(&untagged, tier.name).into_iter().map(|(p, u)| (p, untagged_idx[u])).collect()
+            };
+            for (_, i) in &members {
+                decisions[*i].tiers.insert(tier.name);
+            }
+            match tier.retain {
+                Retain::Count(n) => {
+                    let periods: BTreeSet<_> = members.iter().map(|(p, _)| *p).collect();
+                    let kept: BTreeSet<_> = periods.iter().rev().take(n as usize).copied().collect();
+                    for (p, i) in &members {
+                        let label = period_label(tier.name, *p);
+                        if kept.contains(p) {
+                            decisions[*i].kept_by.insert(tier.name);
+                            decisions[*i].reasons.push(format!(
+                                "{}: {label} is one of the newest {}",
+                                tier.name,
+                                period_noun(tier.name, n)
+                            ));
+                        } else {
+                            decisions[*i].reasons.push(format!(
+                                "{}: {label} is older than the newest {}",
+                                tier.name,
+                                period_noun(tier.name, n)
+                            ));
+                        }
+                    }
+                }
+                Retain::Days(n) => {
+                    let horizon = Duration::days(i64::from(n));
+                    for (_, i) in &members {
+                        let age = reference - decisions[*i].created_at;
+                        if age < horizon {
+                            decisions[*i].kept_by.insert(tier.name);
+                            decisions[*i].reasons.push(format!("{}: younger than {n} days before the newest backup", tier.name));
+                        } else {
+                            decisions[*i].reasons.push(format!(
+                                "{}: {} days older than the newest backup (keeps {n})",
+                                tier.name,
+                                age.num_days()
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        // Tiers the backup was recorded in but the policy no longer has.
+        for (u, c) in untagged.iter().enumerate() {
+            let d = &mut decisions[untagged_idx[u]];
+            for t in &c.recorded_tiers {
+                if policy.tier(*t).is_none() {
+                    d.reasons.push(format!("{t}: not a tier of policy {}", policy.name));
+                }
+            }
+        }
+    }
+
+    let mut by_tag: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, c) in sorted.iter().enumerate() {
+        for t in &c.tags {
+            by_tag.entry(t.as_str()).or_default().push(i);
+        }
+    }
+    for (tag, idx) in by_tag {
+        let keep_from = idx.len().saturating_sub(policy.tagged_keep as usize);
+        for (k, &i) in idx.iter().enumerate() {
+            if k >= keep_from {
+                decisions[i].tag_kept = true;
+                decisions[i].reasons.push(format!("tag {tag}: one of the newest {}", policy.tagged_keep));
+            } else {
+                decisions[i].reasons.push(format!("tag {tag}: older than the newest {}", policy.tagged_keep));
+            }
+        }
+    }
+
+    if let Some(last) = decisions.last_mut() {
+        last.newest = true;
+        last.reasons.push("newest backup: always kept".into());
+    }
+    for d in &mut decisions {
+        d.keep = d.newest || d.tag_kept || !d.kept_by.is_empty();
+    }
+    decisions
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,244 @@
+//! Table-driven cases and property tests of the planner.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use proptest::prelude::*;
+
+use super::*;
+use crate::config::raw;
+
+fn policy(yaml: &str) -> Policy {
+    let raw: raw::Policy = serde_yaml::from_str(yaml).unwrap();
+    Policy::from_raw("test", None, raw).unwrap()
+}
+
+fn default_policy() -> Policy {
+    policy(crate::config::BUILTIN_DEFAULT)
+}
+
+fn at(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, m, d, h, 0, 0).unwrap()
+}
+
+/// Backups as nightly runs would have made them: tiers recorded at creation.
+fn nightly(times: &[DateTime<Utc>], policy: &Policy) -> Vec<Candidate> {
+    let mut out: Vec<Candidate> = Vec::new();
+    for (i, t) in times.iter().enumerate() {
+        let tiers = tiers_for_new(&out, *t, policy);
+        out.push(Candidate { id: format!("b{i:05}"), created_at: *t, tags: vec![], recorded_tiers: tiers });
+    }
+    out
+}
+
+fn days(from: DateTime<Utc>, n: i64) -> Vec<DateTime<Utc>> {
+    (0..n).map(|i| from + Duration::days(i)).collect()
+}
+
+fn kept(ds: &[Decision]) -> Vec<DateTime<Utc>> {
+    ds.iter().filter(|d| d.keep).map(|d| d.created_at).collect()
+}
+
+fn decision_at(ds: &[Decision], t: DateTime<Utc>) -> &Decision {
+    ds.iter().find(|d| d.created_at == t).unwrap()
+}
+
+#[test]
+fn default_policy_after_a_year_of_nights() {
+    let p = default_policy();
+    let times = days(at(2024, 1, 1, 2), 366);
+    let last = *times.last().unwrap();
+    let ds = plan(&nightly(&times, &p), &p, last);
+    // 30 dailies, plus 12 weeklies and 12 monthlies older than them (some overlap).
+    let dailies = ds.iter().filter(|d| d.kept_by.contains(&TierName::Daily)).count();
+    assert_eq!(dailies, 30);
+    let weeklies: Vec<_> = ds.iter().filter(|d| d.kept_by.contains(&TierName::Weekly)).collect();
+    assert_eq!(weeklies.len(), 12);
+    assert!(weeklies.iter().all(|d| d.created_at.weekday() == chrono::Weekday::Mon || d.created_at == times[0]));
+    let monthlies: Vec<_> = ds.iter().filter(|d| d.kept_by.contains(&TierName::Monthly)).collect();
+    assert_eq!(monthlies.len(), 12);
+    assert!(monthlies.iter().all(|d| d.created_at.day() == 1));
+    assert!(ds.last().unwrap().newest && ds.last().unwrap().keep);
+    // Local copies: only the dailies (the others live off-site when a remote exists).
+    let local = ds.iter().filter(|d| d.keep_at(Location::Local, &p, true)).count();
+    assert_eq!(local, 30);
+    // With no remote, every kept backup stays on the host.
+    let local_no_remote = ds.iter().filter(|d| d.keep_at(Location::Local, &p, false)).count();
+    assert_eq!(local_no_remote, ds.iter().filter(|d| d.keep).count());
+}
+
+#[test]
+fn year_boundary_and_iso_week_53() {
+    let p = policy("tiers: {daily: {keep: 1}, weekly: {keep: 10}, monthly: {keep: 10}, yearly: {keep: 10}}");
+    // 2020-12-28 (Mon) .. 2021-01-03 (Sun) is ISO week 2020-W53.
+    let times = days(at(2020, 12, 27, 2), 9); // Sun 27 Dec .. Mon 4 Jan
+    let ds = plan(&nightly(&times, &p), &p, *times.last().unwrap());
+    let weekly: Vec<_> = ds.iter().filter(|d| d.tiers.contains(&TierName::Weekly)).map(|d| d.created_at).collect();
+    assert_eq!(weekly, vec![at(2020, 12, 27, 2), at(2020, 12, 28, 2), at(2021, 1, 4, 2)]);
+    let monthly: Vec<_> = ds.iter().filter(|d| d.tiers.contains(&TierName::Monthly)).map(|d| d.created_at).collect();
+    assert_eq!(monthly, vec![at(2020, 12, 27, 2), at(2021, 1, 1, 2)]);
+    let yearly: Vec<_> = ds.iter().filter(|d| d.tiers.contains(&TierName::Yearly)).map(|d| d.created_at).collect();
+    assert_eq!(yearly, vec![at(2020, 12, 27, 2), at(2021, 1, 1, 2)]);
+    // 1 Jan 2021 is in ISO week 2020-W53, whose first backup was 28 Dec: not weekly.
+    assert!(!decision_at(&ds, at(2021, 1, 1, 2)).tiers.contains(&TierName::Weekly));
+    assert!(decision_at(&ds, at(2020, 12, 28, 2)).reasons.iter().any(|r| r.contains("2020-W53")));
+}
+
+#[test]
+fn counts_reach_back_over_gaps() {
+    let p = policy("tiers: {daily: {keep: 2}, weekly: {keep: 3}}");
+    // Backups on the Mondays of weeks 1, 2, then a five-week gap, then weeks 8 and 9.
+    let times = vec![at(2024, 1, 1, 2), at(2024, 1, 8, 2), at(2024, 2, 19, 2), at(2024, 2, 26, 2)];
+    let ds = plan(&nightly(&times, &p), &p, at(2024, 2, 26, 3));
+    assert_eq!(kept(&ds), vec![at(2024, 1, 8, 2), at(2024, 2, 19, 2), at(2024, 2, 26, 2)]);
+}
+
+#[test]
+fn several_backups_a_day_count_as_one_day() {
+    let p = policy("tiers: {daily: {keep: 2}}");
+    let times = vec![at(2024, 3, 1, 2), at(2024, 3, 2, 2), at(2024, 3, 2, 14), at(2024, 3, 3, 2), at(2024, 3, 3, 9)];
+    let ds = plan(&nightly(&times, &p), &p, at(2024, 3, 4, 0));
+    assert_eq!(kept(&ds), vec![at(2024, 3, 2, 2), at(2024, 3, 2, 14), at(2024, 3, 3, 2), at(2024, 3, 3, 9)]);
+}
+
+#[test]
+fn a_stalled_schedule_never_ages_out_its_last_backups() {
+    let p = policy("tiers: {daily: {keep_days: 7}}");
+    let times = days(at(2024, 1, 1, 2), 20);
+    // Planned 200 days after the last backup: the last 7 days of backups are still kept.
+    let ds = plan(&nightly(&times, &p), &p, at(2024, 8, 1, 0));
+    assert_eq!(kept(&ds), days(at(2024, 1, 14, 2), 7));
+}
+
+#[test]
+fn tags_have_their_own_count_and_never_join_tiers() {
+    let p = policy("tagged_keep: 2\ntiers: {daily: {keep: 1}, weekly: {keep: 5}}");
+    let mut cands = Vec::new();
+    // A pre-deploy backup on Monday would be first of the week, but tags never join tiers.
+    for (i, d) in [1u32, 2, 3].iter().enumerate() {
+        cands.push(Candidate {
+            id: format!("t{i}"),
+            created_at: at(2024, 1, *d, 1),
+            tags: vec!["pre-deploy".into()],
+            recorded_tiers: BTreeSet::new(),
+        });
+    }
+    let untagged = [at(2024, 1, 2, 2), at(2024, 1, 3, 2)];
+    for (i, t) in untagged.iter().enumerate() {
+        let tiers = tiers_for_new(&cands, *t, &p);
+        cands.push(Candidate { id: format!("u{i}"), created_at: *t, tags: vec![], recorded_tiers: tiers });
+    }
+    let ds = plan(&cands, &p, at(2024, 1, 4, 0));
+    let weekly: Vec<_> = ds.iter().filter(|d| d.tiers.contains(&TierName::Weekly)).map(|d| d.id.as_str()).collect();
+    assert_eq!(weekly, vec!["u0"]);
+    let kept_ids: Vec<_> = ds.iter().filter(|d| d.keep).map(|d| d.id.as_str()).collect();
+    assert_eq!(kept_ids, vec!["t1", "u0", "t2", "u1"]);
+    assert!(ds.iter().find(|d| d.id == "t0").unwrap().reasons.iter().any(|r| r.contains("tag pre-deploy: older")));
+}
+
+#[test]
+fn recorded_tiers_are_never_superseded() {
+    let p = policy("tiers: {daily: {keep: 1}, weekly: {keep: 4}}");
+    // A backup adopted later that is earlier in the week does not take the weekly slot.
+    let late = Candidate {
+        id: "rep".into(),
+        created_at: at(2024, 1, 3, 2),
+        tags: vec![],
+        recorded_tiers: BTreeSet::from([TierName::Daily, TierName::Weekly]),
+    };
+    let early =
+        Candidate { id: "adopted".into(), created_at: at(2024, 1, 1, 2), tags: vec![], recorded_tiers: BTreeSet::from([TierName::Daily]) };
+    let newest = Candidate {
+        id: "new".into(),
+        created_at: at(2024, 1, 10, 2),
+        tags: vec![],
+        recorded_tiers: BTreeSet::from([TierName::Daily, TierName::Weekly]),
+    };
+    let ds = plan(&[late, early, newest], &p, at(2024, 1, 11, 0));
+    let ids: Vec<_> = ds.iter().filter(|d| d.keep).map(|d| d.id.as_str()).collect();
+    assert_eq!(ids, vec!["rep", "new"]);
+    assert!(tiers_for_new(&[], at(2024, 1, 1, 0), &p).contains(&TierName::Weekly));
+}
+
+#[test]
+fn backups_after_now_are_kept_and_not_planned() {
+    let p = policy("tiers: {daily: {keep: 1}}");
+    let times = days(at(2024, 1, 1, 2), 5);
+    let ds = plan(&nightly(&times, &p), &p, at(2024, 1, 2, 12));
+    assert_eq!(kept(&ds), vec![at(2024, 1, 2, 2), at(2024, 1, 3, 2), at(2024, 1, 4, 2), at(2024, 1, 5, 2)]);
+}
+
+#[test]
+fn planning_a_hundred_thousand_backups_is_fast() {
+    let p = default_policy();
+    let start = at(2000, 1, 1, 0);
+    let times: Vec<_> = (0..100_000).map(|i| start + Duration::hours(i * 3)).collect();
+    let cands: Vec<Candidate> = times
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Candidate { id: format!("b{i}"), created_at: *t, tags: vec![], recorded_tiers: BTreeSet::new() })
+        .collect();
+    let t = std::time::Instant::now();
+    let ds = plan(&cands, &p, *times.last().unwrap());
+    // Generous in debug builds; `bench/retention` measures the release figure.
+    assert!(t.elapsed() < std::time::Duration::from_secs(5), "{:?}", t.elapsed());
+    assert_eq!(ds.len(), 100_000);
+}
+
+fn arb_history() -> impl Strategy<Value = Vec<DateTime<Utc>>> {
+    // Up to 80 backups with gaps of 1 hour to 20 days.
+    prop::collection::vec(1i64..480, 1..80).prop_map(|gaps| {
+        let mut t = at(2019, 12, 20, 0);
+        gaps.into_iter()
+            .map(|g| {
+                t += Duration::hours(g);
+                t
+            })
+            .collect()
+    })
+}
+
+fn arb_policy() -> impl Strategy<Value = Policy> {
+    (1i64..40, prop::bool::ANY, 1i64..8, 1i64..6).prop_map(|(d, by_days, w, m)| {
+        let daily = if by_days { format!("{{keep_days: {d}}}") } else { format!("{{keep: {d}}}") };
+        policy(&format!("tiers: {{daily: {daily}, weekly: {{keep: {w}}}, monthly: {{keep: {m}}}}}"))
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_newest_is_always_kept(times in arb_history(), p in arb_policy()) {
+        let ds = plan(&nightly(&times, &p), &p, *times.last().unwrap());
+        prop_assert!(ds.last().unwrap().keep);
+    }
+
+    #[test]
+    fn planning_the_kept_set_again_deletes_nothing(times in arb_history(), p in arb_policy()) {
+        let cands = nightly(&times, &p);
+        let now = *times.last().unwrap();
+        let ds = plan(&cands, &p, now);
+        let kept_ids: BTreeSet<_> = ds.iter().filter(|d| d.keep).map(|d| d.id.clone()).collect();
+        let remaining: Vec<_> = cands.into_iter().filter(|c| kept_ids.contains(&c.id)).collect();
+        let again = plan(&remaining, &p, now);
+        prop_assert!(again.iter().all(|d| d.keep), "replanning deleted {:?}", again.iter().filter(|d| !d.keep).map(|d| &d.id).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_kept_weekly_stays_kept_until_its_count_runs_out(times in arb_history(), p in arb_policy()) {
+        let cands = nightly(&times, &p);
+        let n = match p.tier(TierName::Weekly).unwrap().retain { Retain::Count(n) => n as usize, Retain::Days(_) => unreachable!() };
+        for k in 1..cands.len() {
+            let before = plan(&cands[..k], &p, cands[k - 1].created_at);
+            let after = plan(&cands[..=k], &p, cands[k].created_at);
+            for d in before.iter().filter(|d| d.kept_by.contains(&TierName::Weekly)) {
+                let a = after.iter().find(|a| a.id == d.id).unwrap();
+                let newer_weeks: BTreeSet<_> = cands[..=k].iter().filter(|c| period(TierName::Weekly, c.created_at) > period(TierName::Weekly, d.created_at)).map(|c| period(TierName::Weekly, c.created_at)).collect();
+                if newer_weeks.len() < n {
+                    prop_assert!(a.kept_by.contains(&TierName::Weekly), "{} lost its weekly slot early", d.id);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! What the user sees besides results: progress bars on a terminal (never under cron or with
+//! `--json`), and yes/no questions when a terminal is there to answer them.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Output settings shared by every command.
+#[derive(Debug, Clone, Copy)]
+pub struct Ui {
+    pub json: bool,
+    pub quiet: bool,
+    /// stderr is a terminal (progress bars) and stdin is one (questions).
+    pub stderr_tty: bool,
+    pub stdin_tty: bool,
+}
+
+impl Ui {
+    /// Detects terminals; `json` and `quiet` switch progress off.
+    pub fn detect(json: bool, quiet: bool) -> Ui {
+        Ui { json, quiet, stderr_tty: std::io::stderr().is_terminal(), stdin_tty: std::io::stdin().is_terminal() }
+    }
+
+    /// A UI that never draws or asks (tests, library use).
+    pub fn silent() -> Ui {
+        Ui { json: false, quiet: true, stderr_tty: false, stdin_tty: false }
+    }
+
+    fn shows_progress(&self) -> bool {
+        self.stderr_tty && !self.json && !self.quiet
+    }
+
+    /// A progress bar for `label`: bytes with rate and ETA when `total` is known.
+    pub fn progress(&self, label: &str, total: Option<u64>) -> Progress {
+        if !self.shows_progress() {
+            return Progress(None);
+        }
+        let bar = match total {
+            Some(t) => {
+                let b = ProgressBar::with_draw_target(Some(t), ProgressDrawTarget::stderr());
+                b.set_style(
+                    ProgressStyle::with_template("{msg:>12} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}")
+                        .expect("template")
+                        .progress_chars("=> "),
+                );
+                b
+            }
+            None => {
+                let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+                b.set_style(
+                    ProgressStyle::with_template("{msg:>12} {spinner} {bytes} {binary_bytes_per_sec} {elapsed}").expect("template"),
+                );
+                b
+            }
+        };
+        bar.set_message(label.to_string());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Progress(Some(bar))
+    }
+
+    /// Asks a yes/no question on the terminal; false when there is no terminal to ask.
+    pub fn confirm(&self, question: &str) -> bool {
+        if !(self.stdin_tty && self.stderr_tty) {
+            return false;
+        }
+        eprint!("{question} Type yes to continue: ");
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer).is_ok() && answer.trim() == "yes"
+    }
+}
+
+/// A progress bar, or nothing when progress is not shown.
+#[derive(Clone)]
+pub struct Progress(Option<ProgressBar>);
+
+impl Progress {
+    /// A progress that shows nothing.
+    pub fn hidden() -> Progress {
+        Progress(None)
+    }
+
+    /// Adds `n` bytes.
+    pub fn inc(&self, n: u64) {
+        if let Some(b) = &self.0 {
+            b.inc(n);
+        }
+    }
+
+    /// Sets the position.
+    pub fn set(&self, n: u64) {
+        if let Some(b) = &self.0 {
+            b.set_position(n);
+        }
+    }
+
+    /// Changes the label.
+    pub fn label(&self, label: &str) {
+        if let Some(b) = &self.0 {
+            b.set_message(label.to_string());
+        }
+    }
+
+    /// Removes the bar from the terminal.
+    pub fn finish(&self) {
+        if let Some(b) = &self.0 {
+            b.finish_and_clear();
+        }
+    }
+}
