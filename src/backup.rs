@@ -19,6 +19,7 @@ use crate::names::{Kind, Stem};
 use crate::pipeline::{self, Digest, FinishWrite, HashWriter};
 use crate::postgres::Pg;
 use crate::retention::{self, Candidate};
+
 use crate::ui::{Progress, Ui};
 
 /// What to back up and when it counts as taken.
@@ -97,7 +98,7 @@ pub fn backup(cfg: &Config, project: &Project, env: &str, opts: &BackupOptions, 
     let _lock = DirLock::acquire(&dir)?;
     let listing = Listing::scan(&dir, &project.name, env)?;
     let tiers = if opts.tags.is_empty() {
-        let existing: Vec<Candidate> = listing.databases().filter(|b| b.stem != stem).map(candidate).collect();
+        let existing: Vec<Candidate> = listing.databases().filter(|b| b.stem != stem).map(crate::prune::candidate).collect();
         retention::tiers_for_new(&existing, stem.time, &project.policy).into_iter().collect()
     } else {
         Vec::new()

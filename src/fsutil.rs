@@ -22,6 +22,15 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Makes an existing file private (0600), as every backup file is.
+pub fn ensure_private_file(path: &Path) -> Result<()> {
+    let meta = std::fs::metadata(path).at(path)?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).at(path)?;
+    }
+    Ok(())
+}
+
 /// fsyncs a folder so a rename inside it survives a crash.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|f| f.sync_all()).at(dir)

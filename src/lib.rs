@@ -4,7 +4,9 @@
 //! Layers: `cli` (thin commands) -> operations (`backup`, `restore`, `retention`, ...) ->
 //! parts (`config`, `pipeline`, `crypto`, `postgres`, `catalog`).
 
+pub mod adopt;
 pub mod apps;
+pub mod audit;
 pub mod backup;
 pub mod catalog;
 pub mod cli;
@@ -14,8 +16,10 @@ pub mod error;
 pub mod fsutil;
 pub mod manifest;
 pub mod names;
+pub mod offsite;
 pub mod pipeline;
 pub mod postgres;
+pub mod prune;
 pub mod restore;
 pub mod retention;
 pub mod signals;

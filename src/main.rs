@@ -14,6 +14,9 @@ fn main() {
         }
     };
     let code = if pgtier::signals::interrupted() && code != 0 { 130 } else { code };
+    if std::env::var_os("PGTIER_REPORT_PEAK_RSS").is_some() {
+        report_peak_rss();
+    }
     std::process::exit(code);
 }
 
@@ -28,4 +31,12 @@ fn init_tracing(verbose: u8, quiet: bool) {
     let filter = EnvFilter::try_from_env("PGTIER_LOG").unwrap_or_else(|_| EnvFilter::new(format!("pgtier={level},warn")));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).with_target(false).without_time().init();
+}
+
+/// Prints this process's own peak RSS (not its children's) for the benchmark script.
+fn report_peak_rss() {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    if let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:")) {
+        eprintln!("pgtier-peak-rss-kib: {}", line.trim_start_matches("VmHWM:").trim().trim_end_matches(" kB"));
+    }
 }

@@ -262,5 +262,28 @@ fn plan_past(candidates: &[Candidate], policy: &Policy) -> Vec<Decision> {
     decisions
 }
 
+/// `policy simulate`: one backup a day at 02:00 UTC for the `days` days ending on `end`'s date,
+/// each promoted as a nightly run would have done it, planned as of the last one.
+pub fn simulate(policy: &Policy, days: u32, end: DateTime<Utc>) -> Vec<Decision> {
+    let last = end.date_naive().and_hms_opt(2, 0, 0).expect("02:00 exists").and_utc();
+    let first = last - Duration::days(i64::from(days.max(1)) - 1);
+    let tiers: Vec<TierName> = policy.tiers.iter().map(|t| t.name).collect();
+    let mut previous: Option<DateTime<Utc>> = None;
+    let mut cands = Vec::with_capacity(days as usize);
+    for i in 0..i64::from(days.max(1)) {
+        let t = first + Duration::days(i);
+        // Chronological and one a day: the first of a period is the one whose period differs
+        // from the previous backup's.
+        let recorded = tiers
+            .iter()
+            .copied()
+            .filter(|tier| *tier == TierName::Daily || previous.is_none_or(|p| period(*tier, p) != period(*tier, t)))
+            .collect();
+        cands.push(Candidate { id: t.format("db_%Y%m%d_%H%M%S").to_string(), created_at: t, tags: Vec::new(), recorded_tiers: recorded });
+        previous = Some(t);
+    }
+    plan(&cands, policy, last)
+}
+
 #[cfg(test)]
 mod tests;

@@ -1,8 +1,12 @@
 //! Command-line definitions and one thin file per command: load config, call the library, print.
 
+mod adopt;
+mod audit;
 mod backup;
 mod config_check;
 mod list;
+mod policy;
+mod prune;
 mod restore;
 
 use std::path::PathBuf;
@@ -46,6 +50,15 @@ pub enum Command {
     Restore(restore::RestoreArgs),
     /// List the backups of a project/env.
     List(list::ListArgs),
+    /// Delete local backups the policy no longer keeps (explains every decision).
+    Prune(prune::PruneArgs),
+    /// Policy commands.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+    /// Audit backups against their policy: integrity, retention, freshness, keys.
+    Audit(audit::AuditArgs),
+    /// Take in the old scripts' db_YYYYMMDD_HHMMSS.sql.gz files so they join the tiers.
+    Adopt(adopt::AdoptArgs),
     /// Configuration commands.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -96,7 +109,35 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Backup(a) => backup::run(&ctx, a),
         Command::Restore(a) => restore::run(&ctx, a),
         Command::List(a) => list::run(&ctx, a),
+        Command::Prune(a) => prune::run(&ctx, a),
+        Command::Policy(c) => policy::run(&ctx, c),
+        Command::Audit(a) => audit::run(&ctx, a),
+        Command::Adopt(a) => adopt::run(&ctx, a),
         Command::Config(ConfigCommand::Check) => config_check::run(&ctx),
+    }
+}
+
+/// Prints one line per backup: keep or delete, tiers, and the rules that decided it.
+pub fn print_plan(plan: &crate::prune::EnvPlan, dry_run: bool) {
+    use crate::prune::LocalAction;
+    for e in &plan.entries {
+        let action = match (e.action, dry_run) {
+            (LocalAction::Keep, _) => "keep",
+            (LocalAction::KeepUntilOffsite, _) => "keep*",
+            (LocalAction::Delete, true) => "delete",
+            (LocalAction::Delete, false) => "deleted",
+        };
+        let tiers: Vec<_> = e.tiers.iter().map(|t| t.as_str()).collect();
+        let tags = if e.tags.is_empty() { String::new() } else { format!(" [{}]", e.tags.join(",")) };
+        println!(
+            "{:<7} {}/{} {}{tags}  {:<22} {}",
+            action,
+            plan.project,
+            plan.env,
+            e.backup,
+            if tiers.is_empty() { "-".into() } else { tiers.join(",") },
+            e.reasons.join("; ")
+        );
     }
 }
 

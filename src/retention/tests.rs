@@ -242,3 +242,19 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn simulate_matches_nightly_runs() {
+    let p = default_policy();
+    let end = at(2025, 3, 15, 10);
+    let sim = simulate(&p, 400, end);
+    assert_eq!(sim.len(), 400);
+    assert_eq!(sim.last().unwrap().created_at, at(2025, 3, 15, 2));
+    let times: Vec<_> = sim.iter().map(|d| d.created_at).collect();
+    let replay = plan(&nightly(&times, &p), &p, at(2025, 3, 15, 2));
+    let view = |ds: &[Decision]| ds.iter().map(|d| (d.created_at, d.keep, d.tiers.clone(), d.kept_by.clone())).collect::<Vec<_>>();
+    assert_eq!(view(&sim), view(&replay));
+    for (tier, n) in [(TierName::Daily, 30), (TierName::Weekly, 12), (TierName::Monthly, 12)] {
+        assert_eq!(sim.iter().filter(|d| d.kept_by.contains(&tier)).count(), n, "{tier}");
+    }
+}

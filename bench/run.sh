@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# pgtier's benchmark: every figure the issues ask for, measured in ONE run against the baseline
+# command it is compared with, on a generated database (>= 400 MB: text + jsonb in several
+# tables). Writes bench/results.md and prints it. Not a test: it asserts nothing.
+#
+#   bench/run.sh              # full run (generates the database once, kept in .state/bench)
+#   BENCH_ONLY=backup bench/run.sh   # one section: backup, restore, crypto, retention, s3, verify
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+source scripts/lib/pg.sh
+STATE=$ROOT/.state/bench
+mkdir -p "$STATE"
+ONLY=${BENCH_ONLY:-all}
+want() { [ "$ONLY" = all ] || [[ ",$ONLY," == *",$1,"* ]]; }
+
+cargo build --release -q
+PGTIER=$ROOT/target/release/pgtier
+
+PORT=$(pg_start "$STATE/pg")
+trap 'pg_stop "$STATE/pg"' EXIT
+DB=benchdb
+if [ "$(pg_sql "$PORT" postgres "SELECT count(*) FROM pg_database WHERE datname = '$DB'")" = 0 ]; then
+  echo "generating the benchmark database (once)..." >&2
+  pg_sql "$PORT" postgres "CREATE DATABASE $DB"
+  pg_sql "$PORT" "$DB" "
+    CREATE TABLE words (i int PRIMARY KEY, w text);
+    INSERT INTO words SELECT i, (ARRAY['invoice','customer','shipment','delayed','priority','berlin','amsterdam','warehouse','returned','payment','pending','approved','analytics','session','mobile','desktop','campaign','newsletter','subscription','renewal','discount','voucher','support','ticket','escalated','resolved','feedback','rating','review','product','category','inventory'])[1 + i % 32] || CASE WHEN i % 3 = 0 THEN '' ELSE (i % 97)::text END FROM generate_series(0, 4095) i;
+    CREATE FUNCTION sentence(seed int, n int) RETURNS text LANGUAGE sql IMMUTABLE AS
+      \$\$ SELECT string_agg(w, ' ') FROM (SELECT w FROM words WHERE i = ANY (SELECT (abs(hashint4(seed * 31 + k)) % 4096) FROM generate_series(1, n) k)) s \$\$;
+    CREATE TABLE customers (id bigint PRIMARY KEY, name text, email text, address text, created_at timestamptz, profile jsonb);
+    INSERT INTO customers SELECT i, 'Customer ' || i, 'c' || i || '@example.com', sentence(i, 6) || ', ' || (i % 9999) || ' Main Street',
+      timestamptz '2020-01-01' + (i || ' minutes')::interval,
+      jsonb_build_object('tier', (ARRAY['free','pro','enterprise'])[1 + i % 3], 'tags', jsonb_build_array(sentence(i + 1, 2), sentence(i + 2, 1)), 'score', (i * 7919) % 1000, 'bio', sentence(i + 3, 12))
+    FROM generate_series(1, 600000) i;
+    CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint, status text, total numeric(12,2), items jsonb, note text, created_at timestamptz);
+    INSERT INTO orders SELECT i, 1 + (i * 13) % 600000, (ARRAY['new','paid','shipped','returned'])[1 + i % 4], ((i * 37) % 100000) / 100.0,
+      jsonb_build_array(jsonb_build_object('sku', 'SKU-' || (i % 5000), 'qty', 1 + i % 5, 'name', sentence(i, 3)), jsonb_build_object('sku', 'SKU-' || (i % 777), 'qty', 1, 'name', sentence(i + 9, 2))),
+      sentence(i + 5, 10), timestamptz '2021-01-01' + (i || ' seconds')::interval
+    FROM generate_series(1, 1500000) i;
+    CREATE TABLE events (id bigserial PRIMARY KEY, kind text, payload jsonb, at timestamptz);
+    INSERT INTO events (kind, payload, at) SELECT (ARRAY['click','view','login','logout','purchase'])[1 + i % 5],
+      jsonb_build_object('session', md5(i::text), 'path', '/' || sentence(i, 2), 'ms', i % 3000), timestamptz '2022-01-01' + (i || ' seconds')::interval
+    FROM generate_series(1, 1500000) i;
+    ANALYZE;"
+fi
+DB_BYTES=$(pg_sql "$PORT" postgres "SELECT pg_database_size('$DB')")
+
+WORK=$STATE/work
+rm -rf "$WORK"; mkdir -p "$WORK/policies"
+cat > "$WORK/policies/default.yml" <<YML
+compression: gzip
+compression_level: 6
+tiers: {daily: {keep_days: 30}}
+YML
+cat > "$WORK/policies/zstd.yml" <<YML
+compression: zstd
+compression_level: 3
+tiers: {daily: {keep_days: 30}}
+YML
+cat > "$WORK/projects.yml" <<YML
+bench:
+  database: {type: postgresql, host: 127.0.0.1, port: $PORT, user: postgres, databases: {gzip: $DB}}
+benchzstd:
+  database: {type: postgresql, host: 127.0.0.1, port: $PORT, user: postgres, policy: zstd, databases: {zstd: $DB}}
+YML
+printf 'projects: projects.yml\npolicies: policies\nbackup_root: backups\n' > "$WORK/pgtier.yml"
+export PGTIER_CONFIG=$WORK/pgtier.yml PGTIER_REPORT_PEAK_RSS=1 PGTIER_LOG=pgtier=warn
+
+# measure NAME CMD...: wall seconds (and pgtier's own peak RSS when it reports one).
+declare -A WALL RSS
+measure() {
+  local name=$1; shift
+  sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+  local start end
+  start=$(date +%s.%N)
+  "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" || { echo "benchmark step $name failed:" >&2; cat "$WORK/$name.err" >&2; exit 1; }
+  end=$(date +%s.%N)
+  WALL[$name]=$(echo "$end - $start" | bc)
+  RSS[$name]=$(sed -n 's/^pgtier-peak-rss-kib: //p' "$WORK/$name.err" | tail -1)
+  echo "  $name: ${WALL[$name]} s${RSS[$name]:+, pgtier peak RSS ${RSS[$name]} KiB}" >&2
+}
+ratio() { echo "scale=2; $1 / $2" | bc; }
+mib() { echo "scale=1; $1 / 1048576" | bc; }
+fresh_db() { pg_sql "$PORT" postgres "DROP DATABASE IF EXISTS $1" >/dev/null; pg_sql "$PORT" postgres "CREATE DATABASE $1"; }
+
+ROWS=()
+row() { ROWS+=("| $1 | $2 | $3 | $4 |"); }
+
+if want backup || want restore || want crypto; then
+  echo "backup:" >&2
+  measure base_dump "$PG_BINDIR/pg_dump" -Fc -h 127.0.0.1 -p "$PORT" -U postgres -d "$DB" -f "$WORK/base.dump"
+  BASE_SIZE=$(stat -c %s "$WORK/base.dump")
+  measure pgtier_gzip "$PGTIER" backup bench gzip
+  GZ_FILE=$(cat "$WORK/pgtier_gzip.out"); GZ_SIZE=$(stat -c %s "$GZ_FILE")
+  measure pgtier_zstd "$PGTIER" backup benchzstd zstd
+  ZS_FILE=$(cat "$WORK/pgtier_zstd.out"); ZS_SIZE=$(stat -c %s "$ZS_FILE")
+  row "\`pgtier backup\` (gzip 6) vs \`pg_dump -Fc -f\`" "$(ratio "${WALL[pgtier_gzip]}" "${WALL[base_dump]}")× wall (${WALL[pgtier_gzip]} s vs ${WALL[base_dump]} s)" "$(ratio "$GZ_SIZE" "$BASE_SIZE")× size ($(mib "$GZ_SIZE") vs $(mib "$BASE_SIZE") MiB)" "≤ 1.0× wall, ≤ 1.05× size"
+  row "\`pgtier backup\` (zstd 3) vs \`pg_dump -Fc -f\`" "$(ratio "${WALL[pgtier_zstd]}" "${WALL[base_dump]}")× wall (${WALL[pgtier_zstd]} s)" "$(ratio "$ZS_SIZE" "$BASE_SIZE")× size" "≤ 0.5× wall"
+  row "pgtier's own peak RSS during backup" "${RSS[pgtier_gzip]} KiB (gzip), ${RSS[pgtier_zstd]} KiB (zstd)" "DB $(mib "$DB_BYTES") MiB" "≤ 64 MiB"
+fi
+
+if want restore; then
+  echo "restore:" >&2
+  fresh_db bench_base_restore
+  measure base_restore "$PG_BINDIR/pg_restore" -h 127.0.0.1 -p "$PORT" -U postgres -d bench_base_restore "$WORK/base.dump"
+  pg_sql "$PORT" postgres "DROP DATABASE IF EXISTS bench_pgtier_restore" >/dev/null
+  measure pgtier_restore "$PGTIER" restore bench gzip --target-db bench_pgtier_restore
+  row "\`pgtier restore\` (checksum + restore + row-count check) vs \`pg_restore -d\`" "$(ratio "${WALL[pgtier_restore]}" "${WALL[base_restore]}")× wall (${WALL[pgtier_restore]} s vs ${WALL[base_restore]} s)" "peak RSS ${RSS[pgtier_restore]} KiB" "≤ 1.1×"
+  pg_sql "$PORT" postgres "DROP DATABASE bench_base_restore; DROP DATABASE bench_pgtier_restore" >/dev/null
+fi
+
+for extra in bench/sections/*.sh; do
+  [ -f "$extra" ] && source "$extra"
+done
+
+{
+  echo "# Benchmark results"
+  echo
+  echo "Measured $(date -u +%Y-%m-%dT%H:%MZ) by \`bench/run.sh\` on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)),"
+  echo "database $(mib "$DB_BYTES") MiB (text + jsonb, 3.6 M rows in 3 tables). One run; each ratio compares"
+  echo "two commands measured in that same run, caches dropped before each."
+  echo
+  echo "| measure | result | also | goal |"
+  echo "|---|---|---|---|"
+  printf '%s\n' "${ROWS[@]}"
+} > bench/results.md
+cat bench/results.md

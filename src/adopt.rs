@@ -1,0 +1,122 @@
+//! Taking in the old scripts' dumps (`db_YYYYMMDD_HHMMSS.sql.gz`): each gets a manifest (size,
+//! checksum, time from its name, format from its bytes, no row counts) and joins the tiers.
+
+use std::io::Read;
+
+use serde::Serialize;
+
+use crate::catalog::Listing;
+use crate::config::{Config, Project};
+use crate::error::{IoContext, Result};
+use crate::fsutil::{DirLock, write_atomic};
+use crate::manifest::{FORMAT_VERSION, Manifest};
+use crate::names::{Kind, Stem};
+use crate::pipeline::{Layer, sha256_file, sniff};
+use crate::retention;
+
+/// One file taken in.
+#[derive(Debug, Serialize)]
+pub struct Adopted {
+    pub file: String,
+    pub backup: String,
+    pub format: String,
+    pub compression: String,
+    pub size: u64,
+    pub tiers: Vec<crate::config::TierName>,
+}
+
+/// Writes manifests for the old scripts' dumps in the env folder, oldest first so tiers are
+/// assigned as the nightly runs would have. With `dry_run`, only says what it would adopt.
+pub fn adopt(cfg: &Config, project: &Project, env: &str, dry_run: bool) -> Result<Vec<Adopted>> {
+    let database = project.database(env)?.to_string();
+    let dir = cfg.env_dir(&project.name, env);
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let _lock = DirLock::acquire(&dir)?;
+    let listing = Listing::scan(&dir, &project.name, env)?;
+    let mut old: Vec<(Stem, String)> = listing
+        .foreign
+        .iter()
+        .filter_map(|p| p.file_name()?.to_str().map(str::to_string))
+        .filter_map(|name| {
+            let (stem, rest) = Stem::split_file_name(&name)?;
+            (stem.kind == Kind::Database && rest == ".sql.gz").then_some((stem, name))
+        })
+        .collect();
+    old.sort();
+    let mut existing: Vec<retention::Candidate> = listing.databases().map(crate::prune::candidate).collect();
+    let mut out = Vec::new();
+    for (stem, name) in old {
+        let path = dir.join(&name);
+        let mut head = [0u8; 512];
+        let n = read_head(&path, &mut head)?;
+        let (format, compression) = match sniff(&head[..n]) {
+            // The guide's pg_dump --format=custom --compress=9 wrote an archive named .sql.gz.
+            Layer::CustomArchive => ("custom", "none"),
+            Layer::Gzip => ("custom", "gzip"),
+            Layer::Sql => ("plain", "none"),
+            other => {
+                tracing::warn!("{}: holds {}, not a dump pgtier can restore; left alone", path.display(), other.name());
+                continue;
+            }
+        };
+        let digest = sha256_file(&path)?;
+        let tiers: Vec<_> = retention::tiers_for_new(&existing, stem.time, &project.policy).into_iter().collect();
+        let manifest = Manifest {
+            format_version: FORMAT_VERSION,
+            kind: Kind::Database,
+            project: project.name.clone(),
+            env: env.to_string(),
+            database: database.clone(),
+            created_at: stem.time,
+            file: name.clone(),
+            format: format.into(),
+            compression: compression.into(),
+            compression_level: None,
+            encryption: None,
+            size: digest.size,
+            sha256: digest.sha256,
+            pg_dump_version: None,
+            server_version: None,
+            tables: None,
+            tags: Vec::new(),
+            tiers: tiers.clone(),
+            duration_seconds: None,
+            adopted: true,
+            verifications: Vec::new(),
+        };
+        if !dry_run {
+            crate::fsutil::ensure_private_file(&path)?;
+            write_atomic(&dir.join(manifest.manifest_name()?), &manifest.to_bytes())?;
+        }
+        existing.push(retention::Candidate {
+            id: stem.to_string(),
+            created_at: stem.time,
+            tags: Vec::new(),
+            recorded_tiers: tiers.iter().copied().collect(),
+        });
+        out.push(Adopted {
+            file: name,
+            backup: stem.to_string(),
+            format: format.into(),
+            compression: compression.into(),
+            size: manifest.size,
+            tiers,
+        });
+    }
+    Ok(out)
+}
+
+fn read_head(path: &std::path::Path, buf: &mut [u8]) -> Result<usize> {
+    let mut f = std::fs::File::open(path).at(path)?;
+    let mut n = 0;
+    while n < buf.len() {
+        let k = f.read(&mut buf[n..]).at(path)?;
+        if k == 0 {
+            break;
+        }
+        n += k;
+    }
+    Ok(n)
+}

@@ -1,0 +1,39 @@
+//! `pgtier adopt PROJECT ENV`: write manifests for the old scripts' dumps so they join the tiers.
+
+use clap::Args;
+
+use super::{Ctx, Target};
+use crate::error::Result;
+
+#[derive(Debug, Args)]
+pub struct AdoptArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Say what would be adopted without writing manifests.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+pub fn run(ctx: &Ctx, a: AdoptArgs) -> Result<i32> {
+    let cfg = ctx.config()?;
+    let project = cfg.project(&a.target.project)?;
+    let adopted = crate::adopt::adopt(&cfg, project, &a.target.env, a.dry_run)?;
+    if ctx.ui.json {
+        ctx.print_json(&adopted);
+    } else {
+        for x in &adopted {
+            let tiers: Vec<_> = x.tiers.iter().map(|t| t.as_str()).collect();
+            println!(
+                "{} {} as {} ({} {}, tiers {})",
+                if a.dry_run { "would adopt" } else { "adopted" },
+                x.file,
+                x.backup,
+                x.format,
+                x.compression,
+                tiers.join(",")
+            );
+        }
+        println!("{} file(s) {}", adopted.len(), if a.dry_run { "to adopt" } else { "adopted" });
+    }
+    Ok(0)
+}

@@ -1,0 +1,84 @@
+//! `pgtier policy simulate POLICY --days N`: which backups a policy keeps after N nightly runs.
+
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use super::Ctx;
+use crate::config::{Location, TierName};
+use crate::error::Result;
+use crate::retention::simulate;
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// One backup a day at 02:00 UTC for the N days ending on the --now date, planned as of the last.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Policy name (a file in the policies folder, or default).
+    pub policy: String,
+    /// Number of nightly runs.
+    #[arg(long)]
+    pub days: u32,
+    /// Only print the backups that are kept.
+    #[arg(long)]
+    pub kept_only: bool,
+}
+
+#[derive(Serialize)]
+struct Row {
+    created_at: String,
+    keep: bool,
+    tiers: Vec<TierName>,
+    kept_by: Vec<TierName>,
+    locations: Vec<Location>,
+    reasons: Vec<String>,
+}
+
+pub fn run(ctx: &Ctx, cmd: PolicyCommand) -> Result<i32> {
+    let PolicyCommand::Simulate(a) = cmd;
+    if a.days == 0 || a.days > 1_000_000 {
+        return Err(crate::usage!("--days must be between 1 and 1000000"));
+    }
+    let cfg = ctx.config()?;
+    let policy = cfg.policies.get(&a.policy).ok_or_else(|| {
+        let known: Vec<_> = cfg.policies.keys().map(String::as_str).collect();
+        crate::usage!("unknown policy {:?} (known: {})", a.policy, known.join(", "))
+    })?;
+    let remote = cfg.remote.is_some();
+    let rows: Vec<Row> = simulate(policy, a.days, ctx.now)
+        .into_iter()
+        .filter(|d| d.keep || !a.kept_only)
+        .map(|d| {
+            let locations = [Location::Local, Location::Remote].into_iter().filter(|l| d.keep_at(*l, policy, remote)).collect();
+            Row {
+                created_at: d.created_at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                keep: d.keep,
+                tiers: d.tiers.into_iter().collect(),
+                kept_by: d.kept_by.into_iter().collect(),
+                locations,
+                reasons: d.reasons,
+            }
+        })
+        .collect();
+    if ctx.ui.json {
+        ctx.print_json(&rows);
+        return Ok(0);
+    }
+    for r in &rows {
+        let tiers: Vec<_> = r.tiers.iter().map(|t| t.as_str()).collect();
+        let locs: Vec<_> = r.locations.iter().map(|l| if *l == Location::Local { "local" } else { "remote" }).collect();
+        println!(
+            "{:<6} {}  {:<22} {:<13} {}",
+            if r.keep { "keep" } else { "delete" },
+            r.created_at,
+            tiers.join(","),
+            if locs.is_empty() { "-".to_string() } else { locs.join("+") },
+            r.reasons.join("; ")
+        );
+    }
+    let kept = rows.iter().filter(|r| r.keep).count();
+    println!("{kept} of {} backups kept by policy {}", a.days, policy.name);
+    Ok(0)
+}

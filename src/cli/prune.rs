@@ -1,0 +1,40 @@
+//! `pgtier prune [PROJECT [ENV]] [--dry-run]`: apply the local side of each policy.
+
+use clap::Args;
+
+use super::{Ctx, print_plan};
+use crate::error::Result;
+use crate::prune::prune_env;
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    pub project: Option<String>,
+    pub env: Option<String>,
+    /// Print every decision without deleting anything.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+pub fn run(ctx: &Ctx, a: PruneArgs) -> Result<i32> {
+    let cfg = ctx.config()?;
+    let mut plans = Vec::new();
+    let mut failed = 0;
+    for (project, env) in cfg.select(a.project.as_deref(), a.env.as_deref())? {
+        let remote = crate::offsite::confirmed_copies(&cfg, project, &env)?;
+        match prune_env(&cfg, project, &env, ctx.now, remote.as_ref(), a.dry_run) {
+            Ok(plan) => plans.push(plan),
+            Err(e) => {
+                tracing::error!("prune {}/{env}: {e}", project.name);
+                failed += 1;
+            }
+        }
+    }
+    if ctx.ui.json {
+        ctx.print_json(&plans);
+    } else {
+        for p in &plans {
+            print_plan(p, a.dry_run);
+        }
+    }
+    Ok(if failed > 0 { 1 } else { 0 })
+}

@@ -1,0 +1,238 @@
+//! Local retention: which local backups of one project/env stay and which go, and deleting the
+//! ones that go. Planning is pure (see `retention`); deleting goes through a tombstone so a crash
+//! mid-way is finished by the next run and never leaves a half-deleted backup behind.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::catalog::{Listing, LocalBackup};
+use crate::config::{Config, Location, Policy, Project, TierName};
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{DirLock, sync_dir};
+use crate::names::Kind;
+use crate::retention::{self, Candidate, Decision};
+
+/// Suffix of a manifest being deleted: the backup no longer exists, its file is going.
+const TOMBSTONE_SUFFIX: &str = ".deleting";
+
+/// Which remote tiers hold a confirmed copy (size and checksum) of each backup, by stem.
+pub type ConfirmedRemote = BTreeMap<String, BTreeSet<TierName>>;
+
+/// What happens to one local backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LocalAction {
+    Keep,
+    Delete,
+    /// The policy wants it only off-site, but the remote copy is not confirmed yet.
+    KeepUntilOffsite,
+}
+
+/// One local backup and its fate.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    pub backup: String,
+    pub kind: Kind,
+    pub created_at: DateTime<Utc>,
+    pub file: String,
+    pub size: u64,
+    pub tiers: BTreeSet<TierName>,
+    pub kept_by: BTreeSet<TierName>,
+    pub tags: Vec<String>,
+    pub action: LocalAction,
+    pub reasons: Vec<String>,
+}
+
+/// The local plan of one project/env.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnvPlan {
+    pub project: String,
+    pub env: String,
+    pub entries: Vec<Entry>,
+    /// Planner decisions (for sync and audit), by stem.
+    #[serde(skip)]
+    pub decisions: BTreeMap<String, Decision>,
+}
+
+impl EnvPlan {
+    /// Entries to delete.
+    pub fn deletions(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter().filter(|e| e.action == LocalAction::Delete)
+    }
+}
+
+/// The retention planner's view of a local backup.
+pub fn candidate(b: &LocalBackup) -> Candidate {
+    Candidate {
+        id: b.stem.to_string(),
+        created_at: b.stem.time,
+        tags: b.manifest.tags.clone(),
+        recorded_tiers: b.manifest.tiers.iter().copied().collect(),
+    }
+}
+
+/// Plans every kind of backup in `listing` separately (databases, globals) against `policy`.
+pub fn decide(listing: &Listing, policy: &Policy, now: DateTime<Utc>) -> BTreeMap<String, Decision> {
+    let mut out = BTreeMap::new();
+    for kind in [Kind::Database, Kind::Globals] {
+        let cands: Vec<Candidate> = listing.backups.iter().filter(|b| b.stem.kind == kind).map(candidate).collect();
+        for d in retention::plan(&cands, policy, now) {
+            out.insert(d.id.clone(), d);
+        }
+    }
+    out
+}
+
+/// Plans the local side of one project/env. `remote` lists confirmed off-site copies, or is
+/// None when no remote is configured (then remote tiers are kept on this host).
+pub fn plan_env(listing: &Listing, project: &Project, env: &str, now: DateTime<Utc>, remote: Option<&ConfirmedRemote>) -> EnvPlan {
+    let policy = &project.policy;
+    let decisions = decide(listing, policy, now);
+    let mut entries = Vec::new();
+    for b in &listing.backups {
+        let stem = b.stem.to_string();
+        let d = &decisions[&stem];
+        let mut reasons = d.reasons.clone();
+        let action = if d.keep_at(Location::Local, policy, remote.is_some()) {
+            LocalAction::Keep
+        } else {
+            let wanted: BTreeSet<TierName> = d.remote_tiers(policy);
+            let confirmed = remote.and_then(|r| r.get(&stem)).cloned().unwrap_or_default();
+            let missing: Vec<_> = wanted.difference(&confirmed).map(|t| t.as_str()).collect();
+            if missing.is_empty() {
+                if !wanted.is_empty() {
+                    reasons.push("off-site copy confirmed (size and checksum): the local copy can go".into());
+                }
+                LocalAction::Delete
+            } else {
+                reasons.push(format!("kept on this host until its off-site copy in {} is confirmed", missing.join(", ")));
+                LocalAction::KeepUntilOffsite
+            }
+        };
+        entries.push(Entry {
+            backup: stem,
+            kind: b.stem.kind,
+            created_at: b.stem.time,
+            file: b.manifest.file.clone(),
+            size: b.manifest.size,
+            tiers: d.tiers.clone(),
+            kept_by: d.kept_by.clone(),
+            tags: b.manifest.tags.clone(),
+            action,
+            reasons,
+        });
+    }
+    EnvPlan { project: project.name.clone(), env: env.to_string(), entries, decisions }
+}
+
+/// Reads the env folder and plans it, under the env lock held by the caller.
+pub fn plan_local(
+    cfg: &Config,
+    project: &Project,
+    env: &str,
+    now: DateTime<Utc>,
+    remote: Option<&ConfirmedRemote>,
+) -> Result<(Listing, EnvPlan)> {
+    let listing = Listing::scan(&cfg.env_dir(&project.name, env), &project.name, env)?;
+    let plan = plan_env(&listing, project, env, now, remote);
+    Ok((listing, plan))
+}
+
+/// Deletes the planned backups (file, then manifest) and finishes deletions a crash interrupted.
+/// Returns how many backups were deleted.
+pub fn apply(dir: &Path, listing: &Listing, plan: &EnvPlan) -> Result<usize> {
+    finish_interrupted(dir)?;
+    let mut deleted = 0;
+    for e in plan.deletions() {
+        let b = listing.backups.iter().find(|b| b.stem.to_string() == e.backup).expect("planned from this listing");
+        delete_backup(b)?;
+        tracing::info!("deleted {}/{} {} ({})", plan.project, plan.env, e.backup, e.reasons.join("; "));
+        deleted += 1;
+    }
+    Ok(deleted)
+}
+
+/// Removes one local backup: the manifest becomes a hidden tombstone first (the backup stops
+/// existing), then the data file goes, then the tombstone.
+pub fn delete_backup(b: &LocalBackup) -> Result<()> {
+    let dir = b.manifest_path.parent().expect("manifest in a folder");
+    let tomb = tombstone_path(&b.manifest_path);
+    std::fs::rename(&b.manifest_path, &tomb).at(&b.manifest_path)?;
+    sync_dir(dir)?;
+    remove_if_exists(&b.data_path)?;
+    remove_if_exists(&tomb)?;
+    sync_dir(dir)
+}
+
+fn tombstone_path(manifest: &Path) -> PathBuf {
+    let name = manifest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    manifest.with_file_name(format!(".{name}{TOMBSTONE_SUFFIX}"))
+}
+
+/// Completes deletions whose tombstone a crash left behind.
+pub fn finish_interrupted(dir: &Path) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    for entry in entries {
+        let path = entry.at(dir)?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if !(name.starts_with('.') && name.ends_with(TOMBSTONE_SUFFIX)) {
+            continue;
+        }
+        // The tombstone is a manifest: it names the data file to remove (checked like any other).
+        if let Ok(m) = crate::manifest::Manifest::read(&path) {
+            remove_if_exists(&dir.join(&m.file))?;
+        }
+        remove_if_exists(&path)?;
+        tracing::info!("finished an interrupted deletion: {}", path.display());
+    }
+    Ok(())
+}
+
+/// Removes stale temporary files of crashed writers in `dir`; returns how many.
+pub fn clean_partials(listing: &Listing) -> Result<usize> {
+    let mut n = 0;
+    for p in &listing.partials {
+        if crate::fsutil::remove_if_stale(p)? {
+            tracing::info!("removed {}, left by an interrupted backup", p.display());
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+fn remove_if_exists(p: &Path) -> Result<()> {
+    match std::fs::remove_file(p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(p, e)),
+    }
+}
+
+/// Prunes one project/env: lock, plan, print, apply unless `dry_run`.
+pub fn prune_env(
+    cfg: &Config,
+    project: &Project,
+    env: &str,
+    now: DateTime<Utc>,
+    remote: Option<&ConfirmedRemote>,
+    dry_run: bool,
+) -> Result<EnvPlan> {
+    let dir = cfg.env_dir(&project.name, env);
+    if !dir.is_dir() {
+        return Ok(EnvPlan { project: project.name.clone(), env: env.to_string(), entries: Vec::new(), decisions: BTreeMap::new() });
+    }
+    let _lock = DirLock::acquire(&dir)?;
+    let (listing, plan) = plan_local(cfg, project, env, now, remote)?;
+    if !dry_run {
+        apply(&dir, &listing, &plan)?;
+        clean_partials(&listing)?;
+    }
+    Ok(plan)
+}
