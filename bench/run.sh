@@ -20,28 +20,38 @@ PGTIER=$ROOT/target/release/pgtier
 PORT=$(pg_start "$STATE/pg")
 trap 'pg_stop "$STATE/pg"' EXIT
 DB=benchdb
-if [ "$(pg_sql "$PORT" postgres "SELECT count(*) FROM pg_database WHERE datname = '$DB'")" = 0 ]; then
-  echo "generating the benchmark database (once)..." >&2
+ready=$(pg_sql "$PORT" postgres "SELECT count(*) FROM pg_database WHERE datname = '$DB'")
+[ "$ready" = 1 ] && ready=$(pg_sql "$PORT" "$DB" "SELECT count(*) FROM pg_class WHERE relname = 'bench_ready'")
+if [ "$ready" != 1 ]; then
+  echo "generating the benchmark database (once, a few minutes)..." >&2
+  pg_sql "$PORT" postgres "DROP DATABASE IF EXISTS $DB" >/dev/null
   pg_sql "$PORT" postgres "CREATE DATABASE $DB"
   pg_sql "$PORT" "$DB" "
-    CREATE TABLE words (i int PRIMARY KEY, w text);
-    INSERT INTO words SELECT i, (ARRAY['invoice','customer','shipment','delayed','priority','berlin','amsterdam','warehouse','returned','payment','pending','approved','analytics','session','mobile','desktop','campaign','newsletter','subscription','renewal','discount','voucher','support','ticket','escalated','resolved','feedback','rating','review','product','category','inventory'])[1 + i % 32] || CASE WHEN i % 3 = 0 THEN '' ELSE (i % 97)::text END FROM generate_series(0, 4095) i;
-    CREATE FUNCTION sentence(seed int, n int) RETURNS text LANGUAGE sql IMMUTABLE AS
-      \$\$ SELECT string_agg(w, ' ') FROM (SELECT w FROM words WHERE i = ANY (SELECT (abs(hashint4(seed * 31 + k)) % 4096) FROM generate_series(1, n) k)) s \$\$;
+    CREATE FUNCTION sentence(seed bigint, n int) RETURNS text LANGUAGE plpgsql IMMUTABLE AS \$\$
+    DECLARE
+      w CONSTANT text[] := ARRAY['invoice','customer','shipment','delayed','priority','berlin','amsterdam','warehouse','returned','payment','pending','approved','analytics','session','mobile','desktop','campaign','newsletter','subscription','renewal','discount','voucher','support','ticket','escalated','resolved','feedback','rating','review','product','category','inventory','the','a','of','and','to','in','for','with','on','by','from','at','order','status','delivery','address','account','refund'];
+      out text := '';
+    BEGIN
+      FOR k IN 1..n LOOP
+        out := out || w[1 + abs(hashint8(seed * 31 + k)) % 50] || CASE WHEN (seed + k) % 7 = 0 THEN ' ' || ((seed * k) % 997)::text ELSE '' END || ' ';
+      END LOOP;
+      RETURN rtrim(out);
+    END \$\$;
     CREATE TABLE customers (id bigint PRIMARY KEY, name text, email text, address text, created_at timestamptz, profile jsonb);
     INSERT INTO customers SELECT i, 'Customer ' || i, 'c' || i || '@example.com', sentence(i, 6) || ', ' || (i % 9999) || ' Main Street',
       timestamptz '2020-01-01' + (i || ' minutes')::interval,
       jsonb_build_object('tier', (ARRAY['free','pro','enterprise'])[1 + i % 3], 'tags', jsonb_build_array(sentence(i + 1, 2), sentence(i + 2, 1)), 'score', (i * 7919) % 1000, 'bio', sentence(i + 3, 12))
-    FROM generate_series(1, 600000) i;
+    FROM generate_series(1::bigint, 600000) i;
     CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint, status text, total numeric(12,2), items jsonb, note text, created_at timestamptz);
     INSERT INTO orders SELECT i, 1 + (i * 13) % 600000, (ARRAY['new','paid','shipped','returned'])[1 + i % 4], ((i * 37) % 100000) / 100.0,
       jsonb_build_array(jsonb_build_object('sku', 'SKU-' || (i % 5000), 'qty', 1 + i % 5, 'name', sentence(i, 3)), jsonb_build_object('sku', 'SKU-' || (i % 777), 'qty', 1, 'name', sentence(i + 9, 2))),
       sentence(i + 5, 10), timestamptz '2021-01-01' + (i || ' seconds')::interval
-    FROM generate_series(1, 1500000) i;
+    FROM generate_series(1::bigint, 1500000) i;
     CREATE TABLE events (id bigserial PRIMARY KEY, kind text, payload jsonb, at timestamptz);
     INSERT INTO events (kind, payload, at) SELECT (ARRAY['click','view','login','logout','purchase'])[1 + i % 5],
       jsonb_build_object('session', md5(i::text), 'path', '/' || sentence(i, 2), 'ms', i % 3000), timestamptz '2022-01-01' + (i || ' seconds')::interval
-    FROM generate_series(1, 1500000) i;
+    FROM generate_series(1::bigint, 1500000) i;
+    CREATE TABLE bench_ready ();
     ANALYZE;"
 fi
 DB_BYTES=$(pg_sql "$PORT" postgres "SELECT pg_database_size('$DB')")
@@ -67,22 +77,31 @@ YML
 printf 'projects: projects.yml\npolicies: policies\nbackup_root: backups\n' > "$WORK/pgtier.yml"
 export PGTIER_CONFIG=$WORK/pgtier.yml PGTIER_REPORT_PEAK_RSS=1 PGTIER_LOG=pgtier=warn
 
-# measure NAME CMD...: wall seconds (and pgtier's own peak RSS when it reports one).
+# measure NAME CMD...: wall seconds (best of BENCH_RUNS, default 1) and pgtier's own peak RSS
+# (the largest seen) when it reports one. BEFORE_EACH, if set, runs before every repetition.
 declare -A WALL RSS
 measure() {
   local name=$1; shift
-  sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
-  local start end
-  start=$(date +%s.%N)
-  "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" || { echo "benchmark step $name failed:" >&2; cat "$WORK/$name.err" >&2; exit 1; }
-  end=$(date +%s.%N)
-  WALL[$name]=$(echo "$end - $start" | bc)
-  RSS[$name]=$(sed -n 's/^pgtier-peak-rss-kib: //p' "$WORK/$name.err" | tail -1)
+  local runs=${BENCH_RUNS:-1} i start end wall rss
+  WALL[$name]=""; RSS[$name]=""
+  for ((i = 0; i < runs; i++)); do
+    [ -n "${BEFORE_EACH:-}" ] && eval "$BEFORE_EACH"
+    sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+    start=$(date +%s.%N)
+    "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" || { echo "benchmark step $name failed:" >&2; cat "$WORK/$name.err" >&2; exit 1; }
+    end=$(date +%s.%N)
+    wall=$(secs "$(echo "$end - $start" | bc)")
+    rss=$(sed -n 's/^pgtier-peak-rss-kib: //p' "$WORK/$name.err" | tail -1)
+    if [ -z "${WALL[$name]}" ] || [ "$(echo "$wall < ${WALL[$name]}" | bc)" = 1 ]; then WALL[$name]=$wall; fi
+    if [ -n "$rss" ] && { [ -z "${RSS[$name]}" ] || [ "$rss" -gt "${RSS[$name]}" ]; }; then RSS[$name]=$rss; fi
+  done
   echo "  $name: ${WALL[$name]} s${RSS[$name]:+, pgtier peak RSS ${RSS[$name]} KiB}" >&2
 }
-ratio() { echo "scale=2; $1 / $2" | bc; }
-mib() { echo "scale=1; $1 / 1048576" | bc; }
-fresh_db() { pg_sql "$PORT" postgres "DROP DATABASE IF EXISTS $1" >/dev/null; pg_sql "$PORT" postgres "CREATE DATABASE $1"; }
+ratio() { printf '%.2f' "$(echo "scale=4; $1 / $2" | bc)"; }
+mib() { printf '%.1f' "$(echo "scale=2; $1 / 1048576" | bc)"; }
+secs() { printf '%.2f' "$1"; }
+drop_db() { pg_sql "$PORT" postgres "DROP DATABASE IF EXISTS $1" 2>/dev/null >/dev/null; }
+fresh_db() { drop_db "$1"; pg_sql "$PORT" postgres "CREATE DATABASE $1"; }
 
 ROWS=()
 row() { ROWS+=("| $1 | $2 | $3 | $4 |"); }
@@ -102,12 +121,10 @@ fi
 
 if want restore; then
   echo "restore:" >&2
-  fresh_db bench_base_restore
-  measure base_restore "$PG_BINDIR/pg_restore" -h 127.0.0.1 -p "$PORT" -U postgres -d bench_base_restore "$WORK/base.dump"
-  pg_sql "$PORT" postgres "DROP DATABASE IF EXISTS bench_pgtier_restore" >/dev/null
-  measure pgtier_restore "$PGTIER" restore bench gzip --target-db bench_pgtier_restore
+  BEFORE_EACH="fresh_db bench_base_restore" measure base_restore "$PG_BINDIR/pg_restore" -h 127.0.0.1 -p "$PORT" -U postgres -d bench_base_restore "$WORK/base.dump"
+  BEFORE_EACH="drop_db bench_pgtier_restore" measure pgtier_restore "$PGTIER" restore bench gzip --target-db bench_pgtier_restore
   row "\`pgtier restore\` (checksum + restore + row-count check) vs \`pg_restore -d\`" "$(ratio "${WALL[pgtier_restore]}" "${WALL[base_restore]}")× wall (${WALL[pgtier_restore]} s vs ${WALL[base_restore]} s)" "peak RSS ${RSS[pgtier_restore]} KiB" "≤ 1.1×"
-  pg_sql "$PORT" postgres "DROP DATABASE bench_base_restore; DROP DATABASE bench_pgtier_restore" >/dev/null
+  drop_db bench_base_restore; drop_db bench_pgtier_restore
 fi
 
 for extra in bench/sections/*.sh; do
@@ -118,8 +135,9 @@ done
   echo "# Benchmark results"
   echo
   echo "Measured $(date -u +%Y-%m-%dT%H:%MZ) by \`bench/run.sh\` on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)),"
-  echo "database $(mib "$DB_BYTES") MiB (text + jsonb, 3.6 M rows in 3 tables). One run; each ratio compares"
-  echo "two commands measured in that same run, caches dropped before each."
+  echo "database $(mib "$DB_BYTES") MiB (text + jsonb, 3.6 M rows in 3 tables). Each ratio compares two"
+  echo "commands measured in the same run (best of BENCH_RUNS=${BENCH_RUNS:-1} unless noted), page cache dropped"
+  echo "before each; pgtier's peak RSS is its own (VmHWM), not its children's (pg_dump, pg_restore)."
   echo
   echo "| measure | result | also | goal |"
   echo "|---|---|---|---|"

@@ -231,11 +231,13 @@ pub fn restore_opened(
         return Ok(report);
     }
 
+    // Decoding starts here: a wrong key or a foreign file fails before any database is made.
+    let (reader, decoded) = pipeline::decoder(with_progress(opened.reader, progress.clone()), keys, &report.source)?;
     let temp = temp_db_name(&target);
     admin.create_database(&temp, existing.as_ref()).map_err(|e| e.context(format!("creating temporary database {temp:?}")))?;
     let mut guard = TempDb { pg: &pg, name: Some(temp.clone()) };
     let result = (|| -> Result<()> {
-        restore_into(&pg, &temp, opened.reader, keys, opts, &report.source, &progress)?;
+        restore_into(&pg, &temp, reader, decoded.payload(), opts, &report.source)?;
         progress.finish();
         if let Some(m) = &manifest
             && project.verify_on_restore
@@ -265,18 +267,9 @@ pub fn restore_opened(
     Ok(report)
 }
 
-/// Streams a decoded backup into the (empty) database `db` with pg_restore or psql.
-pub fn restore_into(
-    pg: &Pg,
-    db: &str,
-    input: Box<dyn Read + Send>,
-    keys: &Keys,
-    opts: &RestoreOptions,
-    source: &str,
-    progress: &Progress,
-) -> Result<()> {
-    let (reader, decoded) = pipeline::decoder(with_progress(input, progress.clone()), keys, source)?;
-    match decoded.payload() {
+/// Streams a decoded payload (`layer`: custom archive or SQL) into the empty database `db`.
+pub fn restore_into(pg: &Pg, db: &str, reader: Box<dyn Read + Send>, layer: Layer, opts: &RestoreOptions, source: &str) -> Result<()> {
+    match layer {
         Layer::CustomArchive => {
             let mut args = restore_args(db, opts.no_owner);
             if let Some(t) = &opts.table {
@@ -329,7 +322,7 @@ fn table_args(table: &str) -> Vec<String> {
     }
 }
 
-fn with_progress(input: Box<dyn Read + Send>, progress: Progress) -> Box<dyn Read + Send> {
+pub fn with_progress(input: Box<dyn Read + Send>, progress: Progress) -> Box<dyn Read + Send> {
     struct P(Box<dyn Read + Send>, Progress);
     impl Read for P {
         fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {

@@ -162,7 +162,7 @@ fn backup_list_and_restore_round_trip() {
     assert_eq!(report["database"], side.as_str());
     assert_eq!(report["tables_checked"], 4);
     assert_eq!(c.fingerprint(&side), c.fingerprint(&db));
-    assert!(c.dbs_like("pgtier_tmp_").is_empty(), "temporary databases left: {:?}", c.dbs_like("pgtier_tmp_"));
+    assert!(c.temp_dbs_for(&side).is_empty(), "temporary databases left: {:?}", c.temp_dbs_for(&side));
 }
 
 #[test]
@@ -327,7 +327,7 @@ fn corrupt_or_truncated_backups_are_refused_and_nothing_is_touched() {
     let err = s.fails(1, &["restore", "app", "production", cut.to_str().unwrap(), "--force"]);
     assert!(err.to_lowercase().contains("eof") || err.contains("corrupt") || err.contains("unexpected end"), "{err}");
     assert_eq!(c.fingerprint(&db), before);
-    assert!(c.dbs_like("pgtier_tmp_").is_empty(), "temporary databases left: {:?}", c.dbs_like("pgtier_tmp_"));
+    assert!(c.temp_dbs_for(&db).is_empty(), "temporary databases left: {:?}", c.temp_dbs_for(&db));
     assert!(c.dbs_like(&format!("{db}_pgtier_old")).is_empty());
 
     // Garbage is named as such.

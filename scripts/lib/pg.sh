@@ -14,7 +14,8 @@ free_port() {
 
 # pg_start DIR: initdb (once) and start a cluster in DIR on a free port; prints the port.
 pg_start() {
-  local dir=$1 port
+  local dir port
+  dir=$(realpath -m "$1")
   [ -x "$PG_BINDIR/initdb" ] || { echo "PostgreSQL $PG_MAJOR server binaries are missing in $PG_BINDIR (run scripts/setup)" >&2; return 1; }
   mkdir -p "$dir"
   [ "$(id -u)" = 0 ] && chown postgres: "$dir"
@@ -29,6 +30,7 @@ pg_start() {
 
 # pg_stop DIR
 pg_stop() {
+  set -- "$(realpath -m "$1")"
   [ -f "$1/data/postmaster.pid" ] && as_pg "$PG_BINDIR/pg_ctl" -D "$1/data" -m fast -w stop >/dev/null || true
 }
 

@@ -31,6 +31,9 @@ pub struct RestoreArgs {
     /// Do not restore object ownership (pg_restore --no-owner).
     #[arg(long)]
     pub no_owner: bool,
+    /// An extra decryption key: an age identity file or an OpenPGP secret key (repeatable).
+    #[arg(long = "identity", value_name = "FILE")]
+    pub identities: Vec<std::path::PathBuf>,
 }
 
 pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
@@ -55,7 +58,10 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
         no_owner: a.no_owner,
         now: ctx.now,
     };
-    let keys = Keys::none();
+    let mut keys = Keys::for_project(project)?;
+    for f in &a.identities {
+        keys.add_key_file(f)?;
+    }
     let report = restore(&cfg, project, &a.target.env, &opts, &keys, &ctx.ui)?;
     if ctx.ui.json {
         ctx.print_json(&report);

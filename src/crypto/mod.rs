@@ -1,32 +1,29 @@
-//! Encryption stages (age and OpenPGP). Filled in by the encryption work; for now backups are
-//! stored unencrypted and encrypted inputs are refused with a clear message.
+//! Encryption stages: age (X25519 / ssh recipients, or an scrypt passphrase) and OpenPGP that
+//! `gpg` reads and writes (a passphrase, as `gpg --symmetric --cipher-algo AES256`, or public
+//! keys). Encryption is one more streaming stage after compression; decryption sniffs the layer
+//! by its magic bytes. Secrets are read from files, zeroized where the crates allow, and never
+//! printed; errors name the file, never its contents.
+
+mod age_scheme;
+mod gpg_scheme;
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::config::EncryptionConfig;
-use crate::error::Result;
-use crate::pipeline::Layer;
+use crate::audit::Finding;
+use crate::catalog::Listing;
+use crate::config::{Config, EncryptionConfig, Project};
+use crate::error::{Error, Result};
+use crate::manifest::EncryptionInfo;
+use crate::pipeline::{FinishWrite, Layer};
 
-/// Keys available for decryption.
-#[derive(Default)]
-pub struct Keys {}
-
-impl Keys {
-    /// No keys: encrypted input is refused.
-    pub fn none() -> Keys {
-        Keys {}
+/// Checks an encryption block at load time: keys parse, files are readable, something can
+/// encrypt. Errors name the config file and the key path.
+pub fn check_config(file: &Path, key: &str, cfg: &EncryptionConfig) -> Result<()> {
+    match cfg {
+        EncryptionConfig::Age { .. } => age_scheme::check(file, key, cfg),
+        EncryptionConfig::Gpg { .. } => gpg_scheme::check(file, key, cfg),
     }
-
-    /// A reader of the plaintext of `input`, whose outer layer is `layer`.
-    pub fn decryptor(&self, layer: Layer, _input: Box<dyn Read + Send>, source: &str) -> Result<Box<dyn Read + Send>> {
-        Err(crate::failed!("{source}: is {}-encrypted and no decryption key is configured", layer.name()))
-    }
-}
-
-/// Checks an encryption block at load time.
-pub fn check_config(_file: &Path, _key: &str, _cfg: &EncryptionConfig) -> Result<()> {
-    Ok(())
 }
 
 /// The file extension an encryption block gives (`age` or `gpg`).
@@ -38,14 +35,169 @@ pub fn extension(cfg: &EncryptionConfig) -> &'static str {
 }
 
 /// Wraps `inner` in an encryption stage; returns what the manifest records about it.
-pub fn encryptor(
-    cfg: &EncryptionConfig,
-    _inner: Box<dyn crate::pipeline::FinishWrite>,
-) -> Result<(Box<dyn crate::pipeline::FinishWrite>, crate::manifest::EncryptionInfo)> {
-    Err(crate::failed!("{} encryption is not available in this build", extension(cfg)))
+pub fn encryptor(cfg: &EncryptionConfig, inner: Box<dyn FinishWrite>) -> Result<(Box<dyn FinishWrite>, EncryptionInfo)> {
+    match cfg {
+        EncryptionConfig::Age { .. } => age_scheme::encryptor(cfg, inner),
+        EncryptionConfig::Gpg { .. } => gpg_scheme::encryptor(cfg, inner),
+    }
 }
 
-/// The key part of the audit: the configured identity opens the newest backup's header.
-pub fn audit_keys(_cfg: &crate::config::Config, _project: &crate::config::Project, _env: &str) -> Vec<crate::audit::Finding> {
-    Vec::new()
+/// Keys available for decryption, loaded from the configured identity or secret key files.
+#[derive(Default)]
+pub struct Keys {
+    age: Option<age_scheme::AgeKeys>,
+    gpg: Option<gpg_scheme::GpgKeys>,
+    /// Where the keys came from, for messages ("identity_file /etc/pgtier/key.txt").
+    sources: Vec<String>,
+}
+
+impl Keys {
+    /// No keys: encrypted input is refused with a clear message.
+    pub fn none() -> Keys {
+        Keys::default()
+    }
+
+    /// The decryption keys of `project`'s encryption block (none configured is not an error:
+    /// a host may hold only public keys; an encrypted input then fails naming what is missing).
+    pub fn for_project(project: &Project) -> Result<Keys> {
+        let mut keys = Keys::none();
+        if let Some(cfg) = &project.encryption {
+            keys.add(cfg)?;
+        }
+        Ok(keys)
+    }
+
+    /// Adds the decryption keys of an encryption block.
+    pub fn add(&mut self, cfg: &EncryptionConfig) -> Result<()> {
+        match cfg {
+            EncryptionConfig::Age { identity_file, passphrase_file, .. } => {
+                let k = age_scheme::AgeKeys::load(identity_file.as_deref(), passphrase_file.as_deref())?;
+                self.sources.extend(identity_file.iter().map(|p| format!("identity_file {}", p.display())));
+                self.sources.extend(passphrase_file.iter().map(|p| format!("passphrase_file {}", p.display())));
+                if !k.is_empty() {
+                    self.age = Some(k);
+                }
+            }
+            EncryptionConfig::Gpg { passphrase_file, secret_key_file, secret_key_passphrase_file, .. } => {
+                let k = gpg_scheme::GpgKeys::load(
+                    passphrase_file.as_deref(),
+                    secret_key_file.as_deref(),
+                    secret_key_passphrase_file.as_deref(),
+                )?;
+                self.sources.extend(secret_key_file.iter().map(|p| format!("secret_key_file {}", p.display())));
+                self.sources.extend(passphrase_file.iter().map(|p| format!("passphrase_file {}", p.display())));
+                if !k.is_empty() {
+                    self.gpg = Some(k);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds an age identity file or an OpenPGP secret key file given on the command line.
+    pub fn add_key_file(&mut self, path: &Path) -> Result<()> {
+        let text = std::fs::read(path).map_err(|e| Error::Failed(format!("{}: cannot read: {e}", path.display())))?;
+        let looks_pgp = text.windows(10).any(|w| w == b"-----BEGIN") && text.windows(3).any(|w| w == b"PGP")
+            || text.first().is_some_and(|b| b & 0x80 != 0);
+        if looks_pgp {
+            self.add(&EncryptionConfig::Gpg {
+                passphrase_file: None,
+                recipient_keys: Vec::new(),
+                secret_key_file: Some(path.to_path_buf()),
+                secret_key_passphrase_file: None,
+            })
+        } else {
+            self.add(&EncryptionConfig::Age {
+                recipients: Vec::new(),
+                recipients_file: None,
+                identity_file: Some(path.to_path_buf()),
+                passphrase_file: None,
+            })
+        }
+    }
+
+    fn describe(&self) -> String {
+        if self.sources.is_empty() { "no key is configured".into() } else { self.sources.join(", ") }
+    }
+
+    /// A reader of the plaintext of `input`, whose outer layer is `layer`.
+    pub fn decryptor(&self, layer: Layer, input: Box<dyn Read + Send>, source: &str) -> Result<Box<dyn Read + Send>> {
+        match layer {
+            Layer::Age | Layer::AgeArmored => match &self.age {
+                Some(k) => k.decrypt(input, source, &self.describe()),
+                None => Err(crate::failed!(
+                    "{source}: is age-encrypted and {}: set encryption.identity_file (or passphrase_file) for this project, or pass --identity",
+                    self.describe_for("age")
+                )),
+            },
+            Layer::Pgp | Layer::PgpArmored => match &self.gpg {
+                Some(k) => k.decrypt(input, source, &self.describe()),
+                None => Err(crate::failed!(
+                    "{source}: is OpenPGP-encrypted and {}: set encryption.secret_key_file or passphrase_file (type: gpg), or pass --identity",
+                    self.describe_for("gpg")
+                )),
+            },
+            other => Err(crate::failed!("{source}: {} is not an encryption layer", other.name())),
+        }
+    }
+
+    fn describe_for(&self, scheme: &str) -> String {
+        if self.sources.is_empty() {
+            "no key is configured".into()
+        } else {
+            format!("no {scheme} key is configured (have {})", self.describe())
+        }
+    }
+
+    /// Whether any decryption key is loaded.
+    pub fn is_empty(&self) -> bool {
+        self.age.is_none() && self.gpg.is_none()
+    }
+}
+
+/// The key part of the audit: the configured identity opens the newest encrypted backup's
+/// header, so a lost or wrong key is found on an ordinary night.
+pub fn audit_keys(cfg: &Config, project: &Project, env: &str) -> Vec<Finding> {
+    let Some(enc) = &project.encryption else { return Vec::new() };
+    let keys = match Keys::for_project(project) {
+        Ok(k) => k,
+        Err(e) => return vec![Finding::new("decryption-key", "encryption", e.to_string())],
+    };
+    if keys.is_empty() {
+        // A host holding only public keys is the recommended set-up: nothing to prove here.
+        return Vec::new();
+    }
+    let dir = cfg.env_dir(&project.name, env);
+    let Ok(listing) = Listing::scan(&dir, &project.name, env) else { return Vec::new() };
+    let Some(newest) = listing.databases().rev().find(|b| b.manifest.encryption.is_some()) else { return Vec::new() };
+    let shown = newest.data_path.display().to_string();
+    let open = std::fs::File::open(&newest.data_path).map_err(|e| crate::failed!("{shown}: {e}")).and_then(|f| {
+        let peek = crate::pipeline::Peeked::new(f, 64).map_err(|e| crate::failed!("{shown}: {e}"))?;
+        let layer = crate::pipeline::sniff(peek.head());
+        keys.decryptor(layer, Box::new(peek), &shown).map(|_| ())
+    });
+    match open {
+        Ok(()) => Vec::new(),
+        Err(e) => vec![Finding::new(
+            "decryption-key",
+            newest.data_path.display(),
+            format!("the configured {} key cannot open the newest backup: {e}", extension(enc)),
+        )],
+    }
+}
+
+/// Reads a passphrase file: its first line, line ending stripped; warns if others can read it.
+pub fn read_passphrase(path: &Path) -> Result<zeroize::Zeroizing<String>> {
+    crate::fsutil::warn_if_loose(path, "passphrase file");
+    crate::postgres::read_secret_line(path)
+}
+
+/// A config error for a key path inside an encryption block.
+fn key_error(file: &Path, key: &str, sub: &str, msg: impl Into<String>) -> Error {
+    Error::config(file, format!("{key}.{sub}"), msg)
+}
+
+/// Lines of a recipients file that are not blank or comments.
+fn recipient_lines(path: &PathBuf) -> std::io::Result<Vec<String>> {
+    Ok(std::fs::read_to_string(path)?.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_string).collect())
 }

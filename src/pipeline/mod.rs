@@ -31,12 +31,18 @@ pub fn compressor(c: Compression, inner: Box<dyn FinishWrite>) -> io::Result<Box
             let threads = worker_threads() as u32;
             if threads > 1 {
                 enc.multithread(threads)?;
+                // Smaller jobs than zstd's default (4 windows) keep memory well under 64 MiB
+                // at a negligible cost in ratio.
+                enc.set_parameter(zstd::stream::raw::CParameter::JobSize(ZSTD_JOB_SIZE))?;
             }
             Box::new(ZstdWriter(enc))
         }
         Compression::None => inner,
     })
 }
+
+/// Bytes per zstd worker job.
+const ZSTD_JOB_SIZE: u32 = 2 << 20;
 
 /// How many compression workers to run: one per core.
 pub fn worker_threads() -> usize {

@@ -135,6 +135,11 @@ impl Cluster {
             .collect()
     }
 
+    /// pgtier's temporary databases made for restoring into `target` (names end with it).
+    pub fn temp_dbs_for(&self, target: &str) -> Vec<String> {
+        self.dbs_like("pgtier_tmp_").into_iter().filter(|d| d.ends_with(&format!("_{target}"))).collect()
+    }
+
     /// A fingerprint of a database's data: every user table's name, row count and content hash.
     pub fn fingerprint(&self, db: &str) -> String {
         self.psql(
