@@ -79,6 +79,7 @@ pub fn adopt(cfg: &Config, project: &Project, env: &str, dry_run: bool) -> Resul
             sha256: digest.sha256,
             pg_dump_version: None,
             server_version: None,
+            database_settings: None,
             tables: None,
             tags: Vec::new(),
             tiers: tiers.clone(),
@@ -94,7 +95,7 @@ pub fn adopt(cfg: &Config, project: &Project, env: &str, dry_run: bool) -> Resul
             id: stem.to_string(),
             created_at: stem.time,
             tags: Vec::new(),
-            recorded_tiers: tiers.iter().copied().collect(),
+            recorded_tiers: Some(tiers.iter().copied().collect()),
         });
         out.push(Adopted {
             file: name,

@@ -10,7 +10,7 @@ use crate::catalog::Listing;
 use crate::config::{Config, Location, Policy, Project};
 use crate::error::Result;
 use crate::names::Kind;
-use crate::prune::{ConfirmedRemote, EnvPlan, LocalAction, plan_env};
+use crate::prune::{EnvPlan, LocalAction, RemoteState, plan_env};
 
 /// One problem.
 #[derive(Debug, Clone, Serialize)]
@@ -39,7 +39,7 @@ pub struct EnvAudit {
 }
 
 /// Audits the local side of one project/env as of `now`.
-pub fn audit_local(cfg: &Config, project: &Project, env: &str, now: DateTime<Utc>, remote: Option<&ConfirmedRemote>) -> Result<EnvAudit> {
+pub fn audit_local(cfg: &Config, project: &Project, env: &str, now: DateTime<Utc>, remote: Option<&RemoteState>) -> Result<EnvAudit> {
     let dir = cfg.env_dir(&project.name, env);
     let listing = Listing::scan(&dir, &project.name, env)?;
     let plan = plan_env(&listing, project, env, now, remote);

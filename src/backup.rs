@@ -36,17 +36,13 @@ pub fn backup(cfg: &Config, project: &Project, env: &str, opts: &BackupOptions, 
     for t in &opts.tags {
         crate::names::check_component(t).map_err(|m| crate::usage!("--tag: {m}"))?;
     }
-    let dir = cfg.env_dir(&project.name, env);
-    ensure_private_dir(&dir)?;
     let started = Instant::now();
     let pg = Pg::connect(&project.connection, cfg.pg_bindir.as_deref(), database)?;
-    let encryption = project.encryption.as_deref();
-    let compression = project.policy.compression;
-    let suffix = file_suffix(Kind::Database, compression, encryption);
-    let (stem, mut partial) = reserve(&dir, Kind::Database, opts.now, &suffix)?;
+    let mut slot = Slot::reserve(cfg, project, env, Kind::Database, opts.now)?;
 
     // Export a snapshot and count rows in it while pg_dump dumps the same snapshot.
     let mut session = pg.session(database)?;
+    let settings = session.database_info(database)?;
     session.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
     session.exec(&format!("SET LOCAL lock_timeout = {}", cfg.lock_wait_timeout.as_millis()))?;
     let snapshot = session.query_value("SELECT pg_export_snapshot()")?;
@@ -70,15 +66,10 @@ pub fn backup(cfg: &Config, project: &Project, env: &str, opts: &BackupOptions, 
         format!("--lock-wait-timeout={}", cfg.lock_wait_timeout.as_millis()),
     ];
     let mut dump = pg.spawn("pg_dump", Some(database), &args, Stdio::null())?;
-    let mut stdout = dump.child.stdout.take().expect("piped stdout");
-    let progress = ui.progress("pg_dump", None);
-    let written = write_stream(&mut partial, &mut stdout, compression, encryption, &progress);
-    progress.finish();
-    drop(stdout);
+    let written = slot.write(&mut dump, ui, "pg_dump");
     let written = match written {
         Ok(w) => w,
         Err(e) => {
-            dump.kill();
             drop(dump_done);
             let _ = counting.join();
             return Err(e);
@@ -89,62 +80,131 @@ pub fn backup(cfg: &Config, project: &Project, env: &str, opts: &BackupOptions, 
     let counts = counting.join().map_err(|_| crate::failed!("row counting thread panicked"))?;
     dumped?;
     let counts = counts.map_err(|e| e.context("counting rows in the dump's snapshot"))?;
-    if written.digest.size == 0 {
+    if written.raw_size == 0 {
         return Err(crate::failed!("pg_dump produced no output for {database:?}"));
     }
-    partial.commit()?;
-
-    // Decide tiers and write the manifest under the env lock, so concurrent backups see each other.
-    let _lock = DirLock::acquire(&dir)?;
-    let listing = Listing::scan(&dir, &project.name, env)?;
-    let tiers = if opts.tags.is_empty() {
-        let existing: Vec<Candidate> = listing.databases().filter(|b| b.stem != stem).map(crate::prune::candidate).collect();
-        retention::tiers_for_new(&existing, stem.time, &project.policy).into_iter().collect()
-    } else {
-        Vec::new()
-    };
-    let manifest = Manifest {
-        format_version: FORMAT_VERSION,
-        kind: Kind::Database,
-        project: project.name.clone(),
-        env: env.to_string(),
-        database: database.to_string(),
-        created_at: stem.time,
-        file: format!("{stem}{suffix}"),
-        format: "custom".into(),
-        compression: compression.name().into(),
-        compression_level: level(compression),
-        encryption: written.encryption,
-        size: written.digest.size,
-        sha256: written.digest.sha256,
-        pg_dump_version: Some(pg.pg_dump_version().to_string()),
-        server_version: Some(pg.server_version().to_string()),
-        tables: Some(counts),
-        tags: opts.tags.clone(),
-        tiers,
-        duration_seconds: Some((started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0),
-        adopted: false,
-        verifications: Vec::new(),
-    };
-    let manifest_path = dir.join(manifest.manifest_name()?);
-    write_atomic(&manifest_path, &manifest.to_bytes())?;
+    let b = slot.finish(written, &pg, database, "custom", Some(counts), settings, &opts.tags, started)?;
     tracing::info!(
         "backed up {}/{env} to {} ({} bytes, {} tables)",
         project.name,
-        dir.join(&manifest.file).display(),
-        manifest.size,
-        manifest.tables.as_ref().map_or(0, |t| t.len())
+        b.data_path.display(),
+        b.manifest.size,
+        b.manifest.tables.as_ref().map_or(0, |t| t.len())
     );
-    Ok(LocalBackup { stem, data_path: dir.join(&manifest.file), manifest, manifest_path })
+    Ok(b)
 }
 
-/// The retention planner's view of a local backup.
-pub fn candidate(b: &LocalBackup) -> Candidate {
-    Candidate {
-        id: b.stem.to_string(),
-        created_at: b.stem.time,
-        tags: b.manifest.tags.clone(),
-        recorded_tiers: b.manifest.tiers.iter().copied().collect(),
+/// Dumps the cluster's roles and tablespaces (`pg_dumpall --globals-only`) beside the env's
+/// database backups, so a restore onto a new server has the roles that own the objects. Role
+/// passwords are left out unless `globals.role_passwords` is set.
+pub fn backup_globals(cfg: &Config, project: &Project, env: &str, now: DateTime<Utc>, ui: &Ui) -> Result<LocalBackup> {
+    let database = project.database(env)?;
+    let started = Instant::now();
+    let pg = Pg::connect(&project.connection, cfg.pg_bindir.as_deref(), database)?;
+    let mut slot = Slot::reserve(cfg, project, env, Kind::Globals, now)?;
+    let conninfo = format!("dbname='{}'", database.replace('\\', "\\\\").replace('\'', "\\'"));
+    let mut args = vec!["--globals-only".to_string(), "--no-password".into(), format!("--dbname={conninfo}")];
+    if !cfg.globals.role_passwords {
+        args.push("--no-role-passwords".into());
+    }
+    let mut dump = pg.spawn("pg_dumpall", None, &args, Stdio::null())?;
+    let written = slot.write(&mut dump, ui, "pg_dumpall")?;
+    dump.wait().map_err(|e| e.context(format!("globals of {}/{env}", project.name)))?;
+    if written.raw_size == 0 {
+        return Err(crate::failed!("pg_dumpall produced no output for {}/{env}", project.name));
+    }
+    let b = slot.finish(written, &pg, database, "plain", None, None, &[], started)?;
+    tracing::info!("saved the roles and tablespaces of {}/{env} to {}", project.name, b.data_path.display());
+    Ok(b)
+}
+
+/// A backup being written: its reserved name and temporary file.
+struct Slot<'a> {
+    project: &'a Project,
+    env: &'a str,
+    dir: PathBuf,
+    kind: Kind,
+    stem: Stem,
+    suffix: String,
+    partial: PartialFile,
+}
+
+impl<'a> Slot<'a> {
+    fn reserve(cfg: &'a Config, project: &'a Project, env: &'a str, kind: Kind, now: DateTime<Utc>) -> Result<Slot<'a>> {
+        let dir = cfg.env_dir(&project.name, env);
+        ensure_private_dir(&dir)?;
+        let suffix = file_suffix(kind, project.policy.compression, project.encryption.as_deref());
+        let (stem, partial) = reserve(&dir, kind, now, &suffix)?;
+        Ok(Slot { project, env, dir, kind, stem, suffix, partial })
+    }
+
+    /// Streams the tool's stdout into the temporary file; kills the tool if writing fails.
+    fn write(&mut self, tool: &mut crate::postgres::Running, ui: &Ui, label: &str) -> Result<Written> {
+        let mut stdout = tool.child.stdout.take().expect("piped stdout");
+        let progress = ui.progress(label, None);
+        let written =
+            write_stream(&mut self.partial, &mut stdout, self.project.policy.compression, self.project.encryption.as_deref(), &progress);
+        progress.finish();
+        drop(stdout);
+        if written.is_err() {
+            let _ = tool.child.kill();
+        }
+        written
+    }
+
+    /// Commits the file, then decides tiers and writes the manifest under the env lock, so
+    /// concurrent backups see each other.
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        self,
+        written: Written,
+        pg: &Pg,
+        database: &str,
+        format: &str,
+        tables: Option<BTreeMap<String, u64>>,
+        database_settings: Option<crate::postgres::DbInfo>,
+        tags: &[String],
+        started: Instant,
+    ) -> Result<LocalBackup> {
+        let Slot { project, env, dir, kind, stem, suffix, partial } = self;
+        partial.commit()?;
+        let _lock = DirLock::acquire(&dir)?;
+        let listing = Listing::scan(&dir, &project.name, env)?;
+        let tiers = if tags.is_empty() {
+            let existing: Vec<Candidate> =
+                listing.backups.iter().filter(|b| b.stem.kind == kind && b.stem != stem).map(crate::prune::candidate).collect();
+            retention::tiers_for_new(&existing, stem.time, &project.policy).into_iter().collect()
+        } else {
+            Vec::new()
+        };
+        let compression = project.policy.compression;
+        let manifest = Manifest {
+            format_version: FORMAT_VERSION,
+            kind,
+            project: project.name.clone(),
+            env: env.to_string(),
+            database: database.to_string(),
+            created_at: stem.time,
+            file: format!("{stem}{suffix}"),
+            format: format.into(),
+            compression: compression.name().into(),
+            compression_level: level(compression),
+            encryption: written.encryption,
+            size: written.digest.size,
+            sha256: written.digest.sha256,
+            pg_dump_version: Some(pg.pg_dump_version().to_string()),
+            server_version: Some(pg.server_version().to_string()),
+            database_settings,
+            tables,
+            tags: tags.to_vec(),
+            tiers,
+            duration_seconds: Some((started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0),
+            adopted: false,
+            verifications: Vec::new(),
+        };
+        let manifest_path = dir.join(manifest.manifest_name()?);
+        write_atomic(&manifest_path, &manifest.to_bytes())?;
+        Ok(LocalBackup { stem, data_path: dir.join(&manifest.file), manifest, manifest_path })
     }
 }
 

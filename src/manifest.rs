@@ -45,6 +45,9 @@ pub struct Manifest {
     pub pg_dump_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_version: Option<String>,
+    /// The database's owner, encoding and locale, so a restore onto a new server recreates it alike.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_settings: Option<crate::postgres::DbInfo>,
     /// Row counts per table (`schema.table`), taken in the dump's snapshot. None when unknown
     /// (adopted files, globals).
     #[serde(default, skip_serializing_if = "Option::is_none")]

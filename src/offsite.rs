@@ -1,19 +1,369 @@
-//! What is off-site: the remote listing of a project/env, which copies are confirmed, and the
-//! remote part of the audit. (Filled in by the off-site work.)
+//! What is off-site for one project/env: the remote catalog (`{prefix}/{project}/{env}/{tier}/`),
+//! which copies are confirmed (size and SHA-256), opening a remote backup for restore (thawing
+//! archived copies first, waiting for them if asked), and the remote part of the audit.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
 use crate::audit::Finding;
-use crate::config::{Config, Project};
+use crate::catalog::Listing;
+use crate::config::{Config, Project, RemoteConfig, RemoteUrl, StorageClass, TierName};
 use crate::error::Result;
-use crate::prune::{ConfirmedRemote, EnvPlan};
+use crate::manifest::Manifest;
+use crate::names::{Kind, Stem};
+use crate::prune::{ConfirmedRemote, EnvPlan, RemoteState};
+use crate::store::{ObjectMeta, Store, StoreError, Thaw};
 
-/// Confirmed off-site copies by backup, or None when no remote is configured.
-pub fn confirmed_copies(cfg: &Config, _project: &Project, _env: &str) -> Result<Option<ConfirmedRemote>> {
-    Ok(cfg.remote.as_ref().map(|_| ConfirmedRemote::new()))
+/// The configured remote, opened.
+pub struct Remote {
+    pub store: Box<dyn Store>,
+    pub config: RemoteConfig,
+    /// The key prefix (no leading or trailing `/`; may be empty).
+    pub prefix: String,
 }
 
-/// The remote part of the audit.
-pub fn audit_remote(_cfg: &Config, _project: &Project, _env: &str, _now: DateTime<Utc>, _plan: &EnvPlan) -> Result<Vec<Finding>> {
-    Ok(Vec::new())
+impl Remote {
+    /// Opens the remote of `cfg`, if one is configured.
+    pub fn open(cfg: &Config) -> Result<Option<Remote>> {
+        let Some(rc) = &cfg.remote else { return Ok(None) };
+        let prefix = match &rc.url {
+            RemoteUrl::S3 { prefix, .. } => prefix.clone(),
+            RemoteUrl::File(_) => String::new(),
+        };
+        Ok(Some(Remote { store: crate::store::open(rc)?, config: rc.clone(), prefix }))
+    }
+
+    /// `{prefix}/{project}/{env}/`.
+    pub fn env_prefix(&self, project: &str, env: &str) -> String {
+        if self.prefix.is_empty() { format!("{project}/{env}/") } else { format!("{}/{project}/{env}/", self.prefix) }
+    }
+
+    /// The key of `file` in `tier`'s folder.
+    pub fn key(&self, project: &str, env: &str, tier: TierName, file: &str) -> String {
+        format!("{}{tier}/{file}", self.env_prefix(project, env))
+    }
+
+    /// For messages: `s3://bucket/prefix/...`.
+    pub fn url(&self, key: &str) -> String {
+        format!("{}/{key}", self.store.describe())
+    }
+}
+
+/// One backup as found off-site.
+#[derive(Debug, Clone)]
+pub struct RemoteBackup {
+    pub stem: Stem,
+    /// Its manifest (the local one when this host has it, else read from the store).
+    pub manifest: Option<Manifest>,
+    /// Data objects by tier (from the listing: no SHA-256 yet).
+    pub copies: BTreeMap<TierName, ObjectMeta>,
+    /// Manifest objects by tier.
+    pub manifest_keys: BTreeMap<TierName, String>,
+}
+
+/// Everything under one project/env's remote prefix.
+#[derive(Debug, Default)]
+pub struct RemoteCatalog {
+    pub backups: BTreeMap<Stem, RemoteBackup>,
+    /// Keys under the prefix that are not pgtier's (never touched).
+    pub foreign: Vec<String>,
+    /// Manifests that could not be read or lie, with the reason.
+    pub broken: Vec<(String, String)>,
+}
+
+impl RemoteCatalog {
+    /// Lists the env's prefix. Manifests are taken from `local` where this host has them and
+    /// read from the store otherwise (after a host loss, all of them).
+    pub fn load(remote: &Remote, project: &str, env: &str, local: Option<&Listing>) -> Result<RemoteCatalog> {
+        let prefix = remote.env_prefix(project, env);
+        let objects = remote.store.list(&prefix)?;
+        let mut cat = RemoteCatalog::default();
+        for o in objects {
+            let rel = &o.key[prefix.len()..];
+            let parsed = rel.split_once('/').and_then(|(t, name)| Some((TierName::parse(t)?, name)));
+            let Some((tier, name)) = parsed.filter(|(_, n)| !n.contains('/')) else {
+                cat.foreign.push(o.key.clone());
+                continue;
+            };
+            if let Some(stem) = name.strip_suffix(".json").and_then(Stem::parse) {
+                cat.entry(&stem).manifest_keys.insert(tier, o.key.clone());
+            } else if let Some((stem, _)) = Stem::split_file_name(name) {
+                cat.entry(&stem).copies.insert(tier, o);
+            } else {
+                cat.foreign.push(o.key.clone());
+            }
+        }
+        let mut broken = Vec::new();
+        for (stem, b) in cat.backups.iter_mut() {
+            if let Some(l) = local.and_then(|l| l.backups.iter().find(|x| &x.stem == stem)) {
+                b.manifest = Some(l.manifest.clone());
+                continue;
+            }
+            let Some(key) = b.manifest_keys.values().next().cloned() else { continue };
+            match read_manifest(remote, &key, stem) {
+                Ok(m) if m.project == project && m.env == env => b.manifest = Some(m),
+                Ok(m) => broken.push((key, format!("describes {}/{}, not {project}/{env}", m.project, m.env))),
+                Err(e) => broken.push((key, e.to_string())),
+            }
+        }
+        cat.broken = broken;
+        // A data object whose name is not the file its manifest describes is not pgtier's.
+        for b in cat.backups.values_mut() {
+            if let Some(m) = &b.manifest {
+                let (keep, stray): (BTreeMap<_, _>, BTreeMap<_, _>) =
+                    std::mem::take(&mut b.copies).into_iter().partition(|(_, o)| o.key.ends_with(&format!("/{}", m.file)));
+                b.copies = keep;
+                cat.foreign.extend(stray.into_values().map(|o| o.key));
+            }
+        }
+        Ok(cat)
+    }
+
+    fn entry(&mut self, stem: &Stem) -> &mut RemoteBackup {
+        self.backups.entry(stem.clone()).or_insert_with(|| RemoteBackup {
+            stem: stem.clone(),
+            manifest: None,
+            copies: BTreeMap::new(),
+            manifest_keys: BTreeMap::new(),
+        })
+    }
+
+    /// HEADs every data object (for its SHA-256 and thaw state): key -> metadata.
+    pub fn heads(&self, remote: &Remote) -> Result<BTreeMap<String, ObjectMeta>> {
+        let mut out = BTreeMap::new();
+        for b in self.backups.values() {
+            for o in b.copies.values() {
+                match remote.store.head(&o.key) {
+                    Ok(h) => {
+                        out.insert(o.key.clone(), h);
+                    }
+                    Err(StoreError::NotFound(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Which tiers hold a confirmed copy of each backup, given HEAD results.
+    pub fn confirmed(&self, heads: &BTreeMap<String, ObjectMeta>) -> ConfirmedRemote {
+        let mut out = ConfirmedRemote::new();
+        for b in self.backups.values() {
+            let Some(m) = &b.manifest else { continue };
+            for (tier, o) in &b.copies {
+                if heads.get(&o.key).is_some_and(|h| is_confirmed(h, m)) {
+                    out.entry(b.stem.to_string()).or_default().insert(*tier);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A remote copy is confirmed when its size and stored SHA-256 are the manifest's.
+pub fn is_confirmed(head: &ObjectMeta, m: &Manifest) -> bool {
+    head.size == m.size && head.sha256.as_deref() == Some(m.sha256.as_str())
+}
+
+fn read_manifest(remote: &Remote, key: &str, stem: &Stem) -> Result<Manifest> {
+    let mut bytes = Vec::new();
+    remote.store.get(key)?.take(16 << 20).read_to_end(&mut bytes).map_err(|e| crate::failed!("{}: {e}", remote.url(key)))?;
+    Manifest::from_bytes(&bytes, std::path::Path::new(&remote.url(key)), Some(stem))
+}
+
+/// What is off-site for local retention (confirmed copies, remote-only backups), or None when
+/// no remote is configured. An unreachable remote confirms nothing (so nothing local is
+/// deleted that the policy wants off-site), with a warning.
+pub fn remote_state(cfg: &Config, project: &Project, env: &str) -> Result<Option<RemoteState>> {
+    let Some(remote) = Remote::open(cfg)? else { return Ok(None) };
+    let listing = Listing::scan(&cfg.env_dir(&project.name, env), &project.name, env)?;
+    let found = RemoteCatalog::load(&remote, &project.name, env, Some(&listing)).and_then(|cat| {
+        let confirmed = cat.confirmed(&cat.heads(&remote)?);
+        let remote_only = cat
+            .backups
+            .values()
+            .filter(|b| !listing.backups.iter().any(|l| l.stem == b.stem))
+            .filter_map(|b| {
+                let m = b.manifest.as_ref()?;
+                Some(crate::retention::Candidate {
+                    id: b.stem.to_string(),
+                    created_at: b.stem.time,
+                    tags: m.tags.clone(),
+                    recorded_tiers: Some(m.tiers.iter().copied().collect()),
+                })
+            })
+            .collect();
+        Ok(RemoteState { confirmed, remote_only })
+    });
+    match found {
+        Ok(s) => Ok(Some(s)),
+        Err(e) => {
+            tracing::warn!(
+                "{}/{env}: cannot check the off-site copies ({e}); local backups the policy wants off-site stay until they can be confirmed",
+                project.name
+            );
+            Ok(Some(RemoteState::default()))
+        }
+    }
+}
+
+/// The remote part of the audit: every backup the policy wants off-site is there, confirmed,
+/// in the right class; nothing due for deletion lingers; nothing unencrypted where required.
+pub fn audit_remote(cfg: &Config, project: &Project, env: &str, now: DateTime<Utc>, _plan: &EnvPlan) -> Result<Vec<Finding>> {
+    let Some(remote) = Remote::open(cfg)? else { return Ok(Vec::new()) };
+    let listing = Listing::scan(&cfg.env_dir(&project.name, env), &project.name, env)?;
+    let loaded = RemoteCatalog::load(&remote, &project.name, env, Some(&listing)).and_then(|cat| {
+        let heads = cat.heads(&remote)?;
+        Ok((cat, heads))
+    });
+    let (cat, heads) = match loaded {
+        Ok(x) => x,
+        Err(e) => return Ok(vec![Finding::new("remote-unreachable", remote.store.describe(), e.to_string())]),
+    };
+    let plan = crate::sync::plan(&listing, &cat, &heads, &remote, project, env, now, false);
+    let mut out = Vec::new();
+    for (key, why) in &cat.broken {
+        out.push(Finding::new("broken-manifest", remote.url(key), why.clone()));
+    }
+    for a in &plan.actions {
+        use crate::sync::Action;
+        match a {
+            Action::Upload { key, .. } | Action::Copy { to: key, .. } => out.push(Finding::new(
+                "missing-offsite",
+                remote.url(key),
+                format!("{} is not off-site in {} ({}); run `pgtier sync`", a.backup(), a.tier(), a.describe()),
+            )),
+            Action::Delete { key, .. } => out.push(Finding::new(
+                "due-for-deletion",
+                remote.url(key),
+                format!("the policy no longer keeps it in {}; run `pgtier sync`", a.tier()),
+            )),
+            Action::Blocked { reason, .. } => {
+                out.push(Finding::new("offsite-blocked", format!("{} {}", a.backup(), a.tier()), reason.clone()))
+            }
+            _ => {}
+        }
+    }
+    if project.policy.encryption_required {
+        for b in cat.backups.values() {
+            if b.manifest.as_ref().is_some_and(|m| m.encryption.is_none()) {
+                for o in b.copies.values() {
+                    out.push(Finding::new(
+                        "unencrypted-offsite",
+                        remote.url(&o.key),
+                        "the policy requires encryption but this copy is not encrypted",
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(days) = project.policy.verify.window_days() {
+        let newest = listing
+            .latest()
+            .map(|b| b.manifest.clone())
+            .or_else(|| cat.backups.values().rev().filter(|b| b.stem.kind == Kind::Database).find_map(|b| b.manifest.clone()));
+        if let Some(m) = newest {
+            let last = m.last_verified_ok().map(|v| v.at);
+            let old_enough = now - m.created_at > chrono::Duration::days(1);
+            if old_enough && last.is_none_or(|t| now - t > chrono::Duration::days(days)) && cfg.remote.is_some() {
+                out.push(Finding::new(
+                    "not-verified",
+                    m.file.clone(),
+                    format!(
+                        "the newest backup has not been proven by a restore within {days} days (verify: {:?}); run `pgtier verify`",
+                        project.policy.verify
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// How long `restore --wait` waits for a thaw, and how often it asks.
+#[derive(Debug, Clone, Copy)]
+pub struct ThawWait {
+    pub timeout: Duration,
+    pub poll: Duration,
+}
+
+/// Typical thaw times, for messages.
+pub fn thaw_eta(class: StorageClass, tier: &str) -> &'static str {
+    match (class, tier) {
+        (StorageClass::DeepArchive, "Bulk") => "up to 48 hours",
+        (StorageClass::DeepArchive, _) => "up to 12 hours",
+        (_, "Expedited") => "1 to 5 minutes",
+        (_, "Bulk") => "5 to 12 hours",
+        _ => "3 to 5 hours",
+    }
+}
+
+/// Opens the best copy of a remote backup: a readable one if there is one (daily first), else
+/// an archived one after its thaw, waiting for it when `wait` is given; otherwise fails saying
+/// the thaw was requested and when to run again. Returns the reader and the key read.
+pub fn open_copy(remote: &Remote, b: &RemoteBackup, wait: Option<ThawWait>, ui: &crate::ui::Ui) -> Result<(Box<dyn Read + Send>, String)> {
+    let m = b.manifest.as_ref().ok_or_else(|| crate::failed!("{}: no manifest off-site; cannot check it", b.stem))?;
+    let mut archived: Option<ObjectMeta> = None;
+    for o in b.copies.values() {
+        let h = match remote.store.head(&o.key) {
+            Ok(h) => h,
+            Err(StoreError::NotFound(_)) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if h.size != m.size {
+            tracing::warn!("{}: size {} is not the manifest's {}; trying another copy", remote.url(&o.key), h.size, m.size);
+            continue;
+        }
+        if h.thaw.readable() {
+            return Ok((remote.store.get(&o.key)?, o.key.clone()));
+        }
+        if archived.is_none() {
+            archived = Some(h);
+        }
+    }
+    let h = archived.ok_or_else(|| crate::failed!("{}: no usable copy off-site", b.stem))?;
+    let tier = remote.config.restore_tier.clone();
+    if h.thaw == Thaw::Needed {
+        remote.store.request_thaw(&h.key, remote.config.restore_days, &tier)?;
+        tracing::info!("requested a thaw of {} ({} retrieval, typically {})", remote.url(&h.key), tier, thaw_eta(h.class(), &tier));
+    }
+    let Some(w) = wait else {
+        let eta = thaw_eta(h.class(), &tier);
+        return Err(crate::failed!(
+            "{} is in {}: a thaw is under way ({tier} retrieval, typically {eta}; readable for {} days once done). Run the same command again then, or add --wait to wait for it",
+            remote.url(&h.key),
+            h.class(),
+            remote.config.restore_days
+        ));
+    };
+    let progress = ui.progress("thawing", None);
+    let started = Instant::now();
+    loop {
+        let now = remote.store.head(&h.key)?;
+        if now.thaw == Thaw::Needed {
+            // Never requested, or an earlier thaw expired: ask (again).
+            remote.store.request_thaw(&h.key, remote.config.restore_days, &tier)?;
+        }
+        if now.thaw.readable() {
+            progress.finish();
+            tracing::info!("{} is thawed after {:.0?}", remote.url(&h.key), started.elapsed());
+            return Ok((remote.store.get(&h.key)?, h.key.clone()));
+        }
+        if started.elapsed() >= w.timeout {
+            progress.finish();
+            return Err(crate::failed!(
+                "{}: still thawing after {:?} (--wait timeout); the thaw goes on, run again later",
+                remote.url(&h.key),
+                w.timeout
+            ));
+        }
+        if crate::signals::interrupted() {
+            return Err(crate::failed!("interrupted while waiting for the thaw of {}", remote.url(&h.key)));
+        }
+        progress.label(&format!("thawing {:.0?}", started.elapsed()));
+        std::thread::sleep(w.poll.min(w.timeout.saturating_sub(started.elapsed())).max(Duration::from_millis(10)));
+    }
 }

@@ -21,6 +21,15 @@ const TOMBSTONE_SUFFIX: &str = ".deleting";
 /// Which remote tiers hold a confirmed copy (size and checksum) of each backup, by stem.
 pub type ConfirmedRemote = BTreeMap<String, BTreeSet<TierName>>;
 
+/// What the remote holds, as local retention needs it.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteState {
+    pub confirmed: ConfirmedRemote,
+    /// Backups that exist only off-site: they count in the plan (periods, the newest backup)
+    /// exactly as they do for sync, so both sides decide alike.
+    pub remote_only: Vec<Candidate>,
+}
+
 /// What happens to one local backup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -70,15 +79,20 @@ pub fn candidate(b: &LocalBackup) -> Candidate {
         id: b.stem.to_string(),
         created_at: b.stem.time,
         tags: b.manifest.tags.clone(),
-        recorded_tiers: b.manifest.tiers.iter().copied().collect(),
+        recorded_tiers: Some(b.manifest.tiers.iter().copied().collect()),
     }
 }
 
-/// Plans every kind of backup in `listing` separately (databases, globals) against `policy`.
-pub fn decide(listing: &Listing, policy: &Policy, now: DateTime<Utc>) -> BTreeMap<String, Decision> {
+/// Plans every kind of backup separately (databases, globals) against `policy`: the local ones
+/// and `others` (backups only off-site).
+pub fn decide(listing: &Listing, others: &[Candidate], policy: &Policy, now: DateTime<Utc>) -> BTreeMap<String, Decision> {
     let mut out = BTreeMap::new();
     for kind in [Kind::Database, Kind::Globals] {
-        let cands: Vec<Candidate> = listing.backups.iter().filter(|b| b.stem.kind == kind).map(candidate).collect();
+        let mut cands: Vec<Candidate> = listing.backups.iter().filter(|b| b.stem.kind == kind).map(candidate).collect();
+        let local: BTreeSet<String> = cands.iter().map(|c| c.id.clone()).collect();
+        cands.extend(
+            others.iter().filter(|c| crate::names::Stem::parse(&c.id).is_some_and(|s| s.kind == kind) && !local.contains(&c.id)).cloned(),
+        );
         for d in retention::plan(&cands, policy, now) {
             out.insert(d.id.clone(), d);
         }
@@ -88,9 +102,9 @@ pub fn decide(listing: &Listing, policy: &Policy, now: DateTime<Utc>) -> BTreeMa
 
 /// Plans the local side of one project/env. `remote` lists confirmed off-site copies, or is
 /// None when no remote is configured (then remote tiers are kept on this host).
-pub fn plan_env(listing: &Listing, project: &Project, env: &str, now: DateTime<Utc>, remote: Option<&ConfirmedRemote>) -> EnvPlan {
+pub fn plan_env(listing: &Listing, project: &Project, env: &str, now: DateTime<Utc>, remote: Option<&RemoteState>) -> EnvPlan {
     let policy = &project.policy;
-    let decisions = decide(listing, policy, now);
+    let decisions = decide(listing, remote.map(|r| r.remote_only.as_slice()).unwrap_or(&[]), policy, now);
     let mut entries = Vec::new();
     for b in &listing.backups {
         let stem = b.stem.to_string();
@@ -100,7 +114,7 @@ pub fn plan_env(listing: &Listing, project: &Project, env: &str, now: DateTime<U
             LocalAction::Keep
         } else {
             let wanted: BTreeSet<TierName> = d.remote_tiers(policy);
-            let confirmed = remote.and_then(|r| r.get(&stem)).cloned().unwrap_or_default();
+            let confirmed = remote.and_then(|r| r.confirmed.get(&stem)).cloned().unwrap_or_default();
             let missing: Vec<_> = wanted.difference(&confirmed).map(|t| t.as_str()).collect();
             if missing.is_empty() {
                 if !wanted.is_empty() {
@@ -134,7 +148,7 @@ pub fn plan_local(
     project: &Project,
     env: &str,
     now: DateTime<Utc>,
-    remote: Option<&ConfirmedRemote>,
+    remote: Option<&RemoteState>,
 ) -> Result<(Listing, EnvPlan)> {
     let listing = Listing::scan(&cfg.env_dir(&project.name, env), &project.name, env)?;
     let plan = plan_env(&listing, project, env, now, remote);
@@ -221,7 +235,7 @@ pub fn prune_env(
     project: &Project,
     env: &str,
     now: DateTime<Utc>,
-    remote: Option<&ConfirmedRemote>,
+    remote: Option<&RemoteState>,
     dry_run: bool,
 ) -> Result<EnvPlan> {
     let dir = cfg.env_dir(&project.name, env);

@@ -16,7 +16,8 @@ use crate::config::{Config, Project};
 use crate::crypto::Keys;
 use crate::error::{IoContext, Result};
 use crate::manifest::Manifest;
-use crate::pipeline::{self, Layer};
+use crate::names::Kind;
+use crate::pipeline::{self, DigestCell, HashReader, Layer};
 use crate::postgres::{Pg, Session};
 use crate::ui::{Progress, Ui};
 
@@ -34,10 +35,22 @@ pub enum Input {
     Stdin,
 }
 
+/// Where to look for the backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum From {
+    Local,
+    Remote,
+    /// A local copy whose checksum matches, else the remote one.
+    Auto,
+}
+
 /// How to restore.
 #[derive(Debug, Clone)]
 pub struct RestoreOptions {
     pub input: Input,
+    pub from: From,
+    /// Wait for a Glacier thaw (None: request it and exit 1 saying when to run again).
+    pub wait: Option<crate::offsite::ThawWait>,
     pub target_db: Option<String>,
     pub force: bool,
     pub drop_old: bool,
@@ -75,25 +88,143 @@ pub struct Opened {
     pub source: String,
     pub from: String,
     pub size: Option<u64>,
+    /// Set when the stream was not checked beforehand: its digest, known at end of stream,
+    /// must match the manifest before the data is trusted.
+    pub digest: Option<DigestCell>,
+}
+
+impl Opened {
+    /// Separates the reader from what is needed to check it afterwards.
+    pub fn split(self) -> (Box<dyn Read + Send>, Opened) {
+        let check = Opened {
+            reader: Box::new(std::io::empty()),
+            manifest: self.manifest,
+            source: self.source,
+            from: self.from,
+            size: self.size,
+            digest: self.digest,
+        };
+        (self.reader, check)
+    }
+
+    /// After the stream was read to its end: the bytes were the manifest's.
+    pub fn check_digest(&self) -> Result<()> {
+        let (Some(cell), Some(m)) = (&self.digest, &self.manifest) else { return Ok(()) };
+        match cell.get() {
+            Some(d) if d.size == m.size && d.sha256 == m.sha256 => Ok(()),
+            Some(d) => Err(crate::failed!(
+                "{}: the downloaded bytes do not match the manifest (size {} vs {}, sha256 {} vs {}); not trusting them",
+                self.source,
+                d.size,
+                m.size,
+                d.sha256,
+                m.sha256
+            )),
+            None => Err(crate::failed!("{}: the stream was not read to its end, so its checksum is unknown", self.source)),
+        }
+    }
+}
+
+/// Finds and opens a backup of `kind` locally, remotely, or local-first (`--from auto`).
+#[allow(clippy::too_many_arguments)]
+pub fn open_source(
+    cfg: &Config,
+    project: &Project,
+    env: &str,
+    input: &Input,
+    from: From,
+    wait: Option<crate::offsite::ThawWait>,
+    kind: Kind,
+    ui: &Ui,
+) -> Result<Opened> {
+    let is_path = matches!(input, Input::Stdin) || matches!(input, Input::Named(s) if Path::new(s).is_file());
+    match from {
+        From::Local => open_local(cfg, project, env, input, kind),
+        From::Remote if is_path => Err(crate::usage!("--from remote takes a backup name, not a file or stdin")),
+        From::Remote => open_remote(cfg, project, env, input, wait, kind, ui),
+        From::Auto if is_path => open_local(cfg, project, env, input, kind),
+        From::Auto => match open_local(cfg, project, env, input, kind) {
+            Ok(o) => {
+                tracing::info!("restoring from the local copy {}", o.source);
+                Ok(o)
+            }
+            Err(e) if cfg.remote.is_some() => {
+                tracing::warn!("no usable local copy ({e}); restoring from the remote copy");
+                open_remote(cfg, project, env, input, wait, kind, ui)
+            }
+            Err(e) => Err(e),
+        },
+    }
+}
+
+/// Opens a remote backup (the newest of `kind`, or the named one); works with `backup_root` gone.
+pub fn open_remote(
+    cfg: &Config,
+    project: &Project,
+    env: &str,
+    input: &Input,
+    wait: Option<crate::offsite::ThawWait>,
+    kind: Kind,
+    ui: &Ui,
+) -> Result<Opened> {
+    let remote =
+        crate::offsite::Remote::open(cfg)?.ok_or_else(|| crate::usage!("--from remote needs remote: in {}", cfg.file.display()))?;
+    let cat = crate::offsite::RemoteCatalog::load(&remote, &project.name, env, None)?;
+    for (key, why) in &cat.broken {
+        tracing::warn!("{}: {why}", remote.url(key));
+    }
+    let found = match input {
+        Input::Latest => cat.backups.values().rev().find(|b| b.stem.kind == kind && b.manifest.is_some() && !b.copies.is_empty()),
+        Input::Named(spec) => {
+            let name = Path::new(spec).file_name().and_then(|n| n.to_str()).unwrap_or(spec);
+            let stem = crate::names::Stem::parse(name).or_else(|| crate::names::Stem::split_file_name(name).map(|(s, _)| s));
+            stem.and_then(|s| cat.backups.get(&s))
+        }
+        Input::Stdin => None,
+    };
+    let b = found.ok_or_else(|| {
+        crate::failed!("no such backup of {}/{env} off-site under {}", project.name, remote.url(&remote.env_prefix(&project.name, env)))
+    })?;
+    let manifest = b.manifest.clone().ok_or_else(|| crate::failed!("{}: its manifest is missing off-site", b.stem))?;
+    let (reader, key) = crate::offsite::open_copy(&remote, b, wait, ui)?;
+    let (reader, digest) = HashReader::new(reader);
+    Ok(Opened {
+        reader: Box::new(reader),
+        source: remote.url(&key),
+        from: "remote".into(),
+        size: Some(manifest.size),
+        manifest: Some(manifest),
+        digest: Some(digest),
+    })
 }
 
 /// Restores into the project/env's database (or `--target-db`) as described in the module doc.
 pub fn restore(cfg: &Config, project: &Project, env: &str, opts: &RestoreOptions, keys: &Keys, ui: &Ui) -> Result<RestoreReport> {
     let database = project.database(env)?.to_string();
-    let opened = open_local(cfg, project, env, &opts.input)?;
+    let opened = open_source(cfg, project, env, &opts.input, opts.from, opts.wait, Kind::Database, ui)?;
     restore_opened(cfg, project, env, &database, opened, opts, keys, ui)
 }
 
-/// Finds and checks a local backup, a file or stdin.
-pub fn open_local(cfg: &Config, project: &Project, env: &str, input: &Input) -> Result<Opened> {
+/// Finds and checks a local backup of `kind`, a file or stdin.
+pub fn open_local(cfg: &Config, project: &Project, env: &str, input: &Input, kind: Kind) -> Result<Opened> {
     let dir = cfg.env_dir(&project.name, env);
     match input {
-        Input::Stdin => {
-            Ok(Opened { reader: Box::new(std::io::stdin()), manifest: None, source: "-".into(), from: "stdin".into(), size: None })
-        }
+        Input::Stdin => Ok(Opened {
+            reader: Box::new(std::io::stdin()),
+            manifest: None,
+            source: "-".into(),
+            from: "stdin".into(),
+            size: None,
+            digest: None,
+        }),
         Input::Latest => {
             let listing = Listing::scan(&dir, &project.name, env)?;
-            let b = listing.latest().ok_or_else(|| crate::failed!("no local backups of {}/{env} in {}", project.name, dir.display()))?;
+            let b = listing
+                .backups
+                .iter()
+                .rev()
+                .find(|b| b.stem.kind == kind)
+                .ok_or_else(|| crate::failed!("no local backups of {}/{env} in {}", project.name, dir.display()))?;
             open_checked(&b.data_path, b.manifest.clone(), "local")
         }
         Input::Named(spec) => {
@@ -110,7 +241,7 @@ pub fn open_local(cfg: &Config, project: &Project, env: &str, input: &Input) -> 
                     None => {
                         let f = std::fs::File::open(path).at(path)?;
                         let size = f.metadata().ok().map(|m| m.len());
-                        Ok(Opened { reader: Box::new(f), manifest: None, source: spec.clone(), from: "file".into(), size })
+                        Ok(Opened { reader: Box::new(f), manifest: None, source: spec.clone(), from: "file".into(), size, digest: None })
                     }
                 };
             }
@@ -155,6 +286,7 @@ fn open_checked(path: &Path, manifest: Manifest, from: &str) -> Result<Opened> {
         from: from.into(),
         size: Some(manifest.size),
         manifest: Some(manifest),
+        digest: None,
     })
 }
 
@@ -216,6 +348,11 @@ pub fn restore_opened(
 
     // One table into the live database: pg_restore --clean in one transaction.
     if let (Some(table), true) = (&opts.table, replacing) {
+        if opened.digest.is_some() {
+            return Err(crate::usage!(
+                "--table into the live database needs a checked local copy: restore from remote with --target-db, or sync it down first"
+            ));
+        }
         let (reader, decoded) = pipeline::decoder(with_progress(opened.reader, progress.clone()), keys, &report.source)?;
         if decoded.payload() != Layer::CustomArchive {
             return Err(crate::usage!("--table needs a custom-format archive; {} holds {}", report.source, decoded.payload().name()));
@@ -232,12 +369,44 @@ pub fn restore_opened(
     }
 
     // Decoding starts here: a wrong key or a foreign file fails before any database is made.
-    let (reader, decoded) = pipeline::decoder(with_progress(opened.reader, progress.clone()), keys, &report.source)?;
+    let (opened_reader, opened_check) = opened.split();
+    let (reader, decoded) = pipeline::decoder(with_progress(opened_reader, progress.clone()), keys, &report.source)?;
     let temp = temp_db_name(&target);
-    admin.create_database(&temp, existing.as_ref()).map_err(|e| e.context(format!("creating temporary database {temp:?}")))?;
+    // Copy the database it replaces; on a new server, recreate the one the backup came from.
+    let like = match (&existing, manifest.as_ref().and_then(|m| m.database_settings.clone())) {
+        (Some(e), _) => Some(e.clone()),
+        (None, Some(saved)) if admin.role_exists(&saved.owner)? => Some(saved),
+        (None, Some(saved)) => {
+            let w = format!(
+                "role {:?}, which owned the database, does not exist here: run `pgtier restore-globals` first to keep owners; the database will be owned by {}",
+                saved.owner,
+                pg.user()
+            );
+            tracing::warn!("{w}");
+            report.warnings.push(w);
+            None
+        }
+        (None, None) => None,
+    };
+    let created = match admin.create_database(&temp, like.as_ref()) {
+        Err(e) if existing.is_none() && like.is_some() => {
+            // The old server's locale may not exist here: keep the owner, take this server's locale.
+            tracing::warn!("could not recreate the database's encoding and locale here ({e}); using this server's defaults");
+            let owner_only = like.as_ref().map(|l| crate::postgres::DbInfo {
+                owner: l.owner.clone(),
+                encoding: String::new(),
+                collate: String::new(),
+                ctype: String::new(),
+            });
+            admin.create_database(&temp, owner_only.as_ref())
+        }
+        other => other,
+    };
+    created.map_err(|e| e.context(format!("creating temporary database {temp:?}")))?;
     let mut guard = TempDb { pg: &pg, name: Some(temp.clone()) };
     let result = (|| -> Result<()> {
         restore_into(&pg, &temp, reader, decoded.payload(), opts, &report.source)?;
+        opened_check.check_digest()?;
         progress.finish();
         if let Some(m) = &manifest
             && project.verify_on_restore

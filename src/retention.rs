@@ -21,8 +21,9 @@ pub struct Candidate {
     pub id: String,
     pub created_at: DateTime<Utc>,
     pub tags: Vec<String>,
-    /// Tiers recorded when the backup was taken; they win over first-of-period.
-    pub recorded_tiers: BTreeSet<TierName>,
+    /// Tiers recorded when the backup was taken: authoritative. None only for backups whose
+    /// tiers were never recorded; those are placed by first-of-period.
+    pub recorded_tiers: Option<BTreeSet<TierName>>,
 }
 
 /// What the planner decided for one backup.
@@ -93,22 +94,26 @@ fn period_noun(tier: TierName, n: u32) -> String {
     if n == 1 { format!("{n} {noun}") } else { format!("{n} {noun}s") }
 }
 
-/// The members of each non-daily tier: for each period, the recorded representative, else the
-/// first backup of the period. Indices refer to `untagged`, which is sorted by time.
-fn representatives(untagged: &[&Candidate], tier: TierName) -> BTreeMap<(i32, u32, u32), usize> {
-    let mut reps: BTreeMap<(i32, u32, u32), (bool, usize)> = BTreeMap::new();
+/// The members of a non-daily tier, as (period, index into `untagged`, sorted by time): the
+/// backups recorded in the tier; in a period where none is, the first backup of the period if
+/// its tiers were never recorded. A recorded backup is never superseded, and a backup is never
+/// promoted because the one recorded before it is gone from this host.
+fn representatives(untagged: &[&Candidate], tier: TierName) -> Vec<((i32, u32, u32), usize)> {
+    let mut by_period: BTreeMap<(i32, u32, u32), Vec<usize>> = BTreeMap::new();
     for (i, c) in untagged.iter().enumerate() {
-        let recorded = c.recorded_tiers.contains(&tier);
-        reps.entry(period(tier, c.created_at))
-            .and_modify(|cur| {
-                // A recorded member wins over an unrecorded earlier one; otherwise the first stays.
-                if recorded && !cur.0 {
-                    *cur = (true, i);
-                }
-            })
-            .or_insert((recorded, i));
+        by_period.entry(period(tier, c.created_at)).or_default().push(i);
     }
-    reps.into_iter().map(|(p, (_, i))| (p, i)).collect()
+    let mut out = Vec::new();
+    for (p, idx) in by_period {
+        let recorded: Vec<usize> =
+            idx.iter().copied().filter(|&i| untagged[i].recorded_tiers.as_ref().is_some_and(|r| r.contains(&tier))).collect();
+        if !recorded.is_empty() {
+            out.extend(recorded.into_iter().map(|i| (p, i)));
+        } else if untagged[idx[0]].recorded_tiers.is_none() {
+            out.push((p, idx[0]));
+        }
+    }
+    out
 }
 
 /// The tiers a backup taken at `created_at` joins, given the backups that already exist.
@@ -119,7 +124,7 @@ pub fn tiers_for_new(existing: &[Candidate], created_at: DateTime<Utc>, policy: 
         let taken = existing
             .iter()
             .filter(|c| c.tags.is_empty() && period(tier, c.created_at) == p)
-            .any(|c| c.recorded_tiers.contains(&tier) || c.created_at <= created_at);
+            .any(|c| c.recorded_tiers.as_ref().is_some_and(|r| r.contains(&tier)) || c.created_at <= created_at);
         if !taken {
             tiers.insert(tier);
         }
@@ -136,7 +141,7 @@ pub fn plan(candidates: &[Candidate], policy: &Policy, now: DateTime<Utc>) -> Ve
         decisions.push(Decision {
             id: c.id,
             created_at: c.created_at,
-            tiers: c.recorded_tiers,
+            tiers: c.recorded_tiers.unwrap_or_default(),
             kept_by: BTreeSet::new(),
             tag_kept: false,
             newest: false,
@@ -226,7 +231,7 @@ fn plan_past(candidates: &[Candidate], policy: &Policy) -> Vec<Decision> {
         // Tiers the backup was recorded in but the policy no longer has.
         for (u, c) in untagged.iter().enumerate() {
             let d = &mut decisions[untagged_idx[u]];
-            for t in &c.recorded_tiers {
+            for t in c.recorded_tiers.iter().flatten() {
                 if policy.tier(*t).is_none() {
                     d.reasons.push(format!("{t}: not a tier of policy {}", policy.name));
                 }
@@ -279,7 +284,12 @@ pub fn simulate(policy: &Policy, days: u32, end: DateTime<Utc>) -> Vec<Decision>
             .copied()
             .filter(|tier| *tier == TierName::Daily || previous.is_none_or(|p| period(*tier, p) != period(*tier, t)))
             .collect();
-        cands.push(Candidate { id: t.format("db_%Y%m%d_%H%M%S").to_string(), created_at: t, tags: Vec::new(), recorded_tiers: recorded });
+        cands.push(Candidate {
+            id: t.format("db_%Y%m%d_%H%M%S").to_string(),
+            created_at: t,
+            tags: Vec::new(),
+            recorded_tiers: Some(recorded),
+        });
         previous = Some(t);
     }
     plan(&cands, policy, last)

@@ -26,7 +26,7 @@ pub fn run(ctx: &Ctx, a: AuditArgs) -> Result<i32> {
     }
     let mut envs = Vec::new();
     for (project, env) in &selected {
-        let remote = crate::offsite::confirmed_copies(&cfg, project, env)?;
+        let remote = crate::offsite::remote_state(&cfg, project, env)?;
         let mut audit = audit_local(&cfg, project, env, ctx.now, remote.as_ref())?;
         audit.findings.extend(crate::offsite::audit_remote(&cfg, project, env, ctx.now, &audit.plan)?);
         audit.findings.extend(crate::crypto::audit_keys(&cfg, project, env));

@@ -15,8 +15,23 @@ pub struct ListArgs {
     #[arg(long)]
     pub latest: bool,
     /// Only backups on this host (the default).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["remote", "all"])]
     pub local: bool,
+    /// Only backups off-site, with each tier's copy and storage class.
+    #[arg(long, conflicts_with = "all")]
+    pub remote: bool,
+    /// Backups here and off-site, with where each one lives.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// One off-site copy.
+#[derive(Debug, Serialize)]
+pub struct Copy {
+    pub tier: crate::config::TierName,
+    pub storage_class: String,
+    pub key: String,
+    pub size: u64,
 }
 
 /// One row of `list --json`.
@@ -32,6 +47,7 @@ pub struct Row {
     pub tags: Vec<String>,
     pub encrypted: bool,
     pub locations: Vec<String>,
+    pub remote: Vec<Copy>,
     pub last_verified: Option<chrono::DateTime<chrono::Utc>>,
 }
 
@@ -55,36 +71,53 @@ pub fn run(ctx: &Ctx, a: ListArgs) -> Result<i32> {
             None => Err(crate::failed!("no backups of {}/{env} in {}", project.name, dir.display())),
         };
     }
-    let rows: Vec<Row> = listing
-        .backups
-        .iter()
-        .map(|b| Row {
-            backup: b.stem.to_string(),
-            kind: b.stem.kind,
-            created_at: b.stem.time,
-            path: b.data_path.display().to_string(),
-            size: b.manifest.size,
-            sha256: b.manifest.sha256.clone(),
-            tiers: b.manifest.tiers.clone(),
-            tags: b.manifest.tags.clone(),
-            encrypted: b.manifest.encryption.is_some(),
-            locations: vec!["local".into()],
-            last_verified: b.manifest.last_verified_ok().map(|v| v.at),
-        })
-        .collect();
+    let mut rows: std::collections::BTreeMap<crate::names::Stem, Row> = std::collections::BTreeMap::new();
+    if !a.remote {
+        for b in &listing.backups {
+            rows.insert(b.stem.clone(), row(&b.stem, &b.manifest, Some(b.data_path.display().to_string())));
+        }
+    }
+    if a.remote || a.all {
+        let remote =
+            crate::offsite::Remote::open(&cfg)?.ok_or_else(|| crate::usage!("--remote needs remote: in {}", cfg.file.display()))?;
+        let cat = crate::offsite::RemoteCatalog::load(&remote, &project.name, env, Some(&listing))?;
+        for (stem, b) in &cat.backups {
+            let Some(m) = &b.manifest else { continue };
+            let r = rows.entry(stem.clone()).or_insert_with(|| row(stem, m, None));
+            for (tier, o) in &b.copies {
+                r.remote.push(Copy { tier: *tier, storage_class: o.class().to_string(), key: remote.url(&o.key), size: o.size });
+            }
+            if !b.copies.is_empty() {
+                r.locations.push("remote".into());
+            }
+        }
+        for (key, why) in &cat.broken {
+            tracing::warn!("{}: {why}", remote.url(key));
+        }
+        for key in &cat.foreign {
+            tracing::info!("{}: not pgtier's (left alone)", remote.url(key));
+        }
+    }
+    let rows: Vec<Row> = rows.into_values().filter(|r| !r.locations.is_empty()).collect();
     if ctx.ui.json {
         ctx.print_json(&rows);
     } else {
-        println!("{:<24} {:<20} {:>10}  {:<22} {:<12} VERIFIED", "BACKUP", "CREATED (UTC)", "SIZE", "TIERS", "TAGS");
+        println!(
+            "{:<24} {:<20} {:>10}  {:<22} {:<12} {:<10} {:<42} VERIFIED",
+            "BACKUP", "CREATED (UTC)", "SIZE", "TIERS", "TAGS", "WHERE", "OFF-SITE"
+        );
         for r in &rows {
             let tiers: Vec<_> = r.tiers.iter().map(|t| t.as_str()).collect();
+            let off: Vec<_> = r.remote.iter().map(|c| format!("{}:{}", c.tier, c.storage_class)).collect();
             println!(
-                "{:<24} {:<20} {:>10}  {:<22} {:<12} {}",
+                "{:<24} {:<20} {:>10}  {:<22} {:<12} {:<10} {:<42} {}",
                 r.backup,
                 r.created_at.format("%Y-%m-%d %H:%M:%S"),
                 human_size(r.size),
                 if tiers.is_empty() { "-".into() } else { tiers.join(",") },
                 if r.tags.is_empty() { "-".into() } else { r.tags.join(",") },
+                r.locations.join("+"),
+                if off.is_empty() { "-".into() } else { off.join(" ") },
                 r.last_verified.map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_else(|| "-".into())
             );
         }
@@ -99,4 +132,21 @@ pub fn run(ctx: &Ctx, a: ListArgs) -> Result<i32> {
         );
     }
     Ok(0)
+}
+
+fn row(stem: &crate::names::Stem, m: &crate::manifest::Manifest, path: Option<String>) -> Row {
+    Row {
+        backup: stem.to_string(),
+        kind: stem.kind,
+        created_at: stem.time,
+        locations: if path.is_some() { vec!["local".into()] } else { Vec::new() },
+        path: path.unwrap_or_default(),
+        size: m.size,
+        sha256: m.sha256.clone(),
+        tiers: m.tiers.clone(),
+        tags: m.tags.clone(),
+        encrypted: m.encryption.is_some(),
+        remote: Vec::new(),
+        last_verified: m.last_verified_ok().map(|v| v.at),
+    }
 }

@@ -8,6 +8,9 @@ mod list;
 mod policy;
 mod prune;
 mod restore;
+mod restore_globals;
+mod run;
+mod sync;
 
 use std::path::PathBuf;
 
@@ -48,8 +51,14 @@ pub enum Command {
     Backup(backup::BackupArgs),
     /// Restore a backup (default: the latest) into the env's database or --target-db.
     Restore(restore::RestoreArgs),
-    /// List the backups of a project/env.
+    /// List the backups of a project/env (here, off-site, or both).
     List(list::ListArgs),
+    /// The nightly job: backup, sync, prune for every enabled project/env.
+    Run(run::RunArgs),
+    /// Put each tier off-site with its storage class; remove what the tiers no longer keep.
+    Sync(sync::SyncArgs),
+    /// Apply the saved roles and tablespaces (skipping those that exist) before a restore.
+    RestoreGlobals(restore_globals::RestoreGlobalsArgs),
     /// Delete local backups the policy no longer keeps (explains every decision).
     Prune(prune::PruneArgs),
     /// Policy commands.
@@ -109,6 +118,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Backup(a) => backup::run(&ctx, a),
         Command::Restore(a) => restore::run(&ctx, a),
         Command::List(a) => list::run(&ctx, a),
+        Command::Run(a) => run::run(&ctx, a),
+        Command::Sync(a) => sync::run(&ctx, a),
+        Command::RestoreGlobals(a) => restore_globals::run(&ctx, a),
         Command::Prune(a) => prune::run(&ctx, a),
         Command::Policy(c) => policy::run(&ctx, c),
         Command::Audit(a) => audit::run(&ctx, a),

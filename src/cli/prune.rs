@@ -20,7 +20,7 @@ pub fn run(ctx: &Ctx, a: PruneArgs) -> Result<i32> {
     let mut plans = Vec::new();
     let mut failed = 0;
     for (project, env) in cfg.select(a.project.as_deref(), a.env.as_deref())? {
-        let remote = crate::offsite::confirmed_copies(&cfg, project, &env)?;
+        let remote = crate::offsite::remote_state(&cfg, project, &env)?;
         match prune_env(&cfg, project, &env, ctx.now, remote.as_ref(), a.dry_run) {
             Ok(plan) => plans.push(plan),
             Err(e) => {

@@ -5,7 +5,8 @@ use clap::Args;
 use super::{Ctx, Target};
 use crate::crypto::Keys;
 use crate::error::Result;
-use crate::restore::{Input, RestoreOptions, restore};
+use crate::offsite::ThawWait;
+use crate::restore::{From, Input, RestoreOptions, restore};
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
@@ -34,10 +35,56 @@ pub struct RestoreArgs {
     /// An extra decryption key: an age identity file or an OpenPGP secret key (repeatable).
     #[arg(long = "identity", value_name = "FILE")]
     pub identities: Vec<std::path::PathBuf>,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+/// Where a backup comes from, and how long to wait for a Glacier thaw.
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// local, remote, or auto (a local copy whose checksum matches, else remote).
+    #[arg(long, value_enum, default_value = "local")]
+    pub from: From,
+    /// Wait for a Glacier/Deep Archive thaw, up to this long (default 48h); without it, the thaw
+    /// is requested and pgtier exits 1 saying when to run again.
+    #[arg(long, value_name = "TIMEOUT", num_args = 0..=1, default_missing_value = "48h", value_parser = parse_duration)]
+    pub wait: Option<std::time::Duration>,
+    /// How often to check on a thaw while waiting.
+    #[arg(long, value_name = "INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub wait_poll: std::time::Duration,
+    /// Glacier retrieval tier for the thaw (overrides remote.restore_tier).
+    #[arg(long, value_enum)]
+    pub restore_tier: Option<RestoreTier>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum RestoreTier {
+    Bulk,
+    Standard,
+    Expedited,
+}
+
+impl SourceArgs {
+    /// The thaw wait, if asked for.
+    pub fn wait(&self) -> Option<ThawWait> {
+        self.wait.map(|timeout| ThawWait { timeout, poll: self.wait_poll })
+    }
+
+    /// Applies --restore-tier to the loaded config.
+    pub fn apply(&self, cfg: &mut crate::config::Config) {
+        if let (Some(t), Some(r)) = (self.restore_tier, cfg.remote.as_mut()) {
+            r.restore_tier = format!("{t:?}");
+        }
+    }
+}
+
+fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+    crate::config::yaml::parse_duration(s).ok_or_else(|| format!("expected a duration like 90s, 30m or 12h, got {s:?}"))
 }
 
 pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
-    let cfg = ctx.config()?;
+    let mut cfg = ctx.config()?;
+    a.source.apply(&mut cfg);
     let project = cfg.project(&a.target.project)?;
     project.database(&a.target.env)?;
     if a.jobs == Some(0) {
@@ -50,6 +97,8 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
     };
     let opts = RestoreOptions {
         input,
+        from: a.source.from,
+        wait: a.source.wait(),
         target_db: a.target_db,
         force: a.force,
         drop_old: a.drop_old,
@@ -66,7 +115,7 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
     if ctx.ui.json {
         ctx.print_json(&report);
     } else {
-        println!("restored {} into database {}", report.source, report.database);
+        println!("restored {} ({}) into database {}", report.source, report.from, report.database);
         if let (Some(n), Some(rows)) = (report.tables_checked, report.rows) {
             println!("checked {n} tables, {rows} rows: match the manifest");
         }

@@ -33,6 +33,7 @@ pub struct Config {
     pub lock_wait_timeout: Duration,
     pub max_backup_age_hours: u64,
     pub lock_file: PathBuf,
+    pub globals: GlobalsConfig,
     /// Things worth saying that are not problems (e.g. no remote: remote tiers kept locally).
     pub notes: Vec<String>,
 }
@@ -100,6 +101,14 @@ pub enum EncryptionConfig {
         secret_key_file: Option<PathBuf>,
         secret_key_passphrase_file: Option<PathBuf>,
     },
+}
+
+/// `globals:`: whether `run` saves the cluster's roles (`pg_dumpall --globals-only`), and
+/// whether with their password hashes.
+#[derive(Debug, Clone, Copy)]
+pub struct GlobalsConfig {
+    pub enabled: bool,
+    pub role_passwords: bool,
 }
 
 /// `alerts:`.
@@ -252,6 +261,10 @@ impl Config {
             lock_wait_timeout,
             max_backup_age_hours: raw.max_backup_age_hours.unwrap_or(26),
             lock_file,
+            globals: GlobalsConfig {
+                enabled: raw.globals.as_ref().and_then(|g| g.enabled).unwrap_or(true),
+                role_passwords: raw.globals.as_ref().and_then(|g| g.role_passwords).unwrap_or(false),
+            },
             notes,
         })
     }

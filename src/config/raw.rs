@@ -37,6 +37,15 @@ pub struct Agent {
     pub lock_wait_timeout: Option<NumOrText>,
     pub max_backup_age_hours: Option<u64>,
     pub lock_file: Option<String>,
+    pub globals: Option<Globals>,
+}
+
+/// `globals:` in pgtier.yml: the cluster's roles and tablespaces saved beside each backup run.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Globals {
+    pub enabled: Option<bool>,
+    pub role_passwords: Option<bool>,
 }
 
 impl Agent {
@@ -93,6 +102,7 @@ impl Agent {
                 "lock_wait_timeout" => set(&mut agent.lock_wait_timeout, file, &key, v, problems),
                 "max_backup_age_hours" => set(&mut agent.max_backup_age_hours, file, &key, v, problems),
                 "lock_file" => set(&mut agent.lock_file, file, &key, v, problems),
+                "globals" => set(&mut agent.globals, file, &key, v, problems),
                 other => problems.push(Error::config(file, other, format!("unknown setting; expected one of {}", AGENT_KEYS.join(", ")))),
             }
         }
@@ -100,7 +110,7 @@ impl Agent {
     }
 }
 
-const AGENT_KEYS: [&str; 13] = [
+const AGENT_KEYS: [&str; 14] = [
     "projects",
     "policies",
     "backup_root",
@@ -114,6 +124,7 @@ const AGENT_KEYS: [&str; 13] = [
     "lock_wait_timeout",
     "max_backup_age_hours",
     "lock_file",
+    "globals",
 ];
 
 /// `remote:` in pgtier.yml.

@@ -16,8 +16,10 @@ pub fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-/// What a new database must copy from the one it replaces.
-#[derive(Debug, Clone, serde::Deserialize)]
+/// A database's owner, encoding and locale: what a new database must copy from the one it
+/// replaces, and what a manifest records so a host-loss restore recreates it alike.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DbInfo {
     pub owner: String,
     pub encoding: String,
@@ -37,6 +39,11 @@ pub fn count_rows_sql() -> &'static str {
 }
 
 impl Session {
+    /// Whether a role exists.
+    pub fn role_exists(&mut self, role: &str) -> Result<bool> {
+        Ok(self.query_value(&format!("SELECT count(*) FROM pg_roles WHERE rolname = {}", quote_literal(role)))?.trim() == "1")
+    }
+
     /// Row counts of every user table in the session's database.
     pub fn count_rows(&mut self) -> Result<BTreeMap<String, u64>> {
         self.query_json(count_rows_sql())

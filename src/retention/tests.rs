@@ -26,7 +26,7 @@ fn nightly(times: &[DateTime<Utc>], policy: &Policy) -> Vec<Candidate> {
     let mut out: Vec<Candidate> = Vec::new();
     for (i, t) in times.iter().enumerate() {
         let tiers = tiers_for_new(&out, *t, policy);
-        out.push(Candidate { id: format!("b{i:05}"), created_at: *t, tags: vec![], recorded_tiers: tiers });
+        out.push(Candidate { id: format!("b{i:05}"), created_at: *t, tags: vec![], recorded_tiers: Some(tiers) });
     }
     out
 }
@@ -120,13 +120,13 @@ fn tags_have_their_own_count_and_never_join_tiers() {
             id: format!("t{i}"),
             created_at: at(2024, 1, *d, 1),
             tags: vec!["pre-deploy".into()],
-            recorded_tiers: BTreeSet::new(),
+            recorded_tiers: Some(BTreeSet::new()),
         });
     }
     let untagged = [at(2024, 1, 2, 2), at(2024, 1, 3, 2)];
     for (i, t) in untagged.iter().enumerate() {
         let tiers = tiers_for_new(&cands, *t, &p);
-        cands.push(Candidate { id: format!("u{i}"), created_at: *t, tags: vec![], recorded_tiers: tiers });
+        cands.push(Candidate { id: format!("u{i}"), created_at: *t, tags: vec![], recorded_tiers: Some(tiers) });
     }
     let ds = plan(&cands, &p, at(2024, 1, 4, 0));
     let weekly: Vec<_> = ds.iter().filter(|d| d.tiers.contains(&TierName::Weekly)).map(|d| d.id.as_str()).collect();
@@ -144,15 +144,19 @@ fn recorded_tiers_are_never_superseded() {
         id: "rep".into(),
         created_at: at(2024, 1, 3, 2),
         tags: vec![],
-        recorded_tiers: BTreeSet::from([TierName::Daily, TierName::Weekly]),
+        recorded_tiers: Some(BTreeSet::from([TierName::Daily, TierName::Weekly])),
     };
-    let early =
-        Candidate { id: "adopted".into(), created_at: at(2024, 1, 1, 2), tags: vec![], recorded_tiers: BTreeSet::from([TierName::Daily]) };
+    let early = Candidate {
+        id: "adopted".into(),
+        created_at: at(2024, 1, 1, 2),
+        tags: vec![],
+        recorded_tiers: Some(BTreeSet::from([TierName::Daily])),
+    };
     let newest = Candidate {
         id: "new".into(),
         created_at: at(2024, 1, 10, 2),
         tags: vec![],
-        recorded_tiers: BTreeSet::from([TierName::Daily, TierName::Weekly]),
+        recorded_tiers: Some(BTreeSet::from([TierName::Daily, TierName::Weekly])),
     };
     let ds = plan(&[late, early, newest], &p, at(2024, 1, 11, 0));
     let ids: Vec<_> = ds.iter().filter(|d| d.keep).map(|d| d.id.as_str()).collect();
@@ -176,7 +180,7 @@ fn planning_a_hundred_thousand_backups_is_fast() {
     let cands: Vec<Candidate> = times
         .iter()
         .enumerate()
-        .map(|(i, t)| Candidate { id: format!("b{i}"), created_at: *t, tags: vec![], recorded_tiers: BTreeSet::new() })
+        .map(|(i, t)| Candidate { id: format!("b{i}"), created_at: *t, tags: vec![], recorded_tiers: None })
         .collect();
     let t = std::time::Instant::now();
     let ds = plan(&cands, &p, *times.last().unwrap());

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod localstack;
+pub mod proxy;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -58,6 +59,11 @@ pub fn cluster() -> &'static Cluster {
 }
 
 impl Cluster {
+    /// A second, independent cluster (a "new server" for host-loss drills).
+    pub fn start_new() -> Cluster {
+        Cluster::start()
+    }
+
     fn start() -> Cluster {
         let bindir = pg_bindir();
         let dir = std::env::temp_dir().join(format!("pgtier-test-pg-{}-{}", std::process::id(), unique()));
@@ -262,6 +268,7 @@ impl Scratch {
         let mut c = Command::new(env!("CARGO_BIN_EXE_pgtier"));
         c.arg("--config").arg(self.path().join("pgtier.yml")).args(args);
         c.env_remove("PGTIER_CONFIG").env("PGTIER_LOG", "pgtier=info");
+        localstack::aws_env(&mut c);
         c
     }
 

@@ -1,0 +1,49 @@
+//! `pgtier restore-globals PROJECT ENV [BACKUP] [--from remote]`: roles and tablespaces first,
+//! so a host-loss restore keeps its owners and grants.
+
+use clap::Args;
+
+use super::Ctx;
+use super::Target;
+use super::restore::SourceArgs;
+use crate::crypto::Keys;
+use crate::error::Result;
+use crate::restore::Input;
+
+#[derive(Debug, Args)]
+pub struct RestoreGlobalsArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// A globals backup name (globals_YYYYMMDD_HHMMSS) or file. Default: the newest.
+    pub backup: Option<String>,
+    /// An extra decryption key: an age identity file or an OpenPGP secret key.
+    #[arg(long = "identity", value_name = "FILE")]
+    pub identities: Vec<std::path::PathBuf>,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+pub fn run(ctx: &Ctx, a: RestoreGlobalsArgs) -> Result<i32> {
+    let mut cfg = ctx.config()?;
+    a.source.apply(&mut cfg);
+    let project = cfg.project(&a.target.project)?;
+    project.database(&a.target.env)?;
+    let mut keys = Keys::for_project(project)?;
+    for f in &a.identities {
+        keys.add_key_file(f)?;
+    }
+    let input = match a.backup.as_deref() {
+        None => Input::Latest,
+        Some("-") => Input::Stdin,
+        Some(s) => Input::Named(s.to_string()),
+    };
+    let rep = crate::globals::restore_globals(&cfg, project, &a.target.env, &input, a.source.from, a.source.wait(), &keys, &ctx.ui)?;
+    if ctx.ui.json {
+        ctx.print_json(&rep);
+    } else {
+        println!("applied {} ({})", rep.source, rep.from);
+        println!("created roles: {}", if rep.created_roles.is_empty() { "-".into() } else { rep.created_roles.join(", ") });
+        println!("already there (skipped): {}", if rep.skipped_roles.is_empty() { "-".into() } else { rep.skipped_roles.join(", ") });
+    }
+    Ok(0)
+}

@@ -1,0 +1,76 @@
+//! `pgtier run [--dry-run] [PROJECT [ENV]]`: the nightly job (backup, sync, prune) with a summary.
+
+use clap::Args;
+
+use super::Ctx;
+use crate::error::Result;
+use crate::run::{RunOptions, run as run_job};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    pub project: Option<String>,
+    pub env: Option<String>,
+    /// Say what would happen without backing up, uploading or deleting anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Wait up to this long for another run's lock instead of failing at once.
+    #[arg(long, value_name = "TIMEOUT", num_args = 0..=1, default_missing_value = "6h", value_parser = parse_duration)]
+    pub wait_lock: Option<std::time::Duration>,
+    /// Delete remote copies before their storage class's minimum billable duration.
+    #[arg(long)]
+    pub allow_early_delete: bool,
+}
+
+fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+    crate::config::yaml::parse_duration(s).ok_or_else(|| format!("expected a duration like 90s, 30m or 6h, got {s:?}"))
+}
+
+pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
+    let cfg = ctx.config()?;
+    let selected = cfg.select(a.project.as_deref(), a.env.as_deref())?;
+    let opts = RunOptions { dry_run: a.dry_run, wait_lock: a.wait_lock, now: ctx.now, allow_early_delete: a.allow_early_delete };
+    let report = run_job(&cfg, &selected, &opts, &ctx.ui)?;
+    if ctx.ui.json {
+        ctx.print_json(&report);
+    } else {
+        for w in &report.warnings {
+            println!("warning {w}");
+        }
+        for e in &report.envs {
+            let status = if let Some(s) = &e.skipped {
+                format!("skipped ({s})")
+            } else if e.ok {
+                "ok".to_string()
+            } else {
+                "FAILED".to_string()
+            };
+            let mut parts = Vec::new();
+            if let Some(b) = &e.backup {
+                parts.push(format!("backup {b}"));
+            }
+            if let Some(s) = &e.sync {
+                parts.push(format!("uploaded {}, copied {}, deleted {} off-site", s.uploaded, s.copied, s.deleted));
+            }
+            if !a.dry_run && e.skipped.is_none() {
+                parts.push(format!("pruned {}", e.pruned));
+            }
+            println!("{:<8} {}/{} {} ({:.1} s)", status, e.project, e.env, parts.join(", "), e.seconds);
+            for w in &e.warnings {
+                println!("           {w}");
+            }
+            for err in &e.errors {
+                println!("  error  {err}");
+            }
+        }
+        let failed = report.envs.iter().filter(|e| !e.ok).count();
+        println!(
+            "{}",
+            if failed == 0 {
+                format!("run: {} env(s) ok", report.envs.len())
+            } else {
+                format!("run: {failed} of {} env(s) FAILED", report.envs.len())
+            }
+        );
+    }
+    Ok(if report.ok { 0 } else { 1 })
+}

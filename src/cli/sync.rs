@@ -1,0 +1,97 @@
+//! `pgtier sync [PROJECT [ENV]] [--dry-run]`: put each tier off-site with its storage class.
+
+use clap::Args;
+
+use super::Ctx;
+use crate::error::Result;
+use crate::offsite::Remote;
+use crate::sync::{Action, SyncOptions, sync_env};
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    pub project: Option<String>,
+    pub env: Option<String>,
+    /// Print the plan without changing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Delete remote copies before their storage class's minimum billable duration.
+    #[arg(long)]
+    pub allow_early_delete: bool,
+}
+
+pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<i32> {
+    let cfg = ctx.config()?;
+    let selected = cfg.select(a.project.as_deref(), a.env.as_deref())?;
+    let remote = Remote::open(&cfg)?.ok_or_else(|| crate::usage!("sync needs remote: in {}", cfg.file.display()))?;
+    let mut totals = crate::sync::SyncReport::default();
+    let mut envs = Vec::new();
+    let mut all_actions = Vec::new();
+    let mut failed = false;
+    for (project, env) in selected {
+        match sync_env(
+            &cfg,
+            &remote,
+            project,
+            &env,
+            SyncOptions { now: ctx.now, allow_early_delete: a.allow_early_delete, dry_run: a.dry_run },
+            &ctx.ui,
+        ) {
+            Ok((plan, rep)) => {
+                if !ctx.ui.json {
+                    for act in plan.actions.iter().filter(|x| a.dry_run || !matches!(x, Action::Keep { .. })) {
+                        println!(
+                            "{:<8} {}/{} {} {}",
+                            if a.dry_run { "plan" } else { "done" },
+                            project.name,
+                            env,
+                            act.backup(),
+                            act.describe()
+                        );
+                    }
+                }
+                failed |= !rep.errors.is_empty();
+                totals.uploaded += rep.uploaded;
+                totals.copied += rep.copied;
+                totals.deleted += rep.deleted;
+                totals.skipped += rep.skipped;
+                totals.deferred += rep.deferred;
+                totals.blocked += rep.blocked;
+                totals.manifests += rep.manifests;
+                totals.bytes_uploaded += rep.bytes_uploaded;
+                all_actions.extend(plan.actions);
+                envs.push(rep);
+            }
+            Err(e) => {
+                tracing::error!("sync {}/{env}: {e}", project.name);
+                failed = true;
+            }
+        }
+    }
+    if ctx.ui.json {
+        ctx.print_json(&serde_json::json!({
+            "dry_run": a.dry_run,
+            "uploaded": totals.uploaded,
+            "copied": totals.copied,
+            "deleted": totals.deleted,
+            "skipped": totals.skipped,
+            "deferred": totals.deferred,
+            "blocked": totals.blocked,
+            "manifests": totals.manifests,
+            "bytes_uploaded": totals.bytes_uploaded,
+            "envs": envs,
+            "actions": all_actions,
+        }));
+    } else {
+        println!(
+            "{}: uploaded {}, copied {}, deleted {}, already there {}, kept for billing {}, blocked {}",
+            if a.dry_run { "would sync" } else { "synced" },
+            totals.uploaded,
+            totals.copied,
+            totals.deleted,
+            totals.skipped,
+            totals.deferred,
+            totals.blocked
+        );
+    }
+    Ok(if failed { 1 } else { 0 })
+}

@@ -1,0 +1,121 @@
+//! The behaviour every `Store` must show, run against each of them: the local folder and memory
+//! stores in unit tests, the S3 store against LocalStack in `tests/store.rs`.
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use super::{PutOptions, Store, StoreError};
+use crate::config::StorageClass;
+use crate::ui::Progress;
+
+fn read_all(store: &dyn Store, key: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    store.get(key).unwrap_or_else(|e| panic!("get {key}: {e}")).read_to_end(&mut out).unwrap_or_else(|e| panic!("reading {key}: {e}"));
+    out
+}
+
+fn sha(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Runs every check under `prefix` (which must be empty in the store); panics on the first
+/// deviation with what was expected. `big` makes the multipart path run (S3 uploads above
+/// 16 MiB in parts).
+pub fn run_all(store: &dyn Store, prefix: &str, big: bool) {
+    let k = |name: &str| format!("{prefix}/{name}");
+    let standard = PutOptions { class: StorageClass::Standard, sha256: None };
+
+    // Small objects: write, read back, metadata, listing.
+    let body = b"manifest bytes".to_vec();
+    store.put_bytes(&k("a/one.json"), &body, &PutOptions { class: StorageClass::Standard, sha256: Some(sha(&body)) }).unwrap();
+    let h = store.head(&k("a/one.json")).unwrap();
+    assert_eq!(h.size, body.len() as u64, "head size");
+    assert_eq!(h.sha256.as_deref(), Some(sha(&body).as_str()), "head returns the stored sha256");
+    assert_eq!(h.class(), StorageClass::Standard);
+    assert!(h.thaw.readable());
+    assert_eq!(read_all(store, &k("a/one.json")), body);
+    store.put_bytes(&k("b/two.json"), b"2", &standard).unwrap();
+    let listed: Vec<String> = store.list(&format!("{prefix}/a/")).unwrap().into_iter().map(|m| m.key).collect();
+    assert_eq!(listed, vec![k("a/one.json")], "list is limited to the prefix");
+    let all = store.list(&format!("{prefix}/")).unwrap();
+    assert_eq!(
+        all.iter().map(|m| m.key.as_str()).collect::<Vec<_>>(),
+        vec![k("a/one.json").as_str(), k("b/two.json").as_str()],
+        "list is in key order"
+    );
+    assert_eq!(all[0].size, body.len() as u64);
+
+    // Files, including one large enough for a multipart upload.
+    let dir = tempfile::tempdir().unwrap();
+    let sizes: &[usize] = if big { &[0, 1000, 20 * 1024 * 1024 + 123] } else { &[0, 1000, 3 * 1024 * 1024 + 5] };
+    for (i, size) in sizes.iter().enumerate() {
+        let data: Vec<u8> = (0..*size).map(|j| (j * 31 % 251) as u8 ^ (j / 4096) as u8).collect();
+        let path = dir.path().join(format!("f{i}"));
+        std::fs::write(&path, &data).unwrap();
+        let key = k(&format!("files/f{i}.dump.gz"));
+        store
+            .put_file(&key, &path, &PutOptions { class: StorageClass::StandardIa, sha256: Some(sha(&data)) }, &Progress::hidden())
+            .unwrap_or_else(|e| panic!("put_file {size} bytes: {e}"));
+        let h = store.head(&key).unwrap();
+        assert_eq!((h.size, h.class(), h.sha256.clone()), (*size as u64, StorageClass::StandardIa, Some(sha(&data))), "{size} bytes");
+        assert_eq!(sha(&read_all(store, &key)), sha(&data), "{size} bytes read back");
+    }
+
+    // Copies keep the sha256 and take the new class; archive classes are unreadable until thawed.
+    let src = k("files/f1.dump.gz");
+    let glacier = k("monthly/f1.dump.gz");
+    store.copy(&src, &glacier, StorageClass::Glacier).unwrap();
+    let h = store.head(&glacier).unwrap();
+    assert_eq!(h.class(), StorageClass::Glacier);
+    assert_eq!(h.sha256, store.head(&src).unwrap().sha256, "copy keeps the sha256");
+    if store.describe().starts_with("s3://") || store.describe().starts_with("memory://") {
+        assert!(!h.thaw.readable(), "a GLACIER object is not readable before a thaw");
+        assert!(matches!(store.get(&glacier), Err(StoreError::Archived(_))), "GET of a GLACIER object fails as archived");
+        assert!(
+            matches!(store.copy(&glacier, &k("x/y"), StorageClass::Standard), Err(StoreError::Archived(_))),
+            "copying from GLACIER needs a thaw"
+        );
+        store.request_thaw(&glacier, 1, "Standard").unwrap();
+        store.request_thaw(&glacier, 1, "Standard").unwrap(); // a repeated request is fine
+        let start = Instant::now();
+        while !store.head(&glacier).unwrap().thaw.readable() {
+            assert!(start.elapsed() < Duration::from_secs(30), "thaw did not finish");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(read_all(store, &glacier).len(), 1000);
+    }
+    // Copying onto itself changes the class.
+    store.copy(&src, &src, StorageClass::Standard).unwrap();
+    assert_eq!(store.head(&src).unwrap().class(), StorageClass::Standard);
+    assert!(store.head(&src).unwrap().sha256.is_some(), "class change keeps the sha256");
+
+    // Missing objects and deletes.
+    assert!(matches!(store.head(&k("nope")), Err(StoreError::NotFound(_))));
+    assert!(matches!(store.get(&k("nope")), Err(StoreError::NotFound(_))));
+    store.delete(&glacier).unwrap();
+    assert!(matches!(store.head(&glacier), Err(StoreError::NotFound(_))));
+    store.delete(&glacier).unwrap();
+
+    // Keys that could escape or confuse are refused.
+    for bad in ["", "/abs", "a/../b", "a//b", "./a"] {
+        assert!(store.put_bytes(bad, b"x", &standard).is_err(), "key {bad:?} must be refused");
+    }
+    store.abort_incomplete(&format!("{prefix}/"), &[]).unwrap();
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn local_store_conforms() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::super::LocalStore::new(dir.path());
+        super::run_all(&store, "conf", false);
+    }
+
+    #[test]
+    fn memory_store_conforms() {
+        let store = super::super::MemoryStore::new(2);
+        super::run_all(&store, "conf", false);
+    }
+}

@@ -1,0 +1,197 @@
+//! A store in a local folder (`file:///mnt/nas/pgtier`), for NAS mounts. Objects are files;
+//! storage class and SHA-256 live in a hidden sidecar (`.NAME.meta`) so the store reports them
+//! like S3 does. Writes are staged to a temporary name and renamed into place.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{ObjectMeta, PutOptions, Store, StoreError, Thaw, check_key};
+use crate::config::StorageClass;
+use crate::fsutil::{PartialFile, ensure_private_dir};
+use crate::ui::Progress;
+
+/// A folder used as an object store.
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Sidecar {
+    storage_class: String,
+    sha256: Option<String>,
+}
+
+impl LocalStore {
+    pub fn new(root: &Path) -> LocalStore {
+        LocalStore { root: root.to_path_buf() }
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
+        check_key(key)?;
+        Ok(self.root.join(key))
+    }
+
+    fn sidecar_path(path: &Path) -> PathBuf {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        path.with_file_name(format!(".{name}.meta"))
+    }
+
+    fn io(&self, key: &str, e: std::io::Error) -> StoreError {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            StoreError::NotFound(format!("{}/{key}", self.describe()))
+        } else {
+            StoreError::Other(format!("{}/{key}: {e}", self.describe()))
+        }
+    }
+
+    fn meta_of(&self, key: &str, path: &Path) -> Result<ObjectMeta, StoreError> {
+        let m = std::fs::metadata(path).map_err(|e| self.io(key, e))?;
+        let sidecar: Option<Sidecar> = std::fs::read(Self::sidecar_path(path)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let last_modified: Option<DateTime<Utc>> = m.modified().ok().map(DateTime::<Utc>::from);
+        Ok(ObjectMeta {
+            key: key.to_string(),
+            size: m.len(),
+            storage_class: sidecar.as_ref().and_then(|s| StorageClass::parse(&s.storage_class)),
+            last_modified,
+            sha256: sidecar.and_then(|s| s.sha256),
+            thaw: Thaw::NotNeeded,
+        })
+    }
+
+    /// Writes `fill` into `key`'s place atomically, with its sidecar written first.
+    fn write(&self, key: &str, opts: &PutOptions, fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>) -> Result<(), StoreError> {
+        let path = self.path(key)?;
+        let dir = path.parent().expect("keys have a folder");
+        ensure_private_dir(dir).map_err(|e| StoreError::Other(e.to_string()))?;
+        let sidecar = Sidecar { storage_class: opts.class.as_str().to_string(), sha256: opts.sha256.clone() };
+        crate::fsutil::write_atomic(&Self::sidecar_path(&path), &serde_json::to_vec(&sidecar).expect("sidecar"))
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+        let mut partial = PartialFile::create(&path).map_err(|e| StoreError::Other(e.to_string()))?;
+        fill(partial.file()).map_err(|e| self.io(key, e))?;
+        partial.commit().map_err(|e| StoreError::Other(e.to_string()))
+    }
+}
+
+impl Store for LocalStore {
+    fn describe(&self) -> String {
+        format!("file://{}", self.root.display())
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.root.clone()];
+        while let Some(dir) = stack.pop() {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(StoreError::Other(format!("{}: {e}", dir.display()))),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| StoreError::Other(format!("{}: {e}", dir.display())))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') {
+                    continue;
+                }
+                let path = entry.path();
+                let Ok(rel) = path.strip_prefix(&self.root) else { continue };
+                let key = rel.to_string_lossy().into_owned();
+                if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    if prefix.starts_with(&format!("{key}/")) || key.starts_with(prefix) || prefix.is_empty() {
+                        stack.push(path);
+                    }
+                } else if key.starts_with(prefix) {
+                    let mut m = self.meta_of(&key, &path)?;
+                    m.sha256 = None; // like S3, a listing does not carry user metadata
+                    out.push(m);
+                }
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    fn head(&self, key: &str) -> Result<ObjectMeta, StoreError> {
+        let path = self.path(key)?;
+        self.meta_of(key, &path)
+    }
+
+    fn put_file(&self, key: &str, path: &Path, opts: &PutOptions, progress: &Progress) -> Result<(), StoreError> {
+        let mut src = std::fs::File::open(path).map_err(|e| StoreError::Other(format!("{}: {e}", path.display())))?;
+        self.write(key, opts, |f| {
+            crate::pipeline::copy_counted(&mut src, f, progress)?;
+            Ok(())
+        })
+    }
+
+    fn put_bytes(&self, key: &str, bytes: &[u8], opts: &PutOptions) -> Result<(), StoreError> {
+        self.write(key, opts, |f| f.write_all(bytes))
+    }
+
+    fn copy(&self, from: &str, to: &str, class: StorageClass) -> Result<(), StoreError> {
+        let src_meta = self.head(from)?;
+        let opts = PutOptions { class, sha256: src_meta.sha256 };
+        if from == to {
+            let path = self.path(to)?;
+            let sidecar = Sidecar { storage_class: class.as_str().to_string(), sha256: opts.sha256 };
+            return crate::fsutil::write_atomic(&Self::sidecar_path(&path), &serde_json::to_vec(&sidecar).expect("sidecar"))
+                .map_err(|e| StoreError::Other(e.to_string()));
+        }
+        let mut src = std::fs::File::open(self.path(from)?).map_err(|e| self.io(from, e))?;
+        self.write(to, &opts, |f| std::io::copy(&mut src, f).map(|_| ()))
+    }
+
+    fn get(&self, key: &str) -> Result<Box<dyn Read + Send>, StoreError> {
+        let f = std::fs::File::open(self.path(key)?).map_err(|e| self.io(key, e))?;
+        Ok(Box::new(f))
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let path = self.path(key)?;
+        for p in [path.clone(), Self::sidecar_path(&path)] {
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.io(key, e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn request_thaw(&self, _key: &str, _days: u32, _tier: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn abort_incomplete(&self, prefix: &str, keep: &[String]) -> Result<usize, StoreError> {
+        // Stale `.NAME.partial` files of crashed writers are this store's unfinished uploads.
+        let mut n = 0;
+        let dir = self.root.join(prefix);
+        let mut stack = vec![dir];
+        while let Some(d) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else { continue };
+            for e in entries.flatten() {
+                let p = e.path();
+                let name = e.file_name().to_string_lossy().into_owned();
+                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    stack.push(p);
+                } else if name.starts_with('.') && name.ends_with(crate::fsutil::PARTIAL_SUFFIX) {
+                    let target = name.trim_start_matches('.').trim_end_matches(crate::fsutil::PARTIAL_SUFFIX);
+                    let key =
+                        p.with_file_name(target).strip_prefix(&self.root).map(|k| k.to_string_lossy().into_owned()).unwrap_or_default();
+                    if !keep.contains(&key) && crate::fsutil::remove_if_stale(&p).map_err(|e| StoreError::Other(e.to_string()))? {
+                        n += 1;
+                    }
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+impl std::fmt::Debug for LocalStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}

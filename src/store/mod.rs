@@ -1,0 +1,141 @@
+//! Object stores for off-site copies: one small trait, a local-folder store (`file://`, for NAS
+//! mounts), an S3 store, an in-memory store for unit tests, and a conformance suite every store
+//! runs, so they are proven to behave alike.
+
+pub mod conformance;
+mod local;
+pub mod memory;
+mod s3;
+
+use std::io::Read;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+
+pub use local::LocalStore;
+pub use memory::MemoryStore;
+pub use s3::S3Store;
+
+use crate::config::{RemoteConfig, RemoteUrl, StorageClass};
+use crate::ui::Progress;
+
+/// What can go wrong talking to a store. Backends convert their own errors into these.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}: no such object")]
+    NotFound(String),
+    /// The object is in an archive class (GLACIER, DEEP_ARCHIVE) and must be thawed first.
+    #[error("{0}: archived; it must be restored (thawed) before it can be read")]
+    Archived(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<StoreError> for crate::error::Error {
+    fn from(e: StoreError) -> Self {
+        crate::error::Error::Failed(e.to_string())
+    }
+}
+
+/// Whether an archived object can be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Thaw {
+    /// Readable as it is.
+    NotNeeded,
+    /// Archived, no thaw requested.
+    Needed,
+    /// A thaw was requested and is not finished.
+    InProgress,
+    /// Thawed; readable until the expiry.
+    Done { until: Option<DateTime<Utc>> },
+}
+
+impl Thaw {
+    /// Whether a GET would succeed now.
+    pub fn readable(self) -> bool {
+        matches!(self, Thaw::NotNeeded | Thaw::Done { .. })
+    }
+}
+
+/// What a store knows about one object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectMeta {
+    pub key: String,
+    pub size: u64,
+    /// None where the store has no classes or does not say (S3 omits STANDARD in HEAD).
+    pub storage_class: Option<StorageClass>,
+    pub last_modified: Option<DateTime<Utc>>,
+    /// The SHA-256 (hex) pgtier stored with the object; only HEAD returns it.
+    pub sha256: Option<String>,
+    pub thaw: Thaw,
+}
+
+impl ObjectMeta {
+    /// The storage class, with S3's default spelled out.
+    pub fn class(&self) -> StorageClass {
+        self.storage_class.unwrap_or(StorageClass::Standard)
+    }
+}
+
+/// How to write an object.
+#[derive(Debug, Clone)]
+pub struct PutOptions {
+    pub class: StorageClass,
+    /// SHA-256 (hex) of the bytes, stored with the object and, where the store can, checked by it.
+    pub sha256: Option<String>,
+}
+
+/// An object store. Keys are `/`-separated paths without a leading `/`.
+pub trait Store: Send + Sync {
+    /// Where this store is, for messages (`s3://bucket`, `file:///mnt/nas`).
+    fn describe(&self) -> String;
+
+    /// Every object whose key starts with `prefix`, in key order. Never includes objects still
+    /// being written.
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError>;
+
+    /// One object's metadata, including the stored SHA-256 and its thaw state.
+    fn head(&self, key: &str) -> Result<ObjectMeta, StoreError>;
+
+    /// Uploads the file at `path` to `key`. A write barrier: the object appears only complete,
+    /// and an interrupted upload never leaves anything that lists or reads as the object.
+    /// Re-running after an interruption resumes where the store allows it.
+    fn put_file(&self, key: &str, path: &Path, opts: &PutOptions, progress: &Progress) -> Result<(), StoreError>;
+
+    /// Writes a small object (a manifest) whole.
+    fn put_bytes(&self, key: &str, bytes: &[u8], opts: &PutOptions) -> Result<(), StoreError>;
+
+    /// Server-side copy of `from` to `to` with `class`, keeping the stored SHA-256. Copying onto
+    /// itself changes the class. Fails with `Archived` if `from` must be thawed first.
+    fn copy(&self, from: &str, to: &str, class: StorageClass) -> Result<(), StoreError>;
+
+    /// A streaming reader of the object's bytes. Fails with `Archived` for an unthawed object.
+    fn get(&self, key: &str) -> Result<Box<dyn Read + Send>, StoreError>;
+
+    /// Deletes one object (deleting a missing object succeeds).
+    fn delete(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Asks for an archived object to be thawed for `days` at retrieval `tier` (Bulk, Standard,
+    /// Expedited). Potentially asynchronous: `head` reports progress. A repeated request is fine.
+    fn request_thaw(&self, key: &str, days: u32, tier: &str) -> Result<(), StoreError>;
+
+    /// Aborts unfinished multipart uploads under `prefix` except those for `keep` keys; returns
+    /// how many were aborted.
+    fn abort_incomplete(&self, prefix: &str, keep: &[String]) -> Result<usize, StoreError>;
+}
+
+/// Opens the configured remote.
+pub fn open(remote: &RemoteConfig) -> crate::error::Result<Box<dyn Store>> {
+    match &remote.url {
+        RemoteUrl::File(root) => Ok(Box::new(LocalStore::new(root))),
+        RemoteUrl::S3 { bucket, .. } => Ok(Box::new(S3Store::new(remote, bucket)?)),
+    }
+}
+
+/// Checks a key before it becomes a path or a request.
+pub fn check_key(key: &str) -> Result<(), StoreError> {
+    if key.is_empty() || key.starts_with('/') || key.split('/').any(|c| c.is_empty() || c == "." || c == "..") || key.contains('\0') {
+        return Err(StoreError::Other(format!("{key:?} is not a valid object key")));
+    }
+    Ok(())
+}

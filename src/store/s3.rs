@@ -1,0 +1,689 @@
+//! The S3 store (aws-sdk-s3; any S3-compatible endpoint). Large files go up as multipart uploads
+//! with parallel parts, each carrying a CRC32C the store checks, and a full-object CRC32C at
+//! completion; small ones as one PUT carrying their SHA-256. A killed upload stays invisible and
+//! is resumed part by part by the next run; a failed one is aborted. Downloads stream and resume
+//! with a ranged GET if the connection drops.
+
+use std::io::{self, Read};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, ChecksumType, CompletedMultipartUpload, CompletedPart, GlacierJobParameters, MetadataDirective, RestoreRequest, Tier,
+};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+use super::{ObjectMeta, PutOptions, Store, StoreError, Thaw, check_key};
+use crate::config::{RemoteConfig, StorageClass};
+use crate::ui::Progress;
+
+/// Objects up to this size go up in one PUT.
+const SINGLE_PUT_MAX: u64 = 16 << 20;
+/// The smallest part pgtier uses (S3's minimum is 5 MiB).
+const MIN_PART: u64 = 8 << 20;
+/// S3's limit on parts per upload.
+const MAX_PARTS: u64 = 10_000;
+/// S3's limit for a single CopyObject.
+const COPY_MAX: u64 = 5 << 30;
+
+/// An S3 bucket.
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+    /// Shared with open downloads, which must outlive the store that started them.
+    rt: Arc<tokio::runtime::Runtime>,
+    concurrency: usize,
+}
+
+/// The part size that fits `size` in 10,000 parts, whole MiB, at least 8 MiB (a 5 TB object
+/// gets 500 MiB parts).
+pub fn part_size(size: u64) -> u64 {
+    let needed = size.div_ceil(MAX_PARTS);
+    needed.div_ceil(1 << 20).saturating_mul(1 << 20).max(MIN_PART)
+}
+
+fn b64(bytes: &[u8]) -> String {
+    aws_smithy_types::base64::encode(bytes)
+}
+
+fn crc32c(data: &[u8]) -> u32 {
+    crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, data) as u32
+}
+
+/// A readable message for an SDK error, with the S3 error code when there is one.
+fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> String {
+    match e {
+        SdkError::DispatchFailure(_) => format!("cannot reach the S3 endpoint: {}", DisplayErrorContext(e)),
+        SdkError::TimeoutError(_) => "the S3 request timed out".to_string(),
+        SdkError::ServiceError(_) => match (e.code(), e.message()) {
+            (Some(c), Some(m)) => format!("{c}: {m}"),
+            (Some(c), None) => c.to_string(),
+            _ => format!("{}", DisplayErrorContext(e)),
+        },
+        _ => format!("{}", DisplayErrorContext(e)),
+    }
+}
+
+fn http_status<E>(e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Option<u16> {
+    e.raw_response().map(|r| r.status().as_u16())
+}
+
+impl S3Store {
+    /// A client for the configured endpoint: credentials from the standard chain (environment,
+    /// profile, instance role), bounded retries with exponential backoff and jitter.
+    pub fn new(remote: &RemoteConfig, bucket: &str) -> crate::error::Result<S3Store> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("s3")
+            .enable_all()
+            .build()
+            .map_err(|e| crate::failed!("cannot start the S3 client runtime: {e}"))?;
+        let region = remote.region.clone();
+        let conf = rt.block_on(async move {
+            let chain = RegionProviderChain::first_try(region.map(aws_config::Region::new))
+                .or_default_provider()
+                .or_else(aws_config::Region::new("us-east-1"));
+            aws_config::defaults(BehaviorVersion::latest()).region(chain).load().await
+        });
+        let retries = std::env::var("PGTIER_S3_MAX_ATTEMPTS").ok().and_then(|v| v.parse().ok()).unwrap_or(6);
+        let mut b = aws_sdk_s3::config::Builder::from(&conf)
+            .force_path_style(remote.force_path_style)
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(retries)
+                    .with_initial_backoff(Duration::from_millis(200))
+                    .with_max_backoff(Duration::from_secs(20)),
+            )
+            .timeout_config(
+                TimeoutConfig::builder().connect_timeout(Duration::from_secs(10)).read_timeout(Duration::from_secs(120)).build(),
+            );
+        if let Some(e) = &remote.endpoint_url {
+            b = b.endpoint_url(e);
+        }
+        Ok(S3Store {
+            client: Client::from_conf(b.build()),
+            bucket: bucket.to_string(),
+            rt: Arc::new(rt),
+            concurrency: remote.concurrency.max(1),
+        })
+    }
+
+    fn url(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
+    }
+
+    fn other<E: ProvideErrorMetadata + std::error::Error + 'static>(
+        &self,
+        what: &str,
+        key: &str,
+        e: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    ) -> StoreError {
+        match (e.code(), http_status(&e)) {
+            (Some("NoSuchKey" | "NotFound"), _) | (_, Some(404))
+                if e.code() != Some("NoSuchBucket") && e.code() != Some("NoSuchUpload") =>
+            {
+                StoreError::NotFound(self.url(key))
+            }
+            (Some("InvalidObjectState"), _) => StoreError::Archived(self.url(key)),
+            (Some("NoSuchBucket"), _) => StoreError::Other(format!(
+                "{what} {}: bucket {:?} does not exist (create it, or check remote.url)",
+                self.url(key),
+                self.bucket
+            )),
+            (Some("AccessDenied"), _) => {
+                StoreError::Other(format!("{what} {}: access denied (check the credentials and the bucket policy)", self.url(key)))
+            }
+            _ => StoreError::Other(format!("{what} {}: {}", self.url(key), describe(&e))),
+        }
+    }
+
+    fn put_single(&self, key: &str, path: &Path, opts: &PutOptions, progress: &Progress) -> Result<(), StoreError> {
+        let bytes = std::fs::read(path).map_err(|e| StoreError::Other(format!("{}: {e}", path.display())))?;
+        let len = bytes.len() as u64;
+        self.put_bytes(key, &bytes, opts)?;
+        progress.inc(len);
+        Ok(())
+    }
+
+    /// The unfinished upload of `key` a killed run left, if any.
+    async fn find_upload(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let out = self
+            .client
+            .list_multipart_uploads()
+            .bucket(&self.bucket)
+            .prefix(key)
+            .send()
+            .await
+            .map_err(|e| self.other("listing uploads of", key, e))?;
+        Ok(out.uploads().iter().filter(|u| u.key() == Some(key)).filter_map(|u| u.upload_id().map(str::to_string)).next_back())
+    }
+
+    /// Parts already uploaded: number -> (size, CRC32C base64, ETag).
+    async fn list_parts(&self, key: &str, upload_id: &str) -> Result<std::collections::BTreeMap<i32, (u64, String, String)>, StoreError> {
+        let mut out = std::collections::BTreeMap::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_parts()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .set_part_number_marker(marker.clone())
+                .send()
+                .await
+                .map_err(|e| self.other("listing parts of", key, e))?;
+            for p in page.parts() {
+                if let (Some(n), Some(size), Some(etag)) = (p.part_number(), p.size(), p.e_tag()) {
+                    out.insert(n, (size as u64, p.checksum_crc32_c().unwrap_or("").to_string(), etag.to_string()));
+                }
+            }
+            if page.is_truncated() == Some(true) {
+                marker = page.next_part_number_marker().map(str::to_string);
+            } else {
+                return Ok(out);
+            }
+        }
+    }
+
+    fn put_multipart(&self, key: &str, path: &Path, opts: &PutOptions, progress: &Progress) -> Result<(), StoreError> {
+        let mut file = std::fs::File::open(path).map_err(|e| StoreError::Other(format!("{}: {e}", path.display())))?;
+        let size = file.metadata().map_err(|e| StoreError::Other(format!("{}: {e}", path.display())))?.len();
+        let psize = part_size(size);
+        let parts = size.div_ceil(psize);
+        let (upload_id, done) = self.rt.block_on(async {
+            if let Some(id) = self.find_upload(key).await? {
+                let done = self.list_parts(key, &id).await?;
+                tracing::info!("resuming the upload of {} ({} of {parts} parts already there)", self.url(key), done.len());
+                return Ok::<_, StoreError>((id, done));
+            }
+            let mut req = self
+                .client
+                .create_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key)
+                .storage_class(opts.class.as_str().into())
+                .checksum_algorithm(ChecksumAlgorithm::Crc32C)
+                .checksum_type(ChecksumType::FullObject);
+            if let Some(sha) = &opts.sha256 {
+                req = req.metadata("sha256", sha);
+            }
+            let out = req.send().await.map_err(|e| self.other("starting the upload of", key, e))?;
+            let id = out
+                .upload_id()
+                .ok_or_else(|| StoreError::Other(format!("{}: the store returned no upload id", self.url(key))))?
+                .to_string();
+            Ok((id, Default::default()))
+        })?;
+
+        let result = self.upload_parts(key, &upload_id, &mut file, size, psize, &done, progress).and_then(|(completed, full_crc)| {
+            self.rt.block_on(async {
+                let body = CompletedMultipartUpload::builder().set_parts(Some(completed)).build();
+                self.client
+                    .complete_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .upload_id(&upload_id)
+                    .multipart_upload(body)
+                    .checksum_crc32_c(b64(&full_crc.to_be_bytes()))
+                    .checksum_type(ChecksumType::FullObject)
+                    .mpu_object_size(size as i64)
+                    .send()
+                    .await
+                    .map_err(|e| self.other("completing the upload of", key, e))
+            })
+        });
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                // A failed upload is aborted so nothing half-made lingers; a killed one is resumed.
+                let aborted =
+                    self.rt.block_on(self.client.abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(&upload_id).send());
+                if let Err(a) = aborted {
+                    tracing::warn!("could not abort the failed upload of {} ({}); the next run cleans it up", self.url(key), describe(&a));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Reads the file part by part, computing each part's CRC32C and the whole object's, and
+    /// uploads the parts not already there, `concurrency` at a time.
+    #[allow(clippy::too_many_arguments)]
+    fn upload_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+        file: &mut std::fs::File,
+        size: u64,
+        psize: u64,
+        done: &std::collections::BTreeMap<i32, (u64, String, String)>,
+        progress: &Progress,
+    ) -> Result<(Vec<CompletedPart>, u32), StoreError> {
+        let sem = Arc::new(tokio::sync::Semaphore::new(self.concurrency));
+        let mut full = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi);
+        let mut handles = Vec::new();
+        let mut completed = Vec::new();
+        let mut offset = 0u64;
+        let mut n = 0i32;
+        while offset < size {
+            if crate::signals::interrupted() {
+                return Err(StoreError::Other("interrupted by a signal".into()));
+            }
+            n += 1;
+            let len = psize.min(size - offset) as usize;
+            let mut buf = vec![0u8; len];
+            file.read_exact(&mut buf).map_err(|e| StoreError::Other(format!("reading part {n}: {e}")))?;
+            offset += len as u64;
+            full.update(&buf);
+            let crc = b64(&crc32c(&buf).to_be_bytes());
+            if let Some((psz, pcrc, etag)) = done.get(&n)
+                && *psz == len as u64
+                && *pcrc == crc
+            {
+                completed.push(CompletedPart::builder().part_number(n).e_tag(etag).checksum_crc32_c(crc).build());
+                progress.inc(len as u64);
+                continue;
+            }
+            let permit = self.rt.block_on(sem.clone().acquire_owned()).expect("semaphore open");
+            let (client, bucket, key_s, id, progress) =
+                (self.client.clone(), self.bucket.clone(), key.to_string(), upload_id.to_string(), progress.clone());
+            handles.push(self.rt.spawn(async move {
+                let out = client
+                    .upload_part()
+                    .bucket(bucket)
+                    .key(&key_s)
+                    .upload_id(id)
+                    .part_number(n)
+                    .checksum_crc32_c(&crc)
+                    .body(ByteStream::from(Bytes::from(buf)))
+                    .send()
+                    .await;
+                drop(permit);
+                let out = out.map_err(|e| (n, describe(&e)))?;
+                progress.inc(len as u64);
+                Ok::<_, (i32, String)>(
+                    CompletedPart::builder().part_number(n).set_e_tag(out.e_tag().map(str::to_string)).checksum_crc32_c(crc).build(),
+                )
+            }));
+            // Stop early if a part already failed.
+            if let Some(pos) = handles.iter().position(|h| h.is_finished()) {
+                let h = handles.swap_remove(pos);
+                match self.rt.block_on(h) {
+                    Ok(Ok(p)) => completed.push(p),
+                    Ok(Err((n, msg))) => return Err(StoreError::Other(format!("uploading part {n} of {}: {msg}", self.url(key)))),
+                    Err(e) => return Err(StoreError::Other(format!("upload task failed: {e}"))),
+                }
+            }
+        }
+        for h in handles {
+            match self.rt.block_on(h) {
+                Ok(Ok(p)) => completed.push(p),
+                Ok(Err((n, msg))) => return Err(StoreError::Other(format!("uploading part {n} of {}: {msg}", self.url(key)))),
+                Err(e) => return Err(StoreError::Other(format!("upload task failed: {e}"))),
+            }
+        }
+        completed.sort_by_key(|p| p.part_number());
+        Ok((completed, full.finalize() as u32))
+    }
+
+    fn copy_multipart(&self, from: &str, to: &str, class: StorageClass, size: u64, sha256: Option<String>) -> Result<(), StoreError> {
+        let source = format!("{}/{}", self.bucket, encode_key(from));
+        self.rt.block_on(async {
+            let mut req = self.client.create_multipart_upload().bucket(&self.bucket).key(to).storage_class(class.as_str().into());
+            if let Some(sha) = &sha256 {
+                req = req.metadata("sha256", sha);
+            }
+            let id = req.send().await.map_err(|e| self.other("starting the copy to", to, e))?.upload_id().unwrap_or_default().to_string();
+            let psize = part_size(size).max(512 << 20);
+            let mut parts = Vec::new();
+            let mut offset = 0u64;
+            let mut n = 0;
+            let result: Result<(), StoreError> = async {
+                while offset < size {
+                    n += 1;
+                    let end = (offset + psize).min(size) - 1;
+                    let out = self
+                        .client
+                        .upload_part_copy()
+                        .bucket(&self.bucket)
+                        .key(to)
+                        .upload_id(&id)
+                        .part_number(n)
+                        .copy_source(&source)
+                        .copy_source_range(format!("bytes={offset}-{end}"))
+                        .send()
+                        .await
+                        .map_err(|e| self.other("copying into", to, e))?;
+                    parts.push(
+                        CompletedPart::builder()
+                            .part_number(n)
+                            .set_e_tag(out.copy_part_result().and_then(|r| r.e_tag()).map(str::to_string))
+                            .build(),
+                    );
+                    offset = end + 1;
+                }
+                self.client
+                    .complete_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(to)
+                    .upload_id(&id)
+                    .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+                    .send()
+                    .await
+                    .map_err(|e| self.other("completing the copy to", to, e))?;
+                Ok(())
+            }
+            .await;
+            if result.is_err() {
+                let _ = self.client.abort_multipart_upload().bucket(&self.bucket).key(to).upload_id(&id).send().await;
+            }
+            result
+        })
+    }
+}
+
+/// Percent-encodes a key for `x-amz-copy-source`, keeping `/`.
+fn encode_key(key: &str) -> String {
+    key.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Parses `ongoing-request="false", expiry-date="Fri, 21 Dec 2012 00:00:00 GMT"`.
+fn parse_restore(header: Option<&str>, archived: bool) -> Thaw {
+    match header {
+        None if archived => Thaw::Needed,
+        None => Thaw::NotNeeded,
+        Some(h) if h.contains("ongoing-request=\"true\"") => Thaw::InProgress,
+        Some(h) => {
+            let until = h
+                .split("expiry-date=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .and_then(|d| DateTime::parse_from_rfc2822(d).ok())
+                .map(|d| d.with_timezone(&Utc));
+            Thaw::Done { until }
+        }
+    }
+}
+
+fn to_utc(t: Option<&aws_smithy_types::DateTime>) -> Option<DateTime<Utc>> {
+    t.and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+}
+
+impl Store for S3Store {
+    fn describe(&self) -> String {
+        format!("s3://{}", self.bucket)
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        self.rt.block_on(async {
+            let mut out = Vec::new();
+            let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix).into_paginator().send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| self.other("listing", prefix, e))?;
+                for o in page.contents() {
+                    let Some(key) = o.key() else { continue };
+                    let class = o.storage_class().and_then(|c| StorageClass::parse(c.as_str()));
+                    out.push(ObjectMeta {
+                        key: key.to_string(),
+                        size: o.size().unwrap_or(0) as u64,
+                        storage_class: class,
+                        last_modified: to_utc(o.last_modified()),
+                        sha256: None,
+                        thaw: if class.is_some_and(StorageClass::needs_thaw) { Thaw::Needed } else { Thaw::NotNeeded },
+                    });
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn head(&self, key: &str) -> Result<ObjectMeta, StoreError> {
+        check_key(key)?;
+        self.rt.block_on(async {
+            let o = self.client.head_object().bucket(&self.bucket).key(key).send().await.map_err(|e| self.other("reading", key, e))?;
+            let class = o.storage_class().and_then(|c| StorageClass::parse(c.as_str()));
+            Ok(ObjectMeta {
+                key: key.to_string(),
+                size: o.content_length().unwrap_or(0) as u64,
+                storage_class: class,
+                last_modified: to_utc(o.last_modified()),
+                sha256: o.metadata().and_then(|m| m.get("sha256")).cloned(),
+                thaw: parse_restore(o.restore(), class.is_some_and(StorageClass::needs_thaw)),
+            })
+        })
+    }
+
+    fn put_file(&self, key: &str, path: &Path, opts: &PutOptions, progress: &Progress) -> Result<(), StoreError> {
+        check_key(key)?;
+        let size = std::fs::metadata(path).map_err(|e| StoreError::Other(format!("{}: {e}", path.display())))?.len();
+        if size <= SINGLE_PUT_MAX { self.put_single(key, path, opts, progress) } else { self.put_multipart(key, path, opts, progress) }
+    }
+
+    fn put_bytes(&self, key: &str, bytes: &[u8], opts: &PutOptions) -> Result<(), StoreError> {
+        check_key(key)?;
+        let sha = match &opts.sha256 {
+            Some(h) => hex::decode(h).map_err(|_| StoreError::Other(format!("{key}: sha256 is not hex")))?,
+            None => {
+                use sha2::Digest as _;
+                sha2::Sha256::digest(bytes).to_vec()
+            }
+        };
+        self.rt.block_on(async {
+            let mut req = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .storage_class(opts.class.as_str().into())
+                .checksum_sha256(b64(&sha))
+                .body(ByteStream::from(bytes.to_vec()));
+            if let Some(s) = &opts.sha256 {
+                req = req.metadata("sha256", s);
+            }
+            req.send().await.map_err(|e| self.other("writing", key, e))?;
+            Ok(())
+        })
+    }
+
+    fn copy(&self, from: &str, to: &str, class: StorageClass) -> Result<(), StoreError> {
+        check_key(from)?;
+        check_key(to)?;
+        let src = self.head(from)?;
+        if !src.thaw.readable() {
+            return Err(StoreError::Archived(self.url(from)));
+        }
+        if src.size > COPY_MAX {
+            return self.copy_multipart(from, to, class, src.size, src.sha256);
+        }
+        self.rt.block_on(async {
+            self.client
+                .copy_object()
+                .bucket(&self.bucket)
+                .key(to)
+                .copy_source(format!("{}/{}", self.bucket, encode_key(from)))
+                .storage_class(class.as_str().into())
+                .metadata_directive(MetadataDirective::Copy)
+                .send()
+                .await
+                .map_err(|e| self.other(&format!("copying {} to", self.url(from)), to, e))?;
+            Ok(())
+        })
+    }
+
+    fn get(&self, key: &str) -> Result<Box<dyn Read + Send>, StoreError> {
+        check_key(key)?;
+        let first =
+            self.rt.block_on(self.client.get_object().bucket(&self.bucket).key(key).send()).map_err(|e| self.other("reading", key, e))?;
+        let total = first.content_length().unwrap_or(0) as u64;
+        let etag = first.e_tag().map(str::to_string);
+        let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(16);
+        let (client, bucket, key_s) = (self.client.clone(), self.bucket.clone(), key.to_string());
+        self.rt.spawn(async move {
+            let mut body = first.body;
+            let mut offset = 0u64;
+            let mut resumes = 0;
+            loop {
+                match body.next().await {
+                    Some(Ok(chunk)) => {
+                        offset += chunk.len() as u64;
+                        if tx.send(Ok(chunk)).await.is_err() {
+                            return;
+                        }
+                    }
+                    None if offset >= total => return,
+                    failed => {
+                        // The connection dropped mid-stream: continue from where it stopped.
+                        let why = match failed {
+                            Some(Err(e)) => e.to_string(),
+                            _ => format!("the stream ended at byte {offset} of {total}"),
+                        };
+                        if resumes >= 5 {
+                            let _ = tx.send(Err(io::Error::other(format!("downloading {key_s}: {why}")))).await;
+                            return;
+                        }
+                        resumes += 1;
+                        tracing::warn!("download of {key_s} interrupted at byte {offset} ({why}); resuming");
+                        tokio::time::sleep(Duration::from_millis(200 * (1 << resumes))).await;
+                        let mut req = client.get_object().bucket(&bucket).key(&key_s).range(format!("bytes={offset}-"));
+                        if let Some(t) = &etag {
+                            req = req.if_match(t);
+                        }
+                        match req.send().await {
+                            Ok(o) => body = o.body,
+                            Err(e) => {
+                                let _ = tx.send(Err(io::Error::other(format!("downloading {key_s}: {}", describe(&e))))).await;
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Box::new(ChannelReader { rx, buf: Bytes::new(), _rt: Arc::clone(&self.rt) }))
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        check_key(key)?;
+        self.rt.block_on(async {
+            self.client.delete_object().bucket(&self.bucket).key(key).send().await.map_err(|e| self.other("deleting", key, e))?;
+            Ok(())
+        })
+    }
+
+    fn request_thaw(&self, key: &str, days: u32, tier: &str) -> Result<(), StoreError> {
+        check_key(key)?;
+        self.rt.block_on(async {
+            let params = GlacierJobParameters::builder().tier(Tier::from(tier)).build().map_err(|e| StoreError::Other(e.to_string()))?;
+            let req = RestoreRequest::builder().days(days as i32).glacier_job_parameters(params).build();
+            match self.client.restore_object().bucket(&self.bucket).key(key).restore_request(req).send().await {
+                Ok(_) => Ok(()),
+                Err(e) if e.code() == Some("RestoreAlreadyInProgress") => Ok(()),
+                Err(e) => Err(self.other("requesting a thaw of", key, e)),
+            }
+        })
+    }
+
+    fn abort_incomplete(&self, prefix: &str, keep: &[String]) -> Result<usize, StoreError> {
+        self.rt.block_on(async {
+            let mut n = 0;
+            let mut key_marker: Option<String> = None;
+            let mut id_marker: Option<String> = None;
+            loop {
+                let page = self
+                    .client
+                    .list_multipart_uploads()
+                    .bucket(&self.bucket)
+                    .prefix(prefix)
+                    .set_key_marker(key_marker.clone())
+                    .set_upload_id_marker(id_marker.clone())
+                    .send()
+                    .await
+                    .map_err(|e| self.other("listing uploads under", prefix, e))?;
+                for u in page.uploads() {
+                    let (Some(k), Some(id)) = (u.key(), u.upload_id()) else { continue };
+                    if keep.iter().any(|x| x == k) {
+                        continue;
+                    }
+                    self.client
+                        .abort_multipart_upload()
+                        .bucket(&self.bucket)
+                        .key(k)
+                        .upload_id(id)
+                        .send()
+                        .await
+                        .map_err(|e| self.other("aborting the upload of", k, e))?;
+                    tracing::info!("aborted an unfinished upload of {}", self.url(k));
+                    n += 1;
+                }
+                if page.is_truncated() == Some(true) {
+                    key_marker = page.next_key_marker().map(str::to_string);
+                    id_marker = page.next_upload_id_marker().map(str::to_string);
+                } else {
+                    return Ok(n);
+                }
+            }
+        })
+    }
+}
+
+/// The synchronous end of a download; keeps the runtime running the download alive.
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>,
+    buf: Bytes,
+    _rt: Arc<tokio::runtime::Runtime>,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.buf.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.buf = b,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len());
+        out[..n].copy_from_slice(&self.buf[..n]);
+        let _ = self.buf.split_to(n);
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_sizes_fit_five_terabytes_in_ten_thousand_parts() {
+        assert_eq!(part_size(1 << 30), 8 << 20);
+        assert_eq!(part_size(80 << 30), 9 << 20);
+        let five_tb = 5u64 * 1024 * 1024 * 1024 * 1024;
+        let p = part_size(five_tb);
+        assert!(five_tb.div_ceil(p) <= 10_000 && p % (1 << 20) == 0, "{p}");
+        assert!(p <= 5 << 30, "parts are at most 5 GiB");
+    }
+
+    #[test]
+    fn restore_headers() {
+        assert_eq!(parse_restore(None, true), Thaw::Needed);
+        assert_eq!(parse_restore(None, false), Thaw::NotNeeded);
+        assert_eq!(parse_restore(Some("ongoing-request=\"true\""), true), Thaw::InProgress);
+        let done = parse_restore(Some("ongoing-request=\"false\", expiry-date=\"Fri, 21 Dec 2012 00:00:00 GMT\""), true);
+        assert!(matches!(done, Thaw::Done { until: Some(_) }));
+    }
+}

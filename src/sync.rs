@@ -1,0 +1,427 @@
+//! Syncing tiers off-site. `plan` is a pure function of the local catalog, the remote catalog
+//! (with HEAD results), the policy and the clock: every backup a remote tier keeps gets one copy
+//! in that tier's folder with the tier's storage class (uploaded once, then server-side copied
+//! to the other tiers), and leaves a folder when that tier no longer keeps it, but not before
+//! its class's minimum billable duration. `execute` then uploads, copies, writes manifests and,
+//! last, deletes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use crate::catalog::Listing;
+use crate::config::{Location, Project, StorageClass, TierName};
+use crate::manifest::Manifest;
+use crate::names::Stem;
+use crate::offsite::{Remote, RemoteCatalog, is_confirmed};
+use crate::prune::candidate;
+use crate::retention::{self, Candidate, Decision};
+use crate::store::{ObjectMeta, PutOptions};
+use crate::ui::Ui;
+
+/// One step of a sync.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Upload the local file (the first copy off-site).
+    Upload { backup: String, tier: TierName, key: String, path: PathBuf, class: StorageClass, size: u64, sha256: String },
+    /// Server-side copy (another tier's copy, or a class change in place).
+    Copy { backup: String, tier: TierName, from: String, to: String, class: StorageClass },
+    /// Write the manifest object beside the copy (always STANDARD, so it stays readable).
+    PutManifest { backup: String, tier: TierName, key: String },
+    /// Remove the copy (and its manifest) from a tier that no longer keeps it.
+    Delete { backup: String, tier: TierName, key: String, manifest_key: Option<String>, reason: String },
+    /// Already there, confirmed, in the right class.
+    Keep { backup: String, tier: TierName, key: String },
+    /// Not kept any more, but deleting now would pay the class's early-deletion fee.
+    Defer { backup: String, tier: TierName, key: String, until: DateTime<Utc>, reason: String },
+    /// Wanted off-site but cannot be put there; says why.
+    Blocked { backup: String, tier: TierName, reason: String },
+}
+
+impl Action {
+    pub fn backup(&self) -> &str {
+        match self {
+            Action::Upload { backup, .. }
+            | Action::Copy { backup, .. }
+            | Action::PutManifest { backup, .. }
+            | Action::Delete { backup, .. }
+            | Action::Keep { backup, .. }
+            | Action::Defer { backup, .. }
+            | Action::Blocked { backup, .. } => backup,
+        }
+    }
+
+    pub fn tier(&self) -> TierName {
+        match self {
+            Action::Upload { tier, .. }
+            | Action::Copy { tier, .. }
+            | Action::PutManifest { tier, .. }
+            | Action::Delete { tier, .. }
+            | Action::Keep { tier, .. }
+            | Action::Defer { tier, .. }
+            | Action::Blocked { tier, .. } => *tier,
+        }
+    }
+
+    /// A line for humans.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::Upload { key, class, size, .. } => format!("upload {key} as {class} ({})", crate::cli::human_size(*size)),
+            Action::Copy { from, to, class, .. } if from == to => format!("change {to} to {class}"),
+            Action::Copy { from, to, class, .. } => format!("copy {from} to {to} as {class}"),
+            Action::PutManifest { key, .. } => format!("write manifest {key}"),
+            Action::Delete { key, reason, .. } => format!("delete {key} ({reason})"),
+            Action::Keep { key, .. } => format!("keep {key}"),
+            Action::Defer { key, until, reason, .. } => format!("keep {key} until {} ({reason})", until.format("%Y-%m-%d")),
+            Action::Blocked { reason, .. } => format!("cannot sync: {reason}"),
+        }
+    }
+}
+
+/// The sync plan of one project/env.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncPlan {
+    pub project: String,
+    pub env: String,
+    pub actions: Vec<Action>,
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SyncReport {
+    pub project: String,
+    pub env: String,
+    pub uploaded: u64,
+    pub copied: u64,
+    pub deleted: u64,
+    pub skipped: u64,
+    pub deferred: u64,
+    pub manifests: u64,
+    pub blocked: u64,
+    pub bytes_uploaded: u64,
+    pub errors: Vec<String>,
+}
+
+/// Plans the remote side of one project/env. `heads` are HEAD results of the data objects.
+#[allow(clippy::too_many_arguments)]
+pub fn plan(
+    local: &Listing,
+    remote: &RemoteCatalog,
+    heads: &BTreeMap<String, ObjectMeta>,
+    r: &Remote,
+    project: &Project,
+    env: &str,
+    now: DateTime<Utc>,
+    allow_early_delete: bool,
+) -> SyncPlan {
+    let policy = &project.policy;
+    // The union of local and remote backups, each with its manifest.
+    let mut manifests: BTreeMap<Stem, (&Manifest, Option<PathBuf>)> = BTreeMap::new();
+    for b in &local.backups {
+        manifests.insert(b.stem.clone(), (&b.manifest, Some(b.data_path.clone())));
+    }
+    for (stem, b) in &remote.backups {
+        if let Some(m) = &b.manifest {
+            manifests.entry(stem.clone()).or_insert((m, None));
+        }
+    }
+    let mut decisions: BTreeMap<String, Decision> = BTreeMap::new();
+    for kind in [crate::names::Kind::Database, crate::names::Kind::Globals] {
+        let cands: Vec<Candidate> = manifests
+            .iter()
+            .filter(|(s, _)| s.kind == kind)
+            .map(|(s, (m, _))| {
+                local.backups.iter().find(|b| &b.stem == s).map(candidate).unwrap_or_else(|| Candidate {
+                    id: s.to_string(),
+                    created_at: s.time,
+                    tags: m.tags.clone(),
+                    recorded_tiers: Some(m.tiers.iter().copied().collect()),
+                })
+            })
+            .collect();
+        for d in retention::plan(&cands, policy, now) {
+            decisions.insert(d.id.clone(), d);
+        }
+    }
+
+    let remote_tiers: Vec<_> = policy.tiers.iter().filter(|t| t.lives(Location::Remote)).collect();
+    let mut actions = Vec::new();
+    for (stem, (m, local_path)) in &manifests {
+        let id = stem.to_string();
+        let d = &decisions[&id];
+        let rb = remote.backups.get(stem);
+        let confirmed = |tier: TierName| -> Option<&ObjectMeta> {
+            let o = rb?.copies.get(&tier)?;
+            heads.get(&o.key).filter(|h| is_confirmed(h, m))
+        };
+        // A readable, confirmed copy already off-site (to copy from instead of uploading).
+        let mut source: Option<String> =
+            remote_tiers.iter().filter_map(|t| confirmed(t.name)).find(|h| h.thaw.readable()).map(|h| h.key.clone());
+        let mut wanted: Vec<_> = remote_tiers.iter().filter(|t| d.kept_by.contains(&t.name)).collect();
+        // Readable classes first, so the one upload lands where copies can be made from it.
+        wanted.sort_by_key(|t| (t.storage_class.needs_thaw(), t.name));
+        for t in &wanted {
+            let key = r.key(&project.name, env, t.name, &m.file);
+            let mkey = r.key(&project.name, env, t.name, &format!("{id}.json"));
+            match confirmed(t.name) {
+                Some(h) if h.class() == t.storage_class => actions.push(Action::Keep { backup: id.clone(), tier: t.name, key }),
+                Some(h) if h.thaw.readable() => {
+                    actions.push(Action::Copy { backup: id.clone(), tier: t.name, from: key.clone(), to: key, class: t.storage_class })
+                }
+                Some(h) => actions.push(Action::Blocked {
+                    backup: id.clone(),
+                    tier: t.name,
+                    reason: format!("{key} is in {}; changing it to {} needs a thaw first", h.class(), t.storage_class),
+                }),
+                None if policy.encryption_required && m.encryption.is_none() => actions.push(Action::Blocked {
+                    backup: id.clone(),
+                    tier: t.name,
+                    reason: format!("policy {} requires encryption and {} is not encrypted: refusing to upload it", policy.name, m.file),
+                }),
+                None => match (&source, local_path) {
+                    (Some(from), _) => actions.push(Action::Copy {
+                        backup: id.clone(),
+                        tier: t.name,
+                        from: from.clone(),
+                        to: key.clone(),
+                        class: t.storage_class,
+                    }),
+                    (None, Some(path)) => {
+                        actions.push(Action::Upload {
+                            backup: id.clone(),
+                            tier: t.name,
+                            key: key.clone(),
+                            path: path.clone(),
+                            class: t.storage_class,
+                            size: m.size,
+                            sha256: m.sha256.clone(),
+                        });
+                        if !t.storage_class.needs_thaw() {
+                            source = Some(key.clone());
+                        }
+                    }
+                    (None, None) => {
+                        let why = if rb.is_some_and(|b| !b.copies.is_empty()) {
+                            "its only off-site copies are archived (thaw one, or restore it locally)"
+                        } else {
+                            "no copy is left to upload from"
+                        };
+                        actions.push(Action::Blocked { backup: id.clone(), tier: t.name, reason: why.into() });
+                        continue;
+                    }
+                },
+            }
+            if !rb.is_some_and(|b| b.manifest_keys.contains_key(&t.name)) {
+                actions.push(Action::PutManifest { backup: id.clone(), tier: t.name, key: mkey });
+            }
+        }
+        // Tiers that no longer keep it (or a policy without that tier any more).
+        let Some(rb) = rb else { continue };
+        let kept: BTreeSet<TierName> = wanted.iter().map(|t| t.name).collect();
+        let present: BTreeSet<TierName> = rb.copies.keys().chain(rb.manifest_keys.keys()).copied().collect();
+        for tier in present.difference(&kept) {
+            let reason =
+                d.reasons.iter().find(|r| r.starts_with(tier.as_str())).cloned().unwrap_or_else(|| format!("{tier} does not keep it"));
+            let manifest_key = rb.manifest_keys.get(tier).cloned();
+            match rb.copies.get(tier) {
+                Some(o) => {
+                    let min = Duration::days(o.class().min_days() as i64);
+                    let until = o.last_modified.map(|t| t + min);
+                    match until {
+                        Some(until) if min > Duration::zero() && until > now && !allow_early_delete => actions.push(Action::Defer {
+                            backup: id.clone(),
+                            tier: *tier,
+                            key: o.key.clone(),
+                            until,
+                            reason: format!(
+                                "{} bills at least {} days; --allow-early-delete deletes it now",
+                                o.class(),
+                                o.class().min_days()
+                            ),
+                        }),
+                        _ => actions.push(Action::Delete { backup: id.clone(), tier: *tier, key: o.key.clone(), manifest_key, reason }),
+                    }
+                }
+                // A manifest whose data is already gone (a delete that was interrupted).
+                None => {
+                    if let Some(mk) = manifest_key {
+                        actions.push(Action::Delete {
+                            backup: id.clone(),
+                            tier: *tier,
+                            key: mk,
+                            manifest_key: None,
+                            reason: "its data object is gone".into(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    SyncPlan { project: project.name.clone(), env: env.to_string(), actions }
+}
+
+/// Carries out a plan: uploads, then copies, then manifests, then deletes. A failed upload or
+/// copy stops the deletes of this run, so a backup never loses its last off-site copy.
+pub fn execute(plan: &SyncPlan, r: &Remote, local: &Listing, remote: &RemoteCatalog, ui: &Ui) -> SyncReport {
+    let mut rep = SyncReport { project: plan.project.clone(), env: plan.env.clone(), ..Default::default() };
+    let manifest_bytes = |id: &str| -> Option<Vec<u8>> {
+        local.backups.iter().find(|b| b.stem.to_string() == id).map(|b| b.manifest.to_bytes()).or_else(|| {
+            remote.backups.values().find(|b| b.stem.to_string() == id).and_then(|b| b.manifest.as_ref()).map(Manifest::to_bytes)
+        })
+    };
+    let mut failed_backups: BTreeSet<String> = BTreeSet::new();
+    for a in &plan.actions {
+        if crate::signals::interrupted() {
+            rep.errors.push("interrupted by a signal".into());
+            return rep;
+        }
+        match a {
+            Action::Upload { backup, key, path, class, size, sha256, .. } => {
+                let progress = ui.progress("upload", Some(*size));
+                let put = r.store.put_file(key, path, &PutOptions { class: *class, sha256: Some(sha256.clone()) }, &progress);
+                progress.finish();
+                match put.and_then(|_| r.store.head(key)) {
+                    Ok(h) if h.size == *size && h.sha256.as_deref() == Some(sha256) => {
+                        tracing::info!("uploaded {} as {class}", r.url(key));
+                        rep.uploaded += 1;
+                        rep.bytes_uploaded += size;
+                    }
+                    Ok(h) => fail(
+                        &mut rep,
+                        &mut failed_backups,
+                        backup,
+                        format!(
+                            "{}: after upload the store reports size {} and sha256 {:?}, expected {size} and {sha256}",
+                            r.url(key),
+                            h.size,
+                            h.sha256
+                        ),
+                    ),
+                    Err(e) => fail(&mut rep, &mut failed_backups, backup, format!("uploading {}: {e}", backup)),
+                }
+            }
+            Action::Copy { backup, from, to, class, .. } => {
+                if failed_backups.contains(backup) {
+                    continue;
+                }
+                match r.store.copy(from, to, *class) {
+                    Ok(()) => {
+                        tracing::info!("{}", a.describe());
+                        rep.copied += 1;
+                    }
+                    Err(e) => fail(&mut rep, &mut failed_backups, backup, format!("{}: {e}", a.describe())),
+                }
+            }
+            _ => {}
+        }
+    }
+    for a in &plan.actions {
+        match a {
+            Action::PutManifest { backup, key, .. } if !failed_backups.contains(backup) => match manifest_bytes(backup) {
+                Some(bytes) => match r.store.put_bytes(key, &bytes, &PutOptions { class: StorageClass::Standard, sha256: None }) {
+                    Ok(()) => rep.manifests += 1,
+                    Err(e) => fail(&mut rep, &mut failed_backups, backup, format!("writing {}: {e}", r.url(key))),
+                },
+                None => fail(&mut rep, &mut failed_backups, backup, format!("{backup}: no manifest to write")),
+            },
+            Action::Keep { .. } => rep.skipped += 1,
+            Action::Defer { key, until, .. } => {
+                tracing::info!("keeping {} until {} (minimum billable duration)", r.url(key), until.format("%Y-%m-%d"));
+                rep.deferred += 1;
+            }
+            Action::Blocked { backup, tier, reason } => {
+                rep.blocked += 1;
+                fail(&mut rep, &mut failed_backups, backup, format!("{}/{} {backup} {tier}: {reason}", plan.project, plan.env));
+            }
+            _ => {}
+        }
+    }
+    if !rep.errors.is_empty() {
+        let skipped = plan.actions.iter().filter(|a| matches!(a, Action::Delete { .. })).count();
+        if skipped > 0 {
+            tracing::warn!("{}/{}: skipping {skipped} remote deletion(s) because of the errors above", plan.project, plan.env);
+        }
+        return rep;
+    }
+    for a in &plan.actions {
+        if let Action::Delete { backup, key, manifest_key, reason, .. } = a {
+            // Data first: a manifest left alone is ours and is cleaned up next time; a data
+            // object left without its manifest would be foreign and never touched again.
+            let done = r.store.delete(key).and_then(|_| manifest_key.as_ref().map_or(Ok(()), |mk| r.store.delete(mk)));
+            match done {
+                Ok(()) => {
+                    tracing::info!("deleted {} ({reason})", r.url(key));
+                    if !key.ends_with(".json") {
+                        rep.deleted += 1;
+                    }
+                }
+                Err(e) => fail(&mut rep, &mut failed_backups, backup, format!("deleting {}: {e}", r.url(key))),
+            }
+        }
+    }
+    rep
+}
+
+fn fail(rep: &mut SyncReport, failed: &mut BTreeSet<String>, backup: &str, msg: String) {
+    tracing::error!("{msg}");
+    rep.errors.push(msg);
+    failed.insert(backup.to_string());
+}
+
+/// How to sync.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncOptions {
+    pub now: DateTime<Utc>,
+    pub allow_early_delete: bool,
+    pub dry_run: bool,
+}
+
+/// Syncs one project/env: catalog both sides, plan, and (unless `dry_run`) execute.
+pub fn sync_env(
+    cfg: &crate::config::Config,
+    r: &Remote,
+    project: &Project,
+    env: &str,
+    opts: SyncOptions,
+    ui: &Ui,
+) -> crate::error::Result<(SyncPlan, SyncReport)> {
+    let SyncOptions { now, allow_early_delete, dry_run } = opts;
+    let dir = cfg.env_dir(&project.name, env);
+    let local = Listing::scan(&dir, &project.name, env)?;
+    let remote = RemoteCatalog::load(r, &project.name, env, Some(&local))?;
+    for (key, why) in &remote.broken {
+        tracing::warn!("{}: {why}", r.url(key));
+    }
+    let heads = remote.heads(r)?;
+    let plan = plan(&local, &remote, &heads, r, project, env, now, allow_early_delete);
+    if dry_run {
+        let mut rep = SyncReport { project: project.name.clone(), env: env.to_string(), ..Default::default() };
+        for a in &plan.actions {
+            match a {
+                Action::Upload { size, .. } => {
+                    rep.uploaded += 1;
+                    rep.bytes_uploaded += size;
+                }
+                Action::Copy { .. } => rep.copied += 1,
+                Action::Delete { key, .. } if !key.ends_with(".json") => rep.deleted += 1,
+                Action::Keep { .. } => rep.skipped += 1,
+                Action::Defer { .. } => rep.deferred += 1,
+                Action::PutManifest { .. } => rep.manifests += 1,
+                Action::Blocked { .. } => rep.blocked += 1,
+                _ => {}
+            }
+        }
+        return Ok((plan, rep));
+    }
+    // Uploads a killed run left unfinished: resume those still wanted, abort the others.
+    let uploading: Vec<String> =
+        plan.actions.iter().filter_map(|a| if let Action::Upload { key, .. } = a { Some(key.clone()) } else { None }).collect();
+    if let Err(e) = r.store.abort_incomplete(&r.env_prefix(&project.name, env), &uploading) {
+        tracing::warn!("could not clean up unfinished uploads: {e}");
+    }
+    let rep = execute(&plan, r, &local, &remote, ui);
+    Ok((plan, rep))
+}
