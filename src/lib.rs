@@ -5,6 +5,7 @@
 //! parts (`config`, `pipeline`, `crypto`, `postgres`, `catalog`).
 
 pub mod adopt;
+pub mod alerts;
 pub mod apps;
 pub mod audit;
 pub mod backup;
@@ -17,6 +18,7 @@ pub mod fsutil;
 pub mod globals;
 pub mod lock;
 pub mod manifest;
+pub mod metrics;
 pub mod names;
 pub mod offsite;
 pub mod pipeline;
@@ -29,5 +31,6 @@ pub mod signals;
 pub mod store;
 pub mod sync;
 pub mod ui;
+pub mod verify;
 
 pub use error::{Error, Result};

@@ -360,7 +360,7 @@ pub fn restore_opened(
         let mut args = restore_args(&target, opts.no_owner);
         args.extend(["--clean".into(), "--if-exists".into(), "--single-transaction".into()]);
         args.extend(table_args(table));
-        feed(&pg, "pg_restore", None, &args, reader)?;
+        feed(&pg, "pg_restore", None, &args, reader, &report.source)?;
         progress.finish();
         if let Some(m) = &manifest {
             check_counts(&pg, &target, m, Some(table), &mut report)?;
@@ -445,7 +445,7 @@ pub fn restore_into(pg: &Pg, db: &str, reader: Box<dyn Read + Send>, layer: Laye
                 args.extend(table_args(t));
             }
             match opts.jobs.filter(|j| *j > 1) {
-                None => feed(pg, "pg_restore", None, &args, reader),
+                None => feed(pg, "pg_restore", None, &args, reader, source),
                 Some(jobs) => {
                     // pg_restore -j needs a seekable file: spool the decoded archive first.
                     let mut tmp = tempfile::Builder::new()
@@ -467,7 +467,7 @@ pub fn restore_into(pg: &Pg, db: &str, reader: Box<dyn Read + Send>, layer: Laye
             }
             let args: Vec<String> =
                 ["-X", "-q", "-v", "ON_ERROR_STOP=1", "--no-password", "-o", "/dev/null"].iter().map(|s| s.to_string()).collect();
-            feed(pg, "psql", Some(db), &args, reader)
+            feed(pg, "psql", Some(db), &args, reader, source)
         }
         other => Err(crate::failed!("{source}: cannot restore {}", other.name())),
     }
@@ -506,7 +506,7 @@ pub fn with_progress(input: Box<dyn Read + Send>, progress: Progress) -> Box<dyn
 
 /// Runs `tool` with `reader` on its stdin; a decoding error wins over the tool's complaint
 /// about the input it left truncated.
-fn feed(pg: &Pg, tool: &str, database: Option<&str>, args: &[String], mut reader: Box<dyn Read + Send>) -> Result<()> {
+fn feed(pg: &Pg, tool: &str, database: Option<&str>, args: &[String], mut reader: Box<dyn Read + Send>, source: &str) -> Result<()> {
     let mut running = pg.spawn(tool, database, args, Stdio::piped())?;
     let mut stdin = running.child.stdin.take().expect("piped stdin");
     let mut stdout = running.child.stdout.take().expect("piped stdout");
@@ -528,7 +528,9 @@ fn feed(pg: &Pg, tool: &str, database: Option<&str>, args: &[String], mut reader
     let fed = fed.join().map_err(|_| crate::failed!("restore feeder panicked"))?;
     let _ = drain.join();
     match (fed, waited) {
-        (Err(e), _) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(crate::failed!("reading the backup: {e}")),
+        (Err(e), _) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(crate::failed!("reading {source}: {e} (the backup is corrupt or truncated)"))
+        }
         (_, Err(e)) => Err(e),
         (_, Ok(())) => Ok(()),
     }

@@ -7,7 +7,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::alerts::{Alert, Alerter};
 use crate::backup::{BackupOptions, backup, backup_globals};
+use crate::catalog::{Listing, LocalBackup};
 use crate::config::{Config, Project};
 use crate::error::Result;
 use crate::lock::RunLock;
@@ -36,6 +38,8 @@ pub struct EnvRun {
     pub globals: Option<String>,
     pub sync: Option<SyncReport>,
     pub pruned: usize,
+    /// Whether a restore drill ran (the policy's `verify:` schedule) and how it went.
+    pub verified: Option<bool>,
     pub errors: Vec<String>,
     pub warnings: Vec<String>,
     pub seconds: f64,
@@ -53,7 +57,18 @@ pub struct RunReport {
 
 /// Runs the nightly job over `selected`.
 pub fn run(cfg: &Config, selected: &[(&Project, String)], opts: &RunOptions, ui: &Ui) -> Result<RunReport> {
-    let _lock = if opts.dry_run { None } else { Some(RunLock::acquire(&cfg.lock_file, opts.wait_lock)?) };
+    let alerter = Alerter::new(&cfg.alerts);
+    let _lock = if opts.dry_run {
+        None
+    } else {
+        match RunLock::acquire(&cfg.lock_file, opts.wait_lock) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                alerter.send(&Alert::error(None, None, "run", e.to_string()));
+                return Err(e);
+            }
+        }
+    };
     let mut report = RunReport { started_at: Utc::now(), dry_run: opts.dry_run, ok: true, envs: Vec::new(), warnings: Vec::new() };
     let remote = match Remote::open(cfg) {
         Ok(r) => r,
@@ -62,6 +77,22 @@ pub fn run(cfg: &Config, selected: &[(&Project, String)], opts: &RunOptions, ui:
             None
         }
     };
+    // Low disk space is worth a warning and an alert, not a skipped night: a real ENOSPC fails
+    // the backup cleanly anyway.
+    if !opts.dry_run
+        && let Ok(free) = crate::fsutil::free_space(&cfg.backup_root)
+        && free < cfg.min_free_space
+    {
+        let w = format!(
+            "only {} free under {} (min_free_space is {})",
+            crate::cli::human_size(free),
+            cfg.backup_root.display(),
+            crate::cli::human_size(cfg.min_free_space)
+        );
+        tracing::warn!("{w}");
+        alerter.send(&Alert::warning(None, None, "disk-space", w.clone()));
+        report.warnings.push(w);
+    }
     for (project, env) in selected {
         let started = std::time::Instant::now();
         let mut e = EnvRun {
@@ -74,6 +105,7 @@ pub fn run(cfg: &Config, selected: &[(&Project, String)], opts: &RunOptions, ui:
             globals: None,
             sync: None,
             pruned: 0,
+            verified: None,
             errors: Vec::new(),
             warnings: Vec::new(),
             seconds: 0.0,
@@ -88,7 +120,39 @@ pub fn run(cfg: &Config, selected: &[(&Project, String)], opts: &RunOptions, ui:
         e.ok = e.errors.is_empty();
         e.seconds = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
         report.ok &= e.ok;
+        if !opts.dry_run && e.skipped.is_none() {
+            for err in &e.errors {
+                let op = err.split(':').next().unwrap_or("run");
+                alerter.send(&Alert::error(Some(&e.project), Some(&e.env), op, err.clone()));
+            }
+            let (ok, seconds, size, verified) = (e.ok, e.seconds, e.backup_size, e.verified);
+            let at = Utc::now();
+            if let Err(err) = crate::metrics::update(cfg, &e.project, &e.env, |s| {
+                if ok {
+                    s.last_success = Some(at);
+                } else {
+                    s.last_failure = Some(at);
+                }
+                s.last_duration_seconds = Some(seconds);
+                if size.is_some() {
+                    s.last_backup_size_bytes = size;
+                }
+                if verified == Some(true) {
+                    s.last_verify_success = Some(at);
+                }
+            }) {
+                tracing::warn!("could not record the run's state: {err}");
+            }
+        }
         report.envs.push(e);
+    }
+    if !opts.dry_run {
+        if let Err(err) = crate::metrics::write(cfg, remote.as_ref()) {
+            tracing::warn!("could not write the metrics textfile: {err}");
+        }
+        if report.ok {
+            alerter.success(&serde_json::json!({ "ok": true, "envs": report.envs.len(), "time": Utc::now() }));
+        }
     }
     Ok(report)
 }
@@ -123,10 +187,16 @@ fn run_env(cfg: &Config, project: &Project, env: &str, remote: Option<&Remote>, 
         }
         return;
     }
+    let alerter = Alerter::new(&cfg.alerts);
     match backup(cfg, project, env, &BackupOptions { tags: Vec::new(), now: opts.now }, ui) {
         Ok(b) => {
             e.backup = Some(b.stem.to_string());
             e.backup_size = Some(b.manifest.size);
+            for w in anomalies(cfg, project, env, &b) {
+                tracing::warn!("{}/{env}: {w}", project.name);
+                alerter.send(&Alert::warning(Some(&project.name), Some(env), "anomaly", w.clone()));
+                e.warnings.push(w);
+            }
         }
         Err(err) => e.errors.push(format!("backup: {err}")),
     }
@@ -157,6 +227,23 @@ fn run_env(cfg: &Config, project: &Project, env: &str, remote: Option<&Remote>, 
         Ok(plan) => e.pruned = plan.deletions().count(),
         Err(err) => e.errors.push(format!("prune: {err}")),
     }
+    // The restore drill the policy schedules (`verify: weekly`), on the newest backup.
+    if let Ok(listing) = Listing::scan(&cfg.env_dir(&project.name, env), &project.name, env)
+        && e.backup.is_some()
+        && crate::verify::due(project, &listing, opts.now)
+    {
+        let keys = crate::crypto::Keys::for_project(project).unwrap_or_default();
+        if keys.is_empty() && project.encryption.is_some() {
+            e.warnings.push("a restore drill is due, but this host holds no decryption key: run `pgtier verify` where the key is".into());
+        } else {
+            let input = crate::restore::Input::Named(e.backup.clone().unwrap_or_default());
+            let r = crate::verify::verify(cfg, project, env, &input, crate::restore::From::Local, None, &keys, opts.now, ui);
+            e.verified = Some(r.ok);
+            if let Some(err) = r.error {
+                e.errors.push(format!("verify: {err}"));
+            }
+        }
+    }
     // Temporary databases of restores and drills that crashed.
     let database = project.databases.get(env).map(String::as_str).unwrap_or("postgres");
     if let Ok(pg) = crate::postgres::Pg::connect(&project.connection, cfg.pg_bindir.as_deref(), database) {
@@ -165,4 +252,26 @@ fn run_env(cfg: &Config, project: &Project, env: &str, remote: Option<&Remote>, 
             Err(err) => e.warnings.push(format!("could not clean up temporary databases: {err}")),
         }
     }
+}
+
+/// A backup that shrank by more than the threshold against the previous one (size or total
+/// rows) is worth a warning: an emptied table is a failure nobody sees.
+pub fn anomalies(cfg: &Config, project: &Project, env: &str, new: &LocalBackup) -> Vec<String> {
+    let threshold = project.policy.anomaly_threshold_percent.unwrap_or(cfg.alerts.anomaly_threshold_percent) as f64;
+    let Ok(listing) = Listing::scan(&cfg.env_dir(&project.name, env), &project.name, env) else { return Vec::new() };
+    let Some(prev) = listing.databases().rfind(|b| b.stem < new.stem && b.manifest.tags.is_empty()) else { return Vec::new() };
+    let mut out = Vec::new();
+    let fall = |old: u64, now: u64| if old == 0 { 0.0 } else { (old.saturating_sub(now)) as f64 * 100.0 / old as f64 };
+    let f = fall(prev.manifest.size, new.manifest.size);
+    if f > threshold {
+        out.push(format!("backup size fell {f:.0}% ({} to {} bytes) since {}", prev.manifest.size, new.manifest.size, prev.stem));
+    }
+    let rows = |m: &crate::manifest::Manifest| m.tables.as_ref().map(|t| t.values().sum::<u64>());
+    if let (Some(old), Some(now)) = (rows(&prev.manifest), rows(&new.manifest)) {
+        let f = fall(old, now);
+        if f > threshold {
+            out.push(format!("total rows fell {f:.0}% ({old} to {now}) since {}", prev.stem));
+        }
+    }
+    out
 }

@@ -333,3 +333,119 @@ fn host_loss_drill_onto_a_new_server() {
     assert_eq!(new.psql(&db, &format!("SELECT has_table_privilege('{reader}', 'app.orders', 'SELECT')")), "t");
     assert!(!s.backup_root().exists());
 }
+
+#[test]
+fn from_auto_prefers_a_good_local_copy_else_the_remote_one() {
+    let c = cluster();
+    let db = db_name("auto");
+    c.create_sample_db(&db, 30);
+    let bucket = localstack().bucket();
+    let s = scratch(&db, &bucket, "a", "");
+    s.ok(&["run", "--now", &night(1)]);
+    let expected = c.fingerprint(&db);
+    let t1 = db_name("auto_local");
+    let rep: serde_json::Value =
+        serde_json::from_str(&s.ok(&["restore", "shop", "production", "--from", "auto", "--target-db", &t1, "--json"])).unwrap();
+    assert_eq!(rep["from"], "local");
+    // A flipped byte in the local copy: auto goes off-site and says so.
+    let path = s.env_dir("shop", "production").join("db_20250101_020000.dump.gz");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    let t2 = db_name("auto_remote");
+    let out = s.run(&["restore", "shop", "production", "--from", "auto", "--target-db", &t2, "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("restoring from the remote copy"));
+    let rep: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rep["from"], "remote");
+    assert_eq!(c.fingerprint(&t2), expected);
+}
+
+#[test]
+fn a_remote_copy_that_does_not_match_its_manifest_is_refused() {
+    let c = cluster();
+    let db = db_name("badremote");
+    c.create_sample_db(&db, 30);
+    let bucket = localstack().bucket();
+    let s = scratch(&db, &bucket, "b", "");
+    s.write("policies/default.yml", "tiers:\n  daily: {keep: 3, locations: [local, remote]}\n");
+    s.ok(&["run", "--now", &night(1)]);
+    // Same size, other bytes: only the streamed SHA-256 can tell.
+    let key = "b/shop/production/daily/db_20250101_020000.dump.gz";
+    let local = s.env_dir("shop", "production").join("db_20250101_020000.dump.gz");
+    let mut bytes = std::fs::read(&local).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    let bad = s.path().join("bad");
+    std::fs::write(&bad, bytes).unwrap();
+    let sha = support::sh(&format!("sha256sum '{}' | cut -d' ' -f1", local.display()));
+    localstack().aws_json(&[
+        "s3api",
+        "put-object",
+        "--bucket",
+        &bucket,
+        "--key",
+        key,
+        "--body",
+        bad.to_str().unwrap(),
+        "--metadata",
+        &format!("sha256={}", sha.trim()),
+    ]);
+    std::fs::remove_dir_all(s.backup_root()).unwrap();
+    let before = c.fingerprint(&db);
+    let err = s.fails(1, &["restore", "shop", "production", "--from", "remote", "--force"]);
+    assert!(err.contains("do not match the manifest") || err.contains("corrupt") || err.contains("invalid"), "{err}");
+    assert!(err.contains(key) || err.contains("db_20250101_020000"), "names the object: {err}");
+    assert_eq!(c.fingerprint(&db), before);
+    assert!(c.temp_dbs_for(&db).is_empty());
+}
+
+#[test]
+fn a_missing_bucket_or_an_unreachable_endpoint_is_a_clear_failure() {
+    let c = cluster();
+    let db = db_name("nobucket");
+    c.create_sample_db(&db, 3);
+    let s = scratch(&db, "pgtier-this-bucket-does-not-exist", "x", "");
+    s.ok(&["backup", "shop", "production", "--now", &night(1)]);
+    let err = s.fails(1, &["sync", "--now", &night(1)]);
+    assert!(err.contains("does not exist"), "{err}");
+    let s2 = Scratch::new(
+        &format!("shop:\n{}", c.database_block(&[("production", &db)])),
+        &format!(
+            "remote:\n  url: s3://b/x\n  endpoint_url: http://127.0.0.1:{}\n  region: us-east-1\n  force_path_style: true\n",
+            support::free_port()
+        ),
+    );
+    let out = s2.cmd(&["run", "--now", &night(1)]).env("PGTIER_S3_MAX_ATTEMPTS", "2").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("cannot reach the S3 endpoint"), "{text}");
+    // The local backup was taken and kept: the policy wants it off-site and it is not there.
+    assert_eq!(s2.files("shop", "production").iter().filter(|f| f.starts_with("db_") && f.ends_with(".json")).count(), 1);
+}
+
+#[test]
+fn a_file_remote_for_nas_mounts() {
+    let c = cluster();
+    let db = db_name("nas");
+    c.create_sample_db(&db, 20);
+    let nas = tempfile::tempdir().unwrap();
+    let s = Scratch::new(
+        &format!("shop:\n{}", c.database_block(&[("production", &db)])),
+        &format!("remote:\n  url: file://{}\n", nas.path().display()),
+    );
+    for day in 1..=3 {
+        s.ok(&["run", "--now", &night(day)]);
+    }
+    let daily = nas.path().join("shop/production/daily");
+    let names: Vec<String> = std::fs::read_dir(&daily)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("db_") && n.ends_with(".gz"))
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    std::fs::remove_dir_all(s.backup_root()).unwrap();
+    let t = db_name("nas_restore");
+    s.ok(&["restore", "shop", "production", "--from", "remote", "--target-db", &t]);
+    assert_eq!(c.fingerprint(&t), c.fingerprint(&db));
+}

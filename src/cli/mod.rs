@@ -10,7 +10,9 @@ mod prune;
 mod restore;
 mod restore_globals;
 mod run;
+mod status;
 mod sync;
+mod verify;
 
 use std::path::PathBuf;
 
@@ -59,6 +61,10 @@ pub enum Command {
     Sync(sync::SyncArgs),
     /// Apply the saved roles and tablespaces (skipping those that exist) before a restore.
     RestoreGlobals(restore_globals::RestoreGlobalsArgs),
+    /// Prove backups restore: restore into a temporary database and compare every table's rows.
+    Verify(verify::VerifyArgs),
+    /// The deployment manifest of a project/env as JSON: latest backups, proofs, what is off-site.
+    Status(status::StatusArgs),
     /// Delete local backups the policy no longer keeps (explains every decision).
     Prune(prune::PruneArgs),
     /// Policy commands.
@@ -111,21 +117,49 @@ impl Ctx {
     }
 }
 
-/// Runs the parsed command; returns the exit code for outcomes that are not errors.
+/// Runs the parsed command; returns the exit code for outcomes that are not errors. A backup,
+/// sync, prune or audit that fails (or finds a problem) also sends an alert (`run` and
+/// `verify` send their own, per env and per backup).
 pub fn run(cli: Cli) -> Result<i32> {
     let ctx = Ctx { config_path: cli.config.clone(), ui: Ui::detect(cli.json, cli.quiet), now: cli.now.unwrap_or_else(Utc::now) };
-    match cli.command {
-        Command::Backup(a) => backup::run(&ctx, a),
-        Command::Restore(a) => restore::run(&ctx, a),
-        Command::List(a) => list::run(&ctx, a),
-        Command::Run(a) => run::run(&ctx, a),
-        Command::Sync(a) => sync::run(&ctx, a),
-        Command::RestoreGlobals(a) => restore_globals::run(&ctx, a),
-        Command::Prune(a) => prune::run(&ctx, a),
-        Command::Policy(c) => policy::run(&ctx, c),
-        Command::Audit(a) => audit::run(&ctx, a),
-        Command::Adopt(a) => adopt::run(&ctx, a),
-        Command::Config(ConfigCommand::Check) => config_check::run(&ctx),
+    let alert = match &cli.command {
+        Command::Backup(a) => Some(("backup", Some(a.target.project.clone()), Some(a.target.env.clone()))),
+        Command::Sync(a) => Some(("sync", a.project.clone(), a.env.clone())),
+        Command::Prune(a) => Some(("prune", a.project.clone(), a.env.clone())),
+        Command::Audit(a) => Some(("audit", a.project.clone(), a.env.clone())),
+        _ => None,
+    };
+    let result = dispatch(&ctx, cli.command);
+    if let Some((op, project, env)) = alert {
+        let problem = match &result {
+            Err(e) if e.exit_code() == 1 => Some(e.to_string()),
+            Ok(1) => Some(format!("{op} failed or found problems; see its output")),
+            _ => None,
+        };
+        if let Some(msg) = problem
+            && let Ok(cfg) = Config::load(&ctx.config_path)
+        {
+            crate::alerts::Alerter::new(&cfg.alerts).send(&crate::alerts::Alert::error(project.as_deref(), env.as_deref(), op, msg));
+        }
+    }
+    result
+}
+
+fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
+    match command {
+        Command::Backup(a) => backup::run(ctx, a),
+        Command::Restore(a) => restore::run(ctx, a),
+        Command::List(a) => list::run(ctx, a),
+        Command::Run(a) => run::run(ctx, a),
+        Command::Sync(a) => sync::run(ctx, a),
+        Command::RestoreGlobals(a) => restore_globals::run(ctx, a),
+        Command::Verify(a) => verify::run(ctx, a),
+        Command::Status(a) => status::run(ctx, a),
+        Command::Prune(a) => prune::run(ctx, a),
+        Command::Policy(c) => policy::run(ctx, c),
+        Command::Audit(a) => audit::run(ctx, a),
+        Command::Adopt(a) => adopt::run(ctx, a),
+        Command::Config(ConfigCommand::Check) => config_check::run(ctx),
     }
 }
 

@@ -47,7 +47,10 @@ pub fn run(ctx: &Ctx, cmd: PolicyCommand) -> Result<i32> {
         crate::usage!("unknown policy {:?} (known: {})", a.policy, known.join(", "))
     })?;
     let remote = cfg.remote.is_some();
-    let rows: Vec<Row> = simulate(policy, a.days, ctx.now)
+    let started = std::time::Instant::now();
+    let decisions = simulate(policy, a.days, ctx.now);
+    tracing::info!("planned {} backups in {:.1} ms", decisions.len(), started.elapsed().as_secs_f64() * 1000.0);
+    let rows: Vec<Row> = decisions
         .into_iter()
         .filter(|d| d.keep || !a.kept_only)
         .map(|d| {

@@ -1,0 +1,135 @@
+//! Telling monitoring: an alert (JSON: project, env, operation, error, time) for every failure
+//! of backup, sync, prune, verify or audit, and for warnings such as low disk space or a backup
+//! that shrank suspiciously, sent to a webhook and/or a command's stdin; and an optional success
+//! ping at the end of a good run. An alert that cannot be delivered is logged and never changes
+//! the exit code.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::config::AlertsConfig;
+
+/// One alert.
+#[derive(Debug, Clone, Serialize)]
+pub struct Alert {
+    /// `error` or `warning`.
+    pub severity: String,
+    pub project: Option<String>,
+    pub env: Option<String>,
+    /// `backup`, `sync`, `prune`, `verify`, `audit`, `run`, `disk-space`, `anomaly`.
+    pub operation: String,
+    pub error: String,
+    pub time: DateTime<Utc>,
+    pub host: String,
+}
+
+impl Alert {
+    pub fn error(project: Option<&str>, env: Option<&str>, operation: &str, error: impl Into<String>) -> Alert {
+        Alert::new("error", project, env, operation, error)
+    }
+
+    pub fn warning(project: Option<&str>, env: Option<&str>, operation: &str, error: impl Into<String>) -> Alert {
+        Alert::new("warning", project, env, operation, error)
+    }
+
+    fn new(severity: &str, project: Option<&str>, env: Option<&str>, operation: &str, error: impl Into<String>) -> Alert {
+        Alert {
+            severity: severity.into(),
+            project: project.map(str::to_string),
+            env: env.map(str::to_string),
+            operation: operation.into(),
+            error: error.into(),
+            time: Utc::now(),
+            host: hostname(),
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
+}
+
+/// Sends alerts where pgtier.yml says.
+pub struct Alerter {
+    cfg: AlertsConfig,
+}
+
+impl Alerter {
+    pub fn new(cfg: &AlertsConfig) -> Alerter {
+        Alerter { cfg: cfg.clone() }
+    }
+
+    /// Delivers an alert to every configured channel; failures are logged, never raised.
+    pub fn send(&self, alert: &Alert) {
+        let body = serde_json::to_vec(alert).expect("alert serialises");
+        if let Some(url) = &self.cfg.webhook
+            && let Err(e) = post(url, &body)
+        {
+            tracing::warn!("could not deliver the alert to the webhook: {e}");
+        }
+        // One JSON object per line on the command's stdin (JSON Lines).
+        let mut line = body.clone();
+        line.push(b'\n');
+        if let Some(cmd) = &self.cfg.command
+            && let Err(e) = run_command(cmd, &line)
+        {
+            tracing::warn!("the alert command failed: {e}");
+        }
+    }
+
+    /// Pings the success URL (healthchecks-style) with the run's summary.
+    pub fn success(&self, summary: &serde_json::Value) {
+        if let Some(url) = &self.cfg.success_ping
+            && let Err(e) = post(url, &serde_json::to_vec(summary).expect("summary serialises"))
+        {
+            tracing::warn!("could not ping {url}: {e}");
+        }
+    }
+}
+
+fn run_command(cmd: &str, body: &[u8]) -> Result<(), String> {
+    let mut child = Command::new("sh")
+        .args(["-c", cmd])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{cmd}: {e}"))?;
+    let _ = child.stdin.take().expect("piped stdin").write_all(body);
+    let out = child.wait_with_output().map_err(|e| format!("{cmd}: {e}"))?;
+    if out.status.success() { Ok(()) } else { Err(format!("{cmd}: {} {}", out.status, String::from_utf8_lossy(&out.stderr).trim())) }
+}
+
+/// POSTs JSON with a 10 s timeout over http or https (rustls, the system's roots).
+pub fn post(url: &str, body: &[u8]) -> Result<(), String> {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    let uri: hyper::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map_err(|e| format!("TLS roots: {e}"))?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let client: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build(https);
+        let req = hyper::Request::post(uri)
+            .header("content-type", "application/json")
+            .header("user-agent", concat!("pgtier/", env!("CARGO_PKG_VERSION")))
+            .body(Full::new(bytes::Bytes::copy_from_slice(body)))
+            .map_err(|e| e.to_string())?;
+        let resp = tokio::time::timeout(Duration::from_secs(10), client.request(req))
+            .await
+            .map_err(|_| format!("{url}: timed out"))?
+            .map_err(|e| format!("{url}: {e}"))?;
+        let status = resp.status();
+        let _ = resp.into_body().collect().await;
+        if status.is_success() { Ok(()) } else { Err(format!("{url}: HTTP {status}")) }
+    })
+}

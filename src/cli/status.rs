@@ -1,0 +1,87 @@
+//! `pgtier status PROJECT ENV`: the guide's deployment manifest, as JSON: the latest backup, the
+//! latest of each tier, the deployment (tagged) backup, the last proof of restore, what is off-site.
+
+use std::collections::BTreeMap;
+
+use clap::Args;
+use serde_json::json;
+
+use super::{Ctx, Target};
+use crate::catalog::Listing;
+use crate::error::Result;
+use crate::names::Kind;
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub target: Target,
+}
+
+pub fn run(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
+    let cfg = ctx.config()?;
+    let project = cfg.project(&a.target.project)?;
+    let env = &a.target.env;
+    let database = project.database(env)?;
+    let listing = Listing::scan(&cfg.env_dir(&project.name, env), &project.name, env)?;
+    let describe = |b: &crate::catalog::LocalBackup| json!({ "backup": b.stem.to_string(), "created_at": b.stem.time, "path": b.data_path, "size": b.manifest.size, "tiers": b.manifest.tiers, "tags": b.manifest.tags });
+    let latest = listing.latest();
+    let mut by_tier = BTreeMap::new();
+    for b in listing.databases() {
+        for t in &b.manifest.tiers {
+            by_tier.insert(t.as_str().to_string(), describe(b));
+        }
+    }
+    let deployment = listing.databases().rev().find(|b| !b.manifest.tags.is_empty());
+    let verification = listing
+        .databases()
+        .flat_map(|b| b.manifest.verifications.iter().map(move |v| (b, v)))
+        .max_by_key(|(_, v)| v.at)
+        .map(|(b, v)| json!({ "backup": b.stem.to_string(), "at": v.at, "ok": v.ok, "from": v.from, "error": v.error }));
+    let last_ok = listing
+        .databases()
+        .filter_map(|b| b.manifest.last_verified_ok().map(|v| (b, v)))
+        .max_by_key(|(_, v)| v.at)
+        .map(|(b, v)| json!({ "backup": b.stem.to_string(), "at": v.at, "from": v.from }));
+    let offsite = match crate::offsite::Remote::open(&cfg)? {
+        None => json!({ "configured": false }),
+        Some(r) => match crate::offsite::RemoteCatalog::load(&r, &project.name, env, Some(&listing)) {
+            Ok(cat) => {
+                let mut tiers: BTreeMap<String, usize> = BTreeMap::new();
+                for b in cat.backups.values().filter(|b| b.stem.kind == Kind::Database) {
+                    for t in b.copies.keys() {
+                        *tiers.entry(t.as_str().to_string()).or_default() += 1;
+                    }
+                }
+                let newest = cat.backups.values().rev().find(|b| b.stem.kind == Kind::Database && !b.copies.is_empty());
+                json!({
+                    "configured": true,
+                    "url": r.url(&r.env_prefix(&project.name, env)),
+                    "backups": cat.backups.values().filter(|b| b.stem.kind == Kind::Database && !b.copies.is_empty()).count(),
+                    "per_tier": tiers,
+                    "latest": newest.map(|b| b.stem.to_string()),
+                    "latest_key": newest.and_then(|b| b.copies.values().next()).map(|o| r.url(&o.key)),
+                })
+            }
+            Err(e) => json!({ "configured": true, "error": e.to_string() }),
+        },
+    };
+    let state = crate::metrics::load(&cfg).envs.get(&format!("{}/{env}", project.name)).cloned();
+    let status = json!({
+        "project": project.name,
+        "env": env,
+        "database": database,
+        "backup": latest.map(|b| b.stem.to_string()),
+        "database_backup": latest.map(|b| b.data_path.display().to_string()),
+        "latest": latest.map(describe),
+        "latest_per_tier": by_tier,
+        "deployment_backup": deployment.map(describe),
+        "last_verification": verification,
+        "last_successful_verification": last_ok,
+        "offsite": offsite,
+        "local": { "backups": listing.databases().count(), "bytes": listing.backups.iter().map(|b| b.manifest.size).sum::<u64>(), "folder": cfg.env_dir(&project.name, env) },
+        "globals": listing.backups.iter().rev().find(|b| b.stem.kind == Kind::Globals).map(|b| b.stem.to_string()),
+        "last_run": state,
+    });
+    ctx.print_json(&status);
+    Ok(0)
+}

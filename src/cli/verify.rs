@@ -1,0 +1,104 @@
+//! `pgtier verify [PROJECT [ENV]] [BACKUP] [--from local|remote] [--all] [--dry-run]`.
+
+use clap::Args;
+
+use super::Ctx;
+use super::restore::SourceArgs;
+use crate::crypto::Keys;
+use crate::error::Result;
+use crate::restore::Input;
+use crate::verify::{all_backups, verify};
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    pub project: Option<String>,
+    pub env: Option<String>,
+    /// One backup (db_YYYYMMDD_HHMMSS); default: the newest of each env.
+    pub backup: Option<String>,
+    /// Drill every backup, not only the newest.
+    #[arg(long, conflicts_with = "backup")]
+    pub all: bool,
+    /// Say which backups would be drilled.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// An extra decryption key: an age identity file or an OpenPGP secret key.
+    #[arg(long = "identity", value_name = "FILE")]
+    pub identities: Vec<std::path::PathBuf>,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
+    let mut cfg = ctx.config()?;
+    a.source.apply(&mut cfg);
+    if a.backup.is_some() && a.env.is_none() {
+        return Err(crate::usage!("a BACKUP needs PROJECT and ENV"));
+    }
+    let selected = cfg.select(a.project.as_deref(), a.env.as_deref())?;
+    let alerter = crate::alerts::Alerter::new(&cfg.alerts);
+    let mut results = Vec::new();
+    let mut planned = Vec::new();
+    for (project, env) in &selected {
+        let inputs: Vec<Input> = match (&a.backup, a.all) {
+            (Some(b), _) => vec![Input::Named(b.clone())],
+            (None, true) => all_backups(&cfg, project, env, a.source.from)?.into_iter().map(Input::Named).collect(),
+            (None, false) => vec![Input::Latest],
+        };
+        if a.dry_run {
+            planned.extend(
+                inputs.iter().map(|i| format!("{}/{env} {}", project.name, if let Input::Named(n) = i { n.as_str() } else { "(newest)" })),
+            );
+            continue;
+        }
+        let mut keys = Keys::for_project(project)?;
+        for f in &a.identities {
+            keys.add_key_file(f)?;
+        }
+        for input in inputs {
+            let r = verify(&cfg, project, env, &input, a.source.from, a.source.wait(), &keys, ctx.now, &ctx.ui);
+            if let Some(err) = &r.error {
+                alerter.send(&crate::alerts::Alert::error(Some(&project.name), Some(env), "verify", format!("{}: {err}", r.backup)));
+            } else {
+                let at = r.at;
+                let _ = crate::metrics::update(&cfg, &project.name, env, |s| s.last_verify_success = Some(at));
+            }
+            results.push(r);
+        }
+    }
+    if a.dry_run {
+        if ctx.ui.json {
+            ctx.print_json(&planned);
+        } else {
+            for p in &planned {
+                println!("would verify {p}");
+            }
+        }
+        return Ok(0);
+    }
+    let remote = crate::offsite::Remote::open(&cfg).ok().flatten();
+    if let Err(e) = crate::metrics::write(&cfg, remote.as_ref()) {
+        tracing::warn!("could not write the metrics textfile: {e}");
+    }
+    if ctx.ui.json {
+        ctx.print_json(&results);
+    } else {
+        for r in &results {
+            let rows: u64 = r.tables.iter().filter_map(|t| t.restored).sum();
+            println!(
+                "{:<7} {}/{} {} ({}): {} tables, {rows} rows{} in {:.1} s",
+                if r.ok { "ok" } else { "FAILED" },
+                r.project,
+                r.env,
+                r.backup,
+                r.from,
+                r.tables.len(),
+                r.indexes_checked.map(|n| format!(", {n} indexes checked")).unwrap_or_default(),
+                r.seconds
+            );
+            if let Some(e) = &r.error {
+                println!("        {e}");
+            }
+        }
+    }
+    Ok(if results.iter().all(|r| r.ok) { 0 } else { 1 })
+}

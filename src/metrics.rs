@@ -1,0 +1,136 @@
+//! What monitoring scrapes: a small state file of the last outcomes per project/env
+//! (`{backup_root}/.pgtier-state.json`), and the Prometheus textfile written from it and from
+//! the catalogs, atomically, for node_exporter's textfile collector.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::Listing;
+use crate::config::{Config, TierName};
+use crate::error::Result;
+use crate::fsutil::{DirLock, ensure_private_dir, write_atomic};
+use crate::names::{Kind, Stem};
+use crate::offsite::Remote;
+
+/// The last outcomes of one project/env.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EnvState {
+    pub last_success: Option<DateTime<Utc>>,
+    pub last_failure: Option<DateTime<Utc>>,
+    pub last_duration_seconds: Option<f64>,
+    pub last_backup_size_bytes: Option<u64>,
+    pub last_verify_success: Option<DateTime<Utc>>,
+}
+
+/// Every env's state, keyed `project/env`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct State {
+    pub envs: BTreeMap<String, EnvState>,
+}
+
+fn state_path(cfg: &Config) -> PathBuf {
+    cfg.backup_root.join(".pgtier-state.json")
+}
+
+/// Reads the state (an unreadable one is replaced: it only feeds monitoring).
+pub fn load(cfg: &Config) -> State {
+    std::fs::read(state_path(cfg)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+}
+
+/// Changes one env's state under a lock, so `run` and `verify` never lose each other's updates.
+pub fn update(cfg: &Config, project: &str, env: &str, f: impl FnOnce(&mut EnvState)) -> Result<()> {
+    ensure_private_dir(&cfg.backup_root)?;
+    let _lock = DirLock::acquire(&cfg.backup_root)?;
+    let mut state = load(cfg);
+    f(state.envs.entry(format!("{project}/{env}")).or_default());
+    write_atomic(&state_path(cfg), &serde_json::to_vec_pretty(&state).expect("state serialises"))
+}
+
+fn ts(t: Option<DateTime<Utc>>) -> Option<String> {
+    t.map(|t| format!("{}", t.timestamp()))
+}
+
+/// Writes the textfile, if `metrics.textfile` is configured.
+pub fn write(cfg: &Config, remote: Option<&Remote>) -> Result<()> {
+    let Some(path) = &cfg.metrics_textfile else { return Ok(()) };
+    let state = load(cfg);
+    let mut gauges: BTreeMap<&str, (&str, Vec<String>)> = BTreeMap::new();
+    let mut put = |name: &'static str, help: &'static str, labels: String, value: String| {
+        gauges.entry(name).or_insert((help, Vec::new())).1.push(format!("{name}{{{labels}}} {value}"));
+    };
+    for (project, env) in cfg.select(None, None)? {
+        let l = format!("project=\"{}\",env=\"{}\"", esc(&project.name), esc(&env));
+        let s = state.envs.get(&format!("{}/{env}", project.name)).cloned().unwrap_or_default();
+        if let Some(v) = ts(s.last_success) {
+            put("pgtier_last_success_timestamp_seconds", "Unix time of the last successful run of this project/env.", l.clone(), v);
+        }
+        if let Some(v) = ts(s.last_failure) {
+            put("pgtier_last_failure_timestamp_seconds", "Unix time of the last failed run of this project/env.", l.clone(), v);
+        }
+        if let Some(v) = s.last_backup_size_bytes {
+            put("pgtier_last_backup_size_bytes", "Size of the newest backup as stored (compressed, encrypted).", l.clone(), v.to_string());
+        }
+        if let Some(v) = s.last_duration_seconds {
+            put("pgtier_last_duration_seconds", "How long the last run of this project/env took.", l.clone(), format!("{v}"));
+        }
+        if let Some(v) = ts(s.last_verify_success) {
+            put("pgtier_last_verify_success_timestamp_seconds", "Unix time of the last successful restore drill.", l.clone(), v);
+        }
+        let listing = Listing::scan(&cfg.env_dir(&project.name, &env), &project.name, &env)?;
+        let mut local: BTreeMap<TierName, u64> = BTreeMap::new();
+        for b in listing.databases() {
+            for t in &b.manifest.tiers {
+                *local.entry(*t).or_default() += 1;
+            }
+        }
+        let mut remote_counts: BTreeMap<TierName, u64> = BTreeMap::new();
+        if let Some(r) = remote {
+            let prefix = r.env_prefix(&project.name, &env);
+            for o in r.store.list(&prefix).unwrap_or_default() {
+                let rel = &o.key[prefix.len()..];
+                if let Some((tier, name)) = rel.split_once('/').and_then(|(t, n)| Some((TierName::parse(t)?, n)))
+                    && let Some((stem, rest)) = Stem::split_file_name(name)
+                    && stem.kind == Kind::Database
+                    && rest != ".json"
+                {
+                    *remote_counts.entry(tier).or_default() += 1;
+                }
+            }
+        }
+        for t in project.policy.tiers.iter().map(|t| t.name) {
+            for (loc, counts) in [("local", &local), ("remote", &remote_counts)] {
+                if loc == "remote" && remote.is_none() {
+                    continue;
+                }
+                put(
+                    "pgtier_backups",
+                    "Database backups per tier and location.",
+                    format!("{l},tier=\"{t}\",location=\"{loc}\""),
+                    counts.get(&t).copied().unwrap_or(0).to_string(),
+                );
+            }
+        }
+    }
+    let mut text = String::new();
+    for (name, (help, lines)) in gauges {
+        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for l in lines {
+            let _ = writeln!(text, "{l}");
+        }
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| crate::failed!("{}: {e}", dir.display()))?;
+    }
+    // Readable by node_exporter: metrics hold no secrets.
+    write_atomic(path, text.as_bytes())?;
+    let _ = std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    Ok(())
+}
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
