@@ -78,8 +78,10 @@ pub fn backup(cfg: &Config, project: &Project, env: &str, opts: &BackupOptions, 
     let dumped = dump.wait().map_err(|e| e.context(format!("backup of {}/{env} (database {database:?})", project.name)));
     drop(dump_done);
     let counts = counting.join().map_err(|_| crate::failed!("row counting thread panicked"))?;
+    // A counting failure ends the snapshot's transaction, which pg_dump then reports as an
+    // invalid snapshot: the counting error is the cause, so it is the one reported.
+    let counts = counts.map_err(|e| e.context(format!("backup of {}/{env}: counting rows in the dump's snapshot", project.name)))?;
     dumped?;
-    let counts = counts.map_err(|e| e.context("counting rows in the dump's snapshot"))?;
     if written.raw_size == 0 {
         return Err(crate::failed!("pg_dump produced no output for {database:?}"));
     }
@@ -167,8 +169,11 @@ impl<'a> Slot<'a> {
         started: Instant,
     ) -> Result<LocalBackup> {
         let Slot { project, env, dir, kind, stem, suffix, partial } = self;
-        partial.commit()?;
+        // Under the env lock, the file and its manifest appear together for every other pgtier
+        // process; only a crash in between leaves the file alone (removed by the next run).
         let _lock = DirLock::acquire(&dir)?;
+        partial.commit()?;
+        crate::fault::point("backup:before-manifest");
         let listing = Listing::scan(&dir, &project.name, env)?;
         let tiers = if tags.is_empty() {
             let existing: Vec<Candidate> =

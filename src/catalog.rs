@@ -58,11 +58,16 @@ impl Listing {
             let manifest = match Manifest::read(&path) {
                 Ok(m) => m,
                 Err(e) => {
-                    out.broken.push((path, e.to_string()));
+                    // Ours by name even if unreadable: broken, not foreign.
+                    described.insert(name.clone());
+                    let why = e.to_string();
+                    let why = why.strip_prefix(&format!("{}: ", path.display())).map(str::to_string).unwrap_or(why);
+                    out.broken.push((path, why));
                     continue;
                 }
             };
             if manifest.project != project || manifest.env != env {
+                described.insert(name.clone());
                 out.broken.push((path, format!("describes {}/{}, not {project}/{env}", manifest.project, manifest.env)));
                 continue;
             }

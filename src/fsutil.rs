@@ -109,6 +109,7 @@ impl PartialFile {
     pub fn commit(mut self) -> Result<()> {
         let file = self.file.take().expect("commit once");
         file.sync_all().at(&self.partial)?;
+        crate::fault::point("file:before-rename");
         std::fs::rename(&self.partial, &self.target).at(&self.target)?;
         drop(file);
         if let Some(dir) = self.target.parent() {

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod fault;
 pub mod fsutil;
 pub mod globals;
 pub mod lock;

@@ -115,15 +115,21 @@ impl Manifest {
 
     /// Parses and checks a manifest's bytes; `expected_stem` is the stem its own file name carries.
     pub fn from_bytes(bytes: &[u8], source: &Path, expected_stem: Option<&Stem>) -> Result<Manifest> {
-        let m: Manifest =
+        // The version first: a manifest from a newer pgtier may have fields this one does not know.
+        let value: serde_json::Value =
             serde_json::from_slice(bytes).map_err(|e| Error::Failed(format!("{}: not a valid pgtier manifest: {e}", source.display())))?;
-        if m.format_version == 0 || m.format_version > FORMAT_VERSION {
-            return Err(Error::Failed(format!(
-                "{}: manifest format {} is not supported by this pgtier (max {FORMAT_VERSION})",
-                source.display(),
-                m.format_version
-            )));
+        match value.get("format_version").and_then(serde_json::Value::as_u64) {
+            Some(v) if v >= 1 && v <= u64::from(FORMAT_VERSION) => {}
+            Some(v) => {
+                return Err(Error::Failed(format!(
+                    "{}: manifest format {v} is not supported by this pgtier (max {FORMAT_VERSION}); upgrade pgtier to read it",
+                    source.display()
+                )));
+            }
+            None => return Err(Error::Failed(format!("{}: not a valid pgtier manifest: no format_version", source.display()))),
         }
+        let m: Manifest =
+            serde_json::from_value(value).map_err(|e| Error::Failed(format!("{}: not a valid pgtier manifest: {e}", source.display())))?;
         // The file name comes from the manifest; refuse anything that could leave the folder.
         let (stem, rest) = Stem::split_file_name(&m.file)
             .ok_or_else(|| Error::Failed(format!("{}: names file {:?}, which is not a pgtier backup name", source.display(), m.file)))?;

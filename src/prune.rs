@@ -176,6 +176,7 @@ pub fn delete_backup(b: &LocalBackup) -> Result<()> {
     let tomb = tombstone_path(&b.manifest_path);
     std::fs::rename(&b.manifest_path, &tomb).at(&b.manifest_path)?;
     sync_dir(dir)?;
+    crate::fault::point("prune:mid-delete");
     remove_if_exists(&b.data_path)?;
     remove_if_exists(&tomb)?;
     sync_dir(dir)
@@ -207,6 +208,33 @@ pub fn finish_interrupted(dir: &Path) -> Result<()> {
         tracing::info!("finished an interrupted deletion: {}", path.display());
     }
     Ok(())
+}
+
+/// Removes backup files of pgtier's own naming that have no manifest: a backup that crashed
+/// between its file and its manifest, never reported as taken. Must run under the env lock.
+/// The old scripts' `db_*.sql.gz` never match (pgtier names database dumps `.dump…`).
+pub fn clean_orphans(listing: &Listing) -> Result<usize> {
+    let mut n = 0;
+    for p in &listing.foreign {
+        let Some(name) = p.file_name().and_then(|n| n.to_str()) else { continue };
+        let Some((stem, rest)) = crate::names::Stem::split_file_name(name) else { continue };
+        let ours = match stem.kind {
+            Kind::Database => rest.starts_with(".dump"),
+            Kind::Globals => rest.starts_with(".sql"),
+        };
+        // A manifest that exists but cannot be read (corrupt, lying) protects its file: that is
+        // for a human to look at, never for pgtier to delete.
+        let has_manifest = p.with_file_name(format!("{stem}.json")).exists();
+        if ours && !rest.ends_with(".json") && !has_manifest {
+            remove_if_exists(p)?;
+            tracing::info!(
+                "removed {}: a backup that crashed before its manifest was written (it was never reported as taken)",
+                p.display()
+            );
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// Removes stale temporary files of crashed writers in `dir`; returns how many.
@@ -247,6 +275,7 @@ pub fn prune_env(
     if !dry_run {
         apply(&dir, &listing, &plan)?;
         clean_partials(&listing)?;
+        clean_orphans(&listing)?;
     }
     Ok(plan)
 }

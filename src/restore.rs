@@ -18,7 +18,7 @@ use crate::error::{IoContext, Result};
 use crate::manifest::Manifest;
 use crate::names::Kind;
 use crate::pipeline::{self, DigestCell, HashReader, Layer};
-use crate::postgres::{Pg, Session};
+use crate::postgres::{Pg, Session, quote_ident};
 use crate::ui::{Progress, Ui};
 
 /// Prefix of every temporary database pgtier creates; `cleanup` drops the ones whose creator died.
@@ -421,7 +421,8 @@ pub fn restore_opened(
     if replacing {
         let old = old_db_name(&target, opts.now);
         let containers = project.app_containers.get(env).cloned().unwrap_or_default();
-        crate::apps::with_stopped(&containers, || swap(&mut admin, &target, &temp, &old))?;
+        crate::fault::point("restore:before-swap");
+        crate::apps::with_stopped(&containers, || swap(&pg, &target, &temp, &old))?;
         report.replaced = true;
         if opts.drop_old {
             admin.drop_database(&old)?;
@@ -585,24 +586,38 @@ fn table_matches(key: &str, spec: &str) -> bool {
 
 /// Swaps `temp` in for `target`, keeping the old one as `old`. If the second rename fails, the
 /// first is undone.
-fn swap(admin: &mut Session, target: &str, temp: &str, old: &str) -> Result<()> {
-    admin.allow_connections(target, false)?;
-    let ended = admin.terminate_connections(target)?;
-    if ended > 0 {
-        tracing::info!("ended {ended} connection(s) to {target}");
+/// Swaps `temp` in for `target`, keeping the old one as `old`: connections are ended and both
+/// renames happen in one transaction, so at any instant (a crash included) the name holds either
+/// the old database or the new one. A client that reconnects in between makes the transaction
+/// fail without changing anything; it is retried a few times.
+fn swap(pg: &Pg, target: &str, temp: &str, old: &str) -> Result<()> {
+    let (t, tmp, o) = (quote_ident(target), quote_ident(temp), quote_ident(old));
+    let mut last = None;
+    for attempt in 1..=5 {
+        let mut s = admin_session(pg)?;
+        let done = (|| -> Result<()> {
+            s.exec("BEGIN")?;
+            let ended = s.terminate_connections(target)?;
+            if ended > 0 {
+                tracing::info!("ended {ended} connection(s) to {target}");
+            }
+            s.exec(&format!("ALTER DATABASE {t} RENAME TO {o}"))?;
+            crate::fault::point("restore:mid-swap");
+            s.exec(&format!("ALTER DATABASE {tmp} RENAME TO {t}"))?;
+            s.exec("COMMIT")
+        })();
+        match done {
+            Ok(()) => return s.close(),
+            Err(e) => {
+                tracing::warn!("swapping in {target:?} (attempt {attempt} of 5): {e}");
+                last = Some(e);
+                std::thread::sleep(std::time::Duration::from_millis(200 * attempt));
+            }
+        }
     }
-    if let Err(e) = admin.rename_database(target, old) {
-        let _ = admin.allow_connections(target, true);
-        return Err(e.context(format!("renaming {target:?} out of the way")));
-    }
-    if let Err(e) = admin.rename_database(temp, target) {
-        let undo = admin.rename_database(old, target).and_then(|_| admin.allow_connections(target, true));
-        return Err(
-            e.context(format!("renaming the restored database to {target:?} (undo: {})", if undo.is_ok() { "done" } else { "FAILED" }))
-        );
-    }
-    admin.allow_connections(old, true)?;
-    Ok(())
+    Err(last
+        .expect("at least one attempt")
+        .context(format!("could not swap the restored database in for {target:?}; it was left unchanged")))
 }
 
 /// A session on a maintenance database (postgres, else template1).

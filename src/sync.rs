@@ -285,6 +285,7 @@ pub fn execute(plan: &SyncPlan, r: &Remote, local: &Listing, remote: &RemoteCata
                 progress.finish();
                 match put.and_then(|_| r.store.head(key)) {
                     Ok(h) if h.size == *size && h.sha256.as_deref() == Some(sha256) => {
+                        crate::fault::point("sync:after-upload");
                         tracing::info!("uploaded {} as {class}", r.url(key));
                         rep.uploaded += 1;
                         rep.bytes_uploaded += size;
@@ -309,6 +310,7 @@ pub fn execute(plan: &SyncPlan, r: &Remote, local: &Listing, remote: &RemoteCata
                 }
                 match r.store.copy(from, to, *class) {
                     Ok(()) => {
+                        crate::fault::point("sync:after-copy");
                         tracing::info!("{}", a.describe());
                         rep.copied += 1;
                     }
@@ -350,7 +352,10 @@ pub fn execute(plan: &SyncPlan, r: &Remote, local: &Listing, remote: &RemoteCata
         if let Action::Delete { backup, key, manifest_key, reason, .. } = a {
             // Data first: a manifest left alone is ours and is cleaned up next time; a data
             // object left without its manifest would be foreign and never touched again.
-            let done = r.store.delete(key).and_then(|_| manifest_key.as_ref().map_or(Ok(()), |mk| r.store.delete(mk)));
+            let done = r.store.delete(key).and_then(|_| {
+                crate::fault::point("sync:mid-delete");
+                manifest_key.as_ref().map_or(Ok(()), |mk| r.store.delete(mk))
+            });
             match done {
                 Ok(()) => {
                     tracing::info!("deleted {} ({reason})", r.url(key));

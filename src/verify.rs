@@ -128,6 +128,7 @@ fn drill(cfg: &Config, project: &Project, env: &str, opened: Opened, keys: &Keys
         no_owner: true,
         now: result.at,
     };
+    crate::fault::point("verify:restoring");
     let restored = restore_into(&pg, &temp, reader, decoded.payload(), &opts, &check.source).and_then(|_| check.check_digest());
     progress.finish();
     restored?;

@@ -185,7 +185,13 @@ fn two_runs_never_overlap() {
     let err = s.fails(1, &["run"]);
     assert!(err.contains("another pgtier run holds") && err.contains("--wait-lock"), "{err}");
     let waiting = s.cmd(&["run", "--wait-lock", "60s"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // Release the holder only once the waiter has the lock file open (it is waiting on it).
+    let fds = format!("/proc/{}/fd", waiting.id());
+    wait_until(Duration::from_secs(10), "the waiter to open the lock", || {
+        std::fs::read_dir(&fds)
+            .map(|d| d.filter_map(|e| e.ok()).any(|e| std::fs::read_link(e.path()).is_ok_and(|t| t == lock)))
+            .unwrap_or(false)
+    });
     holder.kill().unwrap();
     holder.wait().unwrap();
     let out = waiting.wait_with_output().unwrap();

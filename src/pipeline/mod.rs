@@ -79,6 +79,9 @@ pub fn copy_counted(from: &mut dyn Read, to: &mut dyn Write, progress: &Progress
             Err(e) => return Err(e),
         };
         to.write_all(&buf[..n])?;
+        if total < 1 << 20 && total + n as u64 >= 1 << 20 {
+            crate::fault::point("stream:1MiB");
+        }
         total += n as u64;
         progress.inc(n as u64);
     }

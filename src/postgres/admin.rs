@@ -88,11 +88,6 @@ impl Session {
         self.exec(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(db)))
     }
 
-    /// Allows or refuses new connections to `db`.
-    pub fn allow_connections(&mut self, db: &str, allow: bool) -> Result<()> {
-        self.exec(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS {allow}", quote_ident(db)))
-    }
-
     /// Ends every other session connected to `db`; returns how many were ended.
     pub fn terminate_connections(&mut self, db: &str) -> Result<u64> {
         let sql = format!(

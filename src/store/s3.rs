@@ -319,7 +319,10 @@ impl S3Store {
             if let Some(pos) = handles.iter().position(|h| h.is_finished()) {
                 let h = handles.swap_remove(pos);
                 match self.rt.block_on(h) {
-                    Ok(Ok(p)) => completed.push(p),
+                    Ok(Ok(p)) => {
+                        completed.push(p);
+                        crate::fault::point("upload:after-part");
+                    }
                     Ok(Err((n, msg))) => return Err(StoreError::Other(format!("uploading part {n} of {}: {msg}", self.url(key)))),
                     Err(e) => return Err(StoreError::Other(format!("upload task failed: {e}"))),
                 }
@@ -327,7 +330,10 @@ impl S3Store {
         }
         for h in handles {
             match self.rt.block_on(h) {
-                Ok(Ok(p)) => completed.push(p),
+                Ok(Ok(p)) => {
+                    completed.push(p);
+                    crate::fault::point("upload:after-part");
+                }
                 Ok(Err((n, msg))) => return Err(StoreError::Other(format!("uploading part {n} of {}: {msg}", self.url(key)))),
                 Err(e) => return Err(StoreError::Other(format!("upload task failed: {e}"))),
             }

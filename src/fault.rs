@@ -1,0 +1,19 @@
+//! Fail points for the reliability tests: `PGTIER_FAILPOINT=NAME` makes pgtier kill itself
+//! (SIGKILL, as a crash or an OOM kill would) when it reaches the point named NAME, so tests can
+//! prove that a crash at that exact stage loses nothing. Unset, a point costs one cached check.
+
+use std::sync::OnceLock;
+
+static POINT: OnceLock<Option<String>> = OnceLock::new();
+
+/// Dies here if the failpoint is `name`.
+pub fn point(name: &str) {
+    let armed = POINT.get_or_init(|| std::env::var("PGTIER_FAILPOINT").ok());
+    if armed.as_deref() == Some(name) {
+        eprintln!("pgtier: failpoint {name}: killing myself");
+        // SAFETY: raising SIGKILL on our own pid has no memory-safety preconditions.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
+}
