@@ -127,6 +127,7 @@ if want restore; then
   drop_db bench_base_restore; drop_db bench_pgtier_restore
 fi
 
+# In name order: verify runs before the s3 section adds a remote to the config.
 for extra in bench/sections/*.sh; do
   [ -f "$extra" ] && source "$extra"
 done

@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::names::Kind;
 use crate::pipeline::{self, Layer};
 use crate::postgres::Pg;
-use crate::restore::{From, Input, open_source};
+use crate::restore::{Source, open_source};
 use crate::ui::Ui;
 
 /// What `restore-globals` did.
@@ -28,19 +28,9 @@ pub struct GlobalsReport {
 }
 
 /// Restores the newest (or named) globals dump of a project/env onto its server.
-#[allow(clippy::too_many_arguments)]
-pub fn restore_globals(
-    cfg: &Config,
-    project: &Project,
-    env: &str,
-    input: &Input,
-    from: From,
-    wait: Option<crate::offsite::ThawWait>,
-    keys: &Keys,
-    ui: &Ui,
-) -> Result<GlobalsReport> {
+pub fn restore_globals(cfg: &Config, project: &Project, env: &str, source: &Source, keys: &Keys, ui: &Ui) -> Result<GlobalsReport> {
     let database = project.database(env)?;
-    let opened = open_source(cfg, project, env, input, from, wait, Kind::Globals, ui)?;
+    let opened = open_source(cfg, project, env, source, Kind::Globals, ui)?;
     let (reader, check) = opened.split();
     let (mut sql_reader, decoded) = pipeline::decoder(reader, keys, &check.source)?;
     if decoded.payload() != Layer::Sql {

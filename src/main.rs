@@ -22,13 +22,15 @@ fn main() {
 
 fn init_tracing(verbose: u8, quiet: bool) {
     use tracing_subscriber::EnvFilter;
-    let level = match (quiet, verbose) {
-        (true, _) => "error",
-        (false, 0) => "info",
-        (false, 1) => "debug",
-        (false, _) => "trace",
+    // pgtier reports what went wrong itself; the libraries' own chatter (the AWS credential
+    // chain's retries, say) appears from -v on.
+    let (level, others) = match (quiet, verbose) {
+        (true, _) => ("error", "error"),
+        (false, 0) => ("info", "error"),
+        (false, 1) => ("debug", "warn"),
+        (false, _) => ("trace", "debug"),
     };
-    let filter = EnvFilter::try_from_env("PGTIER_LOG").unwrap_or_else(|_| EnvFilter::new(format!("pgtier={level},warn")));
+    let filter = EnvFilter::try_from_env("PGTIER_LOG").unwrap_or_else(|_| EnvFilter::new(format!("pgtier={level},{others}")));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).with_target(false).without_time().init();
 }

@@ -44,13 +44,29 @@ pub enum From {
     Auto,
 }
 
-/// How to restore.
+/// Which backup, where to look for it, and whether to wait for a Glacier thaw.
 #[derive(Debug, Clone)]
-pub struct RestoreOptions {
+pub struct Source {
     pub input: Input,
     pub from: From,
     /// Wait for a Glacier thaw (None: request it and exit 1 saying when to run again).
     pub wait: Option<crate::offsite::ThawWait>,
+    /// Check a local file's SHA-256 before reading it (restore), or while streaming it, to be
+    /// checked at the end (verify, which restores into a throwaway database anyway).
+    pub check_first: bool,
+}
+
+impl Source {
+    /// The same place, another backup.
+    pub fn with_input(&self, input: Input) -> Source {
+        Source { input, ..self.clone() }
+    }
+}
+
+/// How to restore.
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    pub source: Source,
     pub target_db: Option<String>,
     pub force: bool,
     pub drop_old: bool,
@@ -126,24 +142,16 @@ impl Opened {
 }
 
 /// Finds and opens a backup of `kind` locally, remotely, or local-first (`--from auto`).
-#[allow(clippy::too_many_arguments)]
-pub fn open_source(
-    cfg: &Config,
-    project: &Project,
-    env: &str,
-    input: &Input,
-    from: From,
-    wait: Option<crate::offsite::ThawWait>,
-    kind: Kind,
-    ui: &Ui,
-) -> Result<Opened> {
+pub fn open_source(cfg: &Config, project: &Project, env: &str, source: &Source, kind: Kind, ui: &Ui) -> Result<Opened> {
+    let Source { input, from, wait, check_first } = source;
+    let (from, wait) = (*from, *wait);
     let is_path = matches!(input, Input::Stdin) || matches!(input, Input::Named(s) if Path::new(s).is_file());
     match from {
-        From::Local => open_local(cfg, project, env, input, kind),
+        From::Local => open_local(cfg, project, env, input, kind, *check_first),
         From::Remote if is_path => Err(crate::usage!("--from remote takes a backup name, not a file or stdin")),
         From::Remote => open_remote(cfg, project, env, input, wait, kind, ui),
-        From::Auto if is_path => open_local(cfg, project, env, input, kind),
-        From::Auto => match open_local(cfg, project, env, input, kind) {
+        From::Auto if is_path => open_local(cfg, project, env, input, kind, *check_first),
+        From::Auto => match open_local(cfg, project, env, input, kind, *check_first) {
             Ok(o) => {
                 tracing::info!("restoring from the local copy {}", o.source);
                 Ok(o)
@@ -201,12 +209,12 @@ pub fn open_remote(
 /// Restores into the project/env's database (or `--target-db`) as described in the module doc.
 pub fn restore(cfg: &Config, project: &Project, env: &str, opts: &RestoreOptions, keys: &Keys, ui: &Ui) -> Result<RestoreReport> {
     let database = project.database(env)?.to_string();
-    let opened = open_source(cfg, project, env, &opts.input, opts.from, opts.wait, Kind::Database, ui)?;
+    let opened = open_source(cfg, project, env, &opts.source, Kind::Database, ui)?;
     restore_opened(cfg, project, env, &database, opened, opts, keys, ui)
 }
 
 /// Finds and checks a local backup of `kind`, a file or stdin.
-pub fn open_local(cfg: &Config, project: &Project, env: &str, input: &Input, kind: Kind) -> Result<Opened> {
+pub fn open_local(cfg: &Config, project: &Project, env: &str, input: &Input, kind: Kind, check_first: bool) -> Result<Opened> {
     let dir = cfg.env_dir(&project.name, env);
     match input {
         Input::Stdin => Ok(Opened {
@@ -225,7 +233,7 @@ pub fn open_local(cfg: &Config, project: &Project, env: &str, input: &Input, kin
                 .rev()
                 .find(|b| b.stem.kind == kind)
                 .ok_or_else(|| crate::failed!("no local backups of {}/{env} in {}", project.name, dir.display()))?;
-            open_checked(&b.data_path, b.manifest.clone(), "local")
+            open_checked(&b.data_path, b.manifest.clone(), "local", check_first)
         }
         Input::Named(spec) => {
             let path = Path::new(spec);
@@ -237,7 +245,7 @@ pub fn open_local(cfg: &Config, project: &Project, env: &str, input: &Input, kin
                     return Err(crate::usage!("{spec} is a backup of {}/{}, not {}/{env}", m.project, m.env, project.name));
                 }
                 return match manifest {
-                    Some(m) => open_checked(path, m, "file"),
+                    Some(m) => open_checked(path, m, "file", check_first),
                     None => {
                         let f = std::fs::File::open(path).at(path)?;
                         let size = f.metadata().ok().map(|m| m.len());
@@ -249,7 +257,7 @@ pub fn open_local(cfg: &Config, project: &Project, env: &str, input: &Input, kin
             let b = listing.find(spec).ok_or_else(|| {
                 crate::failed!("no backup {spec:?} of {}/{env} in {} (and no file of that name)", project.name, dir.display())
             })?;
-            open_checked(&b.data_path, b.manifest.clone(), "local")
+            open_checked(&b.data_path, b.manifest.clone(), "local", check_first)
         }
     }
 }
@@ -267,7 +275,27 @@ fn sidecar_manifest(path: &Path) -> Result<Option<Manifest>> {
 }
 
 /// Opens a file after checking its size and SHA-256 against the manifest.
-fn open_checked(path: &Path, manifest: Manifest, from: &str) -> Result<Opened> {
+fn open_checked(path: &Path, manifest: Manifest, from: &str, check_first: bool) -> Result<Opened> {
+    if !check_first {
+        let f = std::fs::File::open(path).at(path)?;
+        let size = f.metadata().at(path)?.len();
+        if size != manifest.size {
+            return Err(crate::failed!(
+                "{}: does not match its manifest (size {size} vs {}): the file is corrupt or was changed",
+                path.display(),
+                manifest.size
+            ));
+        }
+        let (reader, digest) = HashReader::new(f);
+        return Ok(Opened {
+            reader: Box::new(reader),
+            source: path.display().to_string(),
+            from: from.into(),
+            size: Some(size),
+            manifest: Some(manifest),
+            digest: Some(digest),
+        });
+    }
     let digest = pipeline::sha256_file(path)?;
     if digest.size != manifest.size || digest.sha256 != manifest.sha256 {
         return Err(crate::failed!(

@@ -236,8 +236,13 @@ fn run_env(cfg: &Config, project: &Project, env: &str, remote: Option<&Remote>, 
         if keys.is_empty() && project.encryption.is_some() {
             e.warnings.push("a restore drill is due, but this host holds no decryption key: run `pgtier verify` where the key is".into());
         } else {
-            let input = crate::restore::Input::Named(e.backup.clone().unwrap_or_default());
-            let r = crate::verify::verify(cfg, project, env, &input, crate::restore::From::Local, None, &keys, opts.now, ui);
+            let source = crate::restore::Source {
+                input: crate::restore::Input::Named(e.backup.clone().unwrap_or_default()),
+                from: crate::restore::From::Local,
+                wait: None,
+                check_first: false,
+            };
+            let r = crate::verify::verify(cfg, project, env, &source, &keys, opts.now, ui);
             e.verified = Some(r.ok);
             if let Some(err) = r.error {
                 e.errors.push(format!("verify: {err}"));

@@ -16,10 +16,10 @@ use crate::error::Result;
 use crate::fsutil::{DirLock, write_atomic};
 use crate::manifest::{Manifest, Verification};
 use crate::names::Kind;
-use crate::offsite::{Remote, ThawWait};
+use crate::offsite::Remote;
 use crate::pipeline;
 use crate::postgres::Pg;
-use crate::restore::{From, Input, Opened, RestoreOptions, admin_session, open_source, restore_into, temp_db_name};
+use crate::restore::{From, Input, Opened, RestoreOptions, Source, admin_session, open_source, restore_into, temp_db_name};
 use crate::store::PutOptions;
 use crate::ui::Ui;
 
@@ -46,22 +46,12 @@ pub struct VerifyResult {
     pub indexes_checked: Option<u64>,
 }
 
-/// Verifies the backup named by `input` (default: the newest) of one project/env.
-#[allow(clippy::too_many_arguments)]
-pub fn verify(
-    cfg: &Config,
-    project: &Project,
-    env: &str,
-    input: &Input,
-    from: From,
-    wait: Option<ThawWait>,
-    keys: &Keys,
-    now: DateTime<Utc>,
-    ui: &Ui,
-) -> VerifyResult {
+/// Verifies the backup `source` names (default: the newest) of one project/env.
+pub fn verify(cfg: &Config, project: &Project, env: &str, source: &Source, keys: &Keys, now: DateTime<Utc>, ui: &Ui) -> VerifyResult {
+    let from = source.from;
     let started = Instant::now();
     // Name the backup before opening it, so a drill that fails at the checksum is recorded too.
-    let name = match input {
+    let name = match &source.input {
         Input::Named(s) => std::path::Path::new(s)
             .file_name()
             .and_then(|n| n.to_str())
@@ -69,7 +59,8 @@ pub fn verify(
             .unwrap_or_else(|| s.clone()),
         _ => newest(cfg, project, env, from).unwrap_or_else(|| "newest".into()),
     };
-    let input = &Input::Named(name.clone());
+    // The drill restores into a throwaway database: the checksum is checked while streaming.
+    let source = &Source { check_first: false, ..source.with_input(Input::Named(name.clone())) };
     let mut result = VerifyResult {
         project: project.name.clone(),
         env: env.to_string(),
@@ -82,7 +73,7 @@ pub fn verify(
         tables: Vec::new(),
         indexes_checked: None,
     };
-    let outcome = open_source(cfg, project, env, input, from, wait, Kind::Database, ui).and_then(|opened| {
+    let outcome = open_source(cfg, project, env, source, Kind::Database, ui).and_then(|opened| {
         if let Some(m) = &opened.manifest
             && let Some(stem) = m.stem()
         {
@@ -117,9 +108,7 @@ fn drill(cfg: &Config, project: &Project, env: &str, opened: Opened, keys: &Keys
     // Ownership is not what a drill proves (the host-loss drill does): restore without owners
     // so a verify host without the roles can still prove the data.
     let opts = RestoreOptions {
-        input: Input::Latest,
-        from: From::Local,
-        wait: None,
+        source: Source { input: Input::Latest, from: From::Local, wait: None, check_first: false },
         target_db: None,
         force: false,
         drop_old: false,
@@ -131,7 +120,21 @@ fn drill(cfg: &Config, project: &Project, env: &str, opened: Opened, keys: &Keys
     crate::fault::point("verify:restoring");
     let restored = restore_into(&pg, &temp, reader, decoded.payload(), &opts, &check.source).and_then(|_| check.check_digest());
     progress.finish();
-    restored?;
+    if let Err(e) = restored {
+        // A corrupt file usually fails the decoder before the checksum is known: say which it is.
+        if check.from != "remote"
+            && let Ok(d) = pipeline::sha256_file(std::path::Path::new(&check.source))
+            && (d.size != manifest.size || d.sha256 != manifest.sha256)
+        {
+            return Err(crate::failed!(
+                "{}: does not match its manifest (sha256 {} vs {}): the file is corrupt or was changed ({e})",
+                check.source,
+                d.sha256,
+                manifest.sha256
+            ));
+        }
+        return Err(e);
+    }
     let mut s = pg.session(&temp)?;
     let actual = s.count_rows()?;
     result.indexes_checked = amcheck(&mut s);

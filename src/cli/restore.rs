@@ -6,7 +6,7 @@ use super::{Ctx, Target};
 use crate::crypto::Keys;
 use crate::error::Result;
 use crate::offsite::ThawWait;
-use crate::restore::{From, Input, RestoreOptions, restore};
+use crate::restore::{From, Input, RestoreOptions, Source, restore};
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
@@ -65,9 +65,9 @@ pub enum RestoreTier {
 }
 
 impl SourceArgs {
-    /// The thaw wait, if asked for.
-    pub fn wait(&self) -> Option<ThawWait> {
-        self.wait.map(|timeout| ThawWait { timeout, poll: self.wait_poll })
+    /// The backup to open, from where the flags say, waiting as they say.
+    pub fn source(&self, input: Input) -> Source {
+        Source { input, from: self.from, wait: self.wait.map(|timeout| ThawWait { timeout, poll: self.wait_poll }), check_first: true }
     }
 
     /// Applies --restore-tier to the loaded config.
@@ -96,9 +96,7 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
         Some(s) => Input::Named(s.to_string()),
     };
     let opts = RestoreOptions {
-        input,
-        from: a.source.from,
-        wait: a.source.wait(),
+        source: a.source.source(input),
         target_db: a.target_db,
         force: a.force,
         drop_old: a.drop_old,

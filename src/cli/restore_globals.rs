@@ -37,7 +37,7 @@ pub fn run(ctx: &Ctx, a: RestoreGlobalsArgs) -> Result<i32> {
         Some("-") => Input::Stdin,
         Some(s) => Input::Named(s.to_string()),
     };
-    let rep = crate::globals::restore_globals(&cfg, project, &a.target.env, &input, a.source.from, a.source.wait(), &keys, &ctx.ui)?;
+    let rep = crate::globals::restore_globals(&cfg, project, &a.target.env, &a.source.source(input), &keys, &ctx.ui)?;
     if ctx.ui.json {
         ctx.print_json(&rep);
     } else {

@@ -55,7 +55,7 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
             keys.add_key_file(f)?;
         }
         for input in inputs {
-            let r = verify(&cfg, project, env, &input, a.source.from, a.source.wait(), &keys, ctx.now, &ctx.ui);
+            let r = verify(&cfg, project, env, &a.source.source(input), &keys, ctx.now, &ctx.ui);
             if let Some(err) = &r.error {
                 alerter.send(&crate::alerts::Alert::error(Some(&project.name), Some(env), "verify", format!("{}: {err}", r.backup)));
             } else {
