@@ -22,11 +22,6 @@ impl Ui {
         Ui { json, quiet, stderr_tty: std::io::stderr().is_terminal(), stdin_tty: std::io::stdin().is_terminal() }
     }
 
-    /// A UI that never draws or asks (tests, library use).
-    pub fn silent() -> Ui {
-        Ui { json: false, quiet: true, stderr_tty: false, stdin_tty: false }
-    }
-
     fn shows_progress(&self) -> bool {
         self.stderr_tty && !self.json && !self.quiet
     }

@@ -58,11 +58,6 @@ impl Session {
         self.query_json(&sql)
     }
 
-    /// Whether `db` exists.
-    pub fn database_exists(&mut self, db: &str) -> Result<bool> {
-        Ok(self.database_info(db)?.is_some())
-    }
-
     /// Creates `db` from template0, copying owner, encoding and locale from `like` when given.
     pub fn create_database(&mut self, db: &str, like: Option<&DbInfo>) -> Result<()> {
         let mut sql = format!("CREATE DATABASE {} TEMPLATE template0", quote_ident(db));

@@ -1,0 +1,129 @@
+//! The database side of a restore: temporary databases (recognisable names, a guard that drops
+//! them, cleanup of those whose pgtier died) and the swap that puts a restored database in place.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use chrono::{DateTime, Utc};
+
+use crate::error::Result;
+use crate::postgres::{Pg, Session, quote_ident};
+
+/// Prefix of every temporary database pgtier creates; `cleanup` drops the ones whose creator died.
+pub const TEMP_DB_PREFIX: &str = "pgtier_tmp_";
+
+/// Swaps `temp` in for `target`, keeping the old one as `old`: connections are ended and both
+/// renames happen in one transaction, so at any instant (a crash included) the name holds either
+/// the old database or the new one. A client that reconnects in between makes the transaction
+/// fail without changing anything; it is retried a few times.
+pub(super) fn swap(pg: &Pg, target: &str, temp: &str, old: &str) -> Result<()> {
+    let (t, tmp, o) = (quote_ident(target), quote_ident(temp), quote_ident(old));
+    let mut last = None;
+    for attempt in 1..=5 {
+        let mut s = admin_session(pg)?;
+        let done = (|| -> Result<()> {
+            s.exec("BEGIN")?;
+            let ended = s.terminate_connections(target)?;
+            if ended > 0 {
+                tracing::info!("ended {ended} connection(s) to {target}");
+            }
+            s.exec(&format!("ALTER DATABASE {t} RENAME TO {o}"))?;
+            crate::fault::point("restore:mid-swap");
+            s.exec(&format!("ALTER DATABASE {tmp} RENAME TO {t}"))?;
+            s.exec("COMMIT")
+        })();
+        match done {
+            Ok(()) => return s.close(),
+            Err(e) => {
+                tracing::warn!("swapping in {target:?} (attempt {attempt} of 5): {e}");
+                last = Some(e);
+                std::thread::sleep(std::time::Duration::from_millis(200 * attempt));
+            }
+        }
+    }
+    Err(last
+        .expect("at least one attempt")
+        .context(format!("could not swap the restored database in for {target:?}; it was left unchanged")))
+}
+
+/// A session on a maintenance database (postgres, else template1).
+pub fn admin_session(pg: &Pg) -> Result<Session> {
+    pg.session("postgres").or_else(|e| pg.session("template1").map_err(|_| e))
+}
+
+/// Drops the temporary database unless disarmed.
+pub(super) struct TempDb<'a> {
+    pub(super) pg: &'a Pg,
+    pub(super) name: Option<String>,
+}
+
+impl Drop for TempDb<'_> {
+    fn drop(&mut self) {
+        if let Some(name) = self.name.take() {
+            match admin_session(self.pg).and_then(|mut s| s.drop_database(&name)) {
+                Ok(()) => tracing::info!("dropped temporary database {name}"),
+                Err(e) => tracing::error!("could not drop temporary database {name}: {e}; the next `pgtier run` retries"),
+            }
+        }
+    }
+}
+
+static TEMP_SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// `pgtier_tmp_{pid}_{n}_{target}`, cut to PostgreSQL's 63 bytes.
+pub fn temp_db_name(target: &str) -> String {
+    let n = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
+    truncate_name(&format!("{TEMP_DB_PREFIX}{}_{n}_{target}", std::process::id()))
+}
+
+/// `{target}_pgtier_old_{YYYYMMDD_HHMMSS}`, the target cut so the suffix survives.
+pub fn old_db_name(target: &str, now: DateTime<Utc>) -> String {
+    let suffix = format!("_pgtier_old_{}", now.format("%Y%m%d_%H%M%S"));
+    let head = truncate_at(target, 63 - suffix.len());
+    format!("{head}{suffix}")
+}
+
+fn truncate_name(s: &str) -> String {
+    truncate_at(s, 63).to_string()
+}
+
+fn truncate_at(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+pub(super) fn check_db_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > 63 || name.chars().any(|c| c.is_control()) {
+        return Err(crate::usage!("--target-db: {name:?} is not a database name (1 to 63 bytes, no control characters)"));
+    }
+    if name.starts_with(TEMP_DB_PREFIX) {
+        return Err(crate::usage!("--target-db: names starting with {TEMP_DB_PREFIX} are reserved for pgtier's temporary databases"));
+    }
+    Ok(())
+}
+
+/// Drops temporary databases left by pgtier processes that no longer exist on this host.
+pub fn drop_stale_temp_dbs(pg: &Pg) -> Result<Vec<String>> {
+    let mut admin = admin_session(pg)?;
+    let mut dropped = Vec::new();
+    for name in admin.databases_like(TEMP_DB_PREFIX)? {
+        let pid: Option<i32> = name[TEMP_DB_PREFIX.len()..].split('_').next().and_then(|p| p.parse().ok());
+        // SAFETY: kill with signal 0 only checks whether the process exists.
+        let alive = pid.is_some_and(|p| {
+            p == std::process::id() as i32
+                || unsafe { libc::kill(p, 0) } == 0
+                || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+        });
+        if !alive {
+            admin.drop_database(&name)?;
+            dropped.push(name);
+        }
+    }
+    admin.close()?;
+    Ok(dropped)
+}

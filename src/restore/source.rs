@@ -1,0 +1,266 @@
+//! Where a backup comes from: a local backup (checked against its manifest first, or while
+//! streaming), a file or stdin made by hand, or an off-site copy (thawed first if archived).
+
+use std::io::Read;
+use std::path::Path;
+
+use crate::catalog::Listing;
+use crate::config::{Config, Project};
+use crate::error::{IoContext, Result};
+use crate::manifest::Manifest;
+use crate::names::Kind;
+use crate::pipeline::{self, DigestCell, HashReader};
+use crate::ui::Ui;
+
+/// What to restore.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// The newest backup of the project/env.
+    Latest,
+    /// A backup stem (`db_20250106_020000`), file name, or a path to any dump file.
+    Named(String),
+    /// A dump on standard input.
+    Stdin,
+}
+
+/// Where to look for the backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum From {
+    Local,
+    Remote,
+    /// A local copy whose checksum matches, else the remote one.
+    Auto,
+}
+
+/// Which backup, where to look for it, and whether to wait for a Glacier thaw.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub input: Input,
+    pub from: From,
+    /// Wait for a Glacier thaw (None: request it and exit 1 saying when to run again).
+    pub wait: Option<crate::offsite::ThawWait>,
+    /// Check a local file's SHA-256 before reading it (restore), or while streaming it, to be
+    /// checked at the end (verify, which restores into a throwaway database anyway).
+    pub check_first: bool,
+}
+
+impl Source {
+    /// The same place, another backup.
+    pub fn with_input(&self, input: Input) -> Source {
+        Source { input, ..self.clone() }
+    }
+}
+
+/// A stream to restore from, with what is known about it.
+pub struct Opened {
+    pub reader: Box<dyn Read + Send>,
+    pub manifest: Option<Manifest>,
+    pub source: String,
+    pub from: String,
+    pub size: Option<u64>,
+    /// Set when the stream was not checked beforehand: its digest, known at end of stream,
+    /// must match the manifest before the data is trusted.
+    pub digest: Option<DigestCell>,
+}
+
+impl Opened {
+    /// Separates the reader from what is needed to check it afterwards.
+    pub fn split(self) -> (Box<dyn Read + Send>, Opened) {
+        let check = Opened {
+            reader: Box::new(std::io::empty()),
+            manifest: self.manifest,
+            source: self.source,
+            from: self.from,
+            size: self.size,
+            digest: self.digest,
+        };
+        (self.reader, check)
+    }
+
+    /// After the stream was read to its end: the bytes were the manifest's.
+    pub fn check_digest(&self) -> Result<()> {
+        let (Some(cell), Some(m)) = (&self.digest, &self.manifest) else { return Ok(()) };
+        match cell.get() {
+            Some(d) if d.size == m.size && d.sha256 == m.sha256 => Ok(()),
+            Some(d) => Err(crate::failed!(
+                "{}: the downloaded bytes do not match the manifest (size {} vs {}, sha256 {} vs {}); not trusting them",
+                self.source,
+                d.size,
+                m.size,
+                d.sha256,
+                m.sha256
+            )),
+            None => Err(crate::failed!("{}: the stream was not read to its end, so its checksum is unknown", self.source)),
+        }
+    }
+}
+
+/// Finds and opens a backup of `kind` locally, remotely, or local-first (`--from auto`).
+pub fn open_source(cfg: &Config, project: &Project, env: &str, source: &Source, kind: Kind, ui: &Ui) -> Result<Opened> {
+    let Source { input, from, wait, check_first } = source;
+    let (from, wait) = (*from, *wait);
+    let is_path = matches!(input, Input::Stdin) || matches!(input, Input::Named(s) if Path::new(s).is_file());
+    match from {
+        From::Local => open_local(cfg, project, env, input, kind, *check_first),
+        From::Remote if is_path => Err(crate::usage!("--from remote takes a backup name, not a file or stdin")),
+        From::Remote => open_remote(cfg, project, env, input, wait, kind, ui),
+        From::Auto if is_path => open_local(cfg, project, env, input, kind, *check_first),
+        From::Auto => match open_local(cfg, project, env, input, kind, *check_first) {
+            Ok(o) => {
+                tracing::info!("restoring from the local copy {}", o.source);
+                Ok(o)
+            }
+            Err(e) if cfg.remote.is_some() => {
+                tracing::warn!("no usable local copy ({e}); restoring from the remote copy");
+                open_remote(cfg, project, env, input, wait, kind, ui)
+            }
+            Err(e) => Err(e),
+        },
+    }
+}
+
+/// Opens a remote backup (the newest of `kind`, or the named one); works with `backup_root` gone.
+pub fn open_remote(
+    cfg: &Config,
+    project: &Project,
+    env: &str,
+    input: &Input,
+    wait: Option<crate::offsite::ThawWait>,
+    kind: Kind,
+    ui: &Ui,
+) -> Result<Opened> {
+    let remote =
+        crate::offsite::Remote::open(cfg)?.ok_or_else(|| crate::usage!("--from remote needs remote: in {}", cfg.file.display()))?;
+    let cat = crate::offsite::RemoteCatalog::load(&remote, &project.name, env, None)?;
+    for (key, why) in &cat.broken {
+        tracing::warn!("{}: {why}", remote.url(key));
+    }
+    let found = match input {
+        Input::Latest => cat.backups.values().rev().find(|b| b.stem.kind == kind && b.manifest.is_some() && !b.copies.is_empty()),
+        Input::Named(spec) => {
+            let name = Path::new(spec).file_name().and_then(|n| n.to_str()).unwrap_or(spec);
+            let stem = crate::names::Stem::parse(name).or_else(|| crate::names::Stem::split_file_name(name).map(|(s, _)| s));
+            stem.and_then(|s| cat.backups.get(&s))
+        }
+        Input::Stdin => None,
+    };
+    let b = found.ok_or_else(|| {
+        crate::failed!("no such backup of {}/{env} off-site under {}", project.name, remote.url(&remote.env_prefix(&project.name, env)))
+    })?;
+    let manifest = b.manifest.clone().ok_or_else(|| crate::failed!("{}: its manifest is missing off-site", b.stem))?;
+    let (reader, key) = crate::offsite::open_copy(&remote, b, wait, ui)?;
+    let (reader, digest) = HashReader::new(reader);
+    Ok(Opened {
+        reader: Box::new(reader),
+        source: remote.url(&key),
+        from: "remote".into(),
+        size: Some(manifest.size),
+        manifest: Some(manifest),
+        digest: Some(digest),
+    })
+}
+
+/// Finds and checks a local backup of `kind`, a file or stdin.
+pub fn open_local(cfg: &Config, project: &Project, env: &str, input: &Input, kind: Kind, check_first: bool) -> Result<Opened> {
+    let dir = cfg.env_dir(&project.name, env);
+    match input {
+        Input::Stdin => Ok(Opened {
+            reader: Box::new(std::io::stdin()),
+            manifest: None,
+            source: "-".into(),
+            from: "stdin".into(),
+            size: None,
+            digest: None,
+        }),
+        Input::Latest => {
+            let listing = Listing::scan(&dir, &project.name, env)?;
+            let b = listing
+                .backups
+                .iter()
+                .rev()
+                .find(|b| b.stem.kind == kind)
+                .ok_or_else(|| crate::failed!("no local backups of {}/{env} in {}", project.name, dir.display()))?;
+            open_checked(&b.data_path, b.manifest.clone(), "local", check_first)
+        }
+        Input::Named(spec) => {
+            let path = Path::new(spec);
+            if path.is_file() {
+                let manifest = sidecar_manifest(path)?;
+                if let Some(m) = &manifest
+                    && (m.project != project.name || m.env != env)
+                {
+                    return Err(crate::usage!("{spec} is a backup of {}/{}, not {}/{env}", m.project, m.env, project.name));
+                }
+                return match manifest {
+                    Some(m) => open_checked(path, m, "file", check_first),
+                    None => {
+                        let f = std::fs::File::open(path).at(path)?;
+                        let size = f.metadata().ok().map(|m| m.len());
+                        Ok(Opened { reader: Box::new(f), manifest: None, source: spec.clone(), from: "file".into(), size, digest: None })
+                    }
+                };
+            }
+            let listing = Listing::scan(&dir, &project.name, env)?;
+            let b = listing.find(spec).ok_or_else(|| {
+                crate::failed!("no backup {spec:?} of {}/{env} in {} (and no file of that name)", project.name, dir.display())
+            })?;
+            open_checked(&b.data_path, b.manifest.clone(), "local", check_first)
+        }
+    }
+}
+
+/// The manifest beside `path`, if `path` is a pgtier backup file with one.
+fn sidecar_manifest(path: &Path) -> Result<Option<Manifest>> {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return Ok(None) };
+    let Some((stem, _)) = crate::names::Stem::split_file_name(name) else { return Ok(None) };
+    let m_path = path.with_file_name(format!("{stem}.json"));
+    if !m_path.is_file() {
+        return Ok(None);
+    }
+    let m = Manifest::read(&m_path)?;
+    Ok((m.file == name).then_some(m))
+}
+
+/// Opens a file after checking its size and SHA-256 against the manifest.
+fn open_checked(path: &Path, manifest: Manifest, from: &str, check_first: bool) -> Result<Opened> {
+    if !check_first {
+        let f = std::fs::File::open(path).at(path)?;
+        let size = f.metadata().at(path)?.len();
+        if size != manifest.size {
+            return Err(crate::failed!(
+                "{}: does not match its manifest (size {size} vs {}): the file is corrupt or was changed",
+                path.display(),
+                manifest.size
+            ));
+        }
+        let (reader, digest) = HashReader::new(f);
+        return Ok(Opened {
+            reader: Box::new(reader),
+            source: path.display().to_string(),
+            from: from.into(),
+            size: Some(size),
+            manifest: Some(manifest),
+            digest: Some(digest),
+        });
+    }
+    let digest = pipeline::sha256_file(path)?;
+    if digest.size != manifest.size || digest.sha256 != manifest.sha256 {
+        return Err(crate::failed!(
+            "{}: does not match its manifest (size {} vs {}, sha256 {} vs {}): the file is corrupt or was changed; not restoring it",
+            path.display(),
+            digest.size,
+            manifest.size,
+            digest.sha256,
+            manifest.sha256
+        ));
+    }
+    let f = std::fs::File::open(path).at(path)?;
+    Ok(Opened {
+        reader: Box::new(f),
+        source: path.display().to_string(),
+        from: from.into(),
+        size: Some(manifest.size),
+        manifest: Some(manifest),
+        digest: None,
+    })
+}
