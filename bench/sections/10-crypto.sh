@@ -16,10 +16,10 @@ project_encryption:
   benchage: {type: age, recipients: [$AGE_PUB]}
   benchgpg: {type: gpg, passphrase_file: gpg.pass}
 YML
-  BENCH_RUNS=${BENCH_RUNS_CRYPTO:-3}
-  BENCH_RUNS=$BENCH_RUNS measure crypto_plain "$PGTIER" backup bench gzip
-  BENCH_RUNS=$BENCH_RUNS measure crypto_age "$PGTIER" backup benchage age
-  BENCH_RUNS=$BENCH_RUNS measure crypto_gpg "$PGTIER" backup benchgpg gpg
-  row "\`pgtier backup\` with age vs without encryption" "$(ratio "${WALL[crypto_age]}" "${WALL[crypto_plain]}")× wall (${WALL[crypto_age]} s vs ${WALL[crypto_plain]} s, best of $BENCH_RUNS)" "peak RSS ${RSS[crypto_age]} KiB" "≤ 1.05×"
-  row "\`pgtier backup\` with gpg (AES-256) vs without encryption" "$(ratio "${WALL[crypto_gpg]}" "${WALL[crypto_plain]}")× wall (${WALL[crypto_gpg]} s, best of $BENCH_RUNS)" "peak RSS ${RSS[crypto_gpg]} KiB" "≤ 1.05×"
+  CRYPTO_RUNS=${BENCH_RUNS_CRYPTO:-3}
+  BENCH_RUNS=$CRYPTO_RUNS measure crypto_plain "$PGTIER" backup bench gzip
+  BENCH_RUNS=$CRYPTO_RUNS measure crypto_age "$PGTIER" backup benchage age
+  BENCH_RUNS=$CRYPTO_RUNS measure crypto_gpg "$PGTIER" backup benchgpg gpg
+  row "\`pgtier backup\` with age vs without encryption" "$(ratio "${WALL[crypto_age]}" "${WALL[crypto_plain]}")× wall (${WALL[crypto_age]} s vs ${WALL[crypto_plain]} s, best of $CRYPTO_RUNS)" "peak RSS ${RSS[crypto_age]} KiB" "≤ 1.05×"
+  row "\`pgtier backup\` with gpg (AES-256) vs without encryption" "$(ratio "${WALL[crypto_gpg]}" "${WALL[crypto_plain]}")× wall (${WALL[crypto_gpg]} s, best of $CRYPTO_RUNS)" "peak RSS ${RSS[crypto_gpg]} KiB" "≤ 1.05×"
 fi
