@@ -179,29 +179,26 @@ impl S3Store {
             }));
             // Stop early if a part already failed.
             if let Some(pos) = handles.iter().position(|h| h.is_finished()) {
-                let h = handles.swap_remove(pos);
-                match self.rt.block_on(h) {
-                    Ok(Ok(p)) => {
-                        completed.push(p);
-                        crate::fault::point("upload:after-part");
-                    }
-                    Ok(Err((n, msg))) => return Err(StoreError::Other(format!("uploading part {n} of {}: {msg}", self.url(key)))),
-                    Err(e) => return Err(StoreError::Other(format!("upload task failed: {e}"))),
-                }
+                completed.push(self.part_done(key, handles.swap_remove(pos))?);
             }
         }
         for h in handles {
-            match self.rt.block_on(h) {
-                Ok(Ok(p)) => {
-                    completed.push(p);
-                    crate::fault::point("upload:after-part");
-                }
-                Ok(Err((n, msg))) => return Err(StoreError::Other(format!("uploading part {n} of {}: {msg}", self.url(key)))),
-                Err(e) => return Err(StoreError::Other(format!("upload task failed: {e}"))),
-            }
+            completed.push(self.part_done(key, h)?);
         }
         completed.sort_by_key(|p| p.part_number());
         Ok((completed, full.finalize() as u32))
+    }
+
+    /// Waits for one part's upload and returns its completion record, or the error naming it.
+    fn part_done(&self, key: &str, h: tokio::task::JoinHandle<Result<CompletedPart, (i32, String)>>) -> Result<CompletedPart, StoreError> {
+        match self.rt.block_on(h) {
+            Ok(Ok(p)) => {
+                crate::fault::point("upload:after-part");
+                Ok(p)
+            }
+            Ok(Err((n, msg))) => Err(StoreError::Other(format!("uploading part {n} of {}: {msg}", self.url(key)))),
+            Err(e) => Err(StoreError::Other(format!("upload task failed: {e}"))),
+        }
     }
 
     pub(super) fn copy_multipart(
