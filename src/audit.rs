@@ -84,6 +84,21 @@ pub fn audit_local(cfg: &Config, project: &Project, env: &str, now: DateTime<Utc
             }
         }
     }
+    // The newest backup must have been proven by a restore within the policy's window.
+    if let (Some(days), Some(b)) = (project.policy.verify.window_days(), listing.latest()) {
+        let last = b.manifest.last_verified_ok().map(|v| v.at);
+        let old_enough = now - b.manifest.created_at > Duration::days(1);
+        if old_enough && last.is_none_or(|t| now - t > Duration::days(days)) {
+            findings.push(Finding::new(
+                "not-verified",
+                b.data_path.display(),
+                format!(
+                    "the newest backup has not been proven by a restore within {days} days (verify: {:?}); run `pgtier verify`",
+                    project.policy.verify
+                ),
+            ));
+        }
+    }
     for f in &listing.foreign {
         notes.push(format!(
             "{}: not described by any pgtier manifest; left alone (`pgtier adopt` takes in the old scripts' dumps)",

@@ -13,8 +13,8 @@ use crate::catalog::Listing;
 use crate::config::{Config, Project, RemoteConfig, RemoteUrl, StorageClass, TierName};
 use crate::error::Result;
 use crate::manifest::Manifest;
-use crate::names::{Kind, Stem};
-use crate::prune::{ConfirmedRemote, EnvPlan, RemoteState};
+use crate::names::Stem;
+use crate::prune::{ConfirmedRemote, RemoteState};
 use crate::store::{ObjectMeta, Store, StoreError, Thaw};
 
 /// The configured remote, opened.
@@ -174,18 +174,27 @@ fn read_manifest(remote: &Remote, key: &str, stem: &Stem) -> Result<Manifest> {
     Manifest::from_bytes(&bytes, std::path::Path::new(&remote.url(key)), Some(stem))
 }
 
-/// What is off-site for local retention (confirmed copies, remote-only backups), or None when
-/// no remote is configured. An unreachable remote confirms nothing (so nothing local is
-/// deleted that the policy wants off-site), with a warning.
-pub fn remote_state(cfg: &Config, project: &Project, env: &str) -> Result<Option<RemoteState>> {
-    let Some(remote) = Remote::open(cfg)? else { return Ok(None) };
-    let listing = Listing::scan(&cfg.env_dir(&project.name, env), &project.name, env)?;
-    let found = RemoteCatalog::load(&remote, &project.name, env, Some(&listing)).and_then(|cat| {
-        let confirmed = cat.confirmed(&cat.heads(&remote)?);
-        let remote_only = cat
+/// One env's off-site side, read once: the catalog and a HEAD of every copy.
+pub struct EnvOffsite {
+    pub cat: RemoteCatalog,
+    pub heads: BTreeMap<String, ObjectMeta>,
+}
+
+impl EnvOffsite {
+    /// Lists the env's prefix and HEADs every copy (manifests come from `local` where it has them).
+    pub fn load(remote: &Remote, project: &str, env: &str, local: &Listing) -> Result<EnvOffsite> {
+        let cat = RemoteCatalog::load(remote, project, env, Some(local))?;
+        let heads = cat.heads(remote)?;
+        Ok(EnvOffsite { cat, heads })
+    }
+
+    /// What local retention needs: confirmed copies, and the backups that live only off-site.
+    pub fn state(&self, local: &Listing) -> RemoteState {
+        let remote_only = self
+            .cat
             .backups
             .values()
-            .filter(|b| !listing.backups.iter().any(|l| l.stem == b.stem))
+            .filter(|b| !local.backups.iter().any(|l| l.stem == b.stem))
             .filter_map(|b| {
                 let m = b.manifest.as_ref()?;
                 Some(crate::retention::Candidate {
@@ -196,34 +205,49 @@ pub fn remote_state(cfg: &Config, project: &Project, env: &str) -> Result<Option
                 })
             })
             .collect();
-        Ok(RemoteState { confirmed, remote_only })
-    });
-    match found {
-        Ok(s) => Ok(Some(s)),
+        RemoteState { confirmed: self.cat.confirmed(&self.heads), remote_only }
+    }
+}
+
+/// What is off-site for local retention (confirmed copies, remote-only backups), or None when
+/// no remote is configured. An unreachable remote confirms nothing (so nothing local is
+/// deleted that the policy wants off-site), with a warning.
+pub fn remote_state(cfg: &Config, project: &Project, env: &str) -> Result<Option<RemoteState>> {
+    let Some(remote) = Remote::open(cfg)? else { return Ok(None) };
+    let listing = Listing::scan(&cfg.env_dir(&project.name, env), &project.name, env)?;
+    Ok(Some(state_or_nothing(EnvOffsite::load(&remote, &project.name, env, &listing).as_ref(), &listing, &project.name, env)))
+}
+
+/// The state of a loaded remote, or an empty one (nothing confirmed) with a warning.
+pub fn state_or_nothing(
+    loaded: std::result::Result<&EnvOffsite, &crate::error::Error>,
+    local: &Listing,
+    project: &str,
+    env: &str,
+) -> RemoteState {
+    match loaded {
+        Ok(o) => o.state(local),
         Err(e) => {
             tracing::warn!(
-                "{}/{env}: cannot check the off-site copies ({e}); local backups the policy wants off-site stay until they can be confirmed",
-                project.name
+                "{project}/{env}: cannot check the off-site copies ({e}); local backups the policy wants off-site stay until they can be confirmed"
             );
-            Ok(Some(RemoteState::default()))
+            RemoteState::default()
         }
     }
 }
 
 /// The remote part of the audit: every backup the policy wants off-site is there, confirmed,
 /// in the right class; nothing due for deletion lingers; nothing unencrypted where required.
-pub fn audit_remote(cfg: &Config, project: &Project, env: &str, now: DateTime<Utc>, _plan: &EnvPlan) -> Result<Vec<Finding>> {
-    let Some(remote) = Remote::open(cfg)? else { return Ok(Vec::new()) };
-    let listing = Listing::scan(&cfg.env_dir(&project.name, env), &project.name, env)?;
-    let loaded = RemoteCatalog::load(&remote, &project.name, env, Some(&listing)).and_then(|cat| {
-        let heads = cat.heads(&remote)?;
-        Ok((cat, heads))
-    });
-    let (cat, heads) = match loaded {
-        Ok(x) => x,
-        Err(e) => return Ok(vec![Finding::new("remote-unreachable", remote.store.describe(), e.to_string())]),
-    };
-    let plan = crate::sync::plan(&listing, &cat, &heads, &remote, project, env, now, false);
+pub fn audit_remote(
+    remote: &Remote,
+    project: &Project,
+    env: &str,
+    now: DateTime<Utc>,
+    local: &Listing,
+    offsite: &EnvOffsite,
+) -> Vec<Finding> {
+    let EnvOffsite { cat, heads } = offsite;
+    let plan = crate::sync::plan(local, cat, heads, remote, project, env, now, false);
     let mut out = Vec::new();
     for (key, why) in &cat.broken {
         out.push(Finding::new("broken-manifest", remote.url(key), why.clone()));
@@ -260,27 +284,7 @@ pub fn audit_remote(cfg: &Config, project: &Project, env: &str, now: DateTime<Ut
             }
         }
     }
-    if let Some(days) = project.policy.verify.window_days() {
-        let newest = listing
-            .latest()
-            .map(|b| b.manifest.clone())
-            .or_else(|| cat.backups.values().rev().filter(|b| b.stem.kind == Kind::Database).find_map(|b| b.manifest.clone()));
-        if let Some(m) = newest {
-            let last = m.last_verified_ok().map(|v| v.at);
-            let old_enough = now - m.created_at > chrono::Duration::days(1);
-            if old_enough && last.is_none_or(|t| now - t > chrono::Duration::days(days)) && cfg.remote.is_some() {
-                out.push(Finding::new(
-                    "not-verified",
-                    m.file.clone(),
-                    format!(
-                        "the newest backup has not been proven by a restore within {days} days (verify: {:?}); run `pgtier verify`",
-                        project.policy.verify
-                    ),
-                ));
-            }
-        }
-    }
-    Ok(out)
+    out
 }
 
 /// How long `restore --wait` waits for a thaw, and how often it asks.

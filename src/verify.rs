@@ -209,7 +209,9 @@ fn record(cfg: &Config, project: &Project, env: &str, result: &VerifyResult) -> 
         }
     }
     let Some(remote) = Remote::open(cfg)? else { return Ok(()) };
-    let cat = crate::offsite::RemoteCatalog::load(&remote, &project.name, env, None)?;
+    // Manifests this host has are not fetched again; only remote-only ones are read.
+    let listing = Listing::scan(&dir, &project.name, env)?;
+    let cat = crate::offsite::RemoteCatalog::load(&remote, &project.name, env, Some(&listing))?;
     let Some(stem) = crate::names::Stem::parse(&result.backup) else { return Ok(()) };
     let Some(rb) = cat.backups.get(&stem) else { return Ok(()) };
     let m = match updated {

@@ -6,7 +6,9 @@ use clap::Args;
 
 use super::{Ctx, print_plan};
 use crate::audit::{Finding, audit_local, audit_policy};
+use crate::catalog::Listing;
 use crate::error::Result;
+use crate::offsite::{EnvOffsite, Remote, audit_remote, state_or_nothing};
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
@@ -24,11 +26,19 @@ pub fn run(ctx: &Ctx, a: AuditArgs) -> Result<i32> {
             policy_findings.extend(audit_policy(&p.policy));
         }
     }
+    let remote = Remote::open(&cfg)?;
     let mut envs = Vec::new();
     for (project, env) in &selected {
-        let remote = crate::offsite::remote_state(&cfg, project, env)?;
-        let mut audit = audit_local(&cfg, project, env, ctx.now, remote.as_ref())?;
-        audit.findings.extend(crate::offsite::audit_remote(&cfg, project, env, ctx.now, &audit.plan)?);
+        // The remote side is read once, for the local plan and for its own findings.
+        let listing = Listing::scan(&cfg.env_dir(&project.name, env), &project.name, env)?;
+        let offsite = remote.as_ref().map(|r| (r, EnvOffsite::load(r, &project.name, env, &listing)));
+        let state = offsite.as_ref().map(|(_, o)| state_or_nothing(o.as_ref(), &listing, &project.name, env));
+        let mut audit = audit_local(&cfg, project, env, ctx.now, state.as_ref())?;
+        match &offsite {
+            Some((r, Ok(o))) => audit.findings.extend(audit_remote(r, project, env, ctx.now, &listing, o)),
+            Some((r, Err(e))) => audit.findings.push(Finding::new("remote-unreachable", r.store.describe(), e.to_string())),
+            None => {}
+        }
         audit.findings.extend(crate::crypto::audit_keys(&cfg, project, env));
         envs.push(audit);
     }

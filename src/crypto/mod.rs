@@ -8,7 +8,7 @@ mod age_scheme;
 mod gpg_scheme;
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::audit::Finding;
 use crate::catalog::Listing;
@@ -97,8 +97,8 @@ impl Keys {
     /// Adds an age identity file or an OpenPGP secret key file given on the command line.
     pub fn add_key_file(&mut self, path: &Path) -> Result<()> {
         let text = std::fs::read(path).map_err(|e| Error::Failed(format!("{}: cannot read: {e}", path.display())))?;
-        let looks_pgp = text.windows(10).any(|w| w == b"-----BEGIN") && text.windows(3).any(|w| w == b"PGP")
-            || text.first().is_some_and(|b| b & 0x80 != 0);
+        // An armored PGP block, or a binary OpenPGP packet; anything else is an age identity file.
+        let looks_pgp = text.trim_ascii_start().starts_with(b"-----BEGIN PGP") || text.first().is_some_and(|b| b & 0x80 != 0);
         if looks_pgp {
             self.add(&EncryptionConfig::Gpg {
                 passphrase_file: None,
@@ -198,6 +198,6 @@ fn key_error(file: &Path, key: &str, sub: &str, msg: impl Into<String>) -> Error
 }
 
 /// Lines of a recipients file that are not blank or comments.
-fn recipient_lines(path: &PathBuf) -> std::io::Result<Vec<String>> {
+fn recipient_lines(path: &Path) -> std::io::Result<Vec<String>> {
     Ok(std::fs::read_to_string(path)?.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_string).collect())
 }
