@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::Duration;
 
-use support::localstack::localstack;
+use support::localstack::{localstack, remote_yaml_at};
 use support::proxy::{Proxy, Verdict};
 use support::{Cluster, Scratch, cluster, db_name, wait_until};
 
@@ -202,10 +202,7 @@ fn a_thaw_still_in_progress_is_waited_out() {
     c.create_sample_db(&db, 10);
     let bucket = localstack().bucket();
     let proxy = Proxy::start(&localstack().endpoint);
-    let s = Scratch::new(
-        &format!("shop:\n{}", c.database_block(&[("production", &db)])),
-        &format!("remote:\n  url: s3://{bucket}/t\n  endpoint_url: {}\n  region: us-east-1\n  force_path_style: true\n", proxy.endpoint),
-    );
+    let s = Scratch::new(&format!("shop:\n{}", c.database_block(&[("production", &db)])), &remote_yaml_at(&proxy.endpoint, &bucket, "t"));
     s.write(
         "policies/default.yml",
         "tiers:\n  daily: {keep: 1, locations: [local]}\n  monthly: {keep: 3, locations: [remote], storage_class: DEEP_ARCHIVE}\n",
@@ -257,10 +254,7 @@ fn a_killed_sync_leaves_no_object_and_the_next_one_resumes() {
     let proxy = Proxy::start(&localstack().endpoint);
     let s = Scratch::new(
         &format!("shop:\n{}", c.database_block(&[("production", &db)])),
-        &format!(
-            "remote:\n  url: s3://{bucket}/r\n  endpoint_url: {}\n  region: us-east-1\n  force_path_style: true\n  concurrency: 2\n",
-            proxy.endpoint
-        ),
+        &format!("{}  concurrency: 2\n", remote_yaml_at(&proxy.endpoint, &bucket, "r")),
     );
     s.write("policies/default.yml", "tiers:\n  daily: {keep: 3, locations: [local, remote]}\n");
     s.ok(&["backup", "shop", "production", "--now", &night(1)]);

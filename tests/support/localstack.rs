@@ -82,12 +82,16 @@ impl LocalStack {
 
     /// The `remote:` block of pgtier.yml for `bucket` and `prefix`.
     pub fn remote_yaml(&self, bucket: &str, prefix: &str) -> String {
-        format!(
-            "remote:\n  url: s3://{bucket}/{prefix}\n  endpoint_url: {}\n  region: us-east-1\n  force_path_style: true\n",
-            self.endpoint
-        )
+        remote_yaml_at(&self.endpoint, bucket, prefix)
     }
+}
 
+/// The `remote:` block for `bucket` and `prefix` at `endpoint` (LocalStack, or a proxy in front of it).
+pub fn remote_yaml_at(endpoint: &str, bucket: &str, prefix: &str) -> String {
+    format!("remote:\n  url: s3://{bucket}/{prefix}\n  endpoint_url: {endpoint}\n  region: us-east-1\n  force_path_style: true\n")
+}
+
+impl LocalStack {
     /// Every object under `prefix` in `bucket`: (key, storage class, size).
     pub fn objects(&self, bucket: &str, prefix: &str) -> Vec<(String, String, u64)> {
         let v = self.aws_json(&["s3api", "list-objects-v2", "--bucket", bucket, "--prefix", prefix]);
