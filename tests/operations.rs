@@ -211,20 +211,23 @@ fn two_runs_never_overlap() {
 fn failures_reach_the_webhook_and_the_command_and_an_unreachable_webhook_changes_nothing() {
     let c = cluster();
     let (url, got) = receiver(200);
+    // An absolute path: the alert command runs wherever pgtier was started.
+    let outbox = tempfile::tempdir().unwrap();
+    let jsonl = outbox.path().join("alerts.jsonl");
     let s = Scratch::new(
         &format!(
             "shop:\n  database:\n    type: postgresql\n    host: 127.0.0.1\n    port: {}\n    user: postgres\n    databases:\n      production: no_such_database\n",
             c.port
         ),
-        &format!("alerts:\n  webhook: {url}\n  command: cat >> alerts.jsonl\n"),
+        &format!("alerts:\n  webhook: {url}\n  command: cat >> '{}'\n", jsonl.display()),
     );
-    let out = s.cmd(&["run"]).current_dir(s.path()).output().unwrap();
+    let out = s.run(&["run"]);
     assert_eq!(out.status.code(), Some(1));
     wait_until(Duration::from_secs(10), "the webhook", || !got.lock().unwrap().is_empty());
     let a = got.lock().unwrap()[0].clone();
     assert_eq!((a["project"].as_str(), a["env"].as_str(), a["operation"].as_str()), (Some("shop"), Some("production"), Some("backup")));
     assert!(a["error"].as_str().unwrap().contains("no_such_database"), "{a}");
-    let by_command = std::fs::read_to_string(s.path().join("alerts.jsonl")).unwrap();
+    let by_command = std::fs::read_to_string(&jsonl).unwrap();
     let first: serde_json::Value = serde_json::from_str(by_command.lines().next().unwrap()).unwrap();
     assert_eq!(first["operation"], "backup");
     // A backup command that fails alerts too.
