@@ -54,7 +54,14 @@ pub fn adopt(cfg: &Config, project: &Project, env: &str, dry_run: bool) -> Resul
         let (format, compression) = match sniff(&head[..n]) {
             // The guide's pg_dump --format=custom --compress=9 wrote an archive named .sql.gz.
             Layer::CustomArchive => ("custom", "none"),
-            Layer::Gzip => ("custom", "gzip"),
+            Layer::Gzip => match inside_gzip(&path)? {
+                Layer::CustomArchive => ("custom", "gzip"),
+                Layer::Sql => ("plain", "gzip"),
+                other => {
+                    tracing::warn!("{}: holds gzip > {}, not a dump pgtier can restore; left alone", path.display(), other.name());
+                    continue;
+                }
+            },
             Layer::Sql => ("plain", "none"),
             other => {
                 tracing::warn!("{}: holds {}, not a dump pgtier can restore; left alone", path.display(), other.name());
@@ -80,6 +87,8 @@ pub fn adopt(cfg: &Config, project: &Project, env: &str, dry_run: bool) -> Resul
             pg_dump_version: None,
             server_version: None,
             database_settings: None,
+            schema_fingerprint: None,
+            large_objects: None,
             tables: None,
             tags: Vec::new(),
             tiers: tiers.clone(),
@@ -107,6 +116,22 @@ pub fn adopt(cfg: &Config, project: &Project, env: &str, dry_run: bool) -> Resul
         });
     }
     Ok(out)
+}
+
+/// What a gzip file holds, from the first bytes of its content.
+fn inside_gzip(path: &std::path::Path) -> Result<Layer> {
+    let f = std::fs::File::open(path).at(path)?;
+    let mut head = [0u8; 512];
+    let mut dec = flate2::read::MultiGzDecoder::new(f);
+    let mut n = 0;
+    while n < head.len() {
+        match dec.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) => return Err(crate::failed!("{}: not a readable gzip file: {e}", path.display())),
+        }
+    }
+    Ok(sniff(&head[..n]))
 }
 
 fn read_head(path: &std::path::Path, buf: &mut [u8]) -> Result<usize> {

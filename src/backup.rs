@@ -18,6 +18,7 @@ use crate::manifest::{EncryptionInfo, FORMAT_VERSION, Manifest};
 use crate::names::{Kind, Stem};
 use crate::pipeline::{self, Digest, FinishWrite, HashWriter};
 use crate::postgres::Pg;
+use crate::postgres::archive::Toc;
 use crate::retention::{self, Candidate};
 
 use crate::ui::{Progress, Ui};
@@ -66,7 +67,8 @@ pub fn backup(cfg: &Config, project: &Project, env: &str, opts: &BackupOptions, 
         format!("--lock-wait-timeout={}", cfg.lock_wait_timeout.as_millis()),
     ];
     let mut dump = pg.spawn("pg_dump", Some(database), &args, Stdio::null())?;
-    let written = slot.write(&mut dump, ui, "pg_dump");
+    let mut toc = None;
+    let written = slot.write(&mut dump, ui, "pg_dump", Some(&mut toc));
     let written = match written {
         Ok(w) => w,
         Err(e) => {
@@ -85,7 +87,10 @@ pub fn backup(cfg: &Config, project: &Project, env: &str, opts: &BackupOptions, 
     if written.raw_size == 0 {
         return Err(crate::failed!("pg_dump produced no output for {database:?}"));
     }
-    let b = slot.finish(written, &pg, database, "custom", Some(counts), settings, &opts.tags, started)?;
+    let toc = toc.ok_or_else(|| crate::failed!("pg_dump's output has no table of contents"))?;
+    let contents =
+        Contents { tables: Some(counts), settings, fingerprint: Some(toc.fingerprint()), large_objects: Some(toc.large_objects()) };
+    let b = slot.finish(written, &pg, database, "custom", contents, &opts.tags, started)?;
     tracing::info!(
         "backed up {}/{env} to {} ({} bytes, {} tables)",
         project.name,
@@ -110,12 +115,12 @@ pub fn backup_globals(cfg: &Config, project: &Project, env: &str, now: DateTime<
         args.push("--no-role-passwords".into());
     }
     let mut dump = pg.spawn("pg_dumpall", None, &args, Stdio::null())?;
-    let written = slot.write(&mut dump, ui, "pg_dumpall")?;
+    let written = slot.write(&mut dump, ui, "pg_dumpall", None)?;
     dump.wait().map_err(|e| e.context(format!("globals of {}/{env}", project.name)))?;
     if written.raw_size == 0 {
         return Err(crate::failed!("pg_dumpall produced no output for {}/{env}", project.name));
     }
-    let b = slot.finish(written, &pg, database, "plain", None, None, &[], started)?;
+    let b = slot.finish(written, &pg, database, "plain", Contents::default(), &[], started)?;
     tracing::info!("saved the roles and tablespaces of {}/{env} to {}", project.name, b.data_path.display());
     Ok(b)
 }
@@ -141,8 +146,22 @@ impl<'a> Slot<'a> {
     }
 
     /// Streams the tool's stdout into the temporary file; kills the tool if writing fails.
-    fn write(&mut self, tool: &mut crate::postgres::Running, ui: &Ui, label: &str) -> Result<Written> {
-        let mut stdout = tool.child.stdout.take().expect("piped stdout");
+    /// With `toc`, the stream is a custom archive whose table of contents is read on the way.
+    fn write(&mut self, tool: &mut crate::postgres::Running, ui: &Ui, label: &str, toc: Option<&mut Option<Toc>>) -> Result<Written> {
+        let stdout: Box<dyn Read + Send> = Box::new(tool.child.stdout.take().expect("piped stdout"));
+        let mut stdout = match toc {
+            None => stdout,
+            Some(slot) => match crate::postgres::archive::read_head(stdout) {
+                Ok((t, rest)) => {
+                    *slot = Some(t);
+                    rest
+                }
+                Err(e) => {
+                    let _ = tool.child.kill();
+                    return Err(crate::failed!("reading pg_dump's output: {e}"));
+                }
+            },
+        };
         let progress = ui.progress(label, None);
         let written =
             write_stream(&mut self.partial, &mut stdout, self.project.policy.compression, self.project.encryption.as_deref(), &progress);
@@ -163,8 +182,7 @@ impl<'a> Slot<'a> {
         pg: &Pg,
         database: &str,
         format: &str,
-        tables: Option<BTreeMap<String, u64>>,
-        database_settings: Option<crate::postgres::DbInfo>,
+        contents: Contents,
         tags: &[String],
         started: Instant,
     ) -> Result<LocalBackup> {
@@ -199,8 +217,10 @@ impl<'a> Slot<'a> {
             sha256: written.digest.sha256,
             pg_dump_version: Some(pg.pg_dump_version().to_string()),
             server_version: Some(pg.server_version().to_string()),
-            database_settings,
-            tables,
+            database_settings: contents.settings,
+            schema_fingerprint: contents.fingerprint,
+            large_objects: contents.large_objects,
+            tables: contents.tables,
             tags: tags.to_vec(),
             tiers,
             duration_seconds: Some((started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0),
@@ -211,6 +231,15 @@ impl<'a> Slot<'a> {
         write_atomic(&manifest_path, &manifest.to_bytes())?;
         Ok(LocalBackup { stem, data_path: dir.join(&manifest.file), manifest, manifest_path })
     }
+}
+
+/// What a backup holds, as recorded in its manifest.
+#[derive(Default)]
+struct Contents {
+    tables: Option<BTreeMap<String, u64>>,
+    settings: Option<crate::postgres::DbInfo>,
+    fingerprint: Option<String>,
+    large_objects: Option<u64>,
 }
 
 /// The compression level recorded in manifests.

@@ -48,6 +48,13 @@ pub struct Manifest {
     /// The database's owner, encoding and locale, so a restore onto a new server recreates it alike.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database_settings: Option<crate::postgres::DbInfo>,
+    /// SHA-256 over the archive's schema objects and database properties (its table of
+    /// contents), so two backups' schemas can be compared without opening them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_fingerprint: Option<String>,
+    /// How many large objects the archive holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub large_objects: Option<u64>,
     /// Row counts per table (`schema.table`), taken in the dump's snapshot. None when unknown
     /// (adopted files, globals).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -90,6 +97,9 @@ pub struct Verification {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seconds: Option<f64>,
+    /// What the drill could not compare, e.g. "restored; no row counts to compare".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl Manifest {

@@ -18,8 +18,11 @@ use crate::manifest::{Manifest, Verification};
 use crate::names::Kind;
 use crate::offsite::Remote;
 use crate::pipeline;
-use crate::postgres::Pg;
-use crate::restore::{From, Input, Opened, RestoreOptions, Source, admin_session, open_source, restore_into, temp_db_name};
+
+use crate::restore::{
+    From, Input, Load, Opened, Payload, Source, TempDb, admin_session, connect_admin, fidelity, open_source, payload, restore_into,
+    temp_db_name,
+};
 use crate::store::PutOptions;
 use crate::ui::Ui;
 
@@ -44,6 +47,10 @@ pub struct VerifyResult {
     pub seconds: f64,
     pub tables: Vec<TableCheck>,
     pub indexes_checked: Option<u64>,
+    /// Schema objects and database properties compared with the backup's.
+    pub objects_checked: Option<usize>,
+    /// What the drill could not do or compare, and why.
+    pub notes: Vec<String>,
 }
 
 /// Verifies the backup `source` names (default: the newest) of one project/env.
@@ -59,8 +66,8 @@ pub fn verify(cfg: &Config, project: &Project, env: &str, source: &Source, keys:
             .unwrap_or_else(|| s.clone()),
         _ => newest(cfg, project, env, from).unwrap_or_else(|| "newest".into()),
     };
-    // The drill restores into a throwaway database: the checksum is checked while streaming.
-    let source = &Source { check_first: false, ..source.with_input(Input::Named(name.clone())) };
+    // A local file is checked against its manifest first, so a damaged one is named as such.
+    let source = &Source { check_first: true, ..source.with_input(Input::Named(name.clone())) };
     let mut result = VerifyResult {
         project: project.name.clone(),
         env: env.to_string(),
@@ -72,6 +79,8 @@ pub fn verify(cfg: &Config, project: &Project, env: &str, source: &Source, keys:
         seconds: 0.0,
         tables: Vec::new(),
         indexes_checked: None,
+        objects_checked: None,
+        notes: Vec::new(),
     };
     let outcome = open_source(cfg, project, env, source, Kind::Database, ui).and_then(|opened| {
         if let Some(m) = &opened.manifest
@@ -96,50 +105,59 @@ pub fn verify(cfg: &Config, project: &Project, env: &str, source: &Source, keys:
 fn drill(cfg: &Config, project: &Project, env: &str, opened: Opened, keys: &Keys, ui: &Ui, result: &mut VerifyResult) -> Result<()> {
     let database = project.database(env)?;
     let manifest = opened.manifest.clone().ok_or_else(|| crate::failed!("{}: no manifest to verify against", opened.source))?;
-    let pg = Pg::connect(&project.connection, cfg.pg_bindir.as_deref(), database)?;
+    // A drill needs neither the live database nor its roles: it connects to a maintenance database.
+    let pg = connect_admin(cfg, project, database)?;
     let (reader, check) = opened.split();
     let progress = ui.progress("verify", check.size);
     let (reader, decoded) = pipeline::decoder(crate::restore::with_progress(reader, progress.clone()), keys, &check.source)?;
+    let payload = payload(reader, decoded.payload(), &check.source)?;
     let temp = temp_db_name(&format!("verify_{database}"));
     let mut admin = admin_session(&pg)?;
-    admin.create_database(&temp, None)?;
-    admin.close()?;
-    let guard = Dropper { pg: &pg, name: temp.clone() };
-    // Ownership is not what a drill proves (the host-loss drill does): restore without owners
-    // so a verify host without the roles can still prove the data.
-    let opts = RestoreOptions {
-        source: Source { input: Input::Latest, from: From::Local, wait: None, check_first: false },
-        target_db: None,
-        force: false,
-        drop_old: false,
-        jobs: None,
-        table: None,
-        no_owner: true,
-        now: result.at,
+    let toc = match &payload {
+        Payload::Archive(toc, _) => Some(toc.as_ref().clone()),
+        Payload::Sql(_) => None,
     };
-    crate::fault::point("verify:restoring");
-    let restored = restore_into(&pg, &temp, reader, decoded.payload(), &opts, &check.source).and_then(|_| check.check_digest());
-    progress.finish();
-    if let Err(e) = restored {
-        // A corrupt file usually fails the decoder before the checksum is known: say which it is.
-        if check.from != "remote"
-            && let Ok(d) = pipeline::sha256_file(std::path::Path::new(&check.source))
-            && (d.size != manifest.size || d.sha256 != manifest.sha256)
-        {
-            return Err(crate::failed!(
-                "{}: does not match its manifest (sha256 {} vs {}): the file is corrupt or was changed ({e})",
-                check.source,
-                d.sha256,
-                manifest.sha256
-            ));
+    let (load, creation_differs) = match &toc {
+        Some(toc) => {
+            let missing = fidelity::missing_owners(&mut admin, toc)?;
+            let load = Load { no_owner: !missing.is_empty(), no_privileges: !missing.is_empty(), jobs: None };
+            if !missing.is_empty() {
+                result.notes.push(format!(
+                    "role(s) {} do not exist on this server: owners and grants were neither restored nor compared",
+                    missing.join(", ")
+                ));
+            }
+            let created = fidelity::create_like_archive(&mut admin, &temp, toc, !load.no_owner)?;
+            result.notes.extend(created.warnings);
+            (load, created.creation_differs)
         }
-        return Err(e);
+        None => {
+            admin.create_database(&temp, None)?;
+            (Load { no_owner: true, no_privileges: true, jobs: None }, true)
+        }
+    };
+    let mut guard = TempDb::new(&pg, &temp);
+    crate::fault::point("verify:restoring");
+    let restored = restore_into(&pg, &temp, payload, &load, &check.source).and_then(|notes| {
+        result.notes.extend(notes);
+        check.check_digest()
+    });
+    progress.finish();
+    restored?;
+    if let Some(toc) = &toc {
+        fidelity::apply_properties(&mut admin, &temp, toc, load.compare())?;
+        let diffs = fidelity::compare(&pg, &temp, toc, load.compare(), creation_differs)?;
+        result.objects_checked = Some(toc.objects(load.compare()).len());
+        if !diffs.is_empty() {
+            return Err(crate::failed!("{}: the restored database differs from the backup: {}", manifest.file, diffs.join("; ")));
+        }
     }
+    admin.close()?;
     let mut s = pg.session(&temp)?;
     let actual = s.count_rows()?;
-    result.indexes_checked = amcheck(&mut s);
+    result.indexes_checked = amcheck(&mut s)?;
     s.close()?;
-    drop(guard);
+    guard.drop_now().map_err(|e| crate::failed!("the drill's temporary database {temp:?} could not be dropped: {e}"))?;
     let expected = manifest.tables.clone().unwrap_or_default();
     let mut names: Vec<&String> = expected.keys().chain(actual.keys()).collect();
     names.sort();
@@ -149,10 +167,8 @@ fn drill(cfg: &Config, project: &Project, env: &str, opened: Opened, keys: &Keys
         .map(|t| TableCheck { table: t.clone(), expected: expected.get(t).copied(), restored: actual.get(t).copied() })
         .collect();
     if manifest.tables.is_none() {
-        return Err(crate::failed!(
-            "{}: the manifest has no row counts (an adopted backup): it restored, but nothing could be compared",
-            manifest.file
-        ));
+        result.notes.push("restored; no row counts to compare (the backup has none, e.g. an adopted file)".into());
+        return Ok(());
     }
     let exp: BTreeMap<&String, &u64> = expected.iter().collect();
     let problems = crate::restore::compare_counts(&exp, &actual, false);
@@ -162,29 +178,18 @@ fn drill(cfg: &Config, project: &Project, env: &str, opened: Opened, keys: &Keys
     Ok(())
 }
 
-/// Checks every btree index with amcheck when the server offers it; returns how many, or None
-/// when amcheck is not available here.
-fn amcheck(s: &mut crate::postgres::Session) -> Option<u64> {
-    let available = s.query_value("SELECT count(*) FROM pg_available_extensions WHERE name = 'amcheck'").ok()?;
-    if available.trim() != "1" || s.exec("CREATE EXTENSION IF NOT EXISTS amcheck").is_err() {
-        return None;
+/// Checks every btree index with amcheck when the server offers it, the partitions' indexes
+/// included (a partitioned index has no storage of its own); returns how many, or None when
+/// amcheck is not available here. A check that fails is an error, never ignored.
+fn amcheck(s: &mut crate::postgres::Session) -> Result<Option<u64>> {
+    let available = s.query_value("SELECT count(*) FROM pg_available_extensions WHERE name = 'amcheck'")?;
+    if available.trim() != "1" {
+        return Ok(None);
     }
-    let sql = "SELECT count(bt_index_check(c.oid)) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam JOIN pg_namespace n ON n.oid = c.relnamespace WHERE am.amname = 'btree' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND c.relpersistence <> 't'";
-    s.query_value(sql).ok().and_then(|v| v.trim().parse().ok())
-}
-
-/// Drops the drill's temporary database when the drill ends, however it ends.
-struct Dropper<'a> {
-    pg: &'a Pg,
-    name: String,
-}
-
-impl Drop for Dropper<'_> {
-    fn drop(&mut self) {
-        if let Err(e) = admin_session(self.pg).and_then(|mut s| s.drop_database(&self.name)) {
-            tracing::error!("could not drop {}: {e}; the next `pgtier run` retries", self.name);
-        }
-    }
+    s.exec("CREATE EXTENSION IF NOT EXISTS amcheck").map_err(|e| e.context("installing amcheck in the drill's database"))?;
+    let sql = "SELECT count(bt_index_check(c.oid)) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam JOIN pg_namespace n ON n.oid = c.relnamespace WHERE am.amname = 'btree' AND c.relkind = 'i' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND c.relpersistence <> 't'";
+    let n = s.query_value(sql).map_err(|e| e.context("amcheck found a damaged index"))?;
+    Ok(n.trim().parse().ok())
 }
 
 /// Appends the outcome to the backup's manifest, locally (atomically) and in every tier folder.
@@ -195,6 +200,7 @@ fn record(cfg: &Config, project: &Project, env: &str, result: &VerifyResult) -> 
         from: result.from.clone(),
         error: result.error.clone(),
         seconds: Some(result.seconds),
+        note: result.ok.then(|| result.notes.join("; ")).filter(|n| !n.is_empty()),
     };
     let dir = cfg.env_dir(&project.name, env);
     let mut updated: Option<Manifest> = None;

@@ -113,9 +113,20 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
     if ctx.ui.json {
         ctx.print_json(&report);
     } else {
-        println!("restored {} ({}) into database {}", report.source, report.from, report.database);
-        if let (Some(n), Some(rows)) = (report.tables_checked, report.rows) {
-            println!("checked {n} tables, {rows} rows: match the manifest");
+        match &report.table {
+            Some(t) => println!("restored table {t} from {} ({}) into database {}", report.source, report.from, report.database),
+            None => println!("restored {} ({}) into database {}", report.source, report.from, report.database),
+        }
+        match (report.tables_checked, report.rows) {
+            (Some(n), Some(rows)) => println!("checked {n} table(s), {rows} rows: match the manifest"),
+            (Some(n), None) if report.table.is_some() => println!("restored {n} table(s) (with partitions); no row counts to compare"),
+            _ => {}
+        }
+        if let Some(n) = report.objects_checked {
+            println!(
+                "compared {n} schema objects and database properties{}: match the backup",
+                report.large_objects.filter(|n| *n > 0).map(|n| format!(" and {n} large objects")).unwrap_or_default()
+            );
         }
         if let Some(old) = &report.old_database {
             println!("the previous database is kept as {old} (drop it with DROP DATABASE, or restore with --drop-old)");

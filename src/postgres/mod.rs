@@ -3,6 +3,7 @@
 //! Passwords travel in a private libpq passfile or the environment, never in argv.
 
 mod admin;
+pub mod archive;
 mod session;
 
 use std::io::{Read, Write};
@@ -156,6 +157,7 @@ impl Pg {
         if let Some(db) = database {
             vars.push(("PGDATABASE", db.to_string()));
         }
+        vars.push(("PGOPTIONS", self.session_options()));
         if let Some(h) = &self.conn.host {
             vars.push(("PGHOST", h.clone()));
         }
@@ -188,6 +190,17 @@ impl Pg {
                 cmd
             }
         }
+    }
+
+    /// Startup options that lift the guards a database or role may set (`ALTER DATABASE … SET
+    /// statement_timeout`, say) for pgtier's own sessions, as pg_dump lifts them for itself:
+    /// a backup or restore must never be cancelled by a timeout meant for the application.
+    fn session_options(&self) -> String {
+        let mut o = String::from("-c statement_timeout=0 -c idle_in_transaction_session_timeout=0 -c lock_timeout=0");
+        if self.server.major >= 17 {
+            o += " -c transaction_timeout=0";
+        }
+        o
     }
 
     /// Starts `tool` on `database` with `args`, stdout piped, stderr collected (last 64 KiB)

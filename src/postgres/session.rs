@@ -10,6 +10,9 @@ use serde::de::DeserializeOwned;
 use super::{Pg, Running};
 use crate::error::Result;
 
+/// Turns off every timeout a database or role may set that could cancel or end a pgtier session.
+const GUARDS_OFF: &str = "SELECT count(set_config(name, '0', false)) FROM pg_settings WHERE name IN ('statement_timeout', 'idle_in_transaction_session_timeout', 'transaction_timeout', 'idle_session_timeout', 'lock_timeout')";
+
 /// An open psql session on one database.
 pub struct Session {
     running: Option<Running>,
@@ -30,6 +33,8 @@ impl Session {
         let mut s = Session { running: Some(running), stdin: Some(stdin), stdout, marker, database: database.to_string() };
         s.query_lines("SELECT 1")
             .map_err(|e| crate::failed!("cannot connect to database {database:?}: {}", strip_prefix(&e.to_string())))?;
+        // The startup options lift these too; this covers servers that have more of them.
+        s.exec(GUARDS_OFF)?;
         Ok(s)
     }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use chrono::{DateTime, Utc};
 
 use crate::error::Result;
-use crate::postgres::{Pg, Session, quote_ident};
+use crate::postgres::{Pg, Session, quote_ident, quote_literal};
 
 /// Prefix of every temporary database pgtier creates; `cleanup` drops the ones whose creator died.
 pub const TEMP_DB_PREFIX: &str = "pgtier_tmp_";
@@ -50,16 +50,31 @@ pub fn admin_session(pg: &Pg) -> Result<Session> {
     pg.session("postgres").or_else(|e| pg.session("template1").map_err(|_| e))
 }
 
-/// Drops the temporary database unless disarmed.
-pub(super) struct TempDb<'a> {
+/// Drops the temporary database unless disarmed, however the restore or drill ends.
+pub struct TempDb<'a> {
     pub(super) pg: &'a Pg,
     pub(super) name: Option<String>,
+}
+
+impl<'a> TempDb<'a> {
+    /// Guards `name`, which was just created.
+    pub fn new(pg: &'a Pg, name: &str) -> TempDb<'a> {
+        TempDb { pg, name: Some(name.to_string()) }
+    }
+
+    /// Drops it now, reporting a failure (a leaked database is a failure, not a log line).
+    pub fn drop_now(&mut self) -> Result<()> {
+        match self.name.take() {
+            Some(name) => drop_database(self.pg, &name),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Drop for TempDb<'_> {
     fn drop(&mut self) {
         if let Some(name) = self.name.take() {
-            match admin_session(self.pg).and_then(|mut s| s.drop_database(&name)) {
+            match drop_database(self.pg, &name) {
                 Ok(()) => tracing::info!("dropped temporary database {name}"),
                 Err(e) => tracing::error!("could not drop temporary database {name}: {e}; the next `pgtier run` retries"),
             }
@@ -75,11 +90,42 @@ pub fn temp_db_name(target: &str) -> String {
     truncate_name(&format!("{TEMP_DB_PREFIX}{}_{n}_{target}", std::process::id()))
 }
 
-/// `{target}_pgtier_old_{YYYYMMDD_HHMMSS}`, the target cut so the suffix survives.
-pub fn old_db_name(target: &str, now: DateTime<Utc>) -> String {
-    let suffix = format!("_pgtier_old_{}", now.format("%Y%m%d_%H%M%S"));
-    let head = truncate_at(target, 63 - suffix.len());
-    format!("{head}{suffix}")
+/// `{target}_pgtier_old_{YYYYMMDD_HHMMSS}` (then `_2`, `_3`, … when taken), the target cut so
+/// the suffix survives.
+pub fn old_db_name(admin: &mut Session, target: &str, now: DateTime<Utc>) -> Result<String> {
+    for n in 1..1000 {
+        let mut suffix = format!("_pgtier_old_{}", now.format("%Y%m%d_%H%M%S"));
+        if n > 1 {
+            suffix += &format!("_{n}");
+        }
+        let name = format!("{}{suffix}", truncate_at(target, 63 - suffix.len()));
+        if admin.database_info(&name)?.is_none() {
+            return Ok(name);
+        }
+    }
+    Err(crate::failed!("no free name to keep the old {target:?} under"))
+}
+
+/// Drops `db`, ending its connections; subscriptions inside it (which would block the drop) are
+/// detached from their replication slot and dropped first, leaving the slot on the publisher alone.
+pub fn drop_database(pg: &Pg, db: &str) -> Result<()> {
+    let mut admin = admin_session(pg)?;
+    let subs: Vec<String> = admin.query_json(&format!(
+        "SELECT coalesce(jsonb_agg(s.subname), '[]') FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid WHERE d.datname = {}",
+        quote_literal(db)
+    ))?;
+    if !subs.is_empty() {
+        let mut s = pg.session(db)?;
+        for sub in &subs {
+            let q = quote_ident(sub);
+            s.exec(&format!("ALTER SUBSCRIPTION {q} DISABLE"))?;
+            s.exec(&format!("ALTER SUBSCRIPTION {q} SET (slot_name = NONE)"))?;
+            s.exec(&format!("DROP SUBSCRIPTION {q}"))?;
+        }
+        s.close()?;
+    }
+    admin.drop_database(db)?;
+    admin.close()
 }
 
 fn truncate_name(s: &str) -> String {
@@ -120,7 +166,7 @@ pub fn drop_stale_temp_dbs(pg: &Pg) -> Result<Vec<String>> {
                 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
         });
         if !alive {
-            admin.drop_database(&name)?;
+            drop_database(pg, &name)?;
             dropped.push(name);
         }
     }

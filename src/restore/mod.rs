@@ -3,11 +3,15 @@
 //! at any step drops the half-made database and leaves the original exactly as it was.
 
 mod databases;
+pub mod fidelity;
 mod source;
+mod sql_guard;
+pub mod table;
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -18,12 +22,15 @@ use crate::error::Result;
 use crate::manifest::Manifest;
 use crate::names::Kind;
 use crate::pipeline::{self, Layer};
-use crate::postgres::Pg;
+use crate::postgres::archive::{self, CompareOptions, Toc};
+use crate::postgres::{DbInfo, Pg, Session, quote_literal};
 use crate::ui::{Progress, Ui};
 
-pub use databases::{TEMP_DB_PREFIX, admin_session, drop_stale_temp_dbs, old_db_name, temp_db_name};
-use databases::{TempDb, check_db_name, swap};
+pub use databases::TempDb;
+pub use databases::{TEMP_DB_PREFIX, admin_session, drop_database, drop_stale_temp_dbs, old_db_name, temp_db_name};
+use databases::{check_db_name, swap};
 pub use source::{From, Input, Opened, Source, open_local, open_remote, open_source};
+use sql_guard::SqlGuard;
 
 /// How to restore.
 #[derive(Debug, Clone)]
@@ -56,6 +63,10 @@ pub struct RestoreReport {
     /// Tables whose row counts were compared with the manifest (None: not checked).
     pub tables_checked: Option<usize>,
     pub rows: Option<u64>,
+    /// Schema objects and database properties compared with the backup's (None: not compared).
+    pub objects_checked: Option<usize>,
+    /// Large objects the backup holds, all restored.
+    pub large_objects: Option<u64>,
     pub warnings: Vec<String>,
 }
 
@@ -64,6 +75,51 @@ pub fn restore(cfg: &Config, project: &Project, env: &str, opts: &RestoreOptions
     let database = project.database(env)?.to_string();
     let opened = open_source(cfg, project, env, &opts.source, Kind::Database, ui)?;
     restore_opened(cfg, project, env, &database, opened, opts, keys, ui)
+}
+
+/// The decoded content of a backup.
+pub enum Payload {
+    /// A pg_dump custom archive: its table of contents and the whole stream from its first byte.
+    Archive(Box<Toc>, Box<dyn Read + Send>),
+    /// Plain SQL text.
+    Sql(Box<dyn Read + Send>),
+}
+
+/// Reads what a decoded stream holds: an archive's table of contents, or SQL.
+pub fn payload(reader: Box<dyn Read + Send>, layer: Layer, source: &str) -> Result<Payload> {
+    match layer {
+        Layer::CustomArchive => {
+            let (toc, reader) =
+                archive::read_head(reader).map_err(|e| crate::failed!("{source}: {e} (the backup is corrupt or truncated)"))?;
+            Ok(Payload::Archive(Box::new(toc), reader))
+        }
+        Layer::Sql => Ok(Payload::Sql(reader)),
+        other => Err(crate::failed!("{source}: cannot restore {}", other.name())),
+    }
+}
+
+/// How pg_restore loads an archive.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Load {
+    pub no_owner: bool,
+    pub no_privileges: bool,
+    pub jobs: Option<u32>,
+}
+
+impl Load {
+    /// What a comparison with the backup leaves out.
+    pub fn compare(&self) -> CompareOptions {
+        CompareOptions { ignore_owners: self.no_owner, ignore_privileges: self.no_privileges }
+    }
+}
+
+/// Connects for a restore: through a maintenance database, so neither the target nor the
+/// database named in the config needs to exist.
+pub fn connect_admin(cfg: &Config, project: &Project, database: &str) -> Result<Pg> {
+    let bindir = cfg.pg_bindir.as_deref();
+    Pg::connect(&project.connection, bindir, "postgres")
+        .or_else(|e| Pg::connect(&project.connection, bindir, "template1").map_err(|_| e))
+        .or_else(|e| Pg::connect(&project.connection, bindir, database).map_err(|_| e))
 }
 
 /// Restores an opened stream for `project`/`env` into `database` (or `--target-db`).
@@ -86,11 +142,21 @@ pub fn restore_opened(
         tracing::warn!("{w}");
         warnings.push(w);
     }
-    let pg = Pg::connect(&project.connection, cfg.pg_bindir.as_deref(), database)
-        .or_else(|_| Pg::connect(&project.connection, cfg.pg_bindir.as_deref(), "postgres"))?;
+    if opts.jobs.is_some_and(|j| j > 1) && opts.table.is_some() {
+        return Err(crate::usage!("--jobs does not apply to --table, which restores in one transaction"));
+    }
+    if opts.jobs.is_some() && project.connection.container.is_some() {
+        return Err(crate::usage!("--jobs needs a direct connection: pg_restore -j reads a file, which a container cannot see"));
+    }
+    let pg = connect_admin(cfg, project, database)?;
     let mut admin = admin_session(&pg)?;
     let existing = admin.database_info(&target)?;
     let replacing = existing.is_some();
+    if replacing && opts.table.is_some() && opened.digest.is_some() {
+        return Err(crate::usage!(
+            "--table into the live database needs a checked local copy: restore from remote with --target-db, or sync it down first"
+        ));
+    }
     if replacing && !opts.force {
         let what = match &opts.table {
             Some(t) => format!("restore table {t} into existing database {target:?}, replacing that table"),
@@ -100,94 +166,120 @@ pub fn restore_opened(
             return Err(crate::usage!("database {target:?} exists: add --force to {what}"));
         }
     }
-    if opts.jobs.is_some() && project.connection.container.is_some() {
-        return Err(crate::usage!("--jobs needs a direct connection: pg_restore -j reads a file, which a container cannot see"));
-    }
 
-    let source = opened.source.clone();
-    let from = opened.from.clone();
-    let manifest = opened.manifest.clone();
     let progress = ui.progress("restore", opened.size);
     let mut report = RestoreReport {
         project: project.name.clone(),
         env: env.to_string(),
         database: target.clone(),
-        source,
-        from,
+        source: opened.source.clone(),
+        from: opened.from.clone(),
         old_database: None,
         replaced: false,
         table: opts.table.clone(),
         tables_checked: None,
         rows: None,
+        objects_checked: None,
+        large_objects: None,
         warnings,
     };
+    let manifest = opened.manifest.clone();
+    // Decoding starts here: a wrong key or a foreign file fails before any database is made.
+    let (opened_reader, check) = opened.split();
+    let (reader, decoded) = pipeline::decoder(with_progress(opened_reader, progress.clone()), keys, &report.source)?;
+    let payload = payload(reader, decoded.payload(), &report.source)?;
+    let load = Load { no_owner: opts.no_owner, no_privileges: false, jobs: opts.jobs };
 
-    // One table into the live database: pg_restore --clean in one transaction.
-    if let (Some(table), true) = (&opts.table, replacing) {
-        if opened.digest.is_some() {
-            return Err(crate::usage!(
-                "--table into the live database needs a checked local copy: restore from remote with --target-db, or sync it down first"
-            ));
-        }
-        let (reader, decoded) = pipeline::decoder(with_progress(opened.reader, progress.clone()), keys, &report.source)?;
-        if decoded.payload() != Layer::CustomArchive {
-            return Err(crate::usage!("--table needs a custom-format archive; {} holds {}", report.source, decoded.payload().name()));
-        }
-        let mut args = restore_args(&target, opts.no_owner);
-        args.extend(["--clean".into(), "--if-exists".into(), "--single-transaction".into()]);
-        args.extend(table_args(table));
-        feed(&pg, "pg_restore", None, &args, reader, &report.source)?;
+    if let Some(spec) = &opts.table {
+        let Payload::Archive(toc, reader) = payload else {
+            return Err(crate::usage!("--table needs a custom-format archive; {} is SQL text", report.source));
+        };
+        let root = table::resolve(&toc, spec)?;
+        let name = table::TableName::of(root);
+        report.table = Some(name.to_string());
+        let outcome = if replacing {
+            let mut s = pg.session(&target)?;
+            let exists = s.query_value(&format!("SELECT to_regclass({}) IS NOT NULL", quote_literal(&name.sql())))?;
+            s.close()?;
+            let dest = if exists.trim() == "t" { table::Destination::Replace } else { table::Destination::CreateIn };
+            let outcome = table::restore_table(&pg, &target, &toc, root, dest, reader, manifest.as_ref(), opts.no_owner, &report.source)?;
+            check.check_digest()?;
+            outcome
+        } else {
+            let temp = temp_db_name(&target);
+            let created = fidelity::create_like_archive(&mut admin, &temp, &toc, !opts.no_owner)?;
+            report.warnings.extend(created.warnings);
+            let mut guard = TempDb { pg: &pg, name: Some(temp.clone()) };
+            let outcome = table::restore_table(
+                &pg,
+                &temp,
+                &toc,
+                root,
+                table::Destination::CreateNew,
+                reader,
+                manifest.as_ref(),
+                opts.no_owner,
+                &report.source,
+            )?;
+            check.check_digest()?;
+            fidelity::apply_properties(&mut admin, &temp, &toc, load.compare())?;
+            admin.rename_database(&temp, &target)?;
+            guard.name = None;
+            outcome
+        };
         progress.finish();
-        if let Some(m) = &manifest {
-            check_counts(&pg, &target, m, Some(table), &mut report)?;
+        for n in &outcome.notes {
+            tracing::warn!("{n}");
         }
+        report.warnings.extend(outcome.notes);
+        report.tables_checked = Some(outcome.tables);
+        report.rows = outcome.rows;
+        admin.close()?;
         return Ok(report);
     }
 
-    // Decoding starts here: a wrong key or a foreign file fails before any database is made.
-    let (opened_reader, opened_check) = opened.split();
-    let (reader, decoded) = pipeline::decoder(with_progress(opened_reader, progress.clone()), keys, &report.source)?;
     let temp = temp_db_name(&target);
-    // Copy the database it replaces; on a new server, recreate the one the backup came from.
-    let like = match (&existing, manifest.as_ref().and_then(|m| m.database_settings.clone())) {
-        (Some(e), _) => Some(e.clone()),
-        (None, Some(saved)) if admin.role_exists(&saved.owner)? => Some(saved),
-        (None, Some(saved)) => {
-            let w = format!(
-                "role {:?}, which owned the database, does not exist here: run `pgtier restore-globals` first to keep owners; the database will be owned by {}",
-                saved.owner,
-                pg.user()
-            );
-            tracing::warn!("{w}");
-            report.warnings.push(w);
-            None
+    let creation_differs = match &payload {
+        Payload::Archive(toc, _) => {
+            let created = fidelity::create_like_archive(&mut admin, &temp, toc, !opts.no_owner)
+                .map_err(|e| e.context(format!("creating temporary database {temp:?}")))?;
+            for w in &created.warnings {
+                tracing::warn!("{w}");
+            }
+            report.warnings.extend(created.warnings);
+            created.creation_differs
         }
-        (None, None) => None,
-    };
-    let created = match admin.create_database(&temp, like.as_ref()) {
-        Err(e) if existing.is_none() && like.is_some() => {
-            // The old server's locale may not exist here: keep the owner, take this server's locale.
-            tracing::warn!("could not recreate the database's encoding and locale here ({e}); using this server's defaults");
-            let owner_only = like.as_ref().map(|l| crate::postgres::DbInfo {
-                owner: l.owner.clone(),
-                encoding: String::new(),
-                collate: String::new(),
-                ctype: String::new(),
-            });
-            admin.create_database(&temp, owner_only.as_ref())
+        Payload::Sql(_) => {
+            create_for_sql(&mut admin, &pg, &temp, existing.as_ref(), manifest.as_ref(), &mut report.warnings)?;
+            true
         }
-        other => other,
     };
-    created.map_err(|e| e.context(format!("creating temporary database {temp:?}")))?;
     let mut guard = TempDb { pg: &pg, name: Some(temp.clone()) };
     let result = (|| -> Result<()> {
-        restore_into(&pg, &temp, reader, decoded.payload(), opts, &report.source)?;
-        opened_check.check_digest()?;
+        let toc = match &payload {
+            Payload::Archive(toc, _) => Some(toc.as_ref().clone()),
+            Payload::Sql(_) => None,
+        };
+        let notes = restore_into(&pg, &temp, payload, &load, &report.source)?;
+        report.warnings.extend(notes);
+        check.check_digest()?;
         progress.finish();
+        if let Some(toc) = &toc {
+            fidelity::apply_properties(&mut admin, &temp, toc, load.compare())?;
+            let diffs = fidelity::compare(&pg, &temp, toc, load.compare(), creation_differs)?;
+            if !diffs.is_empty() {
+                return Err(crate::failed!(
+                    "the restored database differs from the backup ({}); the original is untouched",
+                    diffs.join("; ")
+                ));
+            }
+            report.objects_checked = Some(toc.objects(load.compare()).len());
+            report.large_objects = Some(toc.large_objects());
+        }
         if let Some(m) = &manifest
             && project.verify_on_restore
         {
-            check_counts(&pg, &temp, m, opts.table.as_deref(), &mut report)?;
+            check_counts(&pg, &temp, m, None, &mut report)?;
         }
         Ok(())
     })();
@@ -195,13 +287,18 @@ pub fn restore_opened(
     result?;
 
     if replacing {
-        let old = old_db_name(&target, opts.now);
+        let old = old_db_name(&mut admin, &target, opts.now)?;
         let containers = project.app_containers.get(env).cloned().unwrap_or_default();
         crate::fault::point("restore:before-swap");
         crate::apps::with_stopped(&containers, || swap(&pg, &target, &temp, &old))?;
+        guard.name = None;
         report.replaced = true;
         if opts.drop_old {
-            admin.drop_database(&old)?;
+            drop_database(&pg, &old).map_err(|e| {
+                crate::failed!(
+                    "the restore succeeded: {target:?} now holds the backup. But the previous database, kept as {old:?}, could not be dropped ({e}); drop it by hand when it is no longer needed"
+                )
+            })?;
         } else {
             report.old_database = Some(old);
         }
@@ -213,16 +310,55 @@ pub fn restore_opened(
     Ok(report)
 }
 
-/// Streams a decoded payload (`layer`: custom archive or SQL) into the empty database `db`.
-pub fn restore_into(pg: &Pg, db: &str, reader: Box<dyn Read + Send>, layer: Layer, opts: &RestoreOptions, source: &str) -> Result<()> {
-    match layer {
-        Layer::CustomArchive => {
-            let mut args = restore_args(db, opts.no_owner);
-            if let Some(t) = &opts.table {
-                args.extend(table_args(t));
+/// Creates the database a SQL file is restored into: like the one it replaces, or on a new
+/// server like the one the manifest describes.
+fn create_for_sql(
+    admin: &mut Session,
+    pg: &Pg,
+    temp: &str,
+    existing: Option<&DbInfo>,
+    manifest: Option<&Manifest>,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let like = match (existing, manifest.and_then(|m| m.database_settings.clone())) {
+        (Some(e), _) => Some(e.clone()),
+        (None, Some(saved)) if admin.role_exists(&saved.owner)? => Some(saved),
+        (None, Some(saved)) => {
+            warnings.push(format!(
+                "role {:?}, which owned the database, does not exist here: run `pgtier restore-globals` first to keep owners; the database will be owned by {}",
+                saved.owner,
+                pg.user()
+            ));
+            None
+        }
+        (None, None) => None,
+    };
+    let created = match admin.create_database(temp, like.as_ref()) {
+        Err(e) if existing.is_none() && like.is_some() => {
+            warnings.push(format!("could not recreate the database's encoding and locale here ({e}); using this server's defaults"));
+            let owner_only = like.as_ref().map(|l| DbInfo {
+                owner: l.owner.clone(),
+                encoding: String::new(),
+                collate: String::new(),
+                ctype: String::new(),
+            });
+            admin.create_database(temp, owner_only.as_ref())
+        }
+        other => other,
+    };
+    created.map_err(|e| e.context(format!("creating temporary database {temp:?}")))
+}
+
+/// Loads a decoded payload into the empty database `db`; returns notes for the report.
+pub fn restore_into(pg: &Pg, db: &str, payload: Payload, load: &Load, source: &str) -> Result<Vec<String>> {
+    match payload {
+        Payload::Archive(_, reader) => {
+            let mut args = restore_args(db, load.no_owner);
+            if load.no_privileges {
+                args.push("--no-privileges".into());
             }
-            match opts.jobs.filter(|j| *j > 1) {
-                None => feed(pg, "pg_restore", None, &args, reader, source),
+            match load.jobs.filter(|j| *j > 1) {
+                None => feed(pg, "pg_restore", None, &args, reader, source)?,
                 Some(jobs) => {
                     // pg_restore -j needs a seekable file: spool the decoded archive first.
                     let mut tmp = tempfile::Builder::new()
@@ -234,19 +370,29 @@ pub fn restore_into(pg: &Pg, db: &str, reader: Box<dyn Read + Send>, layer: Laye
                         .map_err(|e| crate::failed!("{source}: {e}"))?;
                     args.push(format!("--jobs={jobs}"));
                     args.push(tmp.path().display().to_string());
-                    pg.spawn("pg_restore", None, &args, Stdio::null())?.wait()
+                    pg.spawn("pg_restore", None, &args, Stdio::null())?.wait()?;
                 }
             }
+            Ok(Vec::new())
         }
-        Layer::Sql => {
-            if opts.table.is_some() || opts.jobs.is_some_and(|j| j > 1) {
-                return Err(crate::usage!("--table and --jobs need a custom-format archive; {source} is SQL text"));
+        Payload::Sql(reader) => {
+            if load.jobs.is_some_and(|j| j > 1) {
+                return Err(crate::usage!("--jobs needs a custom-format archive; {source} is SQL text"));
             }
+            let notes = Arc::new(Mutex::new(Vec::new()));
+            let guarded = Box::new(SqlGuard::new(reader, db, Arc::clone(&notes)));
             let args: Vec<String> =
                 ["-X", "-q", "-v", "ON_ERROR_STOP=1", "--no-password", "-o", "/dev/null"].iter().map(|s| s.to_string()).collect();
-            feed(pg, "psql", Some(db), &args, reader, source)
+            feed(pg, "psql", Some(db), &args, guarded, source).map_err(|e| {
+                if e.to_string().contains("invalid command \\restrict") {
+                    crate::failed!("this psql cannot run SQL files in restricted mode (\\restrict): install PostgreSQL client tools of version 13.22, 14.19, 15.14, 16.10, 17.6 or newer")
+                } else {
+                    e
+                }
+            })?;
+            let n = notes.lock().expect("notes").clone();
+            Ok(n)
         }
-        other => Err(crate::failed!("{source}: cannot restore {}", other.name())),
     }
 }
 
@@ -258,14 +404,6 @@ fn restore_args(db: &str, no_owner: bool) -> Vec<String> {
         args.push("--no-owner".into());
     }
     args
-}
-
-/// `-n schema -t table` for `schema.table`, `-t table` otherwise.
-fn table_args(table: &str) -> Vec<String> {
-    match table.split_once('.') {
-        Some((schema, name)) => vec![format!("--schema={schema}"), format!("--table={name}")],
-        None => vec![format!("--table={table}")],
-    }
 }
 
 pub fn with_progress(input: Box<dyn Read + Send>, progress: Progress) -> Box<dyn Read + Send> {
