@@ -73,8 +73,18 @@ pub fn backup(cfg: &Config, project: &Project, env: &str, opts: &BackupOptions, 
         Ok(w) => w,
         Err(e) => {
             drop(dump_done);
-            let _ = counting.join();
-            return Err(e);
+            // A counting failure ends the snapshot pg_dump imports: it is then the cause.
+            if let Ok(Err(counting_failed)) = counting.join() {
+                let _ = dump.wait();
+                return Err(counting_failed.context(format!("backup of {}/{env}: counting rows in the dump's snapshot", project.name)));
+            }
+            // A pg_dump that failed on its own says why; one that pgtier stopped does not.
+            return match dump.wait() {
+                Err(tool) if !tool.to_string().contains("killed by a signal") => {
+                    Err(tool.context(format!("backup of {}/{env} (database {database:?})", project.name)))
+                }
+                _ => Err(e),
+            };
         }
     };
     let dumped = dump.wait().map_err(|e| e.context(format!("backup of {}/{env} (database {database:?})", project.name)));
@@ -87,9 +97,12 @@ pub fn backup(cfg: &Config, project: &Project, env: &str, opts: &BackupOptions, 
     if written.raw_size == 0 {
         return Err(crate::failed!("pg_dump produced no output for {database:?}"));
     }
-    let toc = toc.ok_or_else(|| crate::failed!("pg_dump's output has no table of contents"))?;
-    let contents =
-        Contents { tables: Some(counts), settings, fingerprint: Some(toc.fingerprint()), large_objects: Some(toc.large_objects()) };
+    let contents = Contents {
+        tables: Some(counts),
+        settings,
+        fingerprint: toc.as_ref().map(Toc::fingerprint),
+        large_objects: toc.as_ref().map(Toc::large_objects),
+    };
     let b = slot.finish(written, &pg, database, "custom", contents, &opts.tags, started)?;
     tracing::info!(
         "backed up {}/{env} to {} ({} bytes, {} tables)",
@@ -152,14 +165,18 @@ impl<'a> Slot<'a> {
         let mut stdout = match toc {
             None => stdout,
             Some(slot) => match crate::postgres::archive::read_head(stdout) {
-                Ok((t, rest)) => {
+                Ok((Ok(t), rest)) => {
                     *slot = Some(t);
                     rest
                 }
-                Err(e) => {
-                    let _ = tool.child.kill();
-                    return Err(crate::failed!("reading pg_dump's output: {e}"));
+                Ok((Err(why), rest)) => {
+                    tracing::warn!(
+                        "cannot read the table of contents of pg_dump's output ({why}): the manifest gets no schema fingerprint"
+                    );
+                    rest
                 }
+                // The output ended or broke early: pg_dump's own complaint, if any, says why.
+                Err(e) => return Err(crate::failed!("reading pg_dump's output: {e}")),
             },
         };
         let progress = ui.progress(label, None);

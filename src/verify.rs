@@ -119,12 +119,14 @@ fn drill(cfg: &Config, project: &Project, env: &str, opened: Opened, keys: &Keys
     };
     let (load, creation_differs) = match &toc {
         Some(toc) => {
-            let missing = fidelity::missing_owners(&mut admin, toc)?;
-            let load = Load { no_owner: !missing.is_empty(), no_privileges: !missing.is_empty(), jobs: None };
+            let missing = fidelity::missing_roles(&mut admin, toc)?;
+            let skip = fidelity::policies_naming(toc, &missing);
+            let load = Load { no_owner: !missing.is_empty(), no_privileges: !missing.is_empty(), jobs: None, skip };
             if !missing.is_empty() {
                 result.notes.push(format!(
-                    "role(s) {} do not exist on this server: owners and grants were neither restored nor compared",
-                    missing.join(", ")
+                    "role(s) {} do not exist on this server: owners, grants and {} policies naming them were neither restored nor compared",
+                    missing.join(", "),
+                    load.skip.len()
                 ));
             }
             let created = fidelity::create_like_archive(&mut admin, &temp, toc, !load.no_owner)?;
@@ -133,7 +135,7 @@ fn drill(cfg: &Config, project: &Project, env: &str, opened: Opened, keys: &Keys
         }
         None => {
             admin.create_database(&temp, None)?;
-            (Load { no_owner: true, no_privileges: true, jobs: None }, true)
+            (Load { no_owner: true, no_privileges: true, ..Load::default() }, true)
         }
     };
     let mut guard = TempDb::new(&pg, &temp);
@@ -146,7 +148,7 @@ fn drill(cfg: &Config, project: &Project, env: &str, opened: Opened, keys: &Keys
     restored?;
     if let Some(toc) = &toc {
         fidelity::apply_properties(&mut admin, &temp, toc, load.compare())?;
-        let diffs = fidelity::compare(&pg, &temp, toc, load.compare(), creation_differs)?;
+        let diffs = fidelity::compare(&pg, &temp, toc, &load, creation_differs)?;
         result.objects_checked = Some(toc.objects(load.compare()).len());
         if !diffs.is_empty() {
             return Err(crate::failed!("{}: the restored database differs from the backup: {}", manifest.file, diffs.join("; ")));

@@ -179,9 +179,10 @@ pub fn parse(buf: &[u8]) -> Result<(Toc, usize), TocError> {
     Ok((Toc { version, database, server_version, dump_version, entries }, c.pos))
 }
 
-/// Reads an archive's table of contents from the head of `input`; returns it and a reader that
-/// yields the whole stream again from its first byte.
-pub fn read_head(mut input: Box<dyn Read + Send>) -> io::Result<(Toc, Box<dyn Read + Send>)> {
+/// Reads an archive's table of contents from the head of `input`; returns it (or why it could
+/// not be read: an archive format this build does not know) and a reader that yields the whole
+/// stream again from its first byte.
+pub fn read_head(mut input: Box<dyn Read + Send>) -> io::Result<(Result<Toc, String>, Box<dyn Read + Send>)> {
     let mut buf = Vec::with_capacity(64 << 10);
     let mut next_try = 64 << 10;
     let mut chunk = vec![0u8; 64 << 10];
@@ -196,12 +197,12 @@ pub fn read_head(mut input: Box<dyn Read + Send>) -> io::Result<(Toc, Box<dyn Re
         // Parse at doubling sizes, so a large table of contents is parsed a few times, not once a chunk.
         if n == 0 || buf.len() >= next_try {
             match parse(&buf) {
-                Ok((toc, _)) => return Ok((toc, Box::new(io::Cursor::new(buf).chain(input)))),
+                Ok((toc, _)) => return Ok((Ok(toc), Box::new(io::Cursor::new(buf).chain(input)))),
                 Err(TocError::Incomplete) if n == 0 => {
                     return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the archive ends inside its table of contents"));
                 }
                 Err(TocError::Incomplete) => next_try = buf.len() * 2,
-                Err(TocError::Invalid(m)) => return Err(io::Error::new(io::ErrorKind::InvalidData, m)),
+                Err(TocError::Invalid(m)) => return Ok((Err(m), Box::new(io::Cursor::new(buf).chain(input)))),
             }
         }
     }

@@ -7,6 +7,7 @@
 use std::io::Read;
 use std::process::Stdio;
 
+use super::Load;
 use crate::error::Result;
 use crate::postgres::archive::{self, CompareOptions, Toc};
 use crate::postgres::{Pg, Session, quote_ident, quote_literal};
@@ -124,11 +125,14 @@ pub fn schema_of(pg: &Pg, db: &str) -> Result<Toc> {
 
 /// Compares the restored `db` with the archive: every schema object and database property, and
 /// the number of large objects. Returns the differences, one line each.
-pub fn compare(pg: &Pg, db: &str, toc: &Toc, opts: CompareOptions, creation_differs: bool) -> Result<Vec<String>> {
+pub fn compare(pg: &Pg, db: &str, toc: &Toc, load: &Load, creation_differs: bool) -> Result<Vec<String>> {
     let restored = schema_of(pg, db)?;
-    let mut diffs: Vec<String> = archive::differences(toc, &restored, opts)
+    let by_id = toc.by_id();
+    let skipped: Vec<String> = load.skip.iter().filter_map(|id| by_id.get(id)).map(|e| archive::entry_key(e)).collect();
+    let mut diffs: Vec<String> = archive::differences(toc, &restored, load.compare())
         .into_iter()
         .filter(|d| !(creation_differs && d.starts_with("DATABASE (database)")))
+        .filter(|d| !skipped.iter().any(|k| d.strip_prefix(k.as_str()).is_some_and(|rest| rest == " is missing")))
         .collect();
     let mut s = pg.session(db)?;
     let los: u64 = s.query_value("SELECT count(*) FROM pg_largeobject_metadata")?.trim().parse().unwrap_or(0);
@@ -145,13 +149,34 @@ pub fn compare(pg: &Pg, db: &str, toc: &Toc, opts: CompareOptions, creation_diff
     Ok(diffs)
 }
 
-/// Roles the archive names as owners that do not exist on this server.
-pub fn missing_owners(admin: &mut Session, toc: &Toc) -> Result<Vec<String>> {
-    let owners: std::collections::BTreeSet<&str> = toc.entries.iter().map(|e| e.owner.as_str()).filter(|o| !o.is_empty()).collect();
+/// The roles a policy applies to (`CREATE POLICY … TO a, "B" USING …`), unquoted.
+fn policy_roles(defn: &str) -> Vec<String> {
+    let Some(to) = defn.split(" TO ").nth(1) else { return Vec::new() };
+    let to = to.split(" USING").next().unwrap_or(to).split(" WITH CHECK").next().unwrap_or(to);
+    to.split(',')
+        .map(|r| r.trim().trim_end_matches(';').trim())
+        .map(|r| r.strip_prefix('"').and_then(|r| r.strip_suffix('"')).map(|r| r.replace("\"\"", "\"")).unwrap_or_else(|| r.to_string()))
+        .filter(|r| !r.is_empty() && r != "public")
+        .collect()
+}
+
+/// Policies that name one of `roles`, which cannot be created where those roles do not exist.
+pub fn policies_naming(toc: &Toc, roles: &[String]) -> Vec<i64> {
+    toc.entries
+        .iter()
+        .filter(|e| e.desc == "POLICY" && policy_roles(&e.defn).iter().any(|r| roles.contains(r)))
+        .map(|e| e.dump_id)
+        .collect()
+}
+
+/// Roles the archive needs (owners, roles named by policies) that do not exist on this server.
+pub fn missing_roles(admin: &mut Session, toc: &Toc) -> Result<Vec<String>> {
+    let mut roles: std::collections::BTreeSet<String> = toc.entries.iter().map(|e| e.owner.clone()).filter(|o| !o.is_empty()).collect();
+    roles.extend(toc.entries.iter().filter(|e| e.desc == "POLICY").flat_map(|e| policy_roles(&e.defn)));
     let mut missing = Vec::new();
-    for o in owners {
-        if !admin.role_exists(o)? {
-            missing.push(o.to_string());
+    for r in roles {
+        if !admin.role_exists(&r)? {
+            missing.push(r);
         }
     }
     Ok(missing)
@@ -160,6 +185,13 @@ pub fn missing_owners(admin: &mut Session, toc: &Toc) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roles_a_policy_names() {
+        assert_eq!(policy_roles("CREATE POLICY p ON t FOR SELECT TO fx_reader USING (true);\n"), vec!["fx_reader"]);
+        assert_eq!(policy_roles("CREATE POLICY p ON t TO a, \"Odd \"\"One\" USING (x) WITH CHECK (y);"), vec!["a", "Odd \"One"]);
+        assert!(policy_roles("CREATE POLICY p ON t USING (owner_name = current_user);").is_empty());
+    }
 
     #[test]
     fn the_tablespace_and_encoding_of_a_create_database() {

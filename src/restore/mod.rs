@@ -91,6 +91,7 @@ pub fn payload(reader: Box<dyn Read + Send>, layer: Layer, source: &str) -> Resu
         Layer::CustomArchive => {
             let (toc, reader) =
                 archive::read_head(reader).map_err(|e| crate::failed!("{source}: {e} (the backup is corrupt or truncated)"))?;
+            let toc = toc.map_err(|m| crate::failed!("{source}: {m}; nothing was changed"))?;
             Ok(Payload::Archive(Box::new(toc), reader))
         }
         Layer::Sql => Ok(Payload::Sql(reader)),
@@ -99,11 +100,13 @@ pub fn payload(reader: Box<dyn Read + Send>, layer: Layer, source: &str) -> Resu
 }
 
 /// How pg_restore loads an archive.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Load {
     pub no_owner: bool,
     pub no_privileges: bool,
     pub jobs: Option<u32>,
+    /// Archive entries (dump ids) left out, e.g. policies naming roles this server lacks.
+    pub skip: Vec<i64>,
 }
 
 impl Load {
@@ -188,7 +191,7 @@ pub fn restore_opened(
     let (opened_reader, check) = opened.split();
     let (reader, decoded) = pipeline::decoder(with_progress(opened_reader, progress.clone()), keys, &report.source)?;
     let payload = payload(reader, decoded.payload(), &report.source)?;
-    let load = Load { no_owner: opts.no_owner, no_privileges: false, jobs: opts.jobs };
+    let load = Load { no_owner: opts.no_owner, jobs: opts.jobs, ..Load::default() };
 
     if let Some(spec) = &opts.table {
         let Payload::Archive(toc, reader) = payload else {
@@ -266,7 +269,7 @@ pub fn restore_opened(
         progress.finish();
         if let Some(toc) = &toc {
             fidelity::apply_properties(&mut admin, &temp, toc, load.compare())?;
-            let diffs = fidelity::compare(&pg, &temp, toc, load.compare(), creation_differs)?;
+            let diffs = fidelity::compare(&pg, &temp, toc, &load, creation_differs)?;
             if !diffs.is_empty() {
                 return Err(crate::failed!(
                     "the restored database differs from the backup ({}); the original is untouched",
@@ -352,11 +355,18 @@ fn create_for_sql(
 /// Loads a decoded payload into the empty database `db`; returns notes for the report.
 pub fn restore_into(pg: &Pg, db: &str, payload: Payload, load: &Load, source: &str) -> Result<Vec<String>> {
     match payload {
-        Payload::Archive(_, reader) => {
+        Payload::Archive(toc, reader) => {
             let mut args = restore_args(db, load.no_owner);
             if load.no_privileges {
                 args.push("--no-privileges".into());
             }
+            let _list = if load.skip.is_empty() {
+                None
+            } else {
+                let list = table::write_list(&toc, |e| !load.skip.contains(&e.dump_id))?;
+                args.push(format!("--use-list={}", list.path().display()));
+                Some(list)
+            };
             match load.jobs.filter(|j| *j > 1) {
                 None => feed(pg, "pg_restore", None, &args, reader, source)?,
                 Some(jobs) => {
@@ -443,6 +453,10 @@ fn feed(pg: &Pg, tool: &str, database: Option<&str>, args: &[String], mut reader
     let fed = fed.join().map_err(|_| crate::failed!("restore feeder panicked"))?;
     let _ = drain.join();
     match (fed, waited) {
+        (Err(e), _) if e.kind() == sql_guard::REFUSED => Err(crate::usage!("refusing {source}: {e}; nothing was changed")),
+        (_, Err(e)) if e.to_string().contains("backslash commands are restricted") => Err(crate::usage!(
+            "refusing {source}: it contains a psql command (a backslash command inside a line), which pgtier does not run; nothing was changed"
+        )),
         (Err(e), _) if e.kind() != std::io::ErrorKind::BrokenPipe => {
             Err(crate::failed!("reading {source}: {e} (the backup is corrupt or truncated)"))
         }

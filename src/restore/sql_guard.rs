@@ -9,6 +9,20 @@ use std::sync::{Arc, Mutex};
 
 use crate::postgres::archive::rename_database;
 
+/// The error kind a refused line is reported with (nothing else in the pipeline uses it).
+pub const REFUSED: io::ErrorKind = io::ErrorKind::PermissionDenied;
+
+/// The database a `\connect` line names: `\connect db` or pg_dump's
+/// `\connect -reuse-previous=on "dbname='db'"`.
+fn connect_target(line: &str) -> Option<String> {
+    let arg = line.split_whitespace().skip(1).find(|w| !w.starts_with('-'))?;
+    let arg = arg.trim_matches('"');
+    match arg.strip_prefix("dbname='") {
+        Some(rest) => Some(rest.strip_suffix('\'')?.replace("\\'", "'")),
+        None => first_ident(arg).or_else(|| Some(arg.to_string())),
+    }
+}
+
 /// A reader of the SQL to give psql: the file, filtered, behind a `\restrict` line.
 pub struct SqlGuard<R> {
     inner: BufReader<R>,
@@ -42,7 +56,7 @@ impl<R: Read> SqlGuard<R> {
 
     fn refuse(&self, what: &str) -> io::Error {
         io::Error::new(
-            io::ErrorKind::InvalidData,
+            REFUSED,
             format!(
                 "line {}: {what}; pgtier restores a SQL file only into its target database and runs no psql commands from it",
                 self.line_no
@@ -73,16 +87,20 @@ impl<R: Read> SqlGuard<R> {
                 // pg_dump's own guard lines; psql runs ours instead.
                 "\\restrict" | "\\unrestrict" => return Ok(true),
                 "\\connect" | "\\c" => {
-                    let Some(db) = self.preamble_db.clone().filter(|_| self.in_head) else {
+                    // pg_dump -C reconnects to the database it created, which here is the target.
+                    let named = connect_target(t);
+                    let Some(db) = self.preamble_db.clone().filter(|db| named.as_deref() == Some(db.as_str())) else {
                         return Err(self.refuse(&format!("`{t}` would switch to another database")));
                     };
-                    self.in_head = false;
-                    let note = format!(
-                        "skipped the pg_dump -C preamble (CREATE DATABASE {db}, \\connect): the SQL is restored into {}",
-                        self.target
-                    );
-                    tracing::info!("{note}");
-                    self.notes.lock().expect("notes").push(note);
+                    if self.in_head {
+                        self.in_head = false;
+                        let note = format!(
+                            "skipped the pg_dump -C preamble (CREATE DATABASE {db}, \\connect): the SQL is restored into {}",
+                            self.target
+                        );
+                        tracing::info!("{note}");
+                        self.notes.lock().expect("notes").push(note);
+                    }
                     return Ok(true);
                 }
                 _ => return Err(self.refuse(&format!("`{word}` is a psql command"))),
@@ -165,7 +183,7 @@ mod tests {
 
     #[test]
     fn the_create_preamble_is_skipped_and_its_database_statements_renamed() {
-        let sql = "--\n\\restrict abc\nSET statement_timeout = 0;\nCREATE DATABASE shop WITH TEMPLATE = template0;\nALTER DATABASE shop OWNER TO app;\n\\unrestrict abc\n\\connect -reuse-previous=on \"dbname='shop'\"\n\\restrict abc\nALTER DATABASE shop SET search_path TO 'app';\nCREATE TABLE t (x text);\nCOPY public.t (x) FROM stdin;\n\\! not a command inside COPY\n\\.\n\\unrestrict abc\n";
+        let sql = "--\n\\restrict abc\nSET statement_timeout = 0;\nCREATE DATABASE shop WITH TEMPLATE = template0;\nALTER DATABASE shop OWNER TO app;\n\\unrestrict abc\n\\connect -reuse-previous=on \"dbname='shop'\"\n\\restrict abc\nALTER DATABASE shop SET search_path TO 'app';\n\\connect shop\nCREATE TABLE t (x text);\nCOPY public.t (x) FROM stdin;\n\\! not a command inside COPY\n\\.\n\\unrestrict abc\n";
         let (out, notes) = run(sql);
         let out = out.unwrap();
         assert!(out.starts_with("\\restrict pgtier"), "{out}");

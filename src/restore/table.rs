@@ -406,6 +406,9 @@ fn belonging(toc: &Toc, set: &BTreeSet<i64>, prereqs: bool, live: &BTreeSet<Tabl
     (selected, rejected.into_values().collect())
 }
 
+/// A foreign key: its name, the referencing and referenced tables and their columns (quoted).
+type ForeignKey = (String, String, String, Vec<String>, Vec<String>);
+
 /// Checks, as SQL that raises an error, that every foreign key into or out of the table (and
 /// its partitions) still holds. With `replacing`, also the keys of other tables that point at it.
 fn foreign_keys(s: &mut Session, root_sql: &str, replacing: bool) -> Result<Vec<String>> {
@@ -422,7 +425,7 @@ fn foreign_keys(s: &mut Session, root_sql: &str, replacing: bool) -> Result<Vec<
            AND (c.conrelid IN (SELECT relid FROM rels) OR ({replacing} AND c.confrelid IN (SELECT relid FROM rels)))",
         root = quote_literal(root_sql),
     );
-    let fks: Vec<(String, String, String, Vec<String>, Vec<String>)> = s.query_json(&sql)?;
+    let fks: Vec<ForeignKey> = s.query_json(&sql)?;
     Ok(fks
         .into_iter()
         .map(|(name, child, parent, ccols, pcols)| {
@@ -452,12 +455,7 @@ fn run_script(
     no_owner: bool,
     source: &str,
 ) -> Result<()> {
-    let mut list =
-        tempfile::Builder::new().prefix("pgtier-list-").tempfile().map_err(|e| crate::failed!("cannot create a temporary file: {e}"))?;
-    for e in toc.entries.iter().filter(|e| selected.contains(&e.dump_id)) {
-        writeln!(list, "{}; {}", e.dump_id, e.desc).map_err(|e| crate::failed!("writing the restore list: {e}"))?;
-    }
-    list.flush().map_err(|e| crate::failed!("writing the restore list: {e}"))?;
+    let list = write_list(toc, |e| selected.contains(&e.dump_id))?;
     let mut args = vec!["--file=-".to_string(), format!("--use-list={}", list.path().display())];
     if no_owner {
         args.push("--no-owner".into());
@@ -514,6 +512,18 @@ fn run_script(
     }
     piped.map_err(|e| crate::failed!("passing the restore script to psql: {e}"))?;
     Ok(())
+}
+
+/// A pg_restore list file (`--use-list`) of the entries `keep` accepts, in archive order, so
+/// a streamed archive is read front to back.
+pub(super) fn write_list(toc: &Toc, keep: impl Fn(&TocEntry) -> bool) -> Result<tempfile::NamedTempFile> {
+    let mut list =
+        tempfile::Builder::new().prefix("pgtier-list-").tempfile().map_err(|e| crate::failed!("cannot create a temporary file: {e}"))?;
+    for e in toc.entries.iter().filter(|e| keep(e)) {
+        writeln!(list, "{}; {}", e.dump_id, e.desc).map_err(|e| crate::failed!("writing the restore list: {e}"))?;
+    }
+    list.flush().map_err(|e| crate::failed!("writing the restore list: {e}"))?;
+    Ok(list)
 }
 
 #[cfg(test)]

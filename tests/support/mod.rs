@@ -4,6 +4,7 @@
 
 pub mod localstack;
 pub mod proxy;
+pub mod rich;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
