@@ -48,6 +48,9 @@ pub fn audit_local(cfg: &Config, project: &Project, env: &str, now: DateTime<Utc
     for (path, why) in &listing.broken {
         findings.push(Finding::new("broken-manifest", path.display(), why.clone()));
     }
+    if let Some(why) = plan.clock_problem() {
+        findings.push(Finding::new("clock", dir.display(), why));
+    }
     for b in &listing.backups {
         match crate::pipeline::sha256_file(&b.data_path) {
             Ok(d) if d.size == b.manifest.size && d.sha256 == b.manifest.sha256 => {}

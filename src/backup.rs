@@ -207,6 +207,8 @@ impl<'a> Slot<'a> {
         // Under the env lock, the file and its manifest appear together for every other pgtier
         // process; only a crash in between leaves the file alone (removed by the next run).
         let _lock = DirLock::acquire(&dir)?;
+        let marker = crate::fsutil::pending_marker(&dir, &stem.to_string());
+        write_atomic(&marker, b"")?;
         partial.commit()?;
         crate::fault::point("backup:before-manifest");
         let listing = Listing::scan(&dir, &project.name, env)?;
@@ -246,6 +248,7 @@ impl<'a> Slot<'a> {
         };
         let manifest_path = dir.join(manifest.manifest_name()?);
         write_atomic(&manifest_path, &manifest.to_bytes())?;
+        crate::fsutil::remove_if_exists(&marker)?;
         Ok(LocalBackup { stem, data_path: dir.join(&manifest.file), manifest, manifest_path })
     }
 }

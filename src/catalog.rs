@@ -28,11 +28,14 @@ pub struct Listing {
     pub foreign: Vec<PathBuf>,
     /// Temporary files of writers, live or crashed.
     pub partials: Vec<PathBuf>,
+    /// Crash markers of backups between their file and their manifest (`.STEM.pending`).
+    pub markers: Vec<PathBuf>,
 }
 
 impl Listing {
     /// Reads `dir` (a missing folder is an empty listing).
     pub fn scan(dir: &Path, project: &str, env: &str) -> Result<Listing> {
+        crate::fsutil::check_not_linked(dir)?;
         let mut out = Listing::default();
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
@@ -52,6 +55,10 @@ impl Listing {
             let path = dir.join(name);
             if name.starts_with('.') && name.ends_with(PARTIAL_SUFFIX) {
                 out.partials.push(path);
+                continue;
+            }
+            if name.starts_with('.') && name.ends_with(".pending") {
+                out.markers.push(path);
                 continue;
             }
             let Some(stem) = name.strip_suffix(".json").and_then(Stem::parse) else { continue };
@@ -74,9 +81,17 @@ impl Listing {
             described.insert(name.clone());
             described.insert(manifest.file.clone());
             let data_path = dir.join(&manifest.file);
-            if !data_path.is_file() {
-                out.broken.push((path, format!("its backup file {} is missing", manifest.file)));
-                continue;
+            match std::fs::symlink_metadata(&data_path) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    out.broken
+                        .push((path, format!("its backup file {} is a symbolic link: refused, never read or uploaded", manifest.file)));
+                    continue;
+                }
+                Ok(m) if m.is_file() => {}
+                _ => {
+                    out.broken.push((path, format!("its backup file {} is missing", manifest.file)));
+                    continue;
+                }
             }
             out.backups.push(LocalBackup { stem, manifest, data_path, manifest_path: path });
         }

@@ -15,11 +15,48 @@ pub const PARTIAL_SUFFIX: &str = ".partial";
 /// Creates `dir` and its missing parents with mode 0700.
 pub fn ensure_private_dir(dir: &Path) -> Result<()> {
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).at(dir)?;
-    let meta = std::fs::metadata(dir).at(dir)?;
+    let meta = std::fs::symlink_metadata(dir).at(dir)?;
+    if meta.file_type().is_symlink() {
+        return Err(crate::failed!("{} is a symbolic link: pgtier does not change the mode of a folder it does not own", dir.display()));
+    }
     if meta.permissions().mode() & 0o077 != 0 {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).at(dir)?;
     }
     Ok(())
+}
+
+/// Opens one of pgtier's own files for reading without following a symbolic link: a link
+/// where a backup should be (to `/etc/shadow`, say) is refused, never read or uploaded.
+pub fn open_own(path: &Path) -> Result<File> {
+    OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            crate::failed!("{}: is a symbolic link; pgtier does not follow links in its folders", path.display())
+        } else {
+            Error::io(path, e)
+        }
+    })
+}
+
+/// Refuses `dir` (an env folder) when it or its project or env folder is a symbolic link:
+/// pgtier would otherwise chmod, list and delete in a folder it does not own. The backup root
+/// itself may be a link (a mount elsewhere).
+pub fn check_not_linked(dir: &Path) -> Result<()> {
+    for p in dir.ancestors().take(3) {
+        if std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(crate::failed!(
+                "{} is a symbolic link: pgtier does not follow links below backup_root (point backup_root at the real folder instead)",
+                p.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The crash marker of backup `stem` in `dir`: present from just before its file takes its
+/// final name until its manifest is written, so a file without a manifest is deleted only when
+/// pgtier can prove it wrote it (and crashed).
+pub fn pending_marker(dir: &Path, stem: &str) -> PathBuf {
+    dir.join(format!(".{stem}.pending"))
 }
 
 /// Makes an existing file private (0600), as every backup file is.
@@ -197,5 +234,22 @@ pub fn warn_if_loose(path: &Path, what: &str) {
             path.display(),
             meta.permissions().mode() & 0o777
         );
+    }
+}
+
+/// Whether process `pid` exists on this host (EPERM: it exists, owned by someone else).
+pub fn process_alive(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks whether the process exists.
+    pid == std::process::id() as i32
+        || unsafe { libc::kill(pid, 0) } == 0
+        || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Removes `p`; a file already gone is fine.
+pub fn remove_if_exists(p: &Path) -> Result<()> {
+    match std::fs::remove_file(p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(p, e)),
     }
 }

@@ -28,6 +28,7 @@ pub mod prune;
 pub mod restore;
 pub mod retention;
 pub mod run;
+pub mod scratch;
 pub mod signals;
 pub mod store;
 pub mod sync;

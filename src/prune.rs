@@ -67,6 +67,11 @@ pub struct EnvPlan {
 }
 
 impl EnvPlan {
+    /// Why nothing may be deleted, when the clock cannot be trusted.
+    pub fn clock_problem(&self) -> Option<&str> {
+        self.decisions.values().find(|d| d.frozen).and_then(|d| d.reasons.first()).map(String::as_str)
+    }
+
     /// Entries to delete.
     pub fn deletions(&self) -> impl Iterator<Item = &Entry> {
         self.entries.iter().filter(|e| e.action == LocalAction::Delete)
@@ -159,27 +164,25 @@ pub fn plan_local(
 /// Returns how many backups were deleted.
 pub fn apply(dir: &Path, listing: &Listing, plan: &EnvPlan) -> Result<usize> {
     finish_interrupted(dir)?;
-    let mut deleted = 0;
-    for e in plan.deletions() {
-        let b = listing.backups.iter().find(|b| b.stem.to_string() == e.backup).expect("planned from this listing");
-        delete_backup(b)?;
-        tracing::info!("deleted {}/{} {} ({})", plan.project, plan.env, e.backup, e.reasons.join("; "));
-        deleted += 1;
+    let by_stem: std::collections::HashMap<String, &LocalBackup> = listing.backups.iter().map(|b| (b.stem.to_string(), b)).collect();
+    let doomed: Vec<(&Entry, &LocalBackup)> =
+        plan.deletions().map(|e| (e, *by_stem.get(&e.backup).expect("planned from this listing"))).collect();
+    // In batches: every manifest of a batch becomes a tombstone (one fsync), then the files go
+    // (one fsync), so a backlog of 50,000 costs 100 fsyncs, not 100,000.
+    for batch in doomed.chunks(1000) {
+        for (_, b) in batch {
+            std::fs::rename(&b.manifest_path, tombstone_path(&b.manifest_path)).at(&b.manifest_path)?;
+        }
+        sync_dir(dir)?;
+        crate::fault::point("prune:mid-delete");
+        for (e, b) in batch {
+            remove_if_exists(&b.data_path)?;
+            remove_if_exists(&tombstone_path(&b.manifest_path))?;
+            tracing::info!("deleted {}/{} {} ({})", plan.project, plan.env, e.backup, e.reasons.join("; "));
+        }
+        sync_dir(dir)?;
     }
-    Ok(deleted)
-}
-
-/// Removes one local backup: the manifest becomes a hidden tombstone first (the backup stops
-/// existing), then the data file goes, then the tombstone.
-pub fn delete_backup(b: &LocalBackup) -> Result<()> {
-    let dir = b.manifest_path.parent().expect("manifest in a folder");
-    let tomb = tombstone_path(&b.manifest_path);
-    std::fs::rename(&b.manifest_path, &tomb).at(&b.manifest_path)?;
-    sync_dir(dir)?;
-    crate::fault::point("prune:mid-delete");
-    remove_if_exists(&b.data_path)?;
-    remove_if_exists(&tomb)?;
-    sync_dir(dir)
+    Ok(doomed.len())
 }
 
 fn tombstone_path(manifest: &Path) -> PathBuf {
@@ -225,13 +228,33 @@ pub fn clean_orphans(listing: &Listing) -> Result<usize> {
         // A manifest that exists but cannot be read (corrupt, lying) protects its file: that is
         // for a human to look at, never for pgtier to delete.
         let has_manifest = p.with_file_name(format!("{stem}.json")).exists();
-        if ours && !rest.ends_with(".json") && !has_manifest {
+        // Only a file pgtier can prove it wrote: its crash marker says so. A file of the same
+        // name copied in by hand (for a recovery drill, say) is foreign and stays.
+        let dir = p.parent().unwrap_or(Path::new("."));
+        let marker = crate::fsutil::pending_marker(dir, &stem.to_string());
+        let is_link = std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink());
+        if ours && !rest.ends_with(".json") && !has_manifest && marker.exists() && !is_link {
             remove_if_exists(p)?;
+            remove_if_exists(&marker)?;
             tracing::info!(
                 "removed {}: a backup that crashed before its manifest was written (it was never reported as taken)",
                 p.display()
             );
             n += 1;
+        }
+    }
+    // Markers whose backup got its manifest, or never got its file, have nothing left to prove.
+    for m in &listing.markers {
+        let Some(stem) = m.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix('.')?.strip_suffix(".pending")) else {
+            continue;
+        };
+        let dir = m.parent().unwrap_or(Path::new("."));
+        let has_file = std::fs::read_dir(dir).at(dir)?.flatten().any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with(&format!("{stem}.")) && !name.ends_with(".json")
+        });
+        if !has_file || dir.join(format!("{stem}.json")).exists() {
+            remove_if_exists(m)?;
         }
     }
     Ok(n)
@@ -249,13 +272,7 @@ pub fn clean_partials(listing: &Listing) -> Result<usize> {
     Ok(n)
 }
 
-fn remove_if_exists(p: &Path) -> Result<()> {
-    match std::fs::remove_file(p) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io(p, e)),
-    }
-}
+use crate::fsutil::remove_if_exists;
 
 /// Prunes one project/env: lock, plan, print, apply unless `dry_run`.
 pub fn prune_env(

@@ -40,6 +40,9 @@ pub struct Decision {
     /// The newest backup, kept whatever the policy says.
     pub newest: bool,
     pub keep: bool,
+    /// Kept because the clock cannot be trusted (see `clock_problem`): nothing is deleted.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub frozen: bool,
     pub reasons: Vec<String>,
 }
 
@@ -48,7 +51,8 @@ impl Decision {
     pub fn keep_at(&self, loc: Location, policy: &Policy, remote_configured: bool) -> bool {
         match loc {
             Location::Local => {
-                self.newest
+                self.frozen
+                    || self.newest
                     || self.tag_kept
                     || self.kept_by.iter().any(|t| policy.tier(*t).is_some_and(|t| t.lives(Location::Local) || !remote_configured))
             }
@@ -132,23 +136,66 @@ pub fn tiers_for_new(existing: &[Candidate], created_at: DateTime<Utc>, policy: 
     tiers
 }
 
-/// Plans every candidate against `policy` as of `now`. Backups taken after `now` (a drill with
-/// `--now` in the past, a clock that jumped) are kept and left out of the planning.
-pub fn plan(candidates: &[Candidate], policy: &Policy, now: DateTime<Utc>) -> Vec<Decision> {
-    let (past, future): (Vec<Candidate>, Vec<Candidate>) = candidates.iter().cloned().partition(|c| c.created_at <= now);
-    let mut decisions = plan_past(&past, policy);
-    for c in future {
-        decisions.push(Decision {
-            id: c.id,
-            created_at: c.created_at,
-            tiers: c.recorded_tiers.unwrap_or_default(),
-            kept_by: BTreeSet::new(),
-            tag_kept: false,
-            newest: false,
-            keep: true,
-            reasons: vec![format!("taken after {}: not planned yet", now.format("%Y-%m-%dT%H:%M:%SZ"))],
-        });
+/// How far a backup may be dated after `now` before the clock is taken to be behind (clocks of
+/// two hosts writing one remote differ a little).
+const CLOCK_SLACK_MINUTES: i64 = 10;
+
+/// Two backups this far apart can only be a clock that jumped forward.
+const CLOCK_JUMP_DAYS: i64 = 366;
+
+/// Why the clock cannot be trusted to delete anything: a backup dated after `now` (the clock is
+/// behind, or `--now` is in the past), or two backups so far apart that only a forward jump
+/// explains them.
+pub fn clock_problem(candidates: &[Candidate], now: DateTime<Utc>) -> Option<String> {
+    let fmt = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    if let Some(c) =
+        candidates.iter().filter(|c| c.created_at > now + chrono::Duration::minutes(CLOCK_SLACK_MINUTES)).max_by_key(|c| c.created_at)
+    {
+        return Some(format!(
+            "backup {} is dated {}, after the clock ({}): the clock is behind or jumped back; nothing is deleted until it is right (check the clock and NTP, or --now)",
+            c.id,
+            fmt(c.created_at),
+            fmt(now)
+        ));
     }
+    let mut times: Vec<&Candidate> = candidates.iter().collect();
+    times.sort_by_key(|c| c.created_at);
+    if let Some([before, after]) = times.windows(2).find(|w| w[1].created_at - w[0].created_at > chrono::Duration::days(CLOCK_JUMP_DAYS)) {
+        return Some(format!(
+            "backups {} ({}) and {} ({}) are {} days apart: the clock jumped forward; nothing is deleted until the backups taken under the wrong clock are deleted by hand (after a real pause of more than a year, delete the ones before it)",
+            before.id,
+            fmt(before.created_at),
+            after.id,
+            fmt(after.created_at),
+            (after.created_at - before.created_at).num_days()
+        ));
+    }
+    None
+}
+
+/// Plans every candidate against `policy` as of `now`. When the clock cannot be trusted
+/// (`clock_problem`), every backup is kept in every tier it was recorded in, so nothing is
+/// deleted here or off-site while uploads go on.
+pub fn plan(candidates: &[Candidate], policy: &Policy, now: DateTime<Utc>) -> Vec<Decision> {
+    if let Some(why) = clock_problem(candidates, now) {
+        let mut decisions: Vec<Decision> = candidates
+            .iter()
+            .map(|c| Decision {
+                id: c.id.clone(),
+                created_at: c.created_at,
+                tiers: c.recorded_tiers.clone().unwrap_or_default(),
+                kept_by: c.recorded_tiers.clone().unwrap_or_default(),
+                tag_kept: !c.tags.is_empty(),
+                newest: false,
+                keep: true,
+                frozen: true,
+                reasons: vec![why.clone()],
+            })
+            .collect();
+        decisions.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
+        return decisions;
+    }
+    let mut decisions = plan_past(candidates, policy);
     decisions.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
     decisions
 }
@@ -168,6 +215,7 @@ fn plan_past(candidates: &[Candidate], policy: &Policy) -> Vec<Decision> {
                 tag_kept: false,
                 newest: false,
                 keep: false,
+                frozen: false,
                 reasons: Vec::new(),
             }
         })

@@ -224,7 +224,14 @@ fn run_env(cfg: &Config, project: &Project, env: &str, remote: Option<&Remote>, 
         }
     };
     match crate::prune::prune_env(cfg, project, env, opts.now, confirmed.as_ref(), false) {
-        Ok(plan) => e.pruned = plan.deletions().count(),
+        Ok(plan) => {
+            e.pruned = plan.deletions().count();
+            if let Some(why) = plan.clock_problem() {
+                tracing::warn!("{}/{env}: {why}", project.name);
+                alerter.send(&Alert::warning(Some(&project.name), Some(env), "clock", why.to_string()));
+                e.warnings.push(why.to_string());
+            }
+        }
         Err(err) => e.errors.push(format!("prune: {err}")),
     }
     // The restore drill the policy schedules (`verify: weekly`), on the newest backup.
@@ -249,7 +256,8 @@ fn run_env(cfg: &Config, project: &Project, env: &str, remote: Option<&Remote>, 
             }
         }
     }
-    // Temporary databases of restores and drills that crashed.
+    // Temporary files and databases of restores and drills that were killed.
+    crate::scratch::sweep_stale();
     let database = project.databases.get(env).map(String::as_str).unwrap_or("postgres");
     if let Ok(pg) = crate::postgres::Pg::connect(&project.connection, cfg.pg_bindir.as_deref(), database) {
         match crate::restore::drop_stale_temp_dbs(&pg) {

@@ -26,7 +26,21 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
+/// The error a stream returns once interrupted. Not `ErrorKind::Interrupted`: `std::io::copy`,
+/// `read_to_end` and `read_exact` retry that kind forever, which spun pgtier at 100 % CPU.
+pub fn cancelled() -> std::io::Error {
+    std::io::Error::other(CANCELLED)
+}
+
+/// The message of a cancelled stream, to recognise it in reports.
+pub const CANCELLED: &str = "interrupted by a signal";
+
 /// An I/O error to return from a stream once interrupted.
 pub fn check_io() -> std::io::Result<()> {
-    if interrupted() { Err(std::io::Error::new(std::io::ErrorKind::Interrupted, "interrupted by a signal")) } else { Ok(()) }
+    if interrupted() { Err(cancelled()) } else { Ok(()) }
+}
+
+/// A failed-by-signal error for the library's own loops.
+pub fn check() -> crate::error::Result<()> {
+    if interrupted() { Err(crate::failed!("{CANCELLED}")) } else { Ok(()) }
 }

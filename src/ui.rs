@@ -61,8 +61,23 @@ impl Ui {
         }
         eprint!("{question} Type yes to continue: ");
         let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer).is_ok() && answer.trim() == "yes"
+        // Read by hand: read_line retries EINTR, so Ctrl-C at the prompt would be ignored.
+        let mut answer = Vec::new();
+        let mut stdin = std::io::stdin().lock();
+        let mut byte = [0u8; 1];
+        loop {
+            match std::io::Read::read(&mut stdin, &mut byte) {
+                Ok(0) => break,
+                Ok(_) if byte[0] == b'\n' => break,
+                Ok(_) => answer.push(byte[0]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted && !crate::signals::interrupted() => {}
+                Err(_) => {
+                    eprintln!();
+                    return false;
+                }
+            }
+        }
+        String::from_utf8_lossy(&answer).trim() == "yes"
     }
 }
 

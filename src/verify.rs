@@ -51,6 +51,29 @@ pub struct VerifyResult {
     pub objects_checked: Option<usize>,
     /// What the drill could not do or compare, and why.
     pub notes: Vec<String>,
+    /// `ok`, `failed` (the backup is proven bad: checksum, decoding, restore or comparison) or
+    /// `not_verified` (interrupted, or the backup or the server could not be reached).
+    pub outcome: Outcome,
+}
+
+/// How a drill ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ok,
+    Failed,
+    NotVerified,
+}
+
+/// Whether an error proves something about the backup, or only that the drill could not run:
+/// a signal, an unreachable store or server. Only proofs are recorded in the manifest.
+fn proves_nothing(err: &str, opened: bool, from_remote: bool) -> bool {
+    crate::signals::interrupted()
+        || err.contains(crate::signals::CANCELLED)
+        || err.contains("cannot connect to database")
+        || err.contains("cannot reach")
+        || (from_remote && !opened)
+        || (from_remote && !err.contains("do not match") && (err.contains("was not read to its end") || err.contains("connection")))
 }
 
 /// Verifies the backup `source` names (default: the newest) of one project/env.
@@ -81,8 +104,11 @@ pub fn verify(cfg: &Config, project: &Project, env: &str, source: &Source, keys:
         indexes_checked: None,
         objects_checked: None,
         notes: Vec::new(),
+        outcome: Outcome::NotVerified,
     };
+    let mut opened_ok = false;
     let outcome = open_source(cfg, project, env, source, Kind::Database, ui).and_then(|opened| {
+        opened_ok = true;
         if let Some(m) = &opened.manifest
             && let Some(stem) = m.stem()
         {
@@ -93,8 +119,19 @@ pub fn verify(cfg: &Config, project: &Project, env: &str, source: &Source, keys:
     });
     result.seconds = (started.elapsed().as_secs_f64() * 100.0).round() / 100.0;
     match outcome {
-        Ok(()) => result.ok = true,
-        Err(e) => result.error = Some(e.to_string()),
+        Ok(()) => {
+            result.ok = true;
+            result.outcome = Outcome::Ok;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            result.outcome = if proves_nothing(&text, opened_ok, result.from == "remote") { Outcome::NotVerified } else { Outcome::Failed };
+            result.error = Some(text);
+        }
+    }
+    if result.outcome == Outcome::NotVerified {
+        tracing::warn!("{} was not verified, and nothing is recorded: {}", result.backup, result.error.as_deref().unwrap_or(""));
+        return result;
     }
     if let Err(e) = record(cfg, project, env, &result) {
         tracing::warn!("could not record the verification of {}: {e}", result.backup);

@@ -23,7 +23,7 @@ pub fn run(ctx: &Ctx, a: AdoptArgs) -> Result<i32> {
     } else {
         for x in &adopted {
             let tiers: Vec<_> = x.tiers.iter().map(|t| t.as_str()).collect();
-            println!(
+            crate::outln!(
                 "{} {} as {} ({} {}, tiers {})",
                 if a.dry_run { "would adopt" } else { "adopted" },
                 x.file,
@@ -33,7 +33,7 @@ pub fn run(ctx: &Ctx, a: AdoptArgs) -> Result<i32> {
                 tiers.join(",")
             );
         }
-        println!("{} file(s) {}", adopted.len(), if a.dry_run { "to adopt" } else { "adopted" });
+        crate::outln!("{} file(s) {}", adopted.len(), if a.dry_run { "to adopt" } else { "adopted" });
     }
     Ok(0)
 }

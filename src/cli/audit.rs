@@ -51,16 +51,16 @@ pub fn run(ctx: &Ctx, a: AuditArgs) -> Result<i32> {
         for e in &envs {
             print_plan(&e.plan, true);
             for f in &e.findings {
-                println!("FINDING {}/{} [{}] {}: {}", e.project, e.env, f.rule, f.file, f.message);
+                crate::outln!("FINDING {}/{} [{}] {}: {}", e.project, e.env, f.rule, f.file, f.message);
             }
             for n in &e.notes {
-                println!("note    {}/{}: {n}", e.project, e.env);
+                crate::outln!("note    {}/{}: {n}", e.project, e.env);
             }
         }
         for f in &policy_findings {
-            println!("FINDING policy [{}] {}: {}", f.rule, f.file, f.message);
+            crate::outln!("FINDING policy [{}] {}: {}", f.rule, f.file, f.message);
         }
-        println!("{}", if total == 0 { "audit: ok".to_string() } else { format!("audit: {total} finding(s)") });
+        crate::outln!("{}", if total == 0 { "audit: ok".to_string() } else { format!("audit: {total} finding(s)") });
     }
     Ok(if total == 0 { 0 } else { 1 })
 }

@@ -22,7 +22,7 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> Result<i32> {
     if ctx.ui.json {
         ctx.print_json(&serde_json::json!({ "path": b.data_path, "manifest": b.manifest_path, "backup": b.stem.to_string(), "size": b.manifest.size, "sha256": b.manifest.sha256, "tiers": b.manifest.tiers }));
     } else {
-        println!("{}", b.data_path.display());
+        crate::outln!("{}", b.data_path.display());
     }
     Ok(0)
 }

@@ -8,7 +8,7 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
     let (cfg, problems) = Config::check(&ctx.config_path);
     if !problems.is_empty() {
         for p in &problems {
-            tracing::error!("{p}");
+            tracing::error!("{}", crate::error::printable(&p.to_string()));
         }
         if ctx.ui.json {
             ctx.print_json(&serde_json::json!({ "ok": false, "problems": problems.iter().map(|p| p.to_string()).collect::<Vec<_>>() }));
@@ -36,10 +36,10 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
     if ctx.ui.json {
         ctx.print_json(&summary);
     } else {
-        println!("{}: ok", cfg.file.display());
+        crate::outln!("{}: ok", cfg.file.display());
         for p in cfg.projects.values() {
             let envs: Vec<_> = p.databases.iter().map(|(e, d)| format!("{e}={d}")).collect();
-            println!(
+            crate::outln!(
                 "  project {}: {} (policy {}{}{})",
                 p.name,
                 envs.join(", "),
@@ -49,7 +49,7 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
             );
         }
         for n in &cfg.notes {
-            println!("  note: {n}");
+            crate::outln!("  note: {n}");
         }
     }
     Ok(0)

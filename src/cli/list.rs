@@ -64,7 +64,7 @@ pub fn run(ctx: &Ctx, a: ListArgs) -> Result<i32> {
                 if ctx.ui.json {
                     ctx.print_json(&serde_json::json!({ "backup": b.stem.to_string(), "path": b.data_path }));
                 } else {
-                    println!("{}", b.data_path.display());
+                    crate::outln!("{}", b.data_path.display());
                 }
                 Ok(0)
             }
@@ -102,14 +102,20 @@ pub fn run(ctx: &Ctx, a: ListArgs) -> Result<i32> {
     if ctx.ui.json {
         ctx.print_json(&rows);
     } else {
-        println!(
+        crate::outln!(
             "{:<24} {:<20} {:>10}  {:<22} {:<12} {:<10} {:<42} VERIFIED",
-            "BACKUP", "CREATED (UTC)", "SIZE", "TIERS", "TAGS", "WHERE", "OFF-SITE"
+            "BACKUP",
+            "CREATED (UTC)",
+            "SIZE",
+            "TIERS",
+            "TAGS",
+            "WHERE",
+            "OFF-SITE"
         );
         for r in &rows {
             let tiers: Vec<_> = r.tiers.iter().map(|t| t.as_str()).collect();
             let off: Vec<_> = r.remote.iter().map(|c| format!("{}:{}", c.tier, c.storage_class)).collect();
-            println!(
+            crate::outln!(
                 "{:<24} {:<20} {:>10}  {:<22} {:<12} {:<10} {:<42} {}",
                 r.backup,
                 r.created_at.format("%Y-%m-%d %H:%M:%S"),

@@ -108,12 +108,14 @@ pub struct Ctx {
 impl Ctx {
     /// Loads and validates the configuration.
     pub fn config(&self) -> Result<Config> {
-        Config::load(&self.config_path)
+        let cfg = Config::load(&self.config_path)?;
+        crate::scratch::init(&cfg.backup_root);
+        Ok(cfg)
     }
 
     /// Prints `value` as JSON on stdout.
     pub fn print_json<T: Serialize>(&self, value: &T) {
-        println!("{}", serde_json::to_string_pretty(value).expect("serialisable output"));
+        crate::outln!("{}", serde_json::to_string_pretty(value).expect("serialisable output"));
     }
 }
 
@@ -175,7 +177,7 @@ pub fn print_plan(plan: &crate::prune::EnvPlan, dry_run: bool) {
         };
         let tiers: Vec<_> = e.tiers.iter().map(|t| t.as_str()).collect();
         let tags = if e.tags.is_empty() { String::new() } else { format!(" [{}]", e.tags.join(",")) };
-        println!(
+        crate::outln!(
             "{:<7} {}/{} {}{tags}  {:<22} {}",
             action,
             plan.project,
@@ -197,4 +199,14 @@ pub fn human_size(n: u64) -> String {
         u += 1;
     }
     if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+/// `println!` that never panics: output cut off by a closed pipe (`pgtier list | head`) is
+/// dropped, and the command finishes what it was doing.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
 }

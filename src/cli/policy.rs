@@ -72,7 +72,7 @@ pub fn run(ctx: &Ctx, cmd: PolicyCommand) -> Result<i32> {
     for r in &rows {
         let tiers: Vec<_> = r.tiers.iter().map(|t| t.as_str()).collect();
         let locs: Vec<_> = r.locations.iter().map(|l| if *l == Location::Local { "local" } else { "remote" }).collect();
-        println!(
+        crate::outln!(
             "{:<6} {}  {:<22} {:<13} {}",
             if r.keep { "keep" } else { "delete" },
             r.created_at,
@@ -82,6 +82,6 @@ pub fn run(ctx: &Ctx, cmd: PolicyCommand) -> Result<i32> {
         );
     }
     let kept = rows.iter().filter(|r| r.keep).count();
-    println!("{kept} of {} backups kept by policy {}", a.days, policy.name);
+    crate::outln!("{kept} of {} backups kept by policy {}", a.days, policy.name);
     Ok(0)
 }

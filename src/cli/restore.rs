@@ -114,22 +114,22 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
         ctx.print_json(&report);
     } else {
         match &report.table {
-            Some(t) => println!("restored table {t} from {} ({}) into database {}", report.source, report.from, report.database),
-            None => println!("restored {} ({}) into database {}", report.source, report.from, report.database),
+            Some(t) => crate::outln!("restored table {t} from {} ({}) into database {}", report.source, report.from, report.database),
+            None => crate::outln!("restored {} ({}) into database {}", report.source, report.from, report.database),
         }
         match (report.tables_checked, report.rows) {
-            (Some(n), Some(rows)) => println!("checked {n} table(s), {rows} rows: match the manifest"),
-            (Some(n), None) if report.table.is_some() => println!("restored {n} table(s) (with partitions); no row counts to compare"),
+            (Some(n), Some(rows)) => crate::outln!("checked {n} table(s), {rows} rows: match the manifest"),
+            (Some(n), None) if report.table.is_some() => crate::outln!("restored {n} table(s) (with partitions); no row counts to compare"),
             _ => {}
         }
         if let Some(n) = report.objects_checked {
-            println!(
+            crate::outln!(
                 "compared {n} schema objects and database properties{}: match the backup",
                 report.large_objects.filter(|n| *n > 0).map(|n| format!(" and {n} large objects")).unwrap_or_default()
             );
         }
         if let Some(old) = &report.old_database {
-            println!("the previous database is kept as {old} (drop it with DROP DATABASE, or restore with --drop-old)");
+            crate::outln!("the previous database is kept as {old} (drop it with DROP DATABASE, or restore with --drop-old)");
         }
     }
     Ok(0)

@@ -41,9 +41,9 @@ pub fn run(ctx: &Ctx, a: RestoreGlobalsArgs) -> Result<i32> {
     if ctx.ui.json {
         ctx.print_json(&rep);
     } else {
-        println!("applied {} ({})", rep.source, rep.from);
-        println!("created roles: {}", if rep.created_roles.is_empty() { "-".into() } else { rep.created_roles.join(", ") });
-        println!("already there (skipped): {}", if rep.skipped_roles.is_empty() { "-".into() } else { rep.skipped_roles.join(", ") });
+        crate::outln!("applied {} ({})", rep.source, rep.from);
+        crate::outln!("created roles: {}", if rep.created_roles.is_empty() { "-".into() } else { rep.created_roles.join(", ") });
+        crate::outln!("already there (skipped): {}", if rep.skipped_roles.is_empty() { "-".into() } else { rep.skipped_roles.join(", ") });
     }
     Ok(0)
 }

@@ -34,7 +34,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
         ctx.print_json(&report);
     } else {
         for w in &report.warnings {
-            println!("warning {w}");
+            crate::outln!("warning {w}");
         }
         for e in &report.envs {
             let status = if let Some(s) = &e.skipped {
@@ -54,16 +54,16 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
             if !a.dry_run && e.skipped.is_none() {
                 parts.push(format!("pruned {}", e.pruned));
             }
-            println!("{:<8} {}/{} {} ({:.1} s)", status, e.project, e.env, parts.join(", "), e.seconds);
+            crate::outln!("{:<8} {}/{} {} ({:.1} s)", status, e.project, e.env, parts.join(", "), e.seconds);
             for w in &e.warnings {
-                println!("           {w}");
+                crate::outln!("           {w}");
             }
             for err in &e.errors {
-                println!("  error  {err}");
+                crate::outln!("  error  {err}");
             }
         }
         let failed = report.envs.iter().filter(|e| !e.ok).count();
-        println!(
+        crate::outln!(
             "{}",
             if failed == 0 {
                 format!("run: {} env(s) ok", report.envs.len())

@@ -39,7 +39,7 @@ pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<i32> {
             Ok((plan, rep)) => {
                 if !ctx.ui.json {
                     for act in plan.actions.iter().filter(|x| a.dry_run || !matches!(x, Action::Keep { .. })) {
-                        println!(
+                        crate::outln!(
                             "{:<8} {}/{} {} {}",
                             if a.dry_run { "plan" } else { "done" },
                             project.name,
@@ -82,7 +82,7 @@ pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<i32> {
             "actions": all_actions,
         }));
     } else {
-        println!(
+        crate::outln!(
             "{}: uploaded {}, copied {}, deleted {}, already there {}, kept for billing {}, blocked {}",
             if a.dry_run { "would sync" } else { "synced" },
             totals.uploaded,

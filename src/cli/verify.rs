@@ -70,7 +70,7 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
             ctx.print_json(&planned);
         } else {
             for p in &planned {
-                println!("would verify {p}");
+                crate::outln!("would verify {p}");
             }
         }
         return Ok(0);
@@ -84,9 +84,13 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
     } else {
         for r in &results {
             let rows: u64 = r.tables.iter().filter_map(|t| t.restored).sum();
-            println!(
+            crate::outln!(
                 "{:<7} {}/{} {} ({}): {} tables, {rows} rows{} in {:.1} s",
-                if r.ok { "ok" } else { "FAILED" },
+                match r.outcome {
+                    crate::verify::Outcome::Ok => "ok",
+                    crate::verify::Outcome::Failed => "FAILED",
+                    crate::verify::Outcome::NotVerified => "NOT VERIFIED",
+                },
                 r.project,
                 r.env,
                 r.backup,
@@ -96,7 +100,7 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
                 r.seconds
             );
             if let Some(e) = &r.error {
-                println!("        {e}");
+                crate::outln!("        {e}");
             }
         }
     }

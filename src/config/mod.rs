@@ -241,8 +241,10 @@ impl Config {
         {
             keep(Err(Error::config(file, "pg_bindir", format!("{} holds no pg_dump", d.display()))));
         }
-        if raw.max_backup_age_hours == Some(0) {
-            keep(Err(Error::config(file, "max_backup_age_hours", "must be positive")));
+        if let Some(h) = raw.max_backup_age_hours
+            && let Err(m) = policy::bounded(h.min(i64::MAX as u64) as i64, policy::MAX_AGE_HOURS)
+        {
+            keep(Err(Error::config(file, "max_backup_age_hours", m)));
         }
         let lock_file = raw.lock_file.map(|p| rel(&p)).unwrap_or_else(|| backup_root.join(".pgtier.lock"));
         problems.extend(policy_problems);

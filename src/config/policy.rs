@@ -276,12 +276,8 @@ impl Policy {
             let name = TierName::parse(&tname)
                 .ok_or_else(|| err(&key, format!("unknown tier {tname:?}; expected daily, weekly, monthly or yearly")))?;
             let retain = match (t.keep, t.keep_days) {
-                (Some(n), None) => Retain::Count(
-                    positive(n).ok_or_else(|| err(&format!("{key}.keep"), format!("must be a positive whole number, got {n}")))?,
-                ),
-                (None, Some(n)) => Retain::Days(
-                    positive(n).ok_or_else(|| err(&format!("{key}.keep_days"), format!("must be a positive whole number, got {n}")))?,
-                ),
+                (Some(n), None) => Retain::Count(bounded(n, MAX_KEEP).map_err(|m| err(&format!("{key}.keep"), m))?),
+                (None, Some(n)) => Retain::Days(bounded(n, MAX_KEEP_DAYS).map_err(|m| err(&format!("{key}.keep_days"), m))?),
                 (Some(_), Some(_)) => return Err(err(&key, "give either keep or keep_days, not both".into())),
                 (None, None) => return Err(err(&key, "needs keep (a count of periods) or keep_days (an age in days)".into())),
             };
@@ -342,10 +338,10 @@ impl Policy {
         };
         let tagged_keep = match raw.tagged_keep {
             None => 5,
-            Some(n) => positive(n).ok_or_else(|| err("tagged_keep", format!("must be a positive whole number, got {n}")))?,
+            Some(n) => bounded(n, MAX_KEEP).map_err(|m| err("tagged_keep", m))?,
         };
-        if raw.max_backup_age_hours == Some(0) {
-            return Err(err("max_backup_age_hours", "must be positive".into()));
+        if let Some(h) = raw.max_backup_age_hours {
+            bounded(h.min(i64::MAX as u64) as i64, MAX_AGE_HOURS).map_err(|m| err("max_backup_age_hours", m))?;
         }
         Ok(Policy {
             name: name.to_string(),
@@ -361,6 +357,19 @@ impl Policy {
     }
 }
 
-fn positive(n: i64) -> Option<u32> {
-    u32::try_from(n).ok().filter(|n| *n > 0)
+/// The most periods a tier (or a tag) keeps: far beyond any real policy, well inside the planner's arithmetic.
+const MAX_KEEP: u32 = 1_000_000;
+
+/// The longest `keep_days`: a thousand years.
+const MAX_KEEP_DAYS: u32 = 365_000;
+
+/// The largest `max_backup_age_hours`: a hundred years.
+pub const MAX_AGE_HOURS: u32 = 876_000;
+
+/// A whole number from 1 to `max`, or what is wrong with it.
+pub fn bounded(n: i64, max: u32) -> std::result::Result<u32, String> {
+    if n <= 0 {
+        return Err(format!("must be a positive whole number, got {n}"));
+    }
+    u32::try_from(n).ok().filter(|v| *v <= max).ok_or_else(|| format!("must be at most {max}, got {n}"))
 }

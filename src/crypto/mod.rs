@@ -171,7 +171,7 @@ pub fn audit_keys(cfg: &Config, project: &Project, env: &str) -> Vec<Finding> {
     let Ok(listing) = Listing::scan(&dir, &project.name, env) else { return Vec::new() };
     let Some(newest) = listing.databases().rev().find(|b| b.manifest.encryption.is_some()) else { return Vec::new() };
     let shown = newest.data_path.display().to_string();
-    let open = std::fs::File::open(&newest.data_path).map_err(|e| crate::failed!("{shown}: {e}")).and_then(|f| {
+    let open = crate::fsutil::open_own(&newest.data_path).map_err(|e| crate::failed!("{shown}: {e}")).and_then(|f| {
         let peek = crate::pipeline::Peeked::new(f, 64).map_err(|e| crate::failed!("{shown}: {e}"))?;
         let layer = crate::pipeline::sniff(peek.head());
         keys.decryptor(layer, Box::new(peek), &shown).map(|_| ())

@@ -97,7 +97,7 @@ impl<R: Read> Read for HashReader<R> {
 
 /// Size and SHA-256 of a file.
 pub fn sha256_file(path: &Path) -> Result<Digest> {
-    let mut f = std::fs::File::open(path).at(path)?;
+    let mut f = crate::fsutil::open_own(path)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;

@@ -150,7 +150,8 @@ impl<R: Read> Peeked<R> {
             match inner.read(&mut head[got..]) {
                 Ok(0) => break,
                 Ok(k) => got += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted && !crate::signals::interrupted() => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(crate::signals::cancelled()),
                 Err(e) => return Err(e),
             }
         }

@@ -1,12 +1,13 @@
 //! Talking to PostgreSQL through its own tools (psql, pg_dump, pg_restore, pg_dumpall), either
 //! directly with libpq settings or through `docker exec` into the configured container.
-//! Passwords travel in a private libpq passfile or the environment, never in argv.
+//! Passwords travel in the tool's environment (`PGPASSWORD`), never in argv or a file that a
+//! killed pgtier could leave behind.
 
 mod admin;
 pub mod archive;
 mod session;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -56,9 +57,7 @@ pub struct Pg {
     bindir: Option<PathBuf>,
     server: Version,
     pg_dump: Version,
-    /// A private folder holding the libpq passfile (direct mode with password_file).
-    passfile: Option<tempfile::TempDir>,
-    /// The password for container mode, passed to docker's environment.
+    /// The password from `password_file`, passed in the tool's environment.
     password: Option<zeroize::Zeroizing<String>>,
 }
 
@@ -81,17 +80,11 @@ impl Pg {
             bindir: pg_bindir.map(Path::to_path_buf).or_else(newest_bindir),
             server: Version { major: 0, minor: 0 },
             pg_dump: Version { major: 0, minor: 0 },
-            passfile: None,
             password: None,
         };
         if let Some(pf) = &conn.password_file {
             crate::fsutil::warn_if_loose(pf, "password_file");
-            let password = read_secret_line(pf)?;
-            if conn.container.is_some() {
-                pg.password = Some(password);
-            } else {
-                pg.passfile = Some(write_passfile(&password)?);
-            }
+            pg.password = Some(read_secret_line(pf)?);
         }
         let mut s = pg.session(admin_db)?;
         let num: String = s.query_value("SELECT current_setting('server_version_num')")?;
@@ -167,6 +160,7 @@ impl Pg {
         match &self.conn.container {
             Some(container) => {
                 let mut cmd = Command::new("docker");
+                tool_env(&mut cmd);
                 cmd.args(["exec", "-i"]);
                 for (k, v) in &vars {
                     cmd.arg("-e").arg(format!("{k}={v}"));
@@ -181,11 +175,12 @@ impl Pg {
             }
             None => {
                 let mut cmd = Command::new(self.tool_path(tool));
+                tool_env(&mut cmd);
                 for (k, v) in vars {
                     cmd.env(k, v);
                 }
-                if let Some(dir) = &self.passfile {
-                    cmd.env("PGPASSFILE", dir.path().join("pgpass"));
+                if let Some(pw) = &self.password {
+                    cmd.env("PGPASSWORD", pw.as_str());
                 }
                 cmd
             }
@@ -219,6 +214,23 @@ impl Pg {
     /// Opens a psql session on `database`.
     pub fn session(&self, database: &str) -> Result<Session> {
         Session::start(self, database)
+    }
+}
+
+/// Gives a tool only the environment it needs: the locale, PATH and HOME, libpq's own `PG*`
+/// settings and docker's `DOCKER_*`. Nothing else of pgtier's environment (AWS credentials,
+/// say) reaches pg_dump, psql, pg_restore or docker.
+fn tool_env(cmd: &mut Command) {
+    cmd.env_clear();
+    for (k, v) in std::env::vars_os() {
+        let Some(name) = k.to_str() else { continue };
+        let keep = matches!(name, "PATH" | "HOME" | "USER" | "LOGNAME" | "LANG" | "TZ" | "TMPDIR")
+            || name.starts_with("LC_")
+            || (name.starts_with("PG") && !name.starts_with("PGTIER_"))
+            || name.starts_with("DOCKER_");
+        if keep {
+            cmd.env(&k, &v);
+        }
     }
 }
 
@@ -305,19 +317,6 @@ pub fn read_secret_line(path: &Path) -> Result<zeroize::Zeroizing<String>> {
         return Err(crate::failed!("{}: the first line is empty", path.display()));
     }
     Ok(zeroize::Zeroizing::new(line.to_string()))
-}
-
-fn write_passfile(password: &str) -> Result<tempfile::TempDir> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = tempfile::Builder::new()
-        .prefix("pgtier-pgpass-")
-        .tempdir()
-        .map_err(|e| crate::failed!("cannot create a private temporary folder: {e}"))?;
-    let path = dir.path().join("pgpass");
-    let escaped = zeroize::Zeroizing::new(password.replace('\\', "\\\\").replace(':', "\\:"));
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).at(&path)?;
-    f.write_all(b"*:*:*:*:").and_then(|_| f.write_all(escaped.as_bytes())).and_then(|_| f.write_all(b"\n")).at(&path)?;
-    Ok(dir)
 }
 
 /// Installed versioned tool folders (`/usr/lib/postgresql/N/bin`), by major version.

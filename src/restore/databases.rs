@@ -159,12 +159,7 @@ pub fn drop_stale_temp_dbs(pg: &Pg) -> Result<Vec<String>> {
     let mut dropped = Vec::new();
     for name in admin.databases_like(TEMP_DB_PREFIX)? {
         let pid: Option<i32> = name[TEMP_DB_PREFIX.len()..].split('_').next().and_then(|p| p.parse().ok());
-        // SAFETY: kill with signal 0 only checks whether the process exists.
-        let alive = pid.is_some_and(|p| {
-            p == std::process::id() as i32
-                || unsafe { libc::kill(p, 0) } == 0
-                || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-        });
+        let alive = pid.is_some_and(crate::fsutil::process_alive);
         if !alive {
             drop_database(pg, &name)?;
             dropped.push(name);

@@ -371,10 +371,7 @@ pub fn restore_into(pg: &Pg, db: &str, payload: Payload, load: &Load, source: &s
                 None => feed(pg, "pg_restore", None, &args, reader, source)?,
                 Some(jobs) => {
                     // pg_restore -j needs a seekable file: spool the decoded archive first.
-                    let mut tmp = tempfile::Builder::new()
-                        .prefix("pgtier-restore-")
-                        .tempfile()
-                        .map_err(|e| crate::failed!("cannot create a temporary file: {e}"))?;
+                    let mut tmp = crate::scratch::tempfile("restore")?;
                     let mut reader = reader;
                     pipeline::copy_counted(&mut reader, tmp.as_file_mut(), &Progress::hidden())
                         .map_err(|e| crate::failed!("{source}: {e}"))?;

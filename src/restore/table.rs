@@ -517,8 +517,7 @@ fn run_script(
 /// A pg_restore list file (`--use-list`) of the entries `keep` accepts, in archive order, so
 /// a streamed archive is read front to back.
 pub(super) fn write_list(toc: &Toc, keep: impl Fn(&TocEntry) -> bool) -> Result<tempfile::NamedTempFile> {
-    let mut list =
-        tempfile::Builder::new().prefix("pgtier-list-").tempfile().map_err(|e| crate::failed!("cannot create a temporary file: {e}"))?;
+    let mut list = crate::scratch::tempfile("list")?;
     for e in toc.entries.iter().filter(|e| keep(e)) {
         writeln!(list, "{}; {}", e.dump_id, e.desc).map_err(|e| crate::failed!("writing the restore list: {e}"))?;
     }

@@ -165,11 +165,44 @@ fn recorded_tiers_are_never_superseded() {
 }
 
 #[test]
-fn backups_after_now_are_kept_and_not_planned() {
-    let p = policy("tiers: {daily: {keep: 1}}");
-    let times = days(at(2024, 1, 1, 2), 5);
-    let ds = plan(&nightly(&times, &p), &p, at(2024, 1, 2, 12));
-    assert_eq!(kept(&ds), vec![at(2024, 1, 2, 2), at(2024, 1, 3, 2), at(2024, 1, 4, 2), at(2024, 1, 5, 2)]);
+fn a_clock_behind_the_newest_backup_deletes_nothing() {
+    let p = default_policy();
+    let times = days(at(2024, 5, 14, 2), 3);
+    let cands = nightly(&times, &p);
+    for now in [at(2024, 5, 1, 2), at(2024, 5, 15, 12), at(2023, 1, 1, 0)] {
+        let ds = plan(&cands, &p, now);
+        assert_eq!(kept(&ds), times, "{now}");
+        assert!(ds.iter().all(|d| d.frozen && d.keep_at(Location::Local, &p, true) && d.keep_at(Location::Local, &p, false)), "{now}");
+        assert!(ds.iter().all(|d| d.kept_by == d.tiers), "every recorded tier keeps its copy off-site too");
+        assert!(clock_problem(&cands, now).unwrap().contains("after the clock"));
+    }
+    // A few minutes of difference between two hosts' clocks is not a jump.
+    assert!(clock_problem(&cands, at(2024, 5, 16, 2) - Duration::minutes(5)).is_none());
+}
+
+#[test]
+fn backups_from_a_clock_that_jumped_forward_delete_nothing() {
+    let p = policy("tiers: {daily: {keep_days: 7}}");
+    let mut times = days(at(2024, 1, 1, 2), 40);
+    times.push(at(2099, 1, 1, 2));
+    let cands = nightly(&times, &p);
+    // The clock is back, or still ahead: either way nothing goes.
+    for now in [at(2024, 2, 10, 12), at(2099, 1, 2, 2)] {
+        let ds = plan(&cands, &p, now);
+        assert_eq!(kept(&ds).len(), 41, "{now}");
+        assert!(ds.iter().all(|d| d.frozen));
+    }
+    assert!(clock_problem(&cands, at(2099, 1, 2, 2)).unwrap().contains("jumped forward"));
+    // Still ahead a month later, with newer backups: still nothing goes.
+    let mut later = times.clone();
+    later.push(at(2099, 2, 1, 2));
+    assert!(plan(&nightly(&later, &p), &p, at(2099, 2, 1, 3)).iter().all(|d| d.keep && d.frozen));
+    // A stalled schedule (a month off) is not a jump: retention applies.
+    let mut times = days(at(2024, 1, 1, 2), 40);
+    times.push(at(2024, 3, 20, 2));
+    let ds = plan(&nightly(&times, &p), &p, at(2024, 3, 20, 3));
+    assert!(ds.iter().all(|d| !d.frozen));
+    assert_eq!(kept(&ds), vec![at(2024, 3, 20, 2)]);
 }
 
 #[test]

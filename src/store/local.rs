@@ -119,7 +119,7 @@ impl Store for LocalStore {
     }
 
     fn put_file(&self, key: &str, path: &Path, opts: &PutOptions, progress: &Progress) -> Result<(), StoreError> {
-        let mut src = std::fs::File::open(path).map_err(|e| StoreError::Other(format!("{}: {e}", path.display())))?;
+        let mut src = crate::fsutil::open_own(path).map_err(|e| StoreError::Other(e.to_string()))?;
         self.write(key, opts, |f| {
             crate::pipeline::copy_counted(&mut src, f, progress)?;
             Ok(())

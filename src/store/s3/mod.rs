@@ -147,7 +147,9 @@ impl S3Store {
     }
 
     fn put_single(&self, key: &str, path: &Path, opts: &PutOptions, progress: &Progress) -> Result<(), StoreError> {
-        let bytes = std::fs::read(path).map_err(|e| StoreError::Other(format!("{}: {e}", path.display())))?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut crate::fsutil::open_own(path).map_err(|e| StoreError::Other(e.to_string()))?, &mut bytes)
+            .map_err(|e| StoreError::Other(format!("{}: {e}", path.display())))?;
         let len = bytes.len() as u64;
         self.put_bytes(key, &bytes, opts)?;
         progress.inc(len);
@@ -233,7 +235,10 @@ impl Store for S3Store {
 
     fn put_file(&self, key: &str, path: &Path, opts: &PutOptions, progress: &Progress) -> Result<(), StoreError> {
         check_key(key)?;
-        let size = std::fs::metadata(path).map_err(|e| StoreError::Other(format!("{}: {e}", path.display())))?.len();
+        let size = crate::fsutil::open_own(path)
+            .and_then(|f| f.metadata().map_err(|e| crate::error::Error::io(path, e)))
+            .map_err(|e| StoreError::Other(e.to_string()))?
+            .len();
         if size <= SINGLE_PUT_MAX { self.put_single(key, path, opts, progress) } else { self.put_multipart(key, path, opts, progress) }
     }
 

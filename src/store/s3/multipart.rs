@@ -57,8 +57,17 @@ impl S3Store {
         }
     }
 
+    /// Whether `key` exists with `size` bytes and the SHA-256 this upload carried.
+    fn completed_as_expected(&self, key: &str, size: u64, sha256: Option<&str>) -> bool {
+        use crate::store::Store as _;
+        match self.head(key) {
+            Ok(m) => m.size == size && sha256.is_some() && m.sha256.as_deref() == sha256,
+            Err(_) => false,
+        }
+    }
+
     pub(super) fn put_multipart(&self, key: &str, path: &Path, opts: &PutOptions, progress: &Progress) -> Result<(), StoreError> {
-        let mut file = std::fs::File::open(path).map_err(|e| StoreError::Other(format!("{}: {e}", path.display())))?;
+        let mut file = crate::fsutil::open_own(path).map_err(|e| StoreError::Other(e.to_string()))?;
         let size = file.metadata().map_err(|e| StoreError::Other(format!("{}: {e}", path.display())))?.len();
         let psize = part_size(size);
         let parts = size.div_ceil(psize);
@@ -106,6 +115,15 @@ impl S3Store {
         });
         match result {
             Ok(_) => Ok(()),
+            // The completion may have happened with its answer lost (a dropped connection, then
+            // a retry told NoSuchUpload): the object itself says whether the upload is done.
+            Err(e) if self.completed_as_expected(key, size, opts.sha256.as_deref()) => {
+                tracing::info!(
+                    "{}: the store's answer to completing the upload was lost ({e}), but the object is there, whole",
+                    self.url(key)
+                );
+                Ok(())
+            }
             Err(e) => {
                 // A failed upload is aborted so nothing half-made lingers; a killed one is resumed.
                 let aborted =
