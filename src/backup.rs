@@ -1,11 +1,12 @@
-//! Taking a backup: pg_dump in an exported snapshot, row counts in the same snapshot, streamed
-//! through compression, encryption and SHA-256 into a file that appears only when complete,
-//! then the manifest, written last.
+//! Taking a backup: pg_dump's custom archive, its table of contents and row counts read from
+//! the stream itself, streamed through compression, encryption and SHA-256 into a file that
+//! appears only when complete, then the manifest, written last.
 
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Read};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -19,6 +20,7 @@ use crate::names::{Kind, Stem};
 use crate::pipeline::{self, Digest, FinishWrite, HashWriter};
 use crate::postgres::Pg;
 use crate::postgres::archive::Toc;
+use crate::postgres::rows::{CountingReader, RowCounter};
 use crate::retention::{self, Candidate};
 
 use crate::ui::{Progress, Ui};
@@ -41,43 +43,23 @@ pub fn backup(cfg: &Config, project: &Project, env: &str, opts: &BackupOptions, 
     let pg = Pg::connect(&project.connection, cfg.pg_bindir.as_deref(), database)?;
     let mut slot = Slot::reserve(cfg, project, env, Kind::Database, opts.now)?;
 
-    // Export a snapshot and count rows in it while pg_dump dumps the same snapshot.
     let mut session = pg.session(database)?;
     let settings = session.database_info(database)?;
-    session.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
-    session.exec(&format!("SET LOCAL lock_timeout = {}", cfg.lock_wait_timeout.as_millis()))?;
-    let snapshot = session.query_value("SELECT pg_export_snapshot()")?;
-    let (dump_done, wait_dump) = std::sync::mpsc::channel::<()>();
-    let counting = std::thread::spawn(move || -> Result<BTreeMap<String, u64>> {
-        let counts = session.count_rows();
-        // The snapshot must outlive pg_dump's import of it: hold the transaction until told.
-        let _ = wait_dump.recv();
-        if counts.is_ok() {
-            session.exec("COMMIT")?;
-            session.close()?;
-        }
-        counts
-    });
+    session.close()?;
 
+    // Rows are counted from the dump's own data as it streams by: exactly what was dumped, with
+    // no second scan of any table and no lock beyond pg_dump's own.
     let args = vec![
         "--format=custom".to_string(),
         "--compress=0".into(),
         "--no-password".into(),
-        format!("--snapshot={}", snapshot.trim()),
         format!("--lock-wait-timeout={}", cfg.lock_wait_timeout.as_millis()),
     ];
     let mut dump = pg.spawn("pg_dump", Some(database), &args, Stdio::null())?;
-    let mut toc = None;
-    let written = slot.write(&mut dump, ui, "pg_dump", Some(&mut toc));
-    let written = match written {
+    let mut read = None;
+    let written = match slot.write(&mut dump, ui, "pg_dump", Some(&mut read)) {
         Ok(w) => w,
         Err(e) => {
-            drop(dump_done);
-            // A counting failure ends the snapshot pg_dump imports: it is then the cause.
-            if let Ok(Err(counting_failed)) = counting.join() {
-                let _ = dump.wait();
-                return Err(counting_failed.context(format!("backup of {}/{env}: counting rows in the dump's snapshot", project.name)));
-            }
             // A pg_dump that failed on its own says why; one that pgtier stopped does not.
             return match dump.wait() {
                 Err(tool) if !tool.to_string().contains("killed by a signal") => {
@@ -87,22 +69,26 @@ pub fn backup(cfg: &Config, project: &Project, env: &str, opts: &BackupOptions, 
             };
         }
     };
-    let dumped = dump.wait().map_err(|e| e.context(format!("backup of {}/{env} (database {database:?})", project.name)));
-    drop(dump_done);
-    let counts = counting.join().map_err(|_| crate::failed!("row counting thread panicked"))?;
-    // A counting failure ends the snapshot's transaction, which pg_dump then reports as an
-    // invalid snapshot: the counting error is the cause, so it is the one reported.
-    let counts = counts.map_err(|e| e.context(format!("backup of {}/{env}: counting rows in the dump's snapshot", project.name)))?;
-    dumped?;
+    dump.wait().map_err(|e| e.context(format!("backup of {}/{env} (database {database:?})", project.name)))?;
     if written.raw_size == 0 {
         return Err(crate::failed!("pg_dump produced no output for {database:?}"));
     }
-    let contents = Contents {
-        tables: Some(counts),
-        settings,
-        fingerprint: toc.as_ref().map(Toc::fingerprint),
-        large_objects: toc.as_ref().map(Toc::large_objects),
+    let (toc, tables) = match read {
+        Some((toc, counter)) => {
+            let counts = counter.lock().expect("row counter").finish();
+            let tables = match counts {
+                Ok(by_id) => Some(table_counts(&pg, database, &toc, &by_id)?),
+                Err(why) => {
+                    tracing::warn!("could not count rows in pg_dump's output ({why}): the manifest gets no row counts");
+                    None
+                }
+            };
+            (Some(toc), tables)
+        }
+        None => (None, None),
     };
+    let contents =
+        Contents { tables, settings, fingerprint: toc.as_ref().map(Toc::fingerprint), large_objects: toc.as_ref().map(Toc::large_objects) };
     let b = slot.finish(written, &pg, database, "custom", contents, &opts.tags, started)?;
     tracing::info!(
         "backed up {}/{env} to {} ({} bytes, {} tables)",
@@ -159,14 +145,23 @@ impl<'a> Slot<'a> {
     }
 
     /// Streams the tool's stdout into the temporary file; kills the tool if writing fails.
-    /// With `toc`, the stream is a custom archive whose table of contents is read on the way.
-    fn write(&mut self, tool: &mut crate::postgres::Running, ui: &Ui, label: &str, toc: Option<&mut Option<Toc>>) -> Result<Written> {
+    /// With `read`, the stream is a custom archive whose table of contents is read, and whose
+    /// rows are counted, on the way.
+    fn write(
+        &mut self,
+        tool: &mut crate::postgres::Running,
+        ui: &Ui,
+        label: &str,
+        read: Option<&mut Option<ArchiveRead>>,
+    ) -> Result<Written> {
         let stdout: Box<dyn Read + Send> = Box::new(tool.child.stdout.take().expect("piped stdout"));
-        let mut stdout = match toc {
+        let mut stdout = match read {
             None => stdout,
             Some(slot) => match crate::postgres::archive::read_head(stdout) {
                 Ok((Ok(t), rest)) => {
-                    *slot = Some(t);
+                    let counter = Arc::new(Mutex::new(RowCounter::new(t.head_len, t.int_size)));
+                    let rest: Box<dyn Read + Send> = Box::new(CountingReader::new(rest, Arc::clone(&counter)));
+                    *slot = Some((t, counter));
                     rest
                 }
                 Ok((Err(why), rest)) => {
@@ -251,6 +246,30 @@ impl<'a> Slot<'a> {
         crate::fsutil::remove_if_exists(&marker)?;
         Ok(LocalBackup { stem, data_path: dir.join(&manifest.file), manifest, manifest_path })
     }
+}
+
+/// An archive's table of contents and the rows counted in its data.
+type ArchiveRead = (Toc, Arc<Mutex<RowCounter>>);
+
+/// Row counts by table, keyed `schema.table` as PostgreSQL's `format('%I.%I')` writes them (the
+/// key the restored database's counts are compared under). Only the tables' own data counts
+/// (an extension's configuration rows are not a table of the database's).
+fn table_counts(pg: &Pg, database: &str, toc: &Toc, by_id: &BTreeMap<i64, u64>) -> Result<BTreeMap<String, u64>> {
+    let tables: std::collections::BTreeSet<i64> = toc.entries.iter().filter(|e| e.desc == "TABLE").map(|e| e.dump_id).collect();
+    let rows: Vec<serde_json::Value> = toc
+        .entries
+        .iter()
+        .filter(|e| e.desc == "TABLE DATA" && e.deps.iter().any(|d| tables.contains(d)))
+        .map(|e| serde_json::json!({"s": e.namespace, "t": e.tag, "n": by_id.get(&e.dump_id).copied().unwrap_or(0)}))
+        .collect();
+    let mut s = pg.session(database)?;
+    let sql = format!(
+        "SELECT coalesce(jsonb_object_agg(format('%I.%I', s, t), n), '{{}}') FROM jsonb_to_recordset({}::jsonb) AS x(s text, t text, n bigint)",
+        crate::postgres::quote_literal(&serde_json::Value::Array(rows).to_string())
+    );
+    let counts = s.query_json(&sql)?;
+    s.close()?;
+    Ok(counts)
 }
 
 /// What a backup holds, as recorded in its manifest.

@@ -38,6 +38,10 @@ pub struct Toc {
     pub server_version: String,
     pub dump_version: String,
     pub entries: Vec<TocEntry>,
+    /// Bytes of pg_dump's integers in this archive.
+    pub int_size: usize,
+    /// Bytes the header and table of contents take: the data blocks start here.
+    pub head_len: usize,
 }
 
 /// Why a head could not be read.
@@ -176,7 +180,8 @@ pub fn parse(buf: &[u8]) -> Result<(Toc, usize), TocError> {
         c.bytes(c.off_size)?;
         entries.push(TocEntry { dump_id, had_dumper, desc, tag, section, defn, copy_stmt, namespace, tablespace, owner, deps });
     }
-    Ok((Toc { version, database, server_version, dump_version, entries }, c.pos))
+    let (int_size, head_len) = (c.int_size, c.pos);
+    Ok((Toc { version, database, server_version, dump_version, entries, int_size, head_len }, c.pos))
 }
 
 /// Reads an archive's table of contents from the head of `input`; returns it (or why it could

@@ -5,6 +5,7 @@
 
 mod admin;
 pub mod archive;
+pub mod rows;
 mod session;
 
 use std::io::Read;
