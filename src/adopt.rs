@@ -94,6 +94,7 @@ pub fn adopt(cfg: &Config, project: &Project, env: &str, dry_run: bool) -> Resul
             tiers: tiers.clone(),
             duration_seconds: None,
             adopted: true,
+            tables_unread: false,
             verifications: Vec::new(),
         };
         if !dry_run {

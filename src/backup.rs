@@ -239,6 +239,7 @@ impl<'a> Slot<'a> {
             tiers,
             duration_seconds: Some((started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0),
             adopted: false,
+            tables_unread: false,
             verifications: Vec::new(),
         };
         let manifest_path = dir.join(manifest.manifest_name()?);

@@ -57,8 +57,12 @@ pub struct Manifest {
     pub large_objects: Option<u64>,
     /// Row counts per table (`schema.table`), taken in the dump's snapshot. None when unknown
     /// (adopted files, globals).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "tables_or_nothing")]
     pub tables: Option<BTreeMap<String, u64>>,
+    /// Set when the row counts were left unread (`without_row_counts`): such a manifest is for
+    /// showing, never for comparing counts or for writing back.
+    #[serde(skip)]
+    pub tables_unread: bool,
     #[serde(default)]
     pub tags: Vec<String>,
     /// The tiers this backup was assigned when it was taken (stable: never re-decided).
@@ -126,9 +130,13 @@ impl Manifest {
     /// Parses and checks a manifest's bytes; `expected_stem` is the stem its own file name carries.
     pub fn from_bytes(bytes: &[u8], source: &Path, expected_stem: Option<&Stem>) -> Result<Manifest> {
         // The version first: a manifest from a newer pgtier may have fields this one does not know.
-        let value: serde_json::Value =
+        #[derive(Deserialize)]
+        struct Version {
+            format_version: Option<u64>,
+        }
+        let version: Version =
             serde_json::from_slice(bytes).map_err(|e| Error::Failed(format!("{}: not a valid pgtier manifest: {e}", source.display())))?;
-        match value.get("format_version").and_then(serde_json::Value::as_u64) {
+        match version.format_version {
             Some(v) if v >= 1 && v <= u64::from(FORMAT_VERSION) => {}
             Some(v) => {
                 return Err(Error::Failed(format!(
@@ -138,8 +146,9 @@ impl Manifest {
             }
             None => return Err(Error::Failed(format!("{}: not a valid pgtier manifest: no format_version", source.display()))),
         }
-        let m: Manifest =
-            serde_json::from_value(value).map_err(|e| Error::Failed(format!("{}: not a valid pgtier manifest: {e}", source.display())))?;
+        let mut m: Manifest =
+            serde_json::from_slice(bytes).map_err(|e| Error::Failed(format!("{}: not a valid pgtier manifest: {e}", source.display())))?;
+        m.tables_unread = LIGHT.get();
         // The file name comes from the manifest; refuse anything that could leave the folder.
         let (stem, rest) = Stem::split_file_name(&m.file)
             .ok_or_else(|| Error::Failed(format!("{}: names file {:?}, which is not a pgtier backup name", source.display(), m.file)))?;
@@ -173,10 +182,32 @@ impl Manifest {
 
     /// Pretty JSON with a trailing newline.
     pub fn to_bytes(&self) -> Vec<u8> {
+        assert!(!self.tables_unread, "a manifest read without its row counts must never be written back");
         let mut v = serde_json::to_vec_pretty(self).expect("manifest serialises");
         v.push(b'\n');
         v
     }
+}
+
+thread_local! {
+    static LIGHT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with manifests read without their per-table row counts, which are most of a large
+/// database's manifest: for commands that only show backups (`list`, `status`, `audit`).
+pub fn without_row_counts<T>(f: impl FnOnce() -> T) -> T {
+    LIGHT.set(true);
+    let out = f();
+    LIGHT.set(false);
+    out
+}
+
+fn tables_or_nothing<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<BTreeMap<String, u64>>, D::Error> {
+    if LIGHT.get() {
+        serde::de::IgnoredAny::deserialize(d)?;
+        return Ok(None);
+    }
+    Option::<BTreeMap<String, u64>>::deserialize(d)
 }
 
 /// The suffixes a backup file may carry after its stem.

@@ -151,15 +151,16 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
     match command {
         Command::Backup(a) => backup::run(ctx, a),
         Command::Restore(a) => restore::run(ctx, a),
-        Command::List(a) => list::run(ctx, a),
+        // Commands that only show backups read manifests without their row counts.
+        Command::List(a) => crate::manifest::without_row_counts(|| list::run(ctx, a)),
         Command::Run(a) => run::run(ctx, a),
         Command::Sync(a) => sync::run(ctx, a),
         Command::RestoreGlobals(a) => restore_globals::run(ctx, a),
         Command::Verify(a) => verify::run(ctx, a),
-        Command::Status(a) => status::run(ctx, a),
+        Command::Status(a) => crate::manifest::without_row_counts(|| status::run(ctx, a)),
         Command::Prune(a) => prune::run(ctx, a),
         Command::Policy(c) => policy::run(ctx, c),
-        Command::Audit(a) => audit::run(ctx, a),
+        Command::Audit(a) => crate::manifest::without_row_counts(|| audit::run(ctx, a)),
         Command::Adopt(a) => adopt::run(ctx, a),
         Command::Config(ConfigCommand::Check) => config_check::run(ctx),
     }
