@@ -17,6 +17,16 @@ pub struct LocalBackup {
     pub manifest_path: PathBuf,
 }
 
+impl LocalBackup {
+    /// The manifest with its row counts, for comparing them or writing the manifest back.
+    pub fn full_manifest(&self) -> Result<Manifest> {
+        if !self.manifest.tables_unread {
+            return Ok(self.manifest.clone());
+        }
+        crate::manifest::with_row_counts(|| Manifest::read(&self.manifest_path))
+    }
+}
+
 /// Everything found in one env folder.
 #[derive(Debug, Default)]
 pub struct Listing {
@@ -62,7 +72,9 @@ impl Listing {
                 continue;
             }
             let Some(stem) = name.strip_suffix(".json").and_then(Stem::parse) else { continue };
-            let manifest = match Manifest::read(&path) {
+            // Row counts are most of a large database's manifest, and only a restore or a drill
+            // compares them: they are read then (`full_manifest`).
+            let manifest = match crate::manifest::without_row_counts(|| Manifest::read(&path)) {
                 Ok(m) => m,
                 Err(e) => {
                     // Ours by name even if unreadable: broken, not foreign.

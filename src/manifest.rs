@@ -196,9 +196,17 @@ thread_local! {
 /// Runs `f` with manifests read without their per-table row counts, which are most of a large
 /// database's manifest: for commands that only show backups (`list`, `status`, `audit`).
 pub fn without_row_counts<T>(f: impl FnOnce() -> T) -> T {
-    LIGHT.set(true);
+    let before = LIGHT.replace(true);
     let out = f();
-    LIGHT.set(false);
+    LIGHT.set(before);
+    out
+}
+
+/// Runs `f` with manifests read whole, row counts included.
+pub fn with_row_counts<T>(f: impl FnOnce() -> T) -> T {
+    let before = LIGHT.replace(false);
+    let out = f();
+    LIGHT.set(before);
     out
 }
 

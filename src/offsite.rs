@@ -97,8 +97,10 @@ impl RemoteCatalog {
             }
         }
         let mut broken = Vec::new();
+        let here: BTreeMap<&Stem, &crate::catalog::LocalBackup> =
+            local.map(|l| l.backups.iter().map(|b| (&b.stem, b)).collect()).unwrap_or_default();
         for (stem, b) in cat.backups.iter_mut() {
-            if let Some(l) = local.and_then(|l| l.backups.iter().find(|x| &x.stem == stem)) {
+            if let Some(l) = here.get(stem) {
                 b.manifest = Some(l.manifest.clone());
                 continue;
             }
@@ -190,11 +192,12 @@ impl EnvOffsite {
 
     /// What local retention needs: confirmed copies, and the backups that live only off-site.
     pub fn state(&self, local: &Listing) -> RemoteState {
+        let here: std::collections::BTreeSet<&Stem> = local.backups.iter().map(|l| &l.stem).collect();
         let remote_only = self
             .cat
             .backups
             .values()
-            .filter(|b| !local.backups.iter().any(|l| l.stem == b.stem))
+            .filter(|b| !here.contains(&b.stem))
             .filter_map(|b| {
                 let m = b.manifest.as_ref()?;
                 Some(crate::retention::Candidate {

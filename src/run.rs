@@ -280,7 +280,7 @@ pub fn anomalies(cfg: &Config, project: &Project, env: &str, new: &LocalBackup) 
         out.push(format!("backup size fell {f:.0}% ({} to {} bytes) since {}", prev.manifest.size, new.manifest.size, prev.stem));
     }
     let rows = |m: &crate::manifest::Manifest| m.tables.as_ref().map(|t| t.values().sum::<u64>());
-    if let (Some(old), Some(now)) = (rows(&prev.manifest), rows(&new.manifest)) {
+    if let (Some(old), Some(now)) = (prev.full_manifest().ok().as_ref().and_then(rows), rows(&new.manifest)) {
         let f = fall(old, now);
         if f > threshold {
             out.push(format!("total rows fell {f:.0}% ({old} to {now}) since {}", prev.stem));

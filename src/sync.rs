@@ -267,10 +267,16 @@ pub fn plan(
 /// copy stops the deletes of this run, so a backup never loses its last off-site copy.
 pub fn execute(plan: &SyncPlan, r: &Remote, local: &Listing, remote: &RemoteCatalog, ui: &Ui) -> SyncReport {
     let mut rep = SyncReport { project: plan.project.clone(), env: plan.env.clone(), ..Default::default() };
+    let local_by_id: std::collections::HashMap<String, &crate::catalog::LocalBackup> =
+        local.backups.iter().map(|b| (b.stem.to_string(), b)).collect();
+    let remote_by_id: std::collections::HashMap<String, &crate::offsite::RemoteBackup> =
+        remote.backups.values().map(|b| (b.stem.to_string(), b)).collect();
+    // A local manifest goes up as the bytes on disk (row counts included, whatever was read).
     let manifest_bytes = |id: &str| -> Option<Vec<u8>> {
-        local.backups.iter().find(|b| b.stem.to_string() == id).map(|b| b.manifest.to_bytes()).or_else(|| {
-            remote.backups.values().find(|b| b.stem.to_string() == id).and_then(|b| b.manifest.as_ref()).map(Manifest::to_bytes)
-        })
+        match local_by_id.get(id) {
+            Some(b) => std::fs::read(&b.manifest_path).ok(),
+            None => remote_by_id.get(id).and_then(|b| b.manifest.as_ref()).map(Manifest::to_bytes),
+        }
     };
     let mut failed_backups: BTreeSet<String> = BTreeSet::new();
     for a in &plan.actions {

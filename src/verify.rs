@@ -56,6 +56,22 @@ pub struct VerifyResult {
     pub outcome: Outcome,
 }
 
+/// A drill that failed on a local file whose bytes no longer match its manifest failed because
+/// the file is damaged, whatever the decoder or pg_restore tripped over: say so.
+fn name_corruption(e: crate::error::Error, path: &std::path::Path, m: &Manifest) -> crate::error::Error {
+    match pipeline::sha256_file(path) {
+        Ok(d) if d.size != m.size || d.sha256 != m.sha256 => crate::failed!(
+            "{}: does not match its manifest (size {} vs {}, sha256 {} vs {}): the file is corrupt or was changed ({e})",
+            path.display(),
+            d.size,
+            m.size,
+            d.sha256,
+            m.sha256
+        ),
+        _ => e,
+    }
+}
+
 /// How a drill ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -89,8 +105,10 @@ pub fn verify(cfg: &Config, project: &Project, env: &str, source: &Source, keys:
             .unwrap_or_else(|| s.clone()),
         _ => newest(cfg, project, env, from).unwrap_or_else(|| "newest".into()),
     };
-    // A local file is checked against its manifest first, so a damaged one is named as such.
-    let source = &Source { check_first: true, ..source.with_input(Input::Named(name.clone())) };
+    // The drill restores into a throwaway database: the checksum is checked while streaming
+    // (a second read of the file was a drill's largest cost), and a failure re-hashes the file
+    // so a damaged one is named as such.
+    let source = &Source { check_first: false, ..source.with_input(Input::Named(name.clone())) };
     let mut result = VerifyResult {
         project: project.name.clone(),
         env: env.to_string(),
@@ -115,7 +133,11 @@ pub fn verify(cfg: &Config, project: &Project, env: &str, source: &Source, keys:
             result.backup = stem.to_string();
         }
         result.from = opened.from.clone();
-        drill(cfg, project, env, opened, keys, ui, &mut result)
+        let local = (opened.from != "remote").then(|| (std::path::PathBuf::from(&opened.source), opened.manifest.clone()));
+        drill(cfg, project, env, opened, keys, ui, &mut result).map_err(|e| match local {
+            Some((path, Some(m))) => name_corruption(e, &path, &m),
+            _ => e,
+        })
     });
     result.seconds = (started.elapsed().as_secs_f64() * 100.0).round() / 100.0;
     match outcome {
@@ -247,7 +269,7 @@ fn record(cfg: &Config, project: &Project, env: &str, result: &VerifyResult) -> 
         let _lock = DirLock::acquire(&dir)?;
         let listing = Listing::scan(&dir, &project.name, env)?;
         if let Some(b) = listing.find(&result.backup) {
-            let mut m = b.manifest.clone();
+            let mut m = b.full_manifest()?;
             m.verifications.push(v.clone());
             write_atomic(&b.manifest_path, &m.to_bytes())?;
             updated = Some(m);

@@ -177,6 +177,7 @@ fn a_signal_ends_every_command_within_seconds_with_130_and_cleans_up() {
         Duration::from_secs(2),
     );
     let _ = yes.kill();
+    let _ = yes.wait();
     assert!(took < Duration::from_secs(10), "restore from stdin took {took:?} to stop: {err}");
     assert_eq!(code, Some(130), "{err}");
     wait_until(Duration::from_secs(10), "the temporary database to go", || c.temp_dbs_for("from_stdin").is_empty());
@@ -313,4 +314,31 @@ fn thousands_of_tables_back_up_with_the_default_lock_settings() {
     let tables = m["tables"].as_object().unwrap();
     assert_eq!(tables.len(), 5000);
     assert!(tables.values().all(|n| n == 2), "rows counted from the dump itself");
+}
+
+#[test]
+fn a_drill_that_cannot_reach_its_store_is_not_verified_and_records_nothing() {
+    let c = cluster();
+    let db = db_name("unreached");
+    c.create_sample_db(&db, 50);
+    let bucket = localstack().bucket();
+    let proxy = Proxy::start(&localstack().endpoint);
+    let s = Scratch::new(&format!("shop:\n{}", c.database_block(&[("production", &db)])), &remote_yaml_at(&proxy.endpoint, &bucket, "u"));
+    s.ok(&["run"]);
+    let manifests = || -> String {
+        std::fs::read_dir(s.env_dir("shop", "production"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap())
+            .collect()
+    };
+    let before = manifests();
+    proxy.set_rule(|r| if r.method == "GET" && r.target.contains(".dump") { Verdict::Drop } else { Verdict::Forward });
+    let out = s.cmd(&["verify", "shop", "production", "--from", "remote", "--json"]).env("PGTIER_S3_MAX_ATTEMPTS", "2").output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["outcome"], "not_verified", "{v}");
+    proxy.set_rule(|_| Verdict::Forward);
+    assert_eq!(manifests(), before, "a drill that proved nothing was recorded");
 }

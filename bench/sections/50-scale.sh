@@ -45,7 +45,11 @@ PY
   row "\`run\` (backup + prune) with 10,000 / 50,000 backups due" "${WALL[run_p10k]} s / ${WALL[run_p50k]} s" "peak RSS ${RSS[run_p10k]} / ${RSS[run_p50k]} KiB" "50,000 well under a minute"
   fake_catalog list 500 20000
   measure list_500x20k env PGTIER_CONFIG="$SCALE/pgtier.yml" "$PGTIER" list scale list
-  row "\`list\` of 500 manifests of a 20,000-table database" "${WALL[list_500x20k]} s" "peak RSS ${RSS[list_500x20k]} KiB" "memory bounded; was 5.4 s, 948 MiB"
+  # audit exits 1 here (the week-old backups are due for deletion): that is its finding, not a failure.
+  measure audit_500x20k bash -c "PGTIER_CONFIG='$SCALE/pgtier.yml' '$PGTIER' -q audit scale list --now 2025-06-01T03:00:00Z >/dev/null || true"
+  # Once: the first run deletes what is due.
+  BENCH_RUNS=1 measure run_500x20k env PGTIER_CONFIG="$SCALE/pgtier.yml" "$PGTIER" -q run scale list --now 2025-06-01T03:00:00Z
+  row "\`list\` / \`audit\` / \`run\` over 500 manifests of a 20,000-table database" "${WALL[list_500x20k]} s / ${WALL[audit_500x20k]} s / ${WALL[run_500x20k]} s" "peak RSS ${RSS[list_500x20k]} / ${RSS[audit_500x20k]} / ${RSS[run_500x20k]} KiB" "memory bounded; was 5.4 s and 948 MiB (list), 13.4 s and 1.9 GiB (audit)"
 
   # 5,000 tables with a primary key each; this cluster has max_connections 100 and the default
   # max_locks_per_transaction 64: 6,400 lock slots. pg_dump needs 5,000.

@@ -180,7 +180,7 @@ pub fn open_local(cfg: &Config, project: &Project, env: &str, input: &Input, kin
                 .rev()
                 .find(|b| b.stem.kind == kind)
                 .ok_or_else(|| crate::failed!("no local backups of {}/{env} in {}", project.name, dir.display()))?;
-            open_checked(&b.data_path, b.manifest.clone(), "local", check_first)
+            open_checked(&b.data_path, b.full_manifest()?, "local", check_first)
         }
         Input::Named(spec) => {
             let path = Path::new(spec);
@@ -204,7 +204,7 @@ pub fn open_local(cfg: &Config, project: &Project, env: &str, input: &Input, kin
             let b = listing.find(spec).ok_or_else(|| {
                 crate::failed!("no backup {spec:?} of {}/{env} in {} (and no file of that name)", project.name, dir.display())
             })?;
-            open_checked(&b.data_path, b.manifest.clone(), "local", check_first)
+            open_checked(&b.data_path, b.full_manifest()?, "local", check_first)
         }
     }
 }
