@@ -12,21 +12,7 @@ use crate::error::Result;
 use crate::names::Kind;
 use crate::prune::{EnvPlan, LocalAction, RemoteState, plan_env};
 
-/// One problem.
-#[derive(Debug, Clone, Serialize)]
-pub struct Finding {
-    /// A short rule name (`checksum`, `stale`, `due-for-deletion`, ...).
-    pub rule: String,
-    /// The file, object key or config file concerned.
-    pub file: String,
-    pub message: String,
-}
-
-impl Finding {
-    pub fn new(rule: &str, file: impl std::fmt::Display, message: impl Into<String>) -> Finding {
-        Finding { rule: rule.into(), file: file.to_string(), message: message.into() }
-    }
-}
+pub use crate::vocab::Finding;
 
 /// The audit of one project/env.
 #[derive(Debug, Clone, Serialize)]
@@ -130,6 +116,88 @@ pub fn audit_policy(policy: &Policy) -> Vec<Finding> {
                 format!("{file} (tiers.{}.storage_class)", t.name),
                 format!("{} bills at least {min} days but the tier keeps copies about {kept} days ({}): every deletion pays an early-deletion fee", t.storage_class, t.retain),
             ));
+        }
+    }
+    out
+}
+
+/// The key part of the audit: the configured identity opens the newest encrypted backup's
+/// header, so a lost or wrong key is found on an ordinary night.
+pub fn audit_keys(cfg: &Config, project: &Project, env: &str) -> Vec<Finding> {
+    let Some(enc) = &project.encryption else { return Vec::new() };
+    let keys = match project.keys() {
+        Ok(k) => k,
+        Err(e) => return vec![Finding::new("decryption-key", "encryption", e.to_string())],
+    };
+    if keys.is_empty() {
+        // A host holding only public keys is the recommended set-up: nothing to prove here.
+        return Vec::new();
+    }
+    let dir = cfg.env_dir(&project.name, env);
+    let Ok(listing) = Listing::scan(&dir, &project.name, env) else { return Vec::new() };
+    let Some(newest) = listing.databases().rev().find(|b| b.manifest.encryption.is_some()) else { return Vec::new() };
+    let shown = newest.data_path.display().to_string();
+    let open = crate::fsutil::open_own(&newest.data_path).map_err(|e| crate::failed!("{shown}: {e}")).and_then(|f| {
+        let peek = crate::pipeline::Peeked::new(f, 64).map_err(|e| crate::failed!("{shown}: {e}"))?;
+        let layer = crate::pipeline::sniff(peek.head());
+        keys.decryptor(layer, Box::new(peek), &shown).map(|_| ())
+    });
+    match open {
+        Ok(()) => Vec::new(),
+        Err(e) => vec![Finding::new(
+            "decryption-key",
+            newest.data_path.display(),
+            format!("the configured {} key cannot open the newest backup: {e}", crate::crypto::extension(enc)),
+        )],
+    }
+}
+
+/// The remote part of the audit: every backup the policy wants off-site is there, confirmed,
+/// in the right class; nothing due for deletion lingers; nothing unencrypted where required.
+pub fn audit_remote(
+    remote: &crate::offsite::Remote,
+    project: &Project,
+    env: &str,
+    now: DateTime<Utc>,
+    local: &Listing,
+    offsite: &crate::offsite::EnvOffsite,
+) -> Vec<Finding> {
+    let crate::offsite::EnvOffsite { cat, heads } = offsite;
+    let plan = crate::sync::plan(local, cat, heads, remote, project, env, now, false);
+    let mut out = Vec::new();
+    for (key, why) in &cat.broken {
+        out.push(Finding::new("broken-manifest", remote.url(key), why.clone()));
+    }
+    for a in &plan.actions {
+        use crate::sync::Action;
+        match a {
+            Action::Upload { key, .. } | Action::Copy { to: key, .. } => out.push(Finding::new(
+                "missing-offsite",
+                remote.url(key),
+                format!("{} is not off-site in {} ({}); run `pgtier sync`", a.backup(), a.tier(), a.describe()),
+            )),
+            Action::Delete { key, .. } => out.push(Finding::new(
+                "due-for-deletion",
+                remote.url(key),
+                format!("the policy no longer keeps it in {}; run `pgtier sync`", a.tier()),
+            )),
+            Action::Blocked { reason, .. } => {
+                out.push(Finding::new("offsite-blocked", format!("{} {}", a.backup(), a.tier()), reason.clone()))
+            }
+            _ => {}
+        }
+    }
+    if project.policy.encryption_required {
+        for b in cat.backups.values() {
+            if b.manifest.as_ref().is_some_and(|m| m.encryption.is_none()) {
+                for o in b.copies.values() {
+                    out.push(Finding::new(
+                        "unencrypted-offsite",
+                        remote.url(&o.key),
+                        "the policy requires encryption but this copy is not encrypted",
+                    ));
+                }
+            }
         }
     }
     out

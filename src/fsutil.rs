@@ -253,3 +253,14 @@ pub fn remove_if_exists(p: &Path) -> Result<()> {
         Err(e) => Err(Error::io(p, e)),
     }
 }
+
+/// Reads the first line of a secret file, without its line ending.
+pub fn read_secret_line(path: &Path) -> Result<zeroize::Zeroizing<String>> {
+    let bytes = zeroize::Zeroizing::new(std::fs::read(path).at(path)?);
+    let text = std::str::from_utf8(&bytes).map_err(|_| crate::failed!("{}: is not UTF-8 text", path.display()))?;
+    let line = text.split('\n').next().unwrap_or("").trim_end_matches('\r');
+    if line.is_empty() {
+        return Err(crate::failed!("{}: the first line is empty", path.display()));
+    }
+    Ok(zeroize::Zeroizing::new(line.to_string()))
+}

@@ -1,8 +1,14 @@
 //! pgtier: PostgreSQL backups in daily/weekly/monthly tiers, encrypted, synced to S3 with a
 //! storage class per tier, proven by restore drills, and restorable after the host is gone.
 //!
-//! Layers: `cli` (thin commands) -> operations (`backup`, `restore`, `retention`, ...) ->
-//! parts (`config`, `pipeline`, `crypto`, `postgres`, `catalog`).
+//! Layers, each importing only from the ones below it (no import cycles between top-level
+//! modules; `python3 ../shared/tools/modgraph.py src` checks):
+//! - `cli`: flags, printing, exit codes;
+//! - operations: `run`, `backup`, `restore`, `verify`, `sync`, `prune`, `audit`, `adopt`,
+//!   `globals`, `metrics`, `alerts`;
+//! - the remote: `offsite` (catalog, thaw) over `store` (S3, file, memory);
+//! - parts: `config`, `postgres`, `pipeline`, `crypto`, `catalog`, `manifest`, `retention`;
+//! - leaves: `vocab` (shared data types), `names`, `error`, `fsutil`, `scratch`, `signals`, `ui`.
 
 pub mod adopt;
 pub mod alerts;
@@ -34,5 +40,6 @@ pub mod store;
 pub mod sync;
 pub mod ui;
 pub mod verify;
+pub mod vocab;
 
 pub use error::{Error, Result};

@@ -47,7 +47,7 @@ pub struct Manifest {
     pub server_version: Option<String>,
     /// The database's owner, encoding and locale, so a restore onto a new server recreates it alike.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub database_settings: Option<crate::postgres::DbInfo>,
+    pub database_settings: Option<crate::vocab::DbInfo>,
     /// SHA-256 over the archive's schema objects and database properties (its table of
     /// contents), so two backups' schemas can be compared without opening them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -79,15 +79,7 @@ pub struct Manifest {
     pub verifications: Vec<Verification>,
 }
 
-/// How a backup is encrypted: the scheme and public identifiers, never a secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EncryptionInfo {
-    /// `age` or `gpg`.
-    pub scheme: String,
-    /// age recipients (public keys) or OpenPGP key fingerprints; `passphrase` for symmetric.
-    pub recipients: Vec<String>,
-}
+pub use crate::vocab::EncryptionInfo;
 
 /// The outcome of one restore drill.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,9 +6,6 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
-
-use crate::audit::Finding;
 use crate::catalog::Listing;
 use crate::config::{Config, Project, RemoteConfig, RemoteUrl, StorageClass, TierName};
 use crate::error::Result;
@@ -237,57 +234,6 @@ pub fn state_or_nothing(
             RemoteState::default()
         }
     }
-}
-
-/// The remote part of the audit: every backup the policy wants off-site is there, confirmed,
-/// in the right class; nothing due for deletion lingers; nothing unencrypted where required.
-pub fn audit_remote(
-    remote: &Remote,
-    project: &Project,
-    env: &str,
-    now: DateTime<Utc>,
-    local: &Listing,
-    offsite: &EnvOffsite,
-) -> Vec<Finding> {
-    let EnvOffsite { cat, heads } = offsite;
-    let plan = crate::sync::plan(local, cat, heads, remote, project, env, now, false);
-    let mut out = Vec::new();
-    for (key, why) in &cat.broken {
-        out.push(Finding::new("broken-manifest", remote.url(key), why.clone()));
-    }
-    for a in &plan.actions {
-        use crate::sync::Action;
-        match a {
-            Action::Upload { key, .. } | Action::Copy { to: key, .. } => out.push(Finding::new(
-                "missing-offsite",
-                remote.url(key),
-                format!("{} is not off-site in {} ({}); run `pgtier sync`", a.backup(), a.tier(), a.describe()),
-            )),
-            Action::Delete { key, .. } => out.push(Finding::new(
-                "due-for-deletion",
-                remote.url(key),
-                format!("the policy no longer keeps it in {}; run `pgtier sync`", a.tier()),
-            )),
-            Action::Blocked { reason, .. } => {
-                out.push(Finding::new("offsite-blocked", format!("{} {}", a.backup(), a.tier()), reason.clone()))
-            }
-            _ => {}
-        }
-    }
-    if project.policy.encryption_required {
-        for b in cat.backups.values() {
-            if b.manifest.as_ref().is_some_and(|m| m.encryption.is_none()) {
-                for o in b.copies.values() {
-                    out.push(Finding::new(
-                        "unencrypted-offsite",
-                        remote.url(&o.key),
-                        "the policy requires encryption but this copy is not encrypted",
-                    ));
-                }
-            }
-        }
-    }
-    out
 }
 
 /// How long `restore --wait` waits for a thaw, and how often it asks.

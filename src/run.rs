@@ -85,9 +85,9 @@ pub fn run(cfg: &Config, selected: &[(&Project, String)], opts: &RunOptions, ui:
     {
         let w = format!(
             "only {} free under {} (min_free_space is {})",
-            crate::cli::human_size(free),
+            crate::ui::human_size(free),
             cfg.backup_root.display(),
-            crate::cli::human_size(cfg.min_free_space)
+            crate::ui::human_size(cfg.min_free_space)
         );
         tracing::warn!("{w}");
         alerter.send(&Alert::warning(None, None, "disk-space", w.clone()));
@@ -239,7 +239,7 @@ fn run_env(cfg: &Config, project: &Project, env: &str, remote: Option<&Remote>, 
         && e.backup.is_some()
         && crate::verify::due(project, &listing, opts.now)
     {
-        let keys = crate::crypto::Keys::for_project(project).unwrap_or_default();
+        let keys = project.keys().unwrap_or_default();
         if keys.is_empty() && project.encryption.is_some() {
             e.warnings.push("a restore drill is due, but this host holds no decryption key: run `pgtier verify` where the key is".into());
         } else {

@@ -69,7 +69,7 @@ impl Action {
     /// A line for humans.
     pub fn describe(&self) -> String {
         match self {
-            Action::Upload { key, class, size, .. } => format!("upload {key} as {class} ({})", crate::cli::human_size(*size)),
+            Action::Upload { key, class, size, .. } => format!("upload {key} as {class} ({})", crate::ui::human_size(*size)),
             Action::Copy { from, to, class, .. } if from == to => format!("change {to} to {class}"),
             Action::Copy { from, to, class, .. } => format!("copy {from} to {to} as {class}"),
             Action::PutManifest { key, .. } => format!("write manifest {key}"),

@@ -5,10 +5,11 @@ use std::collections::BTreeSet;
 use clap::Args;
 
 use super::{Ctx, print_plan};
+use crate::audit::audit_remote;
 use crate::audit::{Finding, audit_local, audit_policy};
 use crate::catalog::Listing;
 use crate::error::Result;
-use crate::offsite::{EnvOffsite, Remote, audit_remote, state_or_nothing};
+use crate::offsite::{EnvOffsite, Remote, state_or_nothing};
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
@@ -39,7 +40,7 @@ pub fn run(ctx: &Ctx, a: AuditArgs) -> Result<i32> {
             Some((r, Err(e))) => audit.findings.push(Finding::new("remote-unreachable", r.store.describe(), e.to_string())),
             None => {}
         }
-        audit.findings.extend(crate::crypto::audit_keys(&cfg, project, env));
+        audit.findings.extend(crate::audit::audit_keys(&cfg, project, env));
         envs.push(audit);
     }
     let total = policy_findings.len() + envs.iter().map(|e| e.findings.len()).sum::<usize>();

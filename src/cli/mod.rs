@@ -190,17 +190,7 @@ pub fn print_plan(plan: &crate::prune::EnvPlan, dry_run: bool) {
     }
 }
 
-/// Bytes for humans.
-pub fn human_size(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
-}
+pub use crate::ui::human_size;
 
 /// `println!` that never panics: output cut off by a closed pipe (`pgtier list | head`) is
 /// dropped, and the command finishes what it was doing.

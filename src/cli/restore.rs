@@ -3,7 +3,6 @@
 use clap::Args;
 
 use super::{Ctx, Target};
-use crate::crypto::Keys;
 use crate::error::Result;
 use crate::offsite::ThawWait;
 use crate::restore::{From, Input, RestoreOptions, Source, restore};
@@ -105,7 +104,7 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
         no_owner: a.no_owner,
         now: ctx.now,
     };
-    let mut keys = Keys::for_project(project)?;
+    let mut keys = project.keys()?;
     for f in &a.identities {
         keys.add_key_file(f)?;
     }

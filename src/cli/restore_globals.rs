@@ -6,7 +6,6 @@ use clap::Args;
 use super::Ctx;
 use super::Target;
 use super::restore::SourceArgs;
-use crate::crypto::Keys;
 use crate::error::Result;
 use crate::restore::Input;
 
@@ -28,7 +27,7 @@ pub fn run(ctx: &Ctx, a: RestoreGlobalsArgs) -> Result<i32> {
     a.source.apply(&mut cfg);
     let project = cfg.project(&a.target.project)?;
     project.database(&a.target.env)?;
-    let mut keys = Keys::for_project(project)?;
+    let mut keys = project.keys()?;
     for f in &a.identities {
         keys.add_key_file(f)?;
     }

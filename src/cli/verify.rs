@@ -4,7 +4,6 @@ use clap::Args;
 
 use super::Ctx;
 use super::restore::SourceArgs;
-use crate::crypto::Keys;
 use crate::error::Result;
 use crate::restore::Input;
 use crate::verify::{all_backups, verify};
@@ -50,7 +49,7 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
             );
             continue;
         }
-        let mut keys = Keys::for_project(project)?;
+        let mut keys = project.keys()?;
         for f in &a.identities {
             keys.add_key_file(f)?;
         }

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use policy::{BUILTIN_DEFAULT, Compression, Location, Policy, Retain, StorageClass, Tier, TierName, VerifySchedule};
+pub use crate::vocab::{Compression, EncryptionConfig};
+pub use policy::{BUILTIN_DEFAULT, Location, Policy, Retain, StorageClass, Tier, TierName, VerifySchedule};
 
 use crate::error::{Error, Result};
 use crate::names::check_component;
@@ -84,23 +85,6 @@ pub struct RemoteConfig {
 pub enum RemoteUrl {
     S3 { bucket: String, prefix: String },
     File(PathBuf),
-}
-
-/// An encryption block, with paths resolved; keys are parsed by `crypto` at load time.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EncryptionConfig {
-    Age {
-        recipients: Vec<String>,
-        recipients_file: Option<PathBuf>,
-        identity_file: Option<PathBuf>,
-        passphrase_file: Option<PathBuf>,
-    },
-    Gpg {
-        passphrase_file: Option<PathBuf>,
-        recipient_keys: Vec<PathBuf>,
-        secret_key_file: Option<PathBuf>,
-        secret_key_passphrase_file: Option<PathBuf>,
-    },
 }
 
 /// `globals:`: whether `run` saves the cluster's roles (`pg_dumpall --globals-only`), and
@@ -309,6 +293,11 @@ impl Config {
 }
 
 impl Project {
+    /// The decryption keys of the project's encryption block (see `crypto::Keys::for_block`).
+    pub fn keys(&self) -> Result<crate::crypto::Keys> {
+        crate::crypto::Keys::for_block(self.encryption.as_deref())
+    }
+
     /// The database name of `env`, or a usage error listing the known envs.
     pub fn database(&self, env: &str) -> Result<&str> {
         self.databases.get(env).map(String::as_str).ok_or_else(|| {

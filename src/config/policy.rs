@@ -1,5 +1,6 @@
 //! Retention policies: tiers, where each lives, its storage class, compression, encryption.
 
+use crate::vocab::Compression;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -170,34 +171,6 @@ impl Tier {
     /// Whether this tier keeps copies in `loc`.
     pub fn lives(&self, loc: Location) -> bool {
         self.locations.contains(&loc)
-    }
-}
-
-/// How a backup stream is compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    Gzip(u32),
-    Zstd(i32),
-    None,
-}
-
-impl Compression {
-    /// The file-name extension (without dot), if any.
-    pub fn ext(self) -> Option<&'static str> {
-        match self {
-            Compression::Gzip(_) => Some("gz"),
-            Compression::Zstd(_) => Some("zst"),
-            Compression::None => None,
-        }
-    }
-
-    /// The name recorded in manifests.
-    pub fn name(self) -> &'static str {
-        match self {
-            Compression::Gzip(_) => "gzip",
-            Compression::Zstd(_) => "zstd",
-            Compression::None => "none",
-        }
     }
 }
 

@@ -7,10 +7,10 @@ use std::str::FromStr;
 use age::secrecy::SecretString;
 
 use super::{key_error, read_passphrase, recipient_lines};
-use crate::config::EncryptionConfig;
 use crate::error::Result;
-use crate::manifest::EncryptionInfo;
 use crate::pipeline::FinishWrite;
+use crate::vocab::EncryptionConfig;
+use crate::vocab::EncryptionInfo;
 
 /// A parsed age recipient with the public string recorded in manifests.
 struct Parsed {

@@ -13,10 +13,10 @@ use pgp::crypto::sym::SymmetricKeyAlgorithm;
 use pgp::types::{KeyDetails, Password, StringToKey};
 
 use super::{key_error, read_passphrase};
-use crate::config::EncryptionConfig;
 use crate::error::Result;
-use crate::manifest::EncryptionInfo;
 use crate::pipeline::FinishWrite;
+use crate::vocab::EncryptionConfig;
+use crate::vocab::EncryptionInfo;
 
 /// gpg's default S2K iteration count (65011712 bytes), coded.
 const S2K_COUNT: u8 = 255;

@@ -10,12 +10,9 @@ mod gpg_scheme;
 use std::io::Read;
 use std::path::Path;
 
-use crate::audit::Finding;
-use crate::catalog::Listing;
-use crate::config::{Config, EncryptionConfig, Project};
 use crate::error::{Error, Result};
-use crate::manifest::EncryptionInfo;
 use crate::pipeline::{FinishWrite, Layer};
+use crate::vocab::{EncryptionConfig, EncryptionInfo};
 
 /// Checks an encryption block at load time: keys parse, files are readable, something can
 /// encrypt. Errors name the config file and the key path.
@@ -57,11 +54,11 @@ impl Keys {
         Keys::default()
     }
 
-    /// The decryption keys of `project`'s encryption block (none configured is not an error:
-    /// a host may hold only public keys; an encrypted input then fails naming what is missing).
-    pub fn for_project(project: &Project) -> Result<Keys> {
+    /// The decryption keys of an encryption block (none configured is not an error: a host may
+    /// hold only public keys; an encrypted input then fails naming what is missing).
+    pub fn for_block(block: Option<&EncryptionConfig>) -> Result<Keys> {
         let mut keys = Keys::none();
-        if let Some(cfg) = &project.encryption {
+        if let Some(cfg) = block {
             keys.add(cfg)?;
         }
         Ok(keys)
@@ -155,41 +152,10 @@ impl Keys {
     }
 }
 
-/// The key part of the audit: the configured identity opens the newest encrypted backup's
-/// header, so a lost or wrong key is found on an ordinary night.
-pub fn audit_keys(cfg: &Config, project: &Project, env: &str) -> Vec<Finding> {
-    let Some(enc) = &project.encryption else { return Vec::new() };
-    let keys = match Keys::for_project(project) {
-        Ok(k) => k,
-        Err(e) => return vec![Finding::new("decryption-key", "encryption", e.to_string())],
-    };
-    if keys.is_empty() {
-        // A host holding only public keys is the recommended set-up: nothing to prove here.
-        return Vec::new();
-    }
-    let dir = cfg.env_dir(&project.name, env);
-    let Ok(listing) = Listing::scan(&dir, &project.name, env) else { return Vec::new() };
-    let Some(newest) = listing.databases().rev().find(|b| b.manifest.encryption.is_some()) else { return Vec::new() };
-    let shown = newest.data_path.display().to_string();
-    let open = crate::fsutil::open_own(&newest.data_path).map_err(|e| crate::failed!("{shown}: {e}")).and_then(|f| {
-        let peek = crate::pipeline::Peeked::new(f, 64).map_err(|e| crate::failed!("{shown}: {e}"))?;
-        let layer = crate::pipeline::sniff(peek.head());
-        keys.decryptor(layer, Box::new(peek), &shown).map(|_| ())
-    });
-    match open {
-        Ok(()) => Vec::new(),
-        Err(e) => vec![Finding::new(
-            "decryption-key",
-            newest.data_path.display(),
-            format!("the configured {} key cannot open the newest backup: {e}", extension(enc)),
-        )],
-    }
-}
-
 /// Reads a passphrase file: its first line, line ending stripped; warns if others can read it.
 pub fn read_passphrase(path: &Path) -> Result<zeroize::Zeroizing<String>> {
     crate::fsutil::warn_if_loose(path, "passphrase file");
-    crate::postgres::read_secret_line(path)
+    crate::fsutil::read_secret_line(path)
 }
 
 /// A config error for a key path inside an encryption block.
@@ -200,4 +166,10 @@ fn key_error(file: &Path, key: &str, sub: &str, msg: impl Into<String>) -> Error
 /// Lines of a recipients file that are not blank or comments.
 fn recipient_lines(path: &Path) -> std::io::Result<Vec<String>> {
     Ok(std::fs::read_to_string(path)?.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_string).collect())
+}
+
+impl crate::pipeline::Decrypt for Keys {
+    fn decryptor(&self, layer: Layer, input: Box<dyn Read + Send>, source: &str) -> Result<Box<dyn Read + Send>> {
+        Keys::decryptor(self, layer, input, source)
+    }
 }

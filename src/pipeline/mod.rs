@@ -11,10 +11,9 @@ pub use gzip::ParallelGzip;
 pub use hash::{Digest, DigestCell, HashReader, HashWriter, sha256_file};
 pub use sniff::{Layer, sniff};
 
-use crate::config::Compression;
-use crate::crypto::Keys;
 use crate::error::{Error, Result};
 use crate::ui::Progress;
+use crate::vocab::Compression;
 
 /// A writer stage that must write a trailer when the stream ends.
 pub trait FinishWrite: Write + Send {
@@ -100,9 +99,15 @@ impl Decoded {
     }
 }
 
+/// Opens an encryption layer (`crypto::Keys` does): the pipeline knows layers, not keys.
+pub trait Decrypt {
+    /// A reader of the plaintext of `input`, whose outer layer is `layer`.
+    fn decryptor(&self, layer: Layer, input: Box<dyn Read + Send>, source: &str) -> Result<Box<dyn Read + Send>>;
+}
+
 /// Peels encryption and compression off `input`, sniffing each layer by its magic bytes, and
 /// returns a reader of the payload (a pg_dump custom archive or SQL text).
-pub fn decoder(input: Box<dyn Read + Send>, keys: &Keys, source: &str) -> Result<(Box<dyn Read + Send>, Decoded)> {
+pub fn decoder(input: Box<dyn Read + Send>, keys: &dyn Decrypt, source: &str) -> Result<(Box<dyn Read + Send>, Decoded)> {
     let mut current = input;
     let mut layers = Vec::new();
     loop {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::Session;
 use crate::error::Result;
+use crate::vocab::DbInfo;
 
 /// Quotes an identifier for SQL.
 pub fn quote_ident(name: &str) -> String {
@@ -14,17 +15,6 @@ pub fn quote_ident(name: &str) -> String {
 /// Quotes a string literal for SQL (standard_conforming_strings is on since PostgreSQL 9.1).
 pub fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
-}
-
-/// A database's owner, encoding and locale: what a new database must copy from the one it
-/// replaces, and what a manifest records so a host-loss restore recreates it alike.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DbInfo {
-    pub owner: String,
-    pub encoding: String,
-    pub collate: String,
-    pub ctype: String,
 }
 
 /// Row counts of every user table, keyed `schema.table` (quoted where needed), counted in the

@@ -13,11 +13,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-pub use admin::{DbInfo, count_rows_sql, quote_ident, quote_literal};
+pub use crate::vocab::DbInfo;
+pub use admin::{count_rows_sql, quote_ident, quote_literal};
 pub use session::Session;
 
 use crate::config::Connection;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 
 /// A PostgreSQL version as reported by a server or a tool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -85,7 +86,7 @@ impl Pg {
         };
         if let Some(pf) = &conn.password_file {
             crate::fsutil::warn_if_loose(pf, "password_file");
-            pg.password = Some(read_secret_line(pf)?);
+            pg.password = Some(crate::fsutil::read_secret_line(pf)?);
         }
         let mut s = pg.session(admin_db)?;
         let num: String = s.query_value("SELECT current_setting('server_version_num')")?;
@@ -307,17 +308,6 @@ fn spawn_error(path: &Path, conn: &Connection, e: std::io::Error) -> Error {
         );
     }
     crate::failed!("cannot run {}: {e}", path.display())
-}
-
-/// Reads the first line of a secret file, without its line ending.
-pub fn read_secret_line(path: &Path) -> Result<zeroize::Zeroizing<String>> {
-    let bytes = zeroize::Zeroizing::new(std::fs::read(path).at(path)?);
-    let text = std::str::from_utf8(&bytes).map_err(|_| crate::failed!("{}: is not UTF-8 text", path.display()))?;
-    let line = text.split('\n').next().unwrap_or("").trim_end_matches('\r');
-    if line.is_empty() {
-        return Err(crate::failed!("{}: the first line is empty", path.display()));
-    }
-    Ok(zeroize::Zeroizing::new(line.to_string()))
 }
 
 /// Installed versioned tool folders (`/usr/lib/postgresql/N/bin`), by major version.
