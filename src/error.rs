@@ -14,6 +14,13 @@ pub enum Error {
     /// An operation failed or found a problem (exit 1).
     #[error("{0}")]
     Failed(String),
+    /// A Glacier thaw was requested or is still under way: run the same command again later
+    /// (exit 75, EX_TEMPFAIL in sysexits.h: a temporary failure, retry).
+    #[error("{0}")]
+    ThawPending(String),
+    /// Another pgtier run holds the run lock (exit 11, as restic's "failed to lock").
+    #[error("{0}")]
+    Locked(String),
     /// An I/O error with the path it concerned (exit 1).
     #[error("{path}: {source}")]
     Io {
@@ -23,15 +30,29 @@ pub enum Error {
     },
 }
 
+/// The operation failed, or an audit or drill found a problem.
+pub const EXIT_FAILED: i32 = 1;
+/// Bad usage or invalid configuration.
+pub const EXIT_USAGE: i32 = 2;
+/// Another pgtier run holds the run lock.
+pub const EXIT_LOCKED: i32 = 11;
+/// A Glacier thaw is under way: run the same command again later.
+pub const EXIT_THAW_PENDING: i32 = 75;
+/// Interrupted by SIGINT or SIGTERM.
+pub const EXIT_INTERRUPTED: i32 = 130;
+
 /// The crate-wide result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// The process exit code for this error: 2 for bad usage or configuration, 1 otherwise.
+    /// The process exit code for this error; the one table of them (130, for a signal, is
+    /// decided in `main`).
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage(_) | Error::Config { .. } => 2,
-            Error::Failed(_) | Error::Io { .. } => 1,
+            Error::Usage(_) | Error::Config { .. } => EXIT_USAGE,
+            Error::Failed(_) | Error::Io { .. } => EXIT_FAILED,
+            Error::ThawPending(_) => EXIT_THAW_PENDING,
+            Error::Locked(_) => EXIT_LOCKED,
         }
     }
 
@@ -50,6 +71,8 @@ impl Error {
         match self {
             Error::Usage(m) => Error::Usage(format!("{what}: {m}")),
             Error::Failed(m) => Error::Failed(format!("{what}: {m}")),
+            Error::ThawPending(m) => Error::ThawPending(format!("{what}: {m}")),
+            Error::Locked(m) => Error::Locked(format!("{what}: {m}")),
             Error::Io { path, source } => Error::Failed(format!("{what}: {}: {source}", path.display())),
             c @ Error::Config { .. } => c,
         }

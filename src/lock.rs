@@ -36,13 +36,16 @@ impl RunLock {
                             std::thread::sleep(Duration::from_millis(200))
                         }
                         Some(w) => {
-                            return Err(crate::failed!("another pgtier run still holds {} after waiting {w:?} ({holder})", path.display()));
+                            return Err(Error::Locked(format!(
+                                "another pgtier run still holds {} after waiting {w:?} ({holder})",
+                                path.display()
+                            )));
                         }
                         None => {
-                            return Err(crate::failed!(
+                            return Err(Error::Locked(format!(
                                 "another pgtier run holds {} ({holder}); use --wait-lock to wait for it",
                                 path.display()
-                            ));
+                            )));
                         }
                     }
                 }

@@ -13,7 +13,7 @@ fn main() {
             e.exit_code()
         }
     };
-    let code = if pgtier::signals::interrupted() && code != 0 { 130 } else { code };
+    let code = if pgtier::signals::interrupted() && code != 0 { pgtier::error::EXIT_INTERRUPTED } else { code };
     if std::env::var_os("PGTIER_REPORT_PEAK_RSS").is_some() {
         report_peak_rss();
     }

@@ -257,7 +257,13 @@ pub fn thaw_eta(class: StorageClass, tier: &str) -> &'static str {
 /// Opens the best copy of a remote backup: a readable one if there is one (daily first), else
 /// an archived one after its thaw, waiting for it when `wait` is given; otherwise fails saying
 /// the thaw was requested and when to run again. Returns the reader and the key read.
-pub fn open_copy(remote: &Remote, b: &RemoteBackup, wait: Option<ThawWait>, ui: &crate::ui::Ui) -> Result<(Box<dyn Read + Send>, String)> {
+pub fn open_copy(
+    remote: &Remote,
+    b: &RemoteBackup,
+    wait: Option<ThawWait>,
+    thaw_tier: Option<&str>,
+    ui: &crate::ui::Ui,
+) -> Result<(Box<dyn Read + Send>, String)> {
     let m = b.manifest.as_ref().ok_or_else(|| crate::failed!("{}: no manifest off-site; cannot check it", b.stem))?;
     let mut archived: Option<ObjectMeta> = None;
     for o in b.copies.values() {
@@ -278,19 +284,19 @@ pub fn open_copy(remote: &Remote, b: &RemoteBackup, wait: Option<ThawWait>, ui: 
         }
     }
     let h = archived.ok_or_else(|| crate::failed!("{}: no usable copy off-site", b.stem))?;
-    let tier = remote.config.restore_tier.clone();
+    let tier = thaw_tier.map(str::to_string).unwrap_or_else(|| remote.config.restore_tier.clone());
     if h.thaw == Thaw::Needed {
         remote.store.request_thaw(&h.key, remote.config.restore_days, &tier)?;
         tracing::info!("requested a thaw of {} ({} retrieval, typically {})", remote.url(&h.key), tier, thaw_eta(h.class(), &tier));
     }
     let Some(w) = wait else {
         let eta = thaw_eta(h.class(), &tier);
-        return Err(crate::failed!(
+        return Err(crate::error::Error::ThawPending(format!(
             "{} is in {}: a thaw is under way ({tier} retrieval, typically {eta}; readable for {} days once done). Run the same command again then, or add --wait to wait for it",
             remote.url(&h.key),
             h.class(),
             remote.config.restore_days
-        ));
+        )));
     };
     let progress = ui.progress("thawing", None);
     let started = Instant::now();
@@ -307,11 +313,11 @@ pub fn open_copy(remote: &Remote, b: &RemoteBackup, wait: Option<ThawWait>, ui: 
         }
         if started.elapsed() >= w.timeout {
             progress.finish();
-            return Err(crate::failed!(
+            return Err(crate::error::Error::ThawPending(format!(
                 "{}: still thawing after {:?} (--wait timeout); the thaw goes on, run again later",
                 remote.url(&h.key),
                 w.timeout
-            ));
+            )));
         }
         if crate::signals::interrupted() {
             return Err(crate::failed!("interrupted while waiting for the thaw of {}", remote.url(&h.key)));

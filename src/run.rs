@@ -248,6 +248,7 @@ fn run_env(cfg: &Config, project: &Project, env: &str, remote: Option<&Remote>, 
                 from: crate::restore::From::Local,
                 wait: None,
                 check_first: false,
+                thaw_tier: None,
             };
             let r = crate::verify::verify(cfg, project, env, &source, &keys, opts.now, ui);
             e.verified = Some(r.ok);

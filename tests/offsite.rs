@@ -175,7 +175,8 @@ fn a_glacier_monthly_restores_after_its_thaw() {
     std::fs::remove_dir_all(s.backup_root()).unwrap();
     let side = db_name("glacier_side");
     // Without --wait: the thaw is requested and pgtier says when to run again.
-    let err = s.fails(1, &["restore", "shop", "production", "db_20250131_020000", "--from", "remote", "--target-db", &side]);
+    // Exit 75 (EX_TEMPFAIL): a script can tell "run again later" from a failure.
+    let err = s.fails(75, &["restore", "shop", "production", "db_20250131_020000", "--from", "remote", "--target-db", &side]);
     assert!(err.contains("is in GLACIER") && err.contains("thaw is under way") && err.contains("--wait"), "{err}");
     assert!(!c.db_exists(&side));
     let head = localstack().aws_json(&[
@@ -221,7 +222,7 @@ fn a_thaw_still_in_progress_is_waited_out() {
         }
     });
     let side = db_name("thawing_side");
-    let err = s.fails(1, &["restore", "shop", "production", "--from", "remote", "--target-db", &side]);
+    let err = s.fails(75, &["restore", "shop", "production", "--from", "remote", "--target-db", &side]);
     assert!(err.contains("DEEP_ARCHIVE") && err.contains("up to 12 hours"), "{err}");
     let out = s.ok(&["restore", "shop", "production", "--from", "remote", "--wait", "1m", "--wait-poll", "100ms", "--target-db", &side]);
     assert!(out.contains("remote"), "{out}");
@@ -237,7 +238,7 @@ fn a_thaw_still_in_progress_is_waited_out() {
         }
     });
     let err = s.fails(
-        1,
+        75,
         &["restore", "shop", "production", "--from", "remote", "--wait", "1s", "--wait-poll", "100ms", "--target-db", &db_name("never")],
     );
     assert!(err.contains("still thawing"), "{err}");

@@ -182,7 +182,8 @@ fn two_runs_never_overlap() {
     wait_until(Duration::from_secs(10), "the lock", || {
         std::process::Command::new("flock").args(["-n"]).arg(&lock).arg("true").status().map(|s| !s.success()).unwrap_or(false)
     });
-    let err = s.fails(1, &["run"]);
+    // Exit 11: a script can tell "another run holds the lock" from a failure.
+    let err = s.fails(11, &["run"]);
     assert!(err.contains("another pgtier run holds") && err.contains("--wait-lock"), "{err}");
     let waiting = s.cmd(&["run", "--wait-lock", "60s"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     // Release the holder only once the waiter has the lock file open (it is waiting on it).

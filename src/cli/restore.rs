@@ -5,7 +5,7 @@ use clap::Args;
 use super::{Ctx, Target};
 use crate::error::Result;
 use crate::offsite::ThawWait;
-use crate::restore::{From, Input, RestoreOptions, Source, restore};
+use crate::restore::{Input, RestoreOptions, Source, restore};
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
@@ -43,7 +43,7 @@ pub struct RestoreArgs {
 pub struct SourceArgs {
     /// local, remote, or auto (a local copy whose checksum matches, else remote).
     #[arg(long, value_enum, default_value = "local")]
-    pub from: From,
+    pub from: FromArg,
     /// Wait for a Glacier/Deep Archive thaw, up to this long (default 48h); without it, the thaw
     /// is requested and pgtier exits 1 saying when to run again.
     #[arg(long, value_name = "TIMEOUT", num_args = 0..=1, default_missing_value = "48h", value_parser = parse_duration)]
@@ -56,6 +56,26 @@ pub struct SourceArgs {
     pub restore_tier: Option<RestoreTier>,
 }
 
+/// `--from`: where to look for a backup (the library's `restore::From`, which knows no clap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FromArg {
+    Local,
+    Remote,
+    /// A local copy whose checksum matches, else the remote one.
+    Auto,
+}
+
+impl FromArg {
+    /// The library's value.
+    pub fn origin(self) -> crate::restore::From {
+        match self {
+            FromArg::Local => crate::restore::From::Local,
+            FromArg::Remote => crate::restore::From::Remote,
+            FromArg::Auto => crate::restore::From::Auto,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum RestoreTier {
     Bulk,
@@ -66,13 +86,12 @@ pub enum RestoreTier {
 impl SourceArgs {
     /// The backup to open, from where the flags say, waiting as they say.
     pub fn source(&self, input: Input) -> Source {
-        Source { input, from: self.from, wait: self.wait.map(|timeout| ThawWait { timeout, poll: self.wait_poll }), check_first: true }
-    }
-
-    /// Applies --restore-tier to the loaded config.
-    pub fn apply(&self, cfg: &mut crate::config::Config) {
-        if let (Some(t), Some(r)) = (self.restore_tier, cfg.remote.as_mut()) {
-            r.restore_tier = format!("{t:?}");
+        Source {
+            input,
+            from: self.from.origin(),
+            wait: self.wait.map(|timeout| ThawWait { timeout, poll: self.wait_poll }),
+            check_first: true,
+            thaw_tier: self.restore_tier.map(|t| format!("{t:?}")),
         }
     }
 }
@@ -82,8 +101,7 @@ fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
 }
 
 pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
-    let mut cfg = ctx.config()?;
-    a.source.apply(&mut cfg);
+    let cfg = ctx.config()?;
     let project = cfg.project(&a.target.project)?;
     project.database(&a.target.env)?;
     if a.jobs == Some(0) {

@@ -23,8 +23,7 @@ pub struct RestoreGlobalsArgs {
 }
 
 pub fn run(ctx: &Ctx, a: RestoreGlobalsArgs) -> Result<i32> {
-    let mut cfg = ctx.config()?;
-    a.source.apply(&mut cfg);
+    let cfg = ctx.config()?;
     let project = cfg.project(&a.target.project)?;
     project.database(&a.target.env)?;
     let mut keys = project.keys()?;

@@ -28,8 +28,7 @@ pub struct VerifyArgs {
 }
 
 pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
-    let mut cfg = ctx.config()?;
-    a.source.apply(&mut cfg);
+    let cfg = ctx.config()?;
     if a.backup.is_some() && a.env.is_none() {
         return Err(crate::usage!("a BACKUP needs PROJECT and ENV"));
     }
@@ -40,7 +39,7 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
     for (project, env) in &selected {
         let inputs: Vec<Input> = match (&a.backup, a.all) {
             (Some(b), _) => vec![Input::Named(b.clone())],
-            (None, true) => all_backups(&cfg, project, env, a.source.from)?.into_iter().map(Input::Named).collect(),
+            (None, true) => all_backups(&cfg, project, env, a.source.from.origin())?.into_iter().map(Input::Named).collect(),
             (None, false) => vec![Input::Latest],
         };
         if a.dry_run {

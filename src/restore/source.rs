@@ -24,7 +24,7 @@ pub enum Input {
 }
 
 /// Where to look for the backup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum From {
     Local,
     Remote,
@@ -42,6 +42,8 @@ pub struct Source {
     /// Check a local file's SHA-256 before reading it (restore), or while streaming it, to be
     /// checked at the end (verify, which restores into a throwaway database anyway).
     pub check_first: bool,
+    /// The Glacier retrieval tier for a thaw (`--restore-tier`); None: the remote's own.
+    pub thaw_tier: Option<String>,
 }
 
 impl Source {
@@ -97,13 +99,14 @@ impl Opened {
 
 /// Finds and opens a backup of `kind` locally, remotely, or local-first (`--from auto`).
 pub fn open_source(cfg: &Config, project: &Project, env: &str, source: &Source, kind: Kind, ui: &Ui) -> Result<Opened> {
-    let Source { input, from, wait, check_first } = source;
+    let Source { input, from, wait, check_first, thaw_tier } = source;
+    let tier = thaw_tier.as_deref();
     let (from, wait) = (*from, *wait);
     let is_path = matches!(input, Input::Stdin) || matches!(input, Input::Named(s) if Path::new(s).is_file());
     match from {
         From::Local => open_local(cfg, project, env, input, kind, *check_first),
         From::Remote if is_path => Err(crate::usage!("--from remote takes a backup name, not a file or stdin")),
-        From::Remote => open_remote(cfg, project, env, input, wait, kind, ui),
+        From::Remote => open_remote(cfg, project, env, input, wait, tier, kind, ui),
         From::Auto if is_path => open_local(cfg, project, env, input, kind, *check_first),
         From::Auto => match open_local(cfg, project, env, input, kind, *check_first) {
             Ok(o) => {
@@ -112,7 +115,7 @@ pub fn open_source(cfg: &Config, project: &Project, env: &str, source: &Source, 
             }
             Err(e) if cfg.remote.is_some() => {
                 tracing::warn!("no usable local copy ({e}); restoring from the remote copy");
-                open_remote(cfg, project, env, input, wait, kind, ui)
+                open_remote(cfg, project, env, input, wait, tier, kind, ui)
             }
             Err(e) => Err(e),
         },
@@ -126,6 +129,7 @@ pub fn open_remote(
     env: &str,
     input: &Input,
     wait: Option<crate::offsite::ThawWait>,
+    thaw_tier: Option<&str>,
     kind: Kind,
     ui: &Ui,
 ) -> Result<Opened> {
@@ -148,7 +152,7 @@ pub fn open_remote(
         crate::failed!("no such backup of {}/{env} off-site under {}", project.name, remote.url(&remote.env_prefix(&project.name, env)))
     })?;
     let manifest = b.manifest.clone().ok_or_else(|| crate::failed!("{}: its manifest is missing off-site", b.stem))?;
-    let (reader, key) = crate::offsite::open_copy(&remote, b, wait, ui)?;
+    let (reader, key) = crate::offsite::open_copy(&remote, b, wait, thaw_tier, ui)?;
     let (reader, digest) = HashReader::new(reader);
     Ok(Opened {
         reader: Box::new(reader),
