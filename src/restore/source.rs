@@ -99,14 +99,13 @@ impl Opened {
 
 /// Finds and opens a backup of `kind` locally, remotely, or local-first (`--from auto`).
 pub fn open_source(cfg: &Config, project: &Project, env: &str, source: &Source, kind: Kind, ui: &Ui) -> Result<Opened> {
-    let Source { input, from, wait, check_first, thaw_tier } = source;
-    let tier = thaw_tier.as_deref();
-    let (from, wait) = (*from, *wait);
+    let Source { input, from, check_first, .. } = source;
+    let from = *from;
     let is_path = matches!(input, Input::Stdin) || matches!(input, Input::Named(s) if Path::new(s).is_file());
     match from {
         From::Local => open_local(cfg, project, env, input, kind, *check_first),
         From::Remote if is_path => Err(crate::usage!("--from remote takes a backup name, not a file or stdin")),
-        From::Remote => open_remote(cfg, project, env, input, wait, tier, kind, ui),
+        From::Remote => open_remote(cfg, project, env, source, kind, ui),
         From::Auto if is_path => open_local(cfg, project, env, input, kind, *check_first),
         From::Auto => match open_local(cfg, project, env, input, kind, *check_first) {
             Ok(o) => {
@@ -115,7 +114,7 @@ pub fn open_source(cfg: &Config, project: &Project, env: &str, source: &Source, 
             }
             Err(e) if cfg.remote.is_some() => {
                 tracing::warn!("no usable local copy ({e}); restoring from the remote copy");
-                open_remote(cfg, project, env, input, wait, tier, kind, ui)
+                open_remote(cfg, project, env, source, kind, ui)
             }
             Err(e) => Err(e),
         },
@@ -123,16 +122,8 @@ pub fn open_source(cfg: &Config, project: &Project, env: &str, source: &Source, 
 }
 
 /// Opens a remote backup (the newest of `kind`, or the named one); works with `backup_root` gone.
-pub fn open_remote(
-    cfg: &Config,
-    project: &Project,
-    env: &str,
-    input: &Input,
-    wait: Option<crate::offsite::ThawWait>,
-    thaw_tier: Option<&str>,
-    kind: Kind,
-    ui: &Ui,
-) -> Result<Opened> {
+pub fn open_remote(cfg: &Config, project: &Project, env: &str, source: &Source, kind: Kind, ui: &Ui) -> Result<Opened> {
+    let (input, wait, thaw_tier) = (&source.input, source.wait, source.thaw_tier.as_deref());
     let remote =
         crate::offsite::Remote::open(cfg)?.ok_or_else(|| crate::usage!("--from remote needs remote: in {}", cfg.file.display()))?;
     let cat = crate::offsite::RemoteCatalog::load(&remote, &project.name, env, None)?;
