@@ -108,8 +108,48 @@ impl PartialFile {
 
     /// Like `create`, but returns `None` when a live writer already holds the name. A stale
     /// partial left by a crashed writer is removed and the name taken over.
+    ///
+    /// The file is created and locked under a name of its own first, then linked to the shared
+    /// name: a partial is never visible unlocked, so no other writer can take it for a crashed
+    /// one's and remove it (which let two backups claim the same name).
     pub fn try_create(target: &Path) -> Result<Option<PartialFile>> {
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let partial = Self::partial_path(target);
+        let own_name = format!(
+            "{}.{}-{}{PARTIAL_SUFFIX}",
+            partial.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default().trim_end_matches(PARTIAL_SUFFIX),
+            std::process::id(),
+            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let own = partial.with_file_name(own_name);
+        let file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&own).at(&own)?;
+        try_lock(&file).at(&own)?;
+        let mut linked = Ok(false);
+        for _ in 0..2 {
+            linked = match std::fs::hard_link(&own, &partial) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match remove_if_stale(&partial) {
+                    Ok(true) => continue,
+                    Ok(false) => Ok(false),
+                    Err(e) => Err(e),
+                },
+                // A filesystem without hard links (some NAS mounts): create the shared name directly.
+                Err(_) => {
+                    let _ = std::fs::remove_file(&own);
+                    return Self::create_unlinked(target, partial);
+                }
+            };
+            break;
+        }
+        let _ = std::fs::remove_file(&own);
+        match linked? {
+            true => Ok(Some(PartialFile { file: Some(file), partial, target: target.to_path_buf() })),
+            false => Ok(None),
+        }
+    }
+
+    /// `try_create` where hard links are not supported: exclusive create, then lock.
+    fn create_unlinked(target: &Path, partial: PathBuf) -> Result<Option<PartialFile>> {
         for _ in 0..2 {
             match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&partial) {
                 Ok(file) => {

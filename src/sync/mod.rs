@@ -129,12 +129,13 @@ pub fn plan(
         }
     }
     let mut decisions: BTreeMap<String, Decision> = BTreeMap::new();
+    let here: BTreeMap<&Stem, &crate::catalog::LocalBackup> = local.backups.iter().map(|b| (&b.stem, b)).collect();
     for kind in [crate::names::Kind::Database, crate::names::Kind::Globals] {
         let cands: Vec<Candidate> = manifests
             .iter()
             .filter(|(s, _)| s.kind == kind)
             .map(|(s, (m, _))| {
-                local.backups.iter().find(|b| &b.stem == s).map(candidate).unwrap_or_else(|| Candidate {
+                here.get(s).map(|b| candidate(b)).unwrap_or_else(|| Candidate {
                     id: s.to_string(),
                     created_at: s.time,
                     tags: m.tags.clone(),
@@ -436,3 +437,6 @@ pub fn sync_env(
     let rep = execute(&plan, r, &local, &remote, ui);
     Ok((plan, rep))
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,256 @@
+//! Table-driven cases of the sync planner over the in-memory store: what goes up, what is
+//! copied, kept, deferred or deleted, and why, without S3.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::*;
+use crate::catalog::{Listing, LocalBackup};
+use crate::config::{Connection, Policy, Project, RemoteConfig, RemoteUrl, StorageClass, TierName, raw};
+use crate::manifest::{FORMAT_VERSION, Manifest};
+use crate::names::{Kind, Stem};
+use crate::offsite::{Remote, RemoteCatalog};
+use crate::store::PutOptions;
+use crate::store::memory::MemoryStore;
+
+const POLICY: &str =
+    "tiers:\n  daily: {keep_days: 7, locations: [local, remote]}\n  weekly: {keep: 1, locations: [remote], storage_class: STANDARD_IA}\n";
+
+fn project() -> Project {
+    let raw: raw::Policy = serde_yaml::from_str(POLICY).unwrap();
+    Project {
+        name: "shop".into(),
+        connection: Connection { container: None, host: None, port: None, user: "u".into(), password_file: None },
+        databases: BTreeMap::from([("production".to_string(), "shop".to_string())]),
+        enabled: true,
+        verify_on_restore: true,
+        policy: Arc::new(Policy::from_raw("test", None, raw).unwrap()),
+        encryption: None,
+        app_containers: BTreeMap::new(),
+    }
+}
+
+fn remote() -> Remote {
+    Remote {
+        store: Box::new(MemoryStore::new(0)),
+        config: RemoteConfig {
+            url: RemoteUrl::S3 { bucket: "b".into(), prefix: "p".into() },
+            endpoint_url: None,
+            region: None,
+            force_path_style: false,
+            restore_tier: "Standard".into(),
+            restore_days: 1,
+            concurrency: 1,
+        },
+        prefix: "p".into(),
+    }
+}
+
+/// A local backup taken at `t` with the tiers a nightly run would have recorded.
+fn backup(t: DateTime<Utc>, tiers: &[TierName]) -> LocalBackup {
+    let stem = Stem::new(Kind::Database, t, 1);
+    let body = stem.to_string().into_bytes();
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        kind: Kind::Database,
+        project: "shop".into(),
+        env: "production".into(),
+        database: "shop".into(),
+        created_at: t,
+        file: format!("{stem}.dump.gz"),
+        format: "custom".into(),
+        compression: "gzip".into(),
+        compression_level: None,
+        encryption: None,
+        size: body.len() as u64,
+        sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body)),
+        pg_dump_version: None,
+        server_version: None,
+        database_settings: None,
+        schema_fingerprint: None,
+        large_objects: None,
+        tables: None,
+        tables_unread: false,
+        tags: Vec::new(),
+        tiers: tiers.to_vec(),
+        duration_seconds: None,
+        adopted: false,
+        verifications: Vec::new(),
+    };
+    LocalBackup {
+        data_path: PathBuf::from(format!("/nowhere/{}", manifest.file)),
+        manifest_path: PathBuf::from(format!("/nowhere/{stem}.json")),
+        stem,
+        manifest,
+    }
+}
+
+/// Puts `b`'s copy and manifest into `tier` of the store, in `class`.
+fn upload(r: &Remote, b: &LocalBackup, tier: TierName, class: StorageClass) {
+    let body = b.stem.to_string().into_bytes();
+    r.store
+        .put_bytes(
+            &r.key("shop", "production", tier, &b.manifest.file),
+            &body,
+            &PutOptions { class, sha256: Some(b.manifest.sha256.clone()) },
+        )
+        .unwrap();
+    r.store
+        .put_bytes(
+            &r.key("shop", "production", tier, &format!("{}.json", b.stem)),
+            &b.manifest.to_bytes(),
+            &PutOptions { class: StorageClass::Standard, sha256: None },
+        )
+        .unwrap();
+}
+
+/// The plan as short lines, sorted: `upload daily`, `copy weekly`, `defer weekly`, …
+fn planned(r: &Remote, local: &[LocalBackup], now: DateTime<Utc>, allow_early_delete: bool) -> Vec<String> {
+    let listing = Listing { backups: local.to_vec(), ..Default::default() };
+    let cat = RemoteCatalog::load(r, "shop", "production", Some(&listing)).unwrap();
+    let heads = cat.heads(r).unwrap();
+    let plan = plan(&listing, &cat, &heads, r, &project(), "production", now, allow_early_delete);
+    let mut out: Vec<String> = plan
+        .actions
+        .iter()
+        .map(|a| {
+            let verb = match a {
+                Action::Upload { .. } => "upload",
+                Action::Copy { .. } => "copy",
+                Action::PutManifest { .. } => "manifest",
+                Action::Delete { .. } => "delete",
+                Action::Keep { .. } => "keep",
+                Action::Defer { .. } => "defer",
+                Action::Blocked { .. } => "blocked",
+            };
+            format!("{verb} {}", a.tier().as_str())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// What a case says, how it fills the store and lists local backups, when it plans, whether
+/// early deletion is allowed, and the actions it expects.
+type SyncCase = (&'static str, Box<dyn Fn(&Remote) -> Vec<LocalBackup>>, DateTime<Utc>, bool, Vec<&'static str>);
+
+#[test]
+fn the_sync_planner_decides_each_copy() {
+    let now = Utc::now();
+    let day = move |n: i64| now - Duration::days(n);
+    let (d, w) = (TierName::Daily, TierName::Weekly);
+    let cases: Vec<SyncCase> = vec![
+        (
+            "a new backup: one upload, the other tier by server-side copy, a manifest beside each",
+            Box::new(move |_| vec![backup(day(0), &[d, w])]),
+            now,
+            false,
+            vec!["copy weekly", "manifest daily", "manifest weekly", "upload daily"],
+        ),
+        (
+            "confirmed copies in the right class are kept",
+            Box::new(move |r| {
+                let b = backup(day(0), &[d, w]);
+                upload(r, &b, d, StorageClass::Standard);
+                upload(r, &b, w, StorageClass::StandardIa);
+                vec![b]
+            }),
+            now,
+            false,
+            vec!["keep daily", "keep weekly"],
+        ),
+        (
+            "a weekly copy the tier no longer keeps waits out STANDARD_IA's 30 days",
+            Box::new(move |r| {
+                let old = backup(day(20), &[d, w]);
+                upload(r, &old, w, StorageClass::StandardIa);
+                let new = backup(day(0), &[d, w]);
+                upload(r, &new, d, StorageClass::Standard);
+                upload(r, &new, w, StorageClass::StandardIa);
+                vec![old, new]
+            }),
+            now,
+            false,
+            vec!["defer weekly", "keep daily", "keep weekly"],
+        ),
+        (
+            "… unless told to pay the early-deletion fee",
+            Box::new(move |r| {
+                let old = backup(day(20), &[d, w]);
+                upload(r, &old, w, StorageClass::StandardIa);
+                let new = backup(day(0), &[d, w]);
+                upload(r, &new, d, StorageClass::Standard);
+                upload(r, &new, w, StorageClass::StandardIa);
+                vec![old, new]
+            }),
+            now,
+            true,
+            vec!["delete weekly", "keep daily", "keep weekly"],
+        ),
+        (
+            "a clock behind the backups deletes nothing off-site",
+            Box::new(move |r| {
+                let old = backup(day(20), &[d, w]);
+                upload(r, &old, w, StorageClass::StandardIa);
+                upload(r, &old, d, StorageClass::Standard);
+                vec![old, backup(day(0), &[d])]
+            }),
+            now - Duration::days(30),
+            true,
+            vec!["keep daily", "keep weekly", "upload daily", "manifest daily"],
+        ),
+    ];
+    for (what, setup, at, early, want) in cases {
+        let r = remote();
+        let local = setup(&r);
+        let mut want: Vec<String> = want.into_iter().map(str::to_string).collect();
+        want.sort();
+        let got = planned(&r, &local, at, early);
+        assert_eq!(got, want, "{what}");
+    }
+}
+
+#[test]
+fn the_local_planner_releases_a_backup_only_once_it_is_off_site() {
+    use crate::prune::{LocalAction, RemoteState, plan_env};
+    let now = Utc::now();
+    let (d, w) = (TierName::Daily, TierName::Weekly);
+    let old = backup(now - Duration::days(20), &[d, w]);
+    let new = backup(now, &[d, w]);
+    let listing = Listing { backups: vec![old.clone(), new.clone()], ..Default::default() };
+    let p = project();
+    let action = |remote: Option<&RemoteState>, at: DateTime<Utc>| -> Vec<LocalAction> {
+        plan_env(&listing, &p, "production", at, remote).entries.iter().map(|e| e.action).collect()
+    };
+    let nothing = RemoteState::default();
+    let confirmed_weekly =
+        RemoteState { confirmed: BTreeMap::from([(old.stem.to_string(), [w].into_iter().collect())]), remote_only: Vec::new() };
+    type Case<'a> = (&'a str, Option<&'a RemoteState>, DateTime<Utc>, Vec<LocalAction>);
+    let cases: Vec<Case> = vec![
+        // No remote: the off-site tiers live here, and weekly keep 1 keeps only the newest week.
+        ("no remote configured", None, now, vec![LocalAction::Delete, LocalAction::Keep]),
+        // The old backup is no one's any more, remote or not: it goes.
+        ("a remote with nothing confirmed", Some(&nothing), now, vec![LocalAction::Delete, LocalAction::Keep]),
+        ("a remote with the old weekly copy confirmed", Some(&confirmed_weekly), now, vec![LocalAction::Delete, LocalAction::Keep]),
+        // The clock is behind both backups: nothing goes.
+        ("a clock behind", Some(&nothing), now - Duration::days(30), vec![LocalAction::Keep, LocalAction::Keep]),
+    ];
+    for (what, remote, at, want) in cases {
+        assert_eq!(action(remote, at), want, "{what}");
+    }
+    // A backup the weekly tier still keeps, wanted only off-site, waits for its confirmed copy.
+    let only_weekly = backup(now - Duration::days(10), &[w]);
+    let listing = Listing { backups: vec![only_weekly.clone()], ..Default::default() };
+    let plan = plan_env(&listing, &p, "production", now, Some(&RemoteState::default()));
+    assert_eq!(plan.entries[0].action, LocalAction::Keep, "the newest backup always stays");
+    let listing = Listing { backups: vec![only_weekly.clone(), backup(now, &[d])], ..Default::default() };
+    let plan = plan_env(&listing, &p, "production", now, Some(&RemoteState::default()));
+    assert_eq!(plan.entries[0].action, LocalAction::KeepUntilOffsite, "{:?}", plan.entries[0].reasons);
+    let confirmed =
+        RemoteState { confirmed: BTreeMap::from([(only_weekly.stem.to_string(), [w].into_iter().collect())]), remote_only: Vec::new() };
+    let plan = plan_env(&listing, &p, "production", now, Some(&confirmed));
+    assert_eq!(plan.entries[0].action, LocalAction::Delete, "{:?}", plan.entries[0].reasons);
+}
