@@ -84,7 +84,10 @@ pub fn filter(sql: &str, roles: &BTreeSet<String>, spaces: &BTreeSet<String>) ->
         Filtered { sql: String::with_capacity(sql.len()), created: Vec::new(), skipped_roles: Vec::new(), skipped_spaces: Vec::new() };
     for line in sql.split_inclusive('\n') {
         let t = line.trim_start();
-        let role = ["CREATE ROLE ", "ALTER ROLE ", "COMMENT ON ROLE "].iter().find_map(|p| t.strip_prefix(p)).and_then(ident);
+        let role = ["CREATE ROLE ", "ALTER ROLE ", "COMMENT ON ROLE "]
+            .iter()
+            .find_map(|p| t.strip_prefix(p))
+            .and_then(crate::postgres::first_ident);
         if let Some(r) = role {
             if roles.contains(&r) {
                 if t.starts_with("CREATE ROLE ") {
@@ -96,7 +99,7 @@ pub fn filter(sql: &str, roles: &BTreeSet<String>, spaces: &BTreeSet<String>) ->
                 out.created.push(r);
             }
         }
-        if let Some(s) = t.strip_prefix("CREATE TABLESPACE ").and_then(ident)
+        if let Some(s) = t.strip_prefix("CREATE TABLESPACE ").and_then(crate::postgres::first_ident)
             && spaces.contains(&s)
         {
             out.skipped_spaces.push(s);
@@ -105,30 +108,6 @@ pub fn filter(sql: &str, roles: &BTreeSet<String>, spaces: &BTreeSet<String>) ->
         out.sql.push_str(line);
     }
     out
-}
-
-/// The identifier at the start of `s` (quoted or not), unquoted.
-fn ident(s: &str) -> Option<String> {
-    if let Some(rest) = s.strip_prefix('"') {
-        let mut out = String::new();
-        let mut chars = rest.chars().peekable();
-        while let Some(c) = chars.next() {
-            if c == '"' {
-                if chars.peek() == Some(&'"') {
-                    chars.next();
-                    out.push('"');
-                } else {
-                    return Some(out);
-                }
-            } else {
-                out.push(c);
-            }
-        }
-        None
-    } else {
-        let end = s.find(|c: char| c.is_whitespace() || c == ';').unwrap_or(s.len());
-        (end > 0).then(|| s[..end].to_string())
-    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,29 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// The identifier at the start of `s` (quoted or not), unquoted.
+pub fn first_ident(s: &str) -> Option<String> {
+    if let Some(rest) = s.strip_prefix('"') {
+        let mut out = String::new();
+        let mut chars = rest.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '"' {
+                if chars.peek() == Some(&'"') {
+                    chars.next();
+                    out.push('"');
+                    continue;
+                }
+                return Some(out);
+            }
+            out.push(c);
+        }
+        None
+    } else {
+        let end = s.find(|c: char| c.is_whitespace() || c == ';').unwrap_or(s.len());
+        (end > 0).then(|| s[..end].to_string())
+    }
+}
+
 /// Quotes a string literal for SQL (standard_conforming_strings is on since PostgreSQL 9.1).
 pub fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))

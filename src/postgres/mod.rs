@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 pub use crate::vocab::DbInfo;
-pub use admin::{count_rows_sql, quote_ident, quote_literal};
+pub use admin::{count_rows_sql, first_ident, quote_ident, quote_literal};
 pub use session::Session;
 
 use crate::config::Connection;

@@ -19,7 +19,7 @@ fn connect_target(line: &str) -> Option<String> {
     let arg = arg.trim_matches('"');
     match arg.strip_prefix("dbname='") {
         Some(rest) => Some(rest.strip_suffix('\'')?.replace("\\'", "'")),
-        None => first_ident(arg).or_else(|| Some(arg.to_string())),
+        None => crate::postgres::first_ident(arg).or_else(|| Some(arg.to_string())),
     }
 }
 
@@ -107,7 +107,7 @@ impl<R: Read> SqlGuard<R> {
             }
         }
         if self.in_head && t.starts_with("CREATE DATABASE ") {
-            self.preamble_db = first_ident(&t["CREATE DATABASE ".len()..]);
+            self.preamble_db = crate::postgres::first_ident(&t["CREATE DATABASE ".len()..]);
             return Ok(true);
         }
         let names_database = t.starts_with("ALTER DATABASE ")
@@ -142,29 +142,6 @@ impl<R: Read> Read for SqlGuard<R> {
         buf[..n].copy_from_slice(&self.out[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
-    }
-}
-
-/// The identifier at the start of `s` (quoted or bare), unquoted.
-fn first_ident(s: &str) -> Option<String> {
-    if let Some(rest) = s.strip_prefix('"') {
-        let mut out = String::new();
-        let mut chars = rest.chars().peekable();
-        while let Some(c) = chars.next() {
-            if c == '"' {
-                if chars.peek() == Some(&'"') {
-                    chars.next();
-                    out.push('"');
-                    continue;
-                }
-                return Some(out);
-            }
-            out.push(c);
-        }
-        None
-    } else {
-        let end = s.find(|c: char| c.is_whitespace() || c == ';').unwrap_or(s.len());
-        (end > 0).then(|| s[..end].to_string())
     }
 }
 

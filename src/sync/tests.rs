@@ -133,6 +133,17 @@ fn planned(r: &Remote, local: &[LocalBackup], now: DateTime<Utc>, allow_early_de
     out
 }
 
+/// An old backup whose weekly copy the tier no longer keeps, and this week's, both off-site.
+fn stale_weekly(r: &Remote, now: DateTime<Utc>) -> Vec<LocalBackup> {
+    let (d, w) = (TierName::Daily, TierName::Weekly);
+    let old = backup(now - Duration::days(20), &[d, w]);
+    upload(r, &old, w, StorageClass::StandardIa);
+    let new = backup(now, &[d, w]);
+    upload(r, &new, d, StorageClass::Standard);
+    upload(r, &new, w, StorageClass::StandardIa);
+    vec![old, new]
+}
+
 /// What a case says, how it fills the store and lists local backups, when it plans, whether
 /// early deletion is allowed, and the actions it expects.
 type SyncCase = (&'static str, Box<dyn Fn(&Remote) -> Vec<LocalBackup>>, DateTime<Utc>, bool, Vec<&'static str>);
@@ -164,28 +175,14 @@ fn the_sync_planner_decides_each_copy() {
         ),
         (
             "a weekly copy the tier no longer keeps waits out STANDARD_IA's 30 days",
-            Box::new(move |r| {
-                let old = backup(day(20), &[d, w]);
-                upload(r, &old, w, StorageClass::StandardIa);
-                let new = backup(day(0), &[d, w]);
-                upload(r, &new, d, StorageClass::Standard);
-                upload(r, &new, w, StorageClass::StandardIa);
-                vec![old, new]
-            }),
+            Box::new(move |r| stale_weekly(r, now)),
             now,
             false,
             vec!["defer weekly", "keep daily", "keep weekly"],
         ),
         (
             "… unless told to pay the early-deletion fee",
-            Box::new(move |r| {
-                let old = backup(day(20), &[d, w]);
-                upload(r, &old, w, StorageClass::StandardIa);
-                let new = backup(day(0), &[d, w]);
-                upload(r, &new, d, StorageClass::Standard);
-                upload(r, &new, w, StorageClass::StandardIa);
-                vec![old, new]
-            }),
+            Box::new(move |r| stale_weekly(r, now)),
             now,
             true,
             vec!["delete weekly", "keep daily", "keep weekly"],
