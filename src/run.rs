@@ -40,9 +40,35 @@ pub struct EnvRun {
     pub pruned: usize,
     /// Whether a restore drill ran (the policy's `verify:` schedule) and how it went.
     pub verified: Option<bool>,
-    pub errors: Vec<String>,
+    pub errors: Vec<EnvError>,
     pub warnings: Vec<String>,
     pub seconds: f64,
+}
+
+/// A failed step of one env's run: which operation (it names the alert) and why. Printed and
+/// serialised as `operation: message`, as before.
+#[derive(Debug, Clone)]
+pub struct EnvError {
+    pub operation: &'static str,
+    pub message: String,
+}
+
+impl EnvError {
+    fn new(operation: &'static str, message: impl std::fmt::Display) -> EnvError {
+        EnvError { operation, message: message.to_string() }
+    }
+}
+
+impl std::fmt::Display for EnvError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.operation, self.message)
+    }
+}
+
+impl Serialize for EnvError {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// What the whole run did.
@@ -111,7 +137,7 @@ pub fn run(cfg: &Config, selected: &[(&Project, String)], opts: &RunOptions, ui:
             seconds: 0.0,
         };
         if crate::signals::interrupted() {
-            e.errors.push("interrupted by a signal".into());
+            e.errors.push(EnvError::new("run", crate::signals::CANCELLED));
         } else if !project.enabled {
             e.skipped = Some("backups are disabled in projects.yml".into());
         } else {
@@ -122,8 +148,7 @@ pub fn run(cfg: &Config, selected: &[(&Project, String)], opts: &RunOptions, ui:
         report.ok &= e.ok;
         if !opts.dry_run && e.skipped.is_none() {
             for err in &e.errors {
-                let op = err.split(':').next().unwrap_or("run");
-                alerter.send(&Alert::error(Some(&e.project), Some(&e.env), op, err.clone()));
+                alerter.send(&Alert::error(Some(&e.project), Some(&e.env), err.operation, err.to_string()));
             }
             let (ok, seconds, size, verified) = (e.ok, e.seconds, e.backup_size, e.verified);
             let at = Utc::now();
@@ -178,12 +203,12 @@ fn run_env(cfg: &Config, project: &Project, env: &str, remote: Option<&Remote>, 
                     );
                     e.sync = Some(rep);
                 }
-                Err(err) => e.errors.push(format!("sync plan: {err}")),
+                Err(err) => e.errors.push(EnvError::new("sync plan", err)),
             }
         }
         match crate::prune::prune_env(cfg, project, env, opts.now, None, true) {
             Ok(plan) => e.warnings.extend(plan.deletions().map(|d| format!("would delete {} ({})", d.backup, d.reasons.join("; ")))),
-            Err(err) => e.errors.push(format!("prune plan: {err}")),
+            Err(err) => e.errors.push(EnvError::new("prune plan", err)),
         }
         return;
     }
@@ -198,28 +223,28 @@ fn run_env(cfg: &Config, project: &Project, env: &str, remote: Option<&Remote>, 
                 e.warnings.push(w);
             }
         }
-        Err(err) => e.errors.push(format!("backup: {err}")),
+        Err(err) => e.errors.push(EnvError::new("backup", err)),
     }
     if cfg.globals.enabled {
         match backup_globals(cfg, project, env, opts.now, ui) {
             Ok(b) => e.globals = Some(b.stem.to_string()),
-            Err(err) => e.errors.push(format!("globals: {err}")),
+            Err(err) => e.errors.push(EnvError::new("globals", err)),
         }
     }
     if let Some(r) = remote {
         match sync_env(cfg, r, project, env, SyncOptions { now: opts.now, allow_early_delete: opts.allow_early_delete, dry_run: false }, ui)
         {
             Ok((_, rep)) => {
-                e.errors.extend(rep.errors.iter().map(|x| format!("sync: {x}")));
+                e.errors.extend(rep.errors.iter().map(|x| EnvError::new("sync", x)));
                 e.sync = Some(rep);
             }
-            Err(err) => e.errors.push(format!("sync: {err}")),
+            Err(err) => e.errors.push(EnvError::new("sync", err)),
         }
     }
     let confirmed = match crate::offsite::remote_state(cfg, project, env) {
         Ok(c) => c,
         Err(err) => {
-            e.errors.push(format!("checking off-site copies: {err}"));
+            e.errors.push(EnvError::new("checking off-site copies", err));
             return;
         }
     };
@@ -232,7 +257,7 @@ fn run_env(cfg: &Config, project: &Project, env: &str, remote: Option<&Remote>, 
                 e.warnings.push(why.to_string());
             }
         }
-        Err(err) => e.errors.push(format!("prune: {err}")),
+        Err(err) => e.errors.push(EnvError::new("prune", err)),
     }
     // The restore drill the policy schedules (`verify: weekly`), on the newest backup.
     if let Ok(listing) = Listing::scan(&cfg.env_dir(&project.name, env), &project.name, env)
@@ -253,7 +278,7 @@ fn run_env(cfg: &Config, project: &Project, env: &str, remote: Option<&Remote>, 
             let r = crate::verify::verify(cfg, project, env, &source, &keys, opts.now, ui);
             e.verified = Some(r.ok);
             if let Some(err) = r.error {
-                e.errors.push(format!("verify: {err}"));
+                e.errors.push(EnvError::new("verify", err));
             }
         }
     }
