@@ -169,13 +169,9 @@ fn drill(cfg: &Config, project: &Project, env: &str, opened: Opened, keys: &Keys
     let (reader, check) = opened.split();
     let progress = ui.progress("verify", check.size);
     let (reader, decoded) = pipeline::decoder(crate::restore::with_progress(reader, progress.clone()), keys, &check.source)?;
-    let payload = payload(reader, decoded.payload(), &check.source)?;
+    let Payload { toc, reader } = payload(reader, decoded.payload(), &check.source)?;
     let temp = temp_db_name(&format!("verify_{database}"));
     let mut admin = admin_session(&pg)?;
-    let toc = match &payload {
-        Payload::Archive(toc, _) => Some(toc.as_ref().clone()),
-        Payload::Sql(_) => None,
-    };
     let (load, creation_differs) = match &toc {
         Some(toc) => {
             let missing = fidelity::missing_roles(&mut admin, toc)?;
@@ -199,7 +195,7 @@ fn drill(cfg: &Config, project: &Project, env: &str, opened: Opened, keys: &Keys
     };
     let mut guard = TempDb::new(&pg, &temp);
     crate::fault::point("verify:restoring");
-    let restored = restore_into(&pg, &temp, payload, &load, &check.source).and_then(|notes| {
+    let restored = restore_into(&pg, &temp, toc.as_deref(), reader, &load, &check.source).and_then(|notes| {
         result.notes.extend(notes);
         check.check_digest()
     });

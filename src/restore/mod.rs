@@ -77,12 +77,11 @@ pub fn restore(cfg: &Config, project: &Project, env: &str, opts: &RestoreOptions
     restore_opened(cfg, project, env, &database, opened, opts, keys, ui)
 }
 
-/// The decoded content of a backup.
-pub enum Payload {
-    /// A pg_dump custom archive: its table of contents and the whole stream from its first byte.
-    Archive(Box<Toc>, Box<dyn Read + Send>),
-    /// Plain SQL text.
-    Sql(Box<dyn Read + Send>),
+/// The decoded content of a backup: a pg_dump custom archive (with its table of contents) or
+/// plain SQL (without), and the whole stream from its first byte.
+pub struct Payload {
+    pub toc: Option<Box<Toc>>,
+    pub reader: Box<dyn Read + Send>,
 }
 
 /// Reads what a decoded stream holds: an archive's table of contents, or SQL.
@@ -92,9 +91,9 @@ pub fn payload(reader: Box<dyn Read + Send>, layer: Layer, source: &str) -> Resu
             let (toc, reader) =
                 archive::read_head(reader).map_err(|e| crate::failed!("{source}: {e} (the backup is corrupt or truncated)"))?;
             let toc = toc.map_err(|m| crate::failed!("{source}: {m}; nothing was changed"))?;
-            Ok(Payload::Archive(Box::new(toc), reader))
+            Ok(Payload { toc: Some(Box::new(toc)), reader })
         }
-        Layer::Sql => Ok(Payload::Sql(reader)),
+        Layer::Sql => Ok(Payload { toc: None, reader }),
         other => Err(crate::failed!("{source}: cannot restore {}", other.name())),
     }
 }
@@ -190,11 +189,11 @@ pub fn restore_opened(
     // Decoding starts here: a wrong key or a foreign file fails before any database is made.
     let (opened_reader, check) = opened.split();
     let (reader, decoded) = pipeline::decoder(with_progress(opened_reader, progress.clone()), keys, &report.source)?;
-    let payload = payload(reader, decoded.payload(), &report.source)?;
+    let Payload { toc, reader } = payload(reader, decoded.payload(), &report.source)?;
     let load = Load { no_owner: opts.no_owner, jobs: opts.jobs, ..Load::default() };
 
     if let Some(spec) = &opts.table {
-        let Payload::Archive(toc, reader) = payload else {
+        let Some(toc) = toc else {
             return Err(crate::usage!("--table needs a custom-format archive; {} is SQL text", report.source));
         };
         let root = table::resolve(&toc, spec)?;
@@ -212,7 +211,7 @@ pub fn restore_opened(
             let temp = temp_db_name(&target);
             let created = fidelity::create_like_archive(&mut admin, &temp, &toc, !opts.no_owner)?;
             report.warnings.extend(created.warnings);
-            let mut guard = TempDb { pg: &pg, name: Some(temp.clone()) };
+            let mut guard = TempDb::new(&pg, &temp);
             let outcome = table::restore_table(
                 &pg,
                 &temp,
@@ -242,8 +241,8 @@ pub fn restore_opened(
     }
 
     let temp = temp_db_name(&target);
-    let creation_differs = match &payload {
-        Payload::Archive(toc, _) => {
+    let creation_differs = match &toc {
+        Some(toc) => {
             let created = fidelity::create_like_archive(&mut admin, &temp, toc, !opts.no_owner)
                 .map_err(|e| e.context(format!("creating temporary database {temp:?}")))?;
             for w in &created.warnings {
@@ -252,18 +251,14 @@ pub fn restore_opened(
             report.warnings.extend(created.warnings);
             created.creation_differs
         }
-        Payload::Sql(_) => {
+        None => {
             create_for_sql(&mut admin, &pg, &temp, existing.as_ref(), manifest.as_ref(), &mut report.warnings)?;
             true
         }
     };
     let mut guard = TempDb { pg: &pg, name: Some(temp.clone()) };
     let result = (|| -> Result<()> {
-        let toc = match &payload {
-            Payload::Archive(toc, _) => Some(toc.as_ref().clone()),
-            Payload::Sql(_) => None,
-        };
-        let notes = restore_into(&pg, &temp, payload, &load, &report.source)?;
+        let notes = restore_into(&pg, &temp, toc.as_deref(), reader, &load, &report.source)?;
         report.warnings.extend(notes);
         check.check_digest()?;
         progress.finish();
@@ -352,10 +347,11 @@ fn create_for_sql(
     created.map_err(|e| e.context(format!("creating temporary database {temp:?}")))
 }
 
-/// Loads a decoded payload into the empty database `db`; returns notes for the report.
-pub fn restore_into(pg: &Pg, db: &str, payload: Payload, load: &Load, source: &str) -> Result<Vec<String>> {
-    match payload {
-        Payload::Archive(toc, reader) => {
+/// Loads a decoded payload (an archive with its table of contents `toc`, or SQL without) into
+/// the empty database `db`; returns notes for the report.
+pub fn restore_into(pg: &Pg, db: &str, toc: Option<&Toc>, reader: Box<dyn Read + Send>, load: &Load, source: &str) -> Result<Vec<String>> {
+    match toc {
+        Some(toc) => {
             let mut args = restore_args(db, load.no_owner);
             if load.no_privileges {
                 args.push("--no-privileges".into());
@@ -363,7 +359,7 @@ pub fn restore_into(pg: &Pg, db: &str, payload: Payload, load: &Load, source: &s
             let _list = if load.skip.is_empty() {
                 None
             } else {
-                let list = table::write_list(&toc, |e| !load.skip.contains(&e.dump_id))?;
+                let list = table::write_list(toc, |e| !load.skip.contains(&e.dump_id))?;
                 args.push(format!("--use-list={}", list.path().display()));
                 Some(list)
             };
@@ -382,7 +378,7 @@ pub fn restore_into(pg: &Pg, db: &str, payload: Payload, load: &Load, source: &s
             }
             Ok(Vec::new())
         }
-        Payload::Sql(reader) => {
+        None => {
             if load.jobs.is_some_and(|j| j > 1) {
                 return Err(crate::usage!("--jobs needs a custom-format archive; {source} is SQL text"));
             }

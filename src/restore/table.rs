@@ -92,10 +92,6 @@ pub fn split_qualified(spec: &str) -> std::result::Result<Vec<String>, String> {
     Ok(parts)
 }
 
-fn table_name(e: &TocEntry) -> TableName {
-    TableName::of(e)
-}
-
 /// Finds the table `spec` names among the archive's tables; an unknown name is a usage error
 /// listing the nearest names the backup holds.
 pub fn resolve<'t>(toc: &'t Toc, spec: &str) -> Result<&'t TocEntry> {
@@ -126,7 +122,7 @@ pub fn resolve<'t>(toc: &'t Toc, spec: &str) -> Result<&'t TocEntry> {
             let mut near: Vec<(usize, String)> = tables
                 .iter()
                 .map(|e| {
-                    let n = table_name(e).to_string();
+                    let n = TableName::of(e).to_string();
                     (
                         distance(&n.to_lowercase(), &spec.to_lowercase())
                             .min(distance(&e.tag.to_lowercase(), &parts[parts.len() - 1].to_lowercase())),
@@ -143,7 +139,7 @@ pub fn resolve<'t>(toc: &'t Toc, spec: &str) -> Result<&'t TocEntry> {
         }
         many => Err(crate::usage!(
             "--table {spec}: several tables have that name: {}; name the schema",
-            many.iter().map(|e| table_name(e).to_string()).collect::<Vec<_>>().join(", ")
+            many.iter().map(|e| TableName::of(e).to_string()).collect::<Vec<_>>().join(", ")
         )),
     }
 }
@@ -219,20 +215,20 @@ pub fn restore_table(
 ) -> Result<TableOutcome> {
     let set = partition_tree(toc, root.dump_id);
     let by_id = toc.by_id();
-    let names: BTreeMap<i64, TableName> = set.iter().filter_map(|id| by_id.get(id)).map(|e| (e.dump_id, table_name(e))).collect();
+    let names: BTreeMap<i64, TableName> = set.iter().filter_map(|id| by_id.get(id)).map(|e| (e.dump_id, TableName::of(e))).collect();
     let data: Vec<&TocEntry> = toc.entries.iter().filter(|e| e.desc == "TABLE DATA" && e.deps.iter().any(|d| set.contains(d))).collect();
-    let leaves: Vec<TableName> = data.iter().map(|e| table_name(e)).collect();
+    let leaves: Vec<TableName> = data.iter().map(|e| TableName::of(e)).collect();
     let mut out = TableOutcome { tables: names.len(), ..Default::default() };
 
     let mut s = pg.session(db)?;
     s.exec("SET search_path = ''")?;
-    let (selected, mut prefix) = match dest {
+    let (selected, prefix) = match dest {
         Destination::Replace => {
-            check_same_tree(&mut s, &names.values().cloned().collect(), &toc_root_name(root))?;
+            check_same_tree(&mut s, &names.values().cloned().collect(), &TableName::of(root))?;
             let mut ids: BTreeSet<i64> = data.iter().map(|e| e.dump_id).collect();
             ids.extend(owned_sequence_values(toc, &set));
             let mut p = String::from("SET session_replication_role = replica;\n");
-            p += &format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE;\n", table_name(root).sql());
+            p += &format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE;\n", TableName::of(root).sql());
             for leaf in &leaves {
                 p += &format!("DELETE FROM ONLY {};\n", leaf.sql());
             }
@@ -248,7 +244,7 @@ pub fn restore_table(
     // Checked in the same transaction: every foreign key into or out of the table.
     let mut suffix = String::new();
     if !matches!(dest, Destination::CreateNew) {
-        for fk in foreign_keys(&mut s, &root_sql(root), matches!(dest, Destination::Replace))? {
+        for fk in foreign_keys(&mut s, &TableName::of(root).sql(), matches!(dest, Destination::Replace))? {
             suffix += &fk;
         }
     }
@@ -275,19 +271,8 @@ pub fn restore_table(
         }
         out.rows = Some(total);
     }
-    if matches!(dest, Destination::Replace) {
-        prefix = format!("{prefix}-- rows of {}\n", table_name(root));
-    }
     run_script(pg, db, toc, &selected, &prefix, &suffix, reader, no_owner, source)?;
     Ok(out)
-}
-
-fn toc_root_name(root: &TocEntry) -> TableName {
-    table_name(root)
-}
-
-fn root_sql(root: &TocEntry) -> String {
-    table_name(root).sql()
 }
 
 /// The live table's partitions must be the backup's: the rows of a partition the backup lacks
@@ -359,7 +344,7 @@ fn never(e: &TocEntry) -> bool {
 /// is not in `live` are left out and named.
 fn belonging(toc: &Toc, set: &BTreeSet<i64>, prereqs: bool, live: &BTreeSet<TableName>) -> (BTreeSet<i64>, Vec<String>) {
     let by_id = toc.by_id();
-    let outside = |e: &TocEntry| is_relation(e) && !set.contains(&e.dump_id) && !live.contains(&table_name(e));
+    let outside = |e: &TocEntry| is_relation(e) && !set.contains(&e.dump_id) && !live.contains(&TableName::of(e));
     let mut core: BTreeSet<i64> = set.clone();
     let mut rejected: BTreeMap<i64, String> = BTreeMap::new();
     loop {
