@@ -45,7 +45,7 @@ pub fn adopt(cfg: &Config, project: &Project, env: &str, dry_run: bool) -> Resul
         })
         .collect();
     old.sort();
-    let mut existing: Vec<retention::Candidate> = listing.databases().map(crate::prune::candidate).collect();
+    let mut existing: Vec<retention::Candidate<Stem>> = listing.databases().map(|b| b.manifest.candidate(&b.stem)).collect();
     let mut out = Vec::new();
     for (stem, name) in old {
         let path = dir.join(&name);
@@ -102,7 +102,7 @@ pub fn adopt(cfg: &Config, project: &Project, env: &str, dry_run: bool) -> Resul
             write_atomic(&dir.join(manifest.manifest_name()?), &manifest.to_bytes())?;
         }
         existing.push(retention::Candidate {
-            id: stem.to_string(),
+            id: stem.clone(),
             created_at: stem.time,
             tags: Vec::new(),
             recorded_tiers: Some(tiers.iter().copied().collect()),

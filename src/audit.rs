@@ -10,7 +10,8 @@ use crate::catalog::Listing;
 use crate::config::{Config, Location, Policy, Project};
 use crate::error::Result;
 use crate::names::Kind;
-use crate::prune::{EnvPlan, LocalAction, RemoteState, plan_env};
+use crate::prune::{EnvPlan, LocalAction, plan_env};
+use crate::remote::RemoteState;
 
 pub use crate::vocab::Finding;
 
@@ -155,14 +156,14 @@ pub fn audit_keys(cfg: &Config, project: &Project, env: &str) -> Vec<Finding> {
 /// The remote part of the audit: every backup the policy wants off-site is there, confirmed,
 /// in the right class; nothing due for deletion lingers; nothing unencrypted where required.
 pub fn audit_remote(
-    remote: &crate::offsite::Remote,
+    remote: &crate::remote::Remote,
     project: &Project,
     env: &str,
     now: DateTime<Utc>,
     local: &Listing,
-    offsite: &crate::offsite::EnvOffsite,
+    offsite: &crate::remote::EnvOffsite,
 ) -> Vec<Finding> {
-    let crate::offsite::EnvOffsite { cat, heads } = offsite;
+    let crate::remote::EnvOffsite { cat, heads } = offsite;
     let plan = crate::sync::plan(local, cat, heads, remote, project, env, now, false);
     let mut out = Vec::new();
     for (key, why) in &cat.broken {

@@ -208,8 +208,8 @@ impl<'a> Slot<'a> {
         crate::fault::point("backup:before-manifest");
         let listing = Listing::scan(&dir, &project.name, env)?;
         let tiers = if tags.is_empty() {
-            let existing: Vec<Candidate> =
-                listing.backups.iter().filter(|b| b.stem.kind == kind && b.stem != stem).map(crate::prune::candidate).collect();
+            let existing: Vec<Candidate<Stem>> =
+                listing.backups.iter().filter(|b| b.stem.kind == kind && b.stem != stem).map(|b| b.manifest.candidate(&b.stem)).collect();
             retention::tiers_for_new(&existing, stem.time, &project.policy).into_iter().collect()
         } else {
             Vec::new()

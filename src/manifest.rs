@@ -7,9 +7,9 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::config::TierName;
 use crate::error::{Error, IoContext, Result};
 use crate::names::{Kind, Stem};
+use crate::vocab::TierName;
 
 /// The manifest format this build writes; older ones are read, newer ones refused.
 pub const FORMAT_VERSION: u32 = 1;
@@ -99,6 +99,16 @@ pub struct Verification {
 }
 
 impl Manifest {
+    /// How the retention planner sees the backup `stem` this manifest describes.
+    pub fn candidate(&self, stem: &Stem) -> crate::retention::Candidate<Stem> {
+        crate::retention::Candidate {
+            id: stem.clone(),
+            created_at: stem.time,
+            tags: self.tags.clone(),
+            recorded_tiers: Some(self.tiers.iter().copied().collect()),
+        }
+    }
+
     /// The backup's stem, parsed from its file name.
     pub fn stem(&self) -> Option<Stem> {
         Stem::split_file_name(&self.file).map(|(s, _)| s)

@@ -13,8 +13,7 @@ use crate::catalog::Listing;
 use crate::config::{Config, TierName};
 use crate::error::Result;
 use crate::fsutil::{DirLock, ensure_private_dir, write_atomic};
-use crate::names::{Kind, Stem};
-use crate::offsite::Remote;
+use crate::remote::{Remote, RemoteCatalog};
 
 /// The last outcomes of one project/env.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -87,20 +86,10 @@ pub fn write(cfg: &Config, remote: Option<&Remote>) -> Result<()> {
                 *local.entry(*t).or_default() += 1;
             }
         }
-        let mut remote_counts: BTreeMap<TierName, u64> = BTreeMap::new();
-        if let Some(r) = remote {
-            let prefix = r.env_prefix(&project.name, &env);
-            for o in r.store.list(&prefix).unwrap_or_default() {
-                let rel = &o.key[prefix.len()..];
-                if let Some((tier, name)) = rel.split_once('/').and_then(|(t, n)| Some((TierName::parse(t)?, n)))
-                    && let Some((stem, rest)) = Stem::split_file_name(name)
-                    && stem.kind == Kind::Database
-                    && rest != ".json"
-                {
-                    *remote_counts.entry(tier).or_default() += 1;
-                }
-            }
-        }
+        let remote_counts = match remote {
+            Some(r) => RemoteCatalog::load(r, &project.name, &env, Some(&listing)).map(|c| c.database_copies()).unwrap_or_default(),
+            None => BTreeMap::new(),
+        };
         for t in project.policy.tiers.iter().map(|t| t.name) {
             for (loc, counts) in [("local", &local), ("remote", &remote_counts)] {
                 if loc == "remote" && remote.is_none() {

@@ -10,25 +10,16 @@ use serde::Serialize;
 
 use crate::catalog::{Listing, LocalBackup};
 use crate::config::{Config, Location, Policy, Project, TierName};
+use crate::context::EnvContext;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{DirLock, sync_dir};
 use crate::names::Kind;
+use crate::names::Stem;
+use crate::remote::RemoteState;
 use crate::retention::{self, Candidate, Decision};
 
 /// Suffix of a manifest being deleted: the backup no longer exists, its file is going.
 const TOMBSTONE_SUFFIX: &str = ".deleting";
-
-/// Which remote tiers hold a confirmed copy (size and checksum) of each backup, by stem.
-pub type ConfirmedRemote = BTreeMap<String, BTreeSet<TierName>>;
-
-/// What the remote holds, as local retention needs it.
-#[derive(Debug, Clone, Default)]
-pub struct RemoteState {
-    pub confirmed: ConfirmedRemote,
-    /// Backups that exist only off-site: they count in the plan (periods, the newest backup)
-    /// exactly as they do for sync, so both sides decide alike.
-    pub remote_only: Vec<Candidate>,
-}
 
 /// What happens to one local backup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -61,9 +52,9 @@ pub struct EnvPlan {
     pub project: String,
     pub env: String,
     pub entries: Vec<Entry>,
-    /// Planner decisions (for sync and audit), by stem.
+    /// Planner decisions (for sync and audit), by backup.
     #[serde(skip)]
-    pub decisions: BTreeMap<String, Decision>,
+    pub decisions: BTreeMap<Stem, Decision<Stem>>,
 }
 
 impl EnvPlan {
@@ -78,26 +69,15 @@ impl EnvPlan {
     }
 }
 
-/// The retention planner's view of a local backup.
-pub fn candidate(b: &LocalBackup) -> Candidate {
-    Candidate {
-        id: b.stem.to_string(),
-        created_at: b.stem.time,
-        tags: b.manifest.tags.clone(),
-        recorded_tiers: Some(b.manifest.tiers.iter().copied().collect()),
-    }
-}
-
 /// Plans every kind of backup separately (databases, globals) against `policy`: the local ones
 /// and `others` (backups only off-site).
-pub fn decide(listing: &Listing, others: &[Candidate], policy: &Policy, now: DateTime<Utc>) -> BTreeMap<String, Decision> {
+pub fn decide(listing: &Listing, others: &[Candidate<Stem>], policy: &Policy, now: DateTime<Utc>) -> BTreeMap<Stem, Decision<Stem>> {
     let mut out = BTreeMap::new();
     for kind in [Kind::Database, Kind::Globals] {
-        let mut cands: Vec<Candidate> = listing.backups.iter().filter(|b| b.stem.kind == kind).map(candidate).collect();
-        let local: BTreeSet<String> = cands.iter().map(|c| c.id.clone()).collect();
-        cands.extend(
-            others.iter().filter(|c| crate::names::Stem::parse(&c.id).is_some_and(|s| s.kind == kind) && !local.contains(&c.id)).cloned(),
-        );
+        let mut cands: Vec<Candidate<Stem>> =
+            listing.backups.iter().filter(|b| b.stem.kind == kind).map(|b| b.manifest.candidate(&b.stem)).collect();
+        let local: BTreeSet<Stem> = cands.iter().map(|c| c.id.clone()).collect();
+        cands.extend(others.iter().filter(|c| c.id.kind == kind && !local.contains(&c.id)).cloned());
         for d in retention::plan(&cands, policy, now) {
             out.insert(d.id.clone(), d);
         }
@@ -112,14 +92,13 @@ pub fn plan_env(listing: &Listing, project: &Project, env: &str, now: DateTime<U
     let decisions = decide(listing, remote.map(|r| r.remote_only.as_slice()).unwrap_or(&[]), policy, now);
     let mut entries = Vec::new();
     for b in &listing.backups {
-        let stem = b.stem.to_string();
-        let d = &decisions[&stem];
+        let d = &decisions[&b.stem];
         let mut reasons = d.reasons.clone();
         let action = if d.keep_at(Location::Local, policy, remote.is_some()) {
             LocalAction::Keep
         } else {
             let wanted: BTreeSet<TierName> = d.remote_tiers(policy);
-            let confirmed = remote.and_then(|r| r.confirmed.get(&stem)).cloned().unwrap_or_default();
+            let confirmed = remote.and_then(|r| r.confirmed.get(&b.stem)).cloned().unwrap_or_default();
             let missing: Vec<_> = wanted.difference(&confirmed).map(|t| t.as_str()).collect();
             if missing.is_empty() {
                 if !wanted.is_empty() {
@@ -132,7 +111,7 @@ pub fn plan_env(listing: &Listing, project: &Project, env: &str, now: DateTime<U
             }
         };
         entries.push(Entry {
-            backup: stem,
+            backup: b.stem.to_string(),
             kind: b.stem.kind,
             created_at: b.stem.time,
             file: b.manifest.file.clone(),
@@ -274,25 +253,20 @@ pub fn clean_partials(listing: &Listing) -> Result<usize> {
 
 use crate::fsutil::remove_if_exists;
 
-/// Prunes one project/env: lock, plan, print, apply unless `dry_run`.
-pub fn prune_env(
-    cfg: &Config,
-    project: &Project,
-    env: &str,
-    now: DateTime<Utc>,
-    remote: Option<&RemoteState>,
-    dry_run: bool,
-) -> Result<EnvPlan> {
-    let dir = cfg.env_dir(&project.name, env);
-    if !dir.is_dir() {
-        return Ok(EnvPlan { project: project.name.clone(), env: env.to_string(), entries: Vec::new(), decisions: BTreeMap::new() });
+/// Prunes one project/env: lock, plan (reading the folder again under the lock), apply unless
+/// `dry_run`; then tells `e` the folder changed.
+pub fn prune_env(e: &mut EnvContext, now: DateTime<Utc>, remote: Option<&RemoteState>, dry_run: bool) -> Result<EnvPlan> {
+    let (project, env) = (e.project, e.env.clone());
+    if !e.dir.is_dir() {
+        return Ok(EnvPlan { project: project.name.clone(), env, entries: Vec::new(), decisions: BTreeMap::new() });
     }
-    let _lock = DirLock::acquire(&dir)?;
-    let (listing, plan) = plan_local(cfg, project, env, now, remote)?;
+    let _lock = DirLock::acquire(&e.dir)?;
+    let (listing, plan) = plan_local(e.cfg, project, &env, now, remote)?;
     if !dry_run {
-        apply(&dir, &listing, &plan)?;
+        apply(&e.dir, &listing, &plan)?;
         clean_partials(&listing)?;
         clean_orphans(&listing)?;
+        e.local_changed();
     }
     Ok(plan)
 }

@@ -16,9 +16,9 @@ use crate::config::{Location, Policy, Retain, TierName};
 
 /// One backup as the planner sees it.
 #[derive(Debug, Clone)]
-pub struct Candidate {
-    /// The backup's stem, for reporting.
-    pub id: String,
+pub struct Candidate<I = String> {
+    /// The backup's name (a `Stem` in pgtier; any ordered, printable id in tests).
+    pub id: I,
     pub created_at: DateTime<Utc>,
     pub tags: Vec<String>,
     /// Tiers recorded when the backup was taken: authoritative. None only for backups whose
@@ -28,8 +28,8 @@ pub struct Candidate {
 
 /// What the planner decided for one backup.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Decision {
-    pub id: String,
+pub struct Decision<I = String> {
+    pub id: I,
     pub created_at: DateTime<Utc>,
     /// Tiers the backup belongs to.
     pub tiers: BTreeSet<TierName>,
@@ -46,7 +46,7 @@ pub struct Decision {
     pub reasons: Vec<String>,
 }
 
-impl Decision {
+impl<I> Decision<I> {
     /// Whether a copy belongs at `loc`. Without a remote, remote tiers are kept locally.
     pub fn keep_at(&self, loc: Location, policy: &Policy, remote_configured: bool) -> bool {
         match loc {
@@ -102,7 +102,7 @@ fn period_noun(tier: TierName, n: u32) -> String {
 /// backups recorded in the tier; in a period where none is, the first backup of the period if
 /// its tiers were never recorded. A recorded backup is never superseded, and a backup is never
 /// promoted because the one recorded before it is gone from this host.
-fn representatives(untagged: &[&Candidate], tier: TierName) -> Vec<((i32, u32, u32), usize)> {
+fn representatives<I>(untagged: &[&Candidate<I>], tier: TierName) -> Vec<((i32, u32, u32), usize)> {
     let mut by_period: BTreeMap<(i32, u32, u32), Vec<usize>> = BTreeMap::new();
     for (i, c) in untagged.iter().enumerate() {
         by_period.entry(period(tier, c.created_at)).or_default().push(i);
@@ -121,7 +121,7 @@ fn representatives(untagged: &[&Candidate], tier: TierName) -> Vec<((i32, u32, u
 }
 
 /// The tiers a backup taken at `created_at` joins, given the backups that already exist.
-pub fn tiers_for_new(existing: &[Candidate], created_at: DateTime<Utc>, policy: &Policy) -> BTreeSet<TierName> {
+pub fn tiers_for_new<I>(existing: &[Candidate<I>], created_at: DateTime<Utc>, policy: &Policy) -> BTreeSet<TierName> {
     let mut tiers = BTreeSet::from([TierName::Daily]);
     for tier in policy.tiers.iter().map(|t| t.name).filter(|t| *t != TierName::Daily) {
         let p = period(tier, created_at);
@@ -146,7 +146,7 @@ const CLOCK_JUMP_DAYS: i64 = 366;
 /// Why the clock cannot be trusted to delete anything: a backup dated after `now` (the clock is
 /// behind, or `--now` is in the past), or two backups so far apart that only a forward jump
 /// explains them.
-pub fn clock_problem(candidates: &[Candidate], now: DateTime<Utc>) -> Option<String> {
+pub fn clock_problem<I: std::fmt::Display>(candidates: &[Candidate<I>], now: DateTime<Utc>) -> Option<String> {
     let fmt = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
     if let Some(c) =
         candidates.iter().filter(|c| c.created_at > now + chrono::Duration::minutes(CLOCK_SLACK_MINUTES)).max_by_key(|c| c.created_at)
@@ -158,7 +158,7 @@ pub fn clock_problem(candidates: &[Candidate], now: DateTime<Utc>) -> Option<Str
             fmt(now)
         ));
     }
-    let mut times: Vec<&Candidate> = candidates.iter().collect();
+    let mut times: Vec<&Candidate<I>> = candidates.iter().collect();
     times.sort_by_key(|c| c.created_at);
     if let Some([before, after]) = times.windows(2).find(|w| w[1].created_at - w[0].created_at > chrono::Duration::days(CLOCK_JUMP_DAYS)) {
         return Some(format!(
@@ -176,9 +176,9 @@ pub fn clock_problem(candidates: &[Candidate], now: DateTime<Utc>) -> Option<Str
 /// Plans every candidate against `policy` as of `now`. When the clock cannot be trusted
 /// (`clock_problem`), every backup is kept in every tier it was recorded in, so nothing is
 /// deleted here or off-site while uploads go on.
-pub fn plan(candidates: &[Candidate], policy: &Policy, now: DateTime<Utc>) -> Vec<Decision> {
+pub fn plan<I: Clone + Ord + std::fmt::Display>(candidates: &[Candidate<I>], policy: &Policy, now: DateTime<Utc>) -> Vec<Decision<I>> {
     if let Some(why) = clock_problem(candidates, now) {
-        let mut decisions: Vec<Decision> = candidates
+        let mut decisions: Vec<Decision<I>> = candidates
             .iter()
             .map(|c| Decision {
                 id: c.id.clone(),
@@ -200,10 +200,10 @@ pub fn plan(candidates: &[Candidate], policy: &Policy, now: DateTime<Utc>) -> Ve
     decisions
 }
 
-fn plan_past(candidates: &[Candidate], policy: &Policy) -> Vec<Decision> {
+fn plan_past<I: Clone + Ord + std::fmt::Display>(candidates: &[Candidate<I>], policy: &Policy) -> Vec<Decision<I>> {
     let mut order: Vec<usize> = (0..candidates.len()).collect();
     order.sort_by(|&a, &b| candidates[a].created_at.cmp(&candidates[b].created_at).then_with(|| candidates[a].id.cmp(&candidates[b].id)));
-    let mut decisions: Vec<Decision> = order
+    let mut decisions: Vec<Decision<I>> = order
         .iter()
         .map(|&i| {
             let c = &candidates[i];
@@ -220,9 +220,9 @@ fn plan_past(candidates: &[Candidate], policy: &Policy) -> Vec<Decision> {
             }
         })
         .collect();
-    let sorted: Vec<&Candidate> = order.iter().map(|&i| &candidates[i]).collect();
+    let sorted: Vec<&Candidate<I>> = order.iter().map(|&i| &candidates[i]).collect();
     let untagged_idx: Vec<usize> = (0..sorted.len()).filter(|&i| sorted[i].tags.is_empty()).collect();
-    let untagged: Vec<&Candidate> = untagged_idx.iter().map(|&i| sorted[i]).collect();
+    let untagged: Vec<&Candidate<I>> = untagged_idx.iter().map(|&i| sorted[i]).collect();
 
     if let Some(&newest_untagged) = untagged.last() {
         let reference = newest_untagged.created_at;

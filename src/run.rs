@@ -7,13 +7,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::alerts::{Alert, Alerter};
 use crate::backup::{BackupOptions, backup, backup_globals};
 use crate::catalog::{Listing, LocalBackup};
 use crate::config::{Config, Project};
+use crate::context::{Context, EnvContext};
 use crate::error::Result;
 use crate::lock::RunLock;
-use crate::offsite::Remote;
+use crate::outcome::{EnvOutcome, Outcomes};
 use crate::sync::{SyncOptions, SyncReport, sync_env};
 use crate::ui::Ui;
 
@@ -83,26 +83,23 @@ pub struct RunReport {
 
 /// Runs the nightly job over `selected`.
 pub fn run(cfg: &Config, selected: &[(&Project, String)], opts: &RunOptions, ui: &Ui) -> Result<RunReport> {
-    let alerter = Alerter::new(&cfg.alerts);
+    let outcomes = Outcomes::new(cfg);
     let _lock = if opts.dry_run {
         None
     } else {
         match RunLock::acquire(&cfg.lock_file, opts.wait_lock) {
             Ok(l) => Some(l),
             Err(e) => {
-                alerter.send(&Alert::error(None, None, "run", e.to_string()));
+                outcomes.failed(None, None, "run", e.to_string());
                 return Err(e);
             }
         }
     };
     let mut report = RunReport { started_at: Utc::now(), dry_run: opts.dry_run, ok: true, envs: Vec::new(), warnings: Vec::new() };
-    let remote = match Remote::open(cfg) {
-        Ok(r) => r,
-        Err(e) => {
-            report.warnings.push(format!("cannot open the remote: {e}"));
-            None
-        }
-    };
+    let world = Context::new(cfg);
+    if let Err(e) = world.remote() {
+        report.warnings.push(e.to_string());
+    }
     // Low disk space is worth a warning and an alert, not a skipped night: a real ENOSPC fails
     // the backup cleanly anyway.
     if !opts.dry_run
@@ -116,7 +113,7 @@ pub fn run(cfg: &Config, selected: &[(&Project, String)], opts: &RunOptions, ui:
             crate::ui::human_size(cfg.min_free_space)
         );
         tracing::warn!("{w}");
-        alerter.send(&Alert::warning(None, None, "disk-space", w.clone()));
+        outcomes.warning(None, None, "disk-space", w.clone());
         report.warnings.push(w);
     }
     for (project, env) in selected {
@@ -141,85 +138,69 @@ pub fn run(cfg: &Config, selected: &[(&Project, String)], opts: &RunOptions, ui:
         } else if !project.enabled {
             e.skipped = Some("backups are disabled in projects.yml".into());
         } else {
-            run_env(cfg, project, env, remote.as_ref(), opts, ui, &mut e);
+            let mut ctx = world.env(project, env);
+            if opts.dry_run {
+                plan_env(&mut ctx, opts, ui, &mut e);
+            } else {
+                run_env(&mut ctx, opts, ui, &outcomes, &mut e);
+            }
         }
         e.ok = e.errors.is_empty();
         e.seconds = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
         report.ok &= e.ok;
         if !opts.dry_run && e.skipped.is_none() {
             for err in &e.errors {
-                alerter.send(&Alert::error(Some(&e.project), Some(&e.env), err.operation, err.to_string()));
+                outcomes.failed(Some(&e.project), Some(&e.env), err.operation, err.to_string());
             }
-            let (ok, seconds, size, verified) = (e.ok, e.seconds, e.backup_size, e.verified);
-            let at = Utc::now();
-            if let Err(err) = crate::metrics::update(cfg, &e.project, &e.env, |s| {
-                if ok {
-                    s.last_success = Some(at);
-                } else {
-                    s.last_failure = Some(at);
-                }
-                s.last_duration_seconds = Some(seconds);
-                if size.is_some() {
-                    s.last_backup_size_bytes = size;
-                }
-                if verified == Some(true) {
-                    s.last_verify_success = Some(at);
-                }
-            }) {
-                tracing::warn!("could not record the run's state: {err}");
-            }
+            let o = EnvOutcome { ok: e.ok, seconds: e.seconds, backup_size: e.backup_size, verified: e.verified };
+            outcomes.env_ran(&e.project, &e.env, o);
         }
         report.envs.push(e);
     }
     if !opts.dry_run {
-        if let Err(err) = crate::metrics::write(cfg, remote.as_ref()) {
-            tracing::warn!("could not write the metrics textfile: {err}");
-        }
-        if report.ok {
-            alerter.success(&serde_json::json!({ "ok": true, "envs": report.envs.len(), "time": Utc::now() }));
-        }
+        let success = report.ok.then(|| serde_json::json!({ "ok": true, "envs": report.envs.len(), "time": Utc::now() }));
+        outcomes.finish(world.remote().ok().flatten(), success);
     }
     Ok(report)
 }
 
-fn run_env(cfg: &Config, project: &Project, env: &str, remote: Option<&Remote>, opts: &RunOptions, ui: &Ui, e: &mut EnvRun) {
-    if opts.dry_run {
-        e.warnings.push(format!("would back up database {:?}", project.databases.get(env).map(String::as_str).unwrap_or("")));
-        if let Some(r) = remote {
-            match sync_env(
-                cfg,
-                r,
-                project,
-                env,
-                SyncOptions { now: opts.now, allow_early_delete: opts.allow_early_delete, dry_run: true },
-                ui,
-            ) {
-                Ok((plan, rep)) => {
-                    e.warnings.extend(
-                        plan.actions
-                            .iter()
-                            .filter(|a| !matches!(a, crate::sync::Action::Keep { .. }))
-                            .map(|a| format!("would {}", a.describe())),
-                    );
-                    e.sync = Some(rep);
-                }
-                Err(err) => e.errors.push(EnvError::new("sync plan", err)),
+/// `run --dry-run` of one env: what would be backed up, synced and pruned.
+fn plan_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, e: &mut EnvRun) {
+    e.warnings.push(format!("would back up database {:?}", ctx.project.databases.get(&ctx.env).map(String::as_str).unwrap_or("")));
+    if matches!(ctx.remote(), Ok(Some(_))) {
+        match sync_env(ctx, SyncOptions { now: opts.now, allow_early_delete: opts.allow_early_delete, dry_run: true }, ui) {
+            Ok((plan, rep)) => {
+                e.warnings.extend(
+                    plan.actions
+                        .iter()
+                        .filter(|a| !matches!(a, crate::sync::Action::Keep { .. }))
+                        .map(|a| format!("would {}", a.describe())),
+                );
+                e.sync = Some(rep);
             }
+            Err(err) => e.errors.push(EnvError::new("sync plan", err)),
         }
-        match crate::prune::prune_env(cfg, project, env, opts.now, None, true) {
-            Ok(plan) => e.warnings.extend(plan.deletions().map(|d| format!("would delete {} ({})", d.backup, d.reasons.join("; ")))),
-            Err(err) => e.errors.push(EnvError::new("prune plan", err)),
-        }
-        return;
     }
-    let alerter = Alerter::new(&cfg.alerts);
+    match crate::prune::prune_env(ctx, opts.now, None, true) {
+        Ok(plan) => e.warnings.extend(plan.deletions().map(|d| format!("would delete {} ({})", d.backup, d.reasons.join("; ")))),
+        Err(err) => e.errors.push(EnvError::new("prune plan", err)),
+    }
+}
+
+/// One env's night: backup, globals, sync, prune, the scheduled drill, cleanup. The listing and
+/// the off-site catalog are read once each and again only after a step changed them.
+fn run_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: &Outcomes, e: &mut EnvRun) {
+    let (cfg, project, env) = (ctx.cfg, ctx.project, ctx.env.clone());
+    let env = env.as_str();
     match backup(cfg, project, env, &BackupOptions { tags: Vec::new(), now: opts.now }, ui) {
         Ok(b) => {
+            ctx.local_changed();
             e.backup = Some(b.stem.to_string());
             e.backup_size = Some(b.manifest.size);
-            for w in anomalies(cfg, project, env, &b) {
+            let found = ctx.listing().map(|l| anomalies(cfg, project, l, &b)).unwrap_or_default();
+            for w in found {
                 tracing::warn!("{}/{env}: {w}", project.name);
-                alerter.send(&Alert::warning(Some(&project.name), Some(env), "anomaly", w.clone()));
+                outcomes.warning(Some(&project.name), Some(env), "anomaly", w.clone());
                 e.warnings.push(w);
             }
         }
@@ -227,13 +208,15 @@ fn run_env(cfg: &Config, project: &Project, env: &str, remote: Option<&Remote>, 
     }
     if cfg.globals.enabled {
         match backup_globals(cfg, project, env, opts.now, ui) {
-            Ok(b) => e.globals = Some(b.stem.to_string()),
+            Ok(b) => {
+                ctx.local_changed();
+                e.globals = Some(b.stem.to_string());
+            }
             Err(err) => e.errors.push(EnvError::new("globals", err)),
         }
     }
-    if let Some(r) = remote {
-        match sync_env(cfg, r, project, env, SyncOptions { now: opts.now, allow_early_delete: opts.allow_early_delete, dry_run: false }, ui)
-        {
+    if matches!(ctx.remote(), Ok(Some(_))) {
+        match sync_env(ctx, SyncOptions { now: opts.now, allow_early_delete: opts.allow_early_delete, dry_run: false }, ui) {
             Ok((_, rep)) => {
                 e.errors.extend(rep.errors.iter().map(|x| EnvError::new("sync", x)));
                 e.sync = Some(rep);
@@ -241,28 +224,28 @@ fn run_env(cfg: &Config, project: &Project, env: &str, remote: Option<&Remote>, 
             Err(err) => e.errors.push(EnvError::new("sync", err)),
         }
     }
-    let confirmed = match crate::offsite::remote_state(cfg, project, env) {
+    let confirmed = match ctx.remote_state() {
         Ok(c) => c,
         Err(err) => {
             e.errors.push(EnvError::new("checking off-site copies", err));
             return;
         }
     };
-    match crate::prune::prune_env(cfg, project, env, opts.now, confirmed.as_ref(), false) {
+    match crate::prune::prune_env(ctx, opts.now, confirmed.as_ref(), false) {
         Ok(plan) => {
             e.pruned = plan.deletions().count();
             if let Some(why) = plan.clock_problem() {
                 tracing::warn!("{}/{env}: {why}", project.name);
-                alerter.send(&Alert::warning(Some(&project.name), Some(env), "clock", why.to_string()));
+                outcomes.warning(Some(&project.name), Some(env), "clock", why.to_string());
                 e.warnings.push(why.to_string());
             }
         }
         Err(err) => e.errors.push(EnvError::new("prune", err)),
     }
     // The restore drill the policy schedules (`verify: weekly`), on the newest backup.
-    if let Ok(listing) = Listing::scan(&cfg.env_dir(&project.name, env), &project.name, env)
-        && e.backup.is_some()
-        && crate::verify::due(project, &listing, opts.now)
+    if e.backup.is_some()
+        && let Ok(listing) = ctx.listing()
+        && crate::verify::due(project, listing, opts.now)
     {
         let keys = project.keys().unwrap_or_default();
         if keys.is_empty() && project.encryption.is_some() {
@@ -284,8 +267,7 @@ fn run_env(cfg: &Config, project: &Project, env: &str, remote: Option<&Remote>, 
     }
     // Temporary files and databases of restores and drills that were killed.
     crate::scratch::sweep_stale();
-    let database = project.databases.get(env).map(String::as_str).unwrap_or("postgres");
-    if let Ok(pg) = crate::postgres::Pg::connect(&project.connection, cfg.pg_bindir.as_deref(), database) {
+    if let Ok(pg) = crate::postgres::Pg::connect(&project.connection, cfg.pg_bindir.as_deref(), ctx.database()) {
         match crate::restore::drop_stale_temp_dbs(&pg) {
             Ok(dropped) => e.warnings.extend(dropped.into_iter().map(|d| format!("dropped {d}, left by an interrupted restore or verify"))),
             Err(err) => e.warnings.push(format!("could not clean up temporary databases: {err}")),
@@ -295,9 +277,8 @@ fn run_env(cfg: &Config, project: &Project, env: &str, remote: Option<&Remote>, 
 
 /// A backup that shrank by more than the threshold against the previous one (size or total
 /// rows) is worth a warning: an emptied table is a failure nobody sees.
-pub fn anomalies(cfg: &Config, project: &Project, env: &str, new: &LocalBackup) -> Vec<String> {
+pub fn anomalies(cfg: &Config, project: &Project, listing: &Listing, new: &LocalBackup) -> Vec<String> {
     let threshold = project.policy.anomaly_threshold_percent.unwrap_or(cfg.alerts.anomaly_threshold_percent) as f64;
-    let Ok(listing) = Listing::scan(&cfg.env_dir(&project.name, env), &project.name, env) else { return Vec::new() };
     let Some(prev) = listing.databases().rfind(|b| b.stem < new.stem && b.manifest.tags.is_empty()) else { return Vec::new() };
     let mut out = Vec::new();
     let fall = |old: u64, now: u64| if old == 0 { 0.0 } else { (old.saturating_sub(now)) as f64 * 100.0 / old as f64 };

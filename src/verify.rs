@@ -16,8 +16,8 @@ use crate::error::Result;
 use crate::fsutil::{DirLock, write_atomic};
 use crate::manifest::{Manifest, Verification};
 use crate::names::Kind;
-use crate::offsite::Remote;
 use crate::pipeline;
+use crate::remote::Remote;
 
 use crate::restore::{
     From, Input, Load, Opened, Payload, Source, TempDb, admin_session, connect_admin, fidelity, open_source, payload, restore_into,
@@ -274,7 +274,7 @@ fn record(cfg: &Config, project: &Project, env: &str, result: &VerifyResult) -> 
     let Some(remote) = Remote::open(cfg)? else { return Ok(()) };
     // Manifests this host has are not fetched again; only remote-only ones are read.
     let listing = Listing::scan(&dir, &project.name, env)?;
-    let cat = crate::offsite::RemoteCatalog::load(&remote, &project.name, env, Some(&listing))?;
+    let cat = crate::remote::RemoteCatalog::load(&remote, &project.name, env, Some(&listing))?;
     let Some(stem) = crate::names::Stem::parse(&result.backup) else { return Ok(()) };
     let Some(rb) = cat.backups.get(&stem) else { return Ok(()) };
     let m = match updated {
@@ -306,7 +306,7 @@ fn newest(cfg: &Config, project: &Project, env: &str, from: From) -> Option<Stri
 pub fn all_backups(cfg: &Config, project: &Project, env: &str, from: From) -> Result<Vec<String>> {
     if from == From::Remote {
         let remote = Remote::open(cfg)?.ok_or_else(|| crate::usage!("--from remote needs remote: in {}", cfg.file.display()))?;
-        let cat = crate::offsite::RemoteCatalog::load(&remote, &project.name, env, None)?;
+        let cat = crate::remote::RemoteCatalog::load(&remote, &project.name, env, None)?;
         return Ok(cat
             .backups
             .values()

@@ -9,7 +9,8 @@ use crate::audit::audit_remote;
 use crate::audit::{Finding, audit_local, audit_policy};
 use crate::catalog::Listing;
 use crate::error::Result;
-use crate::offsite::{EnvOffsite, Remote, state_or_nothing};
+use crate::remote::catalog::state_or_nothing;
+use crate::remote::{EnvOffsite, Remote};
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {

@@ -78,9 +78,8 @@ pub fn run(ctx: &Ctx, a: ListArgs) -> Result<i32> {
         }
     }
     if a.remote || a.all {
-        let remote =
-            crate::offsite::Remote::open(&cfg)?.ok_or_else(|| crate::usage!("--remote needs remote: in {}", cfg.file.display()))?;
-        let cat = crate::offsite::RemoteCatalog::load(&remote, &project.name, env, Some(&listing))?;
+        let remote = crate::remote::Remote::open(&cfg)?.ok_or_else(|| crate::usage!("--remote needs remote: in {}", cfg.file.display()))?;
+        let cat = crate::remote::RemoteCatalog::load(&remote, &project.name, env, Some(&listing))?;
         for (stem, b) in &cat.backups {
             let Some(m) = &b.manifest else { continue };
             let r = rows.entry(stem.clone()).or_insert_with(|| row(stem, m, None));

@@ -3,6 +3,7 @@
 use clap::Args;
 
 use super::{Ctx, print_plan};
+use crate::context::Context;
 use crate::error::Result;
 use crate::prune::prune_env;
 
@@ -19,9 +20,11 @@ pub fn run(ctx: &Ctx, a: PruneArgs) -> Result<i32> {
     let cfg = ctx.config()?;
     let mut plans = Vec::new();
     let mut failed = 0;
+    let world = Context::new(&cfg);
     for (project, env) in cfg.select(a.project.as_deref(), a.env.as_deref())? {
-        let remote = crate::offsite::remote_state(&cfg, project, &env)?;
-        match prune_env(&cfg, project, &env, ctx.now, remote.as_ref(), a.dry_run) {
+        let mut e = world.env(project, &env);
+        let remote = e.remote_state()?;
+        match prune_env(&mut e, ctx.now, remote.as_ref(), a.dry_run) {
             Ok(plan) => plans.push(plan),
             Err(e) => {
                 tracing::error!("prune {}/{env}: {e}", project.name);

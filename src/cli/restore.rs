@@ -4,7 +4,7 @@ use clap::Args;
 
 use super::{Ctx, Target};
 use crate::error::Result;
-use crate::offsite::ThawWait;
+use crate::remote::ThawWait;
 use crate::restore::{Input, RestoreOptions, Source, restore};
 
 #[derive(Debug, Args)]

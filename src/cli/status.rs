@@ -42,9 +42,9 @@ pub fn run(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
         .filter_map(|b| b.manifest.last_verified_ok().map(|v| (b, v)))
         .max_by_key(|(_, v)| v.at)
         .map(|(b, v)| json!({ "backup": b.stem.to_string(), "at": v.at, "from": v.from }));
-    let offsite = match crate::offsite::Remote::open(&cfg)? {
+    let offsite = match crate::remote::Remote::open(&cfg)? {
         None => json!({ "configured": false }),
-        Some(r) => match crate::offsite::RemoteCatalog::load(&r, &project.name, env, Some(&listing)) {
+        Some(r) => match crate::remote::RemoteCatalog::load(&r, &project.name, env, Some(&listing)) {
             Ok(cat) => {
                 let mut tiers: BTreeMap<String, usize> = BTreeMap::new();
                 for b in cat.backups.values().filter(|b| b.stem.kind == Kind::Database) {
@@ -55,7 +55,7 @@ pub fn run(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
                 let newest = cat.backups.values().rev().find(|b| b.stem.kind == Kind::Database && !b.copies.is_empty());
                 json!({
                     "configured": true,
-                    "url": r.url(&r.env_prefix(&project.name, env)),
+                    "url": r.url(r.layout(&project.name, env).prefix()),
                     "backups": cat.backups.values().filter(|b| b.stem.kind == Kind::Database && !b.copies.is_empty()).count(),
                     "per_tier": tiers,
                     "latest": newest.map(|b| b.stem.to_string()),

@@ -3,8 +3,8 @@
 use clap::Args;
 
 use super::Ctx;
+use crate::context::Context;
 use crate::error::Result;
-use crate::offsite::Remote;
 use crate::sync::{Action, SyncOptions, sync_env};
 
 #[derive(Debug, Args)]
@@ -22,20 +22,15 @@ pub struct SyncArgs {
 pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<i32> {
     let cfg = ctx.config()?;
     let selected = cfg.select(a.project.as_deref(), a.env.as_deref())?;
-    let remote = Remote::open(&cfg)?.ok_or_else(|| crate::usage!("sync needs remote: in {}", cfg.file.display()))?;
+    let world = Context::new(&cfg);
+    world.require_remote("sync")?;
     let mut totals = crate::sync::SyncReport::default();
     let mut envs = Vec::new();
     let mut all_actions = Vec::new();
     let mut failed = false;
     for (project, env) in selected {
-        match sync_env(
-            &cfg,
-            &remote,
-            project,
-            &env,
-            SyncOptions { now: ctx.now, allow_early_delete: a.allow_early_delete, dry_run: a.dry_run },
-            &ctx.ui,
-        ) {
+        let opts = SyncOptions { now: ctx.now, allow_early_delete: a.allow_early_delete, dry_run: a.dry_run };
+        match sync_env(&mut world.env(project, &env), opts, &ctx.ui) {
             Ok((plan, rep)) => {
                 if !ctx.ui.json {
                     for act in plan.actions.iter().filter(|x| a.dry_run || !matches!(x, Action::Keep { .. })) {

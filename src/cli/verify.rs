@@ -73,7 +73,7 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
         }
         return Ok(0);
     }
-    let remote = crate::offsite::Remote::open(&cfg).ok().flatten();
+    let remote = crate::remote::Remote::open(&cfg).ok().flatten();
     if let Err(e) = crate::metrics::write(&cfg, remote.as_ref()) {
         tracing::warn!("could not write the metrics textfile: {e}");
     }

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::vocab::{Compression, EncryptionConfig};
-pub use policy::{BUILTIN_DEFAULT, Location, Policy, Retain, StorageClass, Tier, TierName, VerifySchedule};
+pub use crate::vocab::{Location, StorageClass, TierName};
+pub use policy::{BUILTIN_DEFAULT, Policy, Retain, Tier, VerifySchedule};
 
 use crate::error::{Error, Result};
 use crate::names::check_component;

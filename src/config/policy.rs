@@ -1,57 +1,12 @@
 //! Retention policies: tiers, where each lives, its storage class, compression, encryption.
 
 use crate::vocab::Compression;
+pub use crate::vocab::{Location, StorageClass, TierName};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::raw;
 use crate::error::{Error, Result};
-
-/// A retention tier, ordered from the shortest period to the longest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TierName {
-    Daily,
-    Weekly,
-    Monthly,
-    Yearly,
-}
-
-impl TierName {
-    /// Every tier, shortest period first.
-    pub const ALL: [TierName; 4] = [TierName::Daily, TierName::Weekly, TierName::Monthly, TierName::Yearly];
-
-    /// The tier's name as used in paths and config.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TierName::Daily => "daily",
-            TierName::Weekly => "weekly",
-            TierName::Monthly => "monthly",
-            TierName::Yearly => "yearly",
-        }
-    }
-
-    /// Parses a tier name.
-    pub fn parse(s: &str) -> Option<TierName> {
-        TierName::ALL.into_iter().find(|t| t.as_str() == s)
-    }
-
-    /// The approximate length of one period in days (for billing-duration sanity checks).
-    pub fn period_days(self) -> u64 {
-        match self {
-            TierName::Daily => 1,
-            TierName::Weekly => 7,
-            TierName::Monthly => 30,
-            TierName::Yearly => 365,
-        }
-    }
-}
-
-impl std::fmt::Display for TierName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// How a tier decides how long to keep its backups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,83 +33,6 @@ impl std::fmt::Display for Retain {
             Retain::Count(n) => write!(f, "keep {n}"),
             Retain::Days(n) => write!(f, "keep_days {n}"),
         }
-    }
-}
-
-/// Where a tier keeps its copies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Location {
-    Local,
-    Remote,
-}
-
-/// An S3 storage class, with what it costs to delete early and whether reads need a thaw.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum StorageClass {
-    Standard,
-    StandardIa,
-    OnezoneIa,
-    IntelligentTiering,
-    GlacierIr,
-    Glacier,
-    DeepArchive,
-}
-
-impl StorageClass {
-    const ALL: [StorageClass; 7] = [
-        StorageClass::Standard,
-        StorageClass::StandardIa,
-        StorageClass::OnezoneIa,
-        StorageClass::IntelligentTiering,
-        StorageClass::GlacierIr,
-        StorageClass::Glacier,
-        StorageClass::DeepArchive,
-    ];
-
-    /// The name S3 uses.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StorageClass::Standard => "STANDARD",
-            StorageClass::StandardIa => "STANDARD_IA",
-            StorageClass::OnezoneIa => "ONEZONE_IA",
-            StorageClass::IntelligentTiering => "INTELLIGENT_TIERING",
-            StorageClass::GlacierIr => "GLACIER_IR",
-            StorageClass::Glacier => "GLACIER",
-            StorageClass::DeepArchive => "DEEP_ARCHIVE",
-        }
-    }
-
-    /// Parses an S3 storage class name (as S3 writes it).
-    pub fn parse(s: &str) -> Option<StorageClass> {
-        StorageClass::ALL.into_iter().find(|c| c.as_str() == s)
-    }
-
-    /// The minimum billable storage duration: deleting earlier is charged as if kept this long.
-    pub fn min_days(self) -> u64 {
-        match self {
-            StorageClass::Standard | StorageClass::IntelligentTiering => 0,
-            StorageClass::StandardIa | StorageClass::OnezoneIa => 30,
-            StorageClass::GlacierIr | StorageClass::Glacier => 90,
-            StorageClass::DeepArchive => 180,
-        }
-    }
-
-    /// Whether a GET needs a `RestoreObject` first.
-    pub fn needs_thaw(self) -> bool {
-        matches!(self, StorageClass::Glacier | StorageClass::DeepArchive)
-    }
-}
-
-impl serde::Serialize for StorageClass {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl std::fmt::Display for StorageClass {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

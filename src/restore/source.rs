@@ -38,7 +38,7 @@ pub struct Source {
     pub input: Input,
     pub from: From,
     /// Wait for a Glacier thaw (None: request it and exit 1 saying when to run again).
-    pub wait: Option<crate::offsite::ThawWait>,
+    pub wait: Option<crate::remote::ThawWait>,
     /// Check a local file's SHA-256 before reading it (restore), or while streaming it, to be
     /// checked at the end (verify, which restores into a throwaway database anyway).
     pub check_first: bool,
@@ -124,9 +124,8 @@ pub fn open_source(cfg: &Config, project: &Project, env: &str, source: &Source, 
 /// Opens a remote backup (the newest of `kind`, or the named one); works with `backup_root` gone.
 pub fn open_remote(cfg: &Config, project: &Project, env: &str, source: &Source, kind: Kind, ui: &Ui) -> Result<Opened> {
     let (input, wait, thaw_tier) = (&source.input, source.wait, source.thaw_tier.as_deref());
-    let remote =
-        crate::offsite::Remote::open(cfg)?.ok_or_else(|| crate::usage!("--from remote needs remote: in {}", cfg.file.display()))?;
-    let cat = crate::offsite::RemoteCatalog::load(&remote, &project.name, env, None)?;
+    let remote = crate::remote::Remote::open(cfg)?.ok_or_else(|| crate::usage!("--from remote needs remote: in {}", cfg.file.display()))?;
+    let cat = crate::remote::RemoteCatalog::load(&remote, &project.name, env, None)?;
     for (key, why) in &cat.broken {
         tracing::warn!("{}: {why}", remote.url(key));
     }
@@ -140,10 +139,10 @@ pub fn open_remote(cfg: &Config, project: &Project, env: &str, source: &Source, 
         Input::Stdin => None,
     };
     let b = found.ok_or_else(|| {
-        crate::failed!("no such backup of {}/{env} off-site under {}", project.name, remote.url(&remote.env_prefix(&project.name, env)))
+        crate::failed!("no such backup of {}/{env} off-site under {}", project.name, remote.url(remote.layout(&project.name, env).prefix()))
     })?;
     let manifest = b.manifest.clone().ok_or_else(|| crate::failed!("{}: its manifest is missing off-site", b.stem))?;
-    let (reader, key) = crate::offsite::open_copy(&remote, b, wait, thaw_tier, ui)?;
+    let (reader, key) = crate::remote::open_copy(&remote, b, wait, thaw_tier, ui)?;
     let (reader, digest) = HashReader::new(reader);
     Ok(Opened {
         reader: Box::new(reader),

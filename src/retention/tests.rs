@@ -141,7 +141,7 @@ fn recorded_tiers_are_never_superseded() {
     let p = policy("tiers: {daily: {keep: 1}, weekly: {keep: 4}}");
     // A backup adopted later that is earlier in the week does not take the weekly slot.
     let late = Candidate {
-        id: "rep".into(),
+        id: "rep".to_string(),
         created_at: at(2024, 1, 3, 2),
         tags: vec![],
         recorded_tiers: Some(BTreeSet::from([TierName::Daily, TierName::Weekly])),
@@ -161,7 +161,7 @@ fn recorded_tiers_are_never_superseded() {
     let ds = plan(&[late, early, newest], &p, at(2024, 1, 11, 0));
     let ids: Vec<_> = ds.iter().filter(|d| d.keep).map(|d| d.id.as_str()).collect();
     assert_eq!(ids, vec!["rep", "new"]);
-    assert!(tiers_for_new(&[], at(2024, 1, 1, 0), &p).contains(&TierName::Weekly));
+    assert!(tiers_for_new::<String>(&[], at(2024, 1, 1, 0), &p).contains(&TierName::Weekly));
 }
 
 #[test]

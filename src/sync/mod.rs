@@ -13,11 +13,10 @@ use serde::Serialize;
 
 use crate::catalog::Listing;
 use crate::config::{Location, Project, StorageClass, TierName};
+use crate::context::EnvContext;
 use crate::manifest::Manifest;
 use crate::names::Stem;
-use crate::offsite::{Remote, RemoteCatalog, is_confirmed};
-use crate::prune::candidate;
-use crate::retention::{self, Candidate, Decision};
+use crate::remote::{Remote, RemoteCatalog, is_confirmed};
 use crate::store::{ObjectMeta, PutOptions};
 use crate::ui::Ui;
 
@@ -128,31 +127,16 @@ pub fn plan(
             manifests.entry(stem.clone()).or_insert((m, None));
         }
     }
-    let mut decisions: BTreeMap<String, Decision> = BTreeMap::new();
-    let here: BTreeMap<&Stem, &crate::catalog::LocalBackup> = local.backups.iter().map(|b| (&b.stem, b)).collect();
-    for kind in [crate::names::Kind::Database, crate::names::Kind::Globals] {
-        let cands: Vec<Candidate> = manifests
-            .iter()
-            .filter(|(s, _)| s.kind == kind)
-            .map(|(s, (m, _))| {
-                here.get(s).map(|b| candidate(b)).unwrap_or_else(|| Candidate {
-                    id: s.to_string(),
-                    created_at: s.time,
-                    tags: m.tags.clone(),
-                    recorded_tiers: Some(m.tiers.iter().copied().collect()),
-                })
-            })
-            .collect();
-        for d in retention::plan(&cands, policy, now) {
-            decisions.insert(d.id.clone(), d);
-        }
-    }
+    // Decided as local retention decides (prune::decide), over both sides.
+    let remote_only: Vec<_> = remote.backups.values().filter_map(|b| Some(b.manifest.as_ref()?.candidate(&b.stem))).collect();
+    let decisions = crate::prune::decide(local, &remote_only, policy, now);
+    let layout = r.layout(&project.name, env);
 
     let remote_tiers: Vec<_> = policy.tiers.iter().filter(|t| t.lives(Location::Remote)).collect();
     let mut actions = Vec::new();
     for (stem, (m, local_path)) in &manifests {
         let id = stem.to_string();
-        let d = &decisions[&id];
+        let d = &decisions[stem];
         let rb = remote.backups.get(stem);
         let confirmed = |tier: TierName| -> Option<&ObjectMeta> {
             let o = rb?.copies.get(&tier)?;
@@ -165,8 +149,8 @@ pub fn plan(
         // Readable classes first, so the one upload lands where copies can be made from it.
         wanted.sort_by_key(|t| (t.storage_class.needs_thaw(), t.name));
         for t in &wanted {
-            let key = r.key(&project.name, env, t.name, &m.file);
-            let mkey = r.key(&project.name, env, t.name, &format!("{id}.json"));
+            let key = layout.data_key(t.name, &m.file);
+            let mkey = layout.manifest_key(t.name, stem);
             match confirmed(t.name) {
                 Some(h) if h.class() == t.storage_class => actions.push(Action::Keep { backup: id.clone(), tier: t.name, key }),
                 Some(h) if h.thaw.readable() => {
@@ -270,7 +254,7 @@ pub fn execute(plan: &SyncPlan, r: &Remote, local: &Listing, remote: &RemoteCata
     let mut rep = SyncReport { project: plan.project.clone(), env: plan.env.clone(), ..Default::default() };
     let local_by_id: std::collections::HashMap<String, &crate::catalog::LocalBackup> =
         local.backups.iter().map(|b| (b.stem.to_string(), b)).collect();
-    let remote_by_id: std::collections::HashMap<String, &crate::offsite::RemoteBackup> =
+    let remote_by_id: std::collections::HashMap<String, &crate::remote::RemoteBackup> =
         remote.backups.values().map(|b| (b.stem.to_string(), b)).collect();
     // A local manifest goes up as the bytes on disk (row counts included, whatever was read).
     let manifest_bytes = |id: &str| -> Option<Vec<u8>> {
@@ -391,24 +375,23 @@ pub struct SyncOptions {
     pub dry_run: bool,
 }
 
-/// Syncs one project/env: catalog both sides, plan, and (unless `dry_run`) execute.
-pub fn sync_env(
-    cfg: &crate::config::Config,
-    r: &Remote,
-    project: &Project,
-    env: &str,
-    opts: SyncOptions,
-    ui: &Ui,
-) -> crate::error::Result<(SyncPlan, SyncReport)> {
+/// Syncs one project/env: catalog both sides (as `e` has them, read once), plan, and (unless
+/// `dry_run`) execute; then tells `e` the remote changed.
+pub fn sync_env(e: &mut EnvContext, opts: SyncOptions, ui: &Ui) -> crate::error::Result<(SyncPlan, SyncReport)> {
     let SyncOptions { now, allow_early_delete, dry_run } = opts;
-    let dir = cfg.env_dir(&project.name, env);
-    let local = Listing::scan(&dir, &project.name, env)?;
-    let remote = RemoteCatalog::load(r, &project.name, env, Some(&local))?;
+    let r = e.remote()?.ok_or_else(|| crate::usage!("sync needs remote: in {}", e.cfg.file.display()))?;
+    let (project, env) = (e.project, e.env.clone());
+    let (local, offsite) = e.both()?;
+    let offsite = match offsite {
+        Some(Ok(o)) => o,
+        Some(Err(err)) => return Err(crate::failed!("{err}")),
+        None => unreachable!("a remote is configured"),
+    };
+    let remote = &offsite.cat;
     for (key, why) in &remote.broken {
         tracing::warn!("{}: {why}", r.url(key));
     }
-    let heads = remote.heads(r)?;
-    let plan = plan(&local, &remote, &heads, r, project, env, now, allow_early_delete);
+    let plan = plan(local, remote, &offsite.heads, r, project, &env, now, allow_early_delete);
     if dry_run {
         let mut rep = SyncReport { project: project.name.clone(), env: env.to_string(), ..Default::default() };
         for a in &plan.actions {
@@ -431,10 +414,11 @@ pub fn sync_env(
     // Uploads a killed run left unfinished: resume those still wanted, abort the others.
     let uploading: Vec<String> =
         plan.actions.iter().filter_map(|a| if let Action::Upload { key, .. } = a { Some(key.clone()) } else { None }).collect();
-    if let Err(e) = r.store.abort_incomplete(&r.env_prefix(&project.name, env), &uploading) {
-        tracing::warn!("could not clean up unfinished uploads: {e}");
+    if let Err(err) = r.store.abort_incomplete(r.layout(&project.name, &env).prefix(), &uploading) {
+        tracing::warn!("could not clean up unfinished uploads: {err}");
     }
-    let rep = execute(&plan, r, &local, &remote, ui);
+    let rep = execute(&plan, r, local, remote, ui);
+    e.remote_changed();
     Ok((plan, rep))
 }
 

@@ -12,7 +12,7 @@ use crate::catalog::{Listing, LocalBackup};
 use crate::config::{Connection, Policy, Project, RemoteConfig, RemoteUrl, StorageClass, TierName, raw};
 use crate::manifest::{FORMAT_VERSION, Manifest};
 use crate::names::{Kind, Stem};
-use crate::offsite::{Remote, RemoteCatalog};
+use crate::remote::{Remote, RemoteCatalog};
 use crate::store::PutOptions;
 use crate::store::memory::MemoryStore;
 
@@ -35,7 +35,7 @@ fn project() -> Project {
 
 fn remote() -> Remote {
     Remote {
-        store: Box::new(MemoryStore::new(0)),
+        store: Arc::new(crate::remote::PrefixStore::new(Arc::new(MemoryStore::new(0)), "p")),
         config: RemoteConfig {
             url: RemoteUrl::S3 { bucket: "b".into(), prefix: "p".into() },
             endpoint_url: None,
@@ -45,7 +45,6 @@ fn remote() -> Remote {
             restore_days: 1,
             concurrency: 1,
         },
-        prefix: "p".into(),
     }
 }
 
@@ -93,14 +92,14 @@ fn upload(r: &Remote, b: &LocalBackup, tier: TierName, class: StorageClass) {
     let body = b.stem.to_string().into_bytes();
     r.store
         .put_bytes(
-            &r.key("shop", "production", tier, &b.manifest.file),
+            &r.layout("shop", "production").data_key(tier, &b.manifest.file),
             &body,
             &PutOptions { class, sha256: Some(b.manifest.sha256.clone()) },
         )
         .unwrap();
     r.store
         .put_bytes(
-            &r.key("shop", "production", tier, &format!("{}.json", b.stem)),
+            &r.layout("shop", "production").manifest_key(tier, &b.stem),
             &b.manifest.to_bytes(),
             &PutOptions { class: StorageClass::Standard, sha256: None },
         )
@@ -212,7 +211,8 @@ fn the_sync_planner_decides_each_copy() {
 
 #[test]
 fn the_local_planner_releases_a_backup_only_once_it_is_off_site() {
-    use crate::prune::{LocalAction, RemoteState, plan_env};
+    use crate::prune::{LocalAction, plan_env};
+    use crate::remote::RemoteState;
     let now = Utc::now();
     let (d, w) = (TierName::Daily, TierName::Weekly);
     let old = backup(now - Duration::days(20), &[d, w]);
@@ -224,7 +224,7 @@ fn the_local_planner_releases_a_backup_only_once_it_is_off_site() {
     };
     let nothing = RemoteState::default();
     let confirmed_weekly =
-        RemoteState { confirmed: BTreeMap::from([(old.stem.to_string(), [w].into_iter().collect())]), remote_only: Vec::new() };
+        RemoteState { confirmed: BTreeMap::from([(old.stem.clone(), [w].into_iter().collect())]), remote_only: Vec::new() };
     type Case<'a> = (&'a str, Option<&'a RemoteState>, DateTime<Utc>, Vec<LocalAction>);
     let cases: Vec<Case> = vec![
         // No remote: the off-site tiers live here, and weekly keep 1 keeps only the newest week.
@@ -247,7 +247,7 @@ fn the_local_planner_releases_a_backup_only_once_it_is_off_site() {
     let plan = plan_env(&listing, &p, "production", now, Some(&RemoteState::default()));
     assert_eq!(plan.entries[0].action, LocalAction::KeepUntilOffsite, "{:?}", plan.entries[0].reasons);
     let confirmed =
-        RemoteState { confirmed: BTreeMap::from([(only_weekly.stem.to_string(), [w].into_iter().collect())]), remote_only: Vec::new() };
+        RemoteState { confirmed: BTreeMap::from([(only_weekly.stem.clone(), [w].into_iter().collect())]), remote_only: Vec::new() };
     let plan = plan_env(&listing, &p, "production", now, Some(&confirmed));
     assert_eq!(plan.entries[0].action, LocalAction::Delete, "{:?}", plan.entries[0].reasons);
 }

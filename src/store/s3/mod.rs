@@ -77,16 +77,26 @@ fn http_status<E>(e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Op
     e.raw_response().map(|r| r.status().as_u16())
 }
 
+/// The one async runtime of the process, shared by every S3 client (started on first use).
+fn runtime() -> crate::error::Result<Arc<tokio::runtime::Runtime>> {
+    static RUNTIME: std::sync::OnceLock<Arc<tokio::runtime::Runtime>> = std::sync::OnceLock::new();
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(rt.clone());
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("s3")
+        .enable_all()
+        .build()
+        .map_err(|e| crate::failed!("cannot start the S3 client runtime: {e}"))?;
+    Ok(RUNTIME.get_or_init(|| Arc::new(rt)).clone())
+}
+
 impl S3Store {
     /// A client for the configured endpoint: credentials from the standard chain (environment,
     /// profile, instance role), bounded retries with exponential backoff and jitter.
     pub fn new(remote: &RemoteConfig, bucket: &str) -> crate::error::Result<S3Store> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("s3")
-            .enable_all()
-            .build()
-            .map_err(|e| crate::failed!("cannot start the S3 client runtime: {e}"))?;
+        let rt = runtime()?;
         let region = remote.region.clone();
         let conf = rt.block_on(async move {
             let chain = RegionProviderChain::first_try(region.map(aws_config::Region::new))
@@ -109,12 +119,7 @@ impl S3Store {
         if let Some(e) = &remote.endpoint_url {
             b = b.endpoint_url(e);
         }
-        Ok(S3Store {
-            client: Client::from_conf(b.build()),
-            bucket: bucket.to_string(),
-            rt: Arc::new(rt),
-            concurrency: remote.concurrency.max(1),
-        })
+        Ok(S3Store { client: Client::from_conf(b.build()), bucket: bucket.to_string(), rt, concurrency: remote.concurrency.max(1) })
     }
 
     fn url(&self, key: &str) -> String {

@@ -1,0 +1,204 @@
+//! What is off-site for one project/env: every backup found under its folder (by typed name),
+//! with its manifest and copies per tier, the objects that are not pgtier's, and which copies are
+//! confirmed (size and stored SHA-256 are the manifest's).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+
+use super::{Remote, RemoteKey};
+use crate::catalog::{Listing, LocalBackup};
+use crate::error::Result;
+use crate::manifest::Manifest;
+use crate::names::Stem;
+use crate::retention::Candidate;
+use crate::store::{ObjectMeta, StoreError};
+use crate::vocab::TierName;
+
+/// Which remote tiers hold a confirmed copy (size and checksum) of each backup.
+pub type ConfirmedRemote = BTreeMap<Stem, BTreeSet<TierName>>;
+
+/// What the remote holds, as local retention needs it.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteState {
+    pub confirmed: ConfirmedRemote,
+    /// Backups that exist only off-site: they count in the plan (periods, the newest backup)
+    /// exactly as they do for sync, so both sides decide alike.
+    pub remote_only: Vec<Candidate<Stem>>,
+}
+
+/// One backup as found off-site.
+#[derive(Debug, Clone)]
+pub struct RemoteBackup {
+    pub stem: Stem,
+    /// Its manifest (the local one when this host has it, else read from the store).
+    pub manifest: Option<Manifest>,
+    /// Data objects by tier (from the listing: no SHA-256 yet).
+    pub copies: BTreeMap<TierName, ObjectMeta>,
+    /// Manifest objects by tier.
+    pub manifest_keys: BTreeMap<TierName, String>,
+}
+
+/// Everything under one project/env's remote folder.
+#[derive(Debug, Default)]
+pub struct RemoteCatalog {
+    pub backups: BTreeMap<Stem, RemoteBackup>,
+    /// Keys under the folder that are not pgtier's (never touched).
+    pub foreign: Vec<String>,
+    /// Manifests that could not be read or lie, with the reason.
+    pub broken: Vec<(String, String)>,
+}
+
+impl RemoteCatalog {
+    /// Lists the env's folder. Manifests are taken from `local` where this host has them and
+    /// read from the store otherwise (after a host loss, all of them).
+    pub fn load(remote: &Remote, project: &str, env: &str, local: Option<&Listing>) -> Result<RemoteCatalog> {
+        let layout = remote.layout(project, env);
+        let mut cat = RemoteCatalog::default();
+        for o in remote.store.list(layout.prefix())? {
+            match layout.parse(&o.key) {
+                Some(RemoteKey::Manifest { tier, stem }) => {
+                    cat.entry(&stem).manifest_keys.insert(tier, o.key.clone());
+                }
+                Some(RemoteKey::Data { tier, stem }) => {
+                    cat.entry(&stem).copies.insert(tier, o);
+                }
+                Some(RemoteKey::Foreign) | None => cat.foreign.push(o.key.clone()),
+            }
+        }
+        let mut broken = Vec::new();
+        let here: BTreeMap<&Stem, &LocalBackup> = local.map(|l| l.backups.iter().map(|b| (&b.stem, b)).collect()).unwrap_or_default();
+        for (stem, b) in cat.backups.iter_mut() {
+            if let Some(l) = here.get(stem) {
+                b.manifest = Some(l.manifest.clone());
+                continue;
+            }
+            let Some(key) = b.manifest_keys.values().next().cloned() else { continue };
+            match read_manifest(remote, &key, stem) {
+                Ok(m) if m.project == project && m.env == env => b.manifest = Some(m),
+                Ok(m) => broken.push((key, format!("describes {}/{}, not {project}/{env}", m.project, m.env))),
+                Err(e) => broken.push((key, e.to_string())),
+            }
+        }
+        cat.broken = broken;
+        // A data object whose name is not the file its manifest describes is not pgtier's.
+        for b in cat.backups.values_mut() {
+            if let Some(m) = &b.manifest {
+                let (keep, stray): (BTreeMap<_, _>, BTreeMap<_, _>) =
+                    std::mem::take(&mut b.copies).into_iter().partition(|(_, o)| o.key.ends_with(&format!("/{}", m.file)));
+                b.copies = keep;
+                cat.foreign.extend(stray.into_values().map(|o| o.key));
+            }
+        }
+        Ok(cat)
+    }
+
+    fn entry(&mut self, stem: &Stem) -> &mut RemoteBackup {
+        self.backups.entry(stem.clone()).or_insert_with(|| RemoteBackup {
+            stem: stem.clone(),
+            manifest: None,
+            copies: BTreeMap::new(),
+            manifest_keys: BTreeMap::new(),
+        })
+    }
+
+    /// HEADs every data object (for its SHA-256 and thaw state): key -> metadata.
+    pub fn heads(&self, remote: &Remote) -> Result<BTreeMap<String, ObjectMeta>> {
+        let mut out = BTreeMap::new();
+        for b in self.backups.values() {
+            for o in b.copies.values() {
+                match remote.store.head(&o.key) {
+                    Ok(h) => {
+                        out.insert(o.key.clone(), h);
+                    }
+                    Err(StoreError::NotFound(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Which tiers hold a confirmed copy of each backup, given HEAD results.
+    pub fn confirmed(&self, heads: &BTreeMap<String, ObjectMeta>) -> ConfirmedRemote {
+        let mut out = ConfirmedRemote::new();
+        for b in self.backups.values() {
+            let Some(m) = &b.manifest else { continue };
+            for (tier, o) in &b.copies {
+                if heads.get(&o.key).is_some_and(|h| is_confirmed(h, m)) {
+                    out.entry(b.stem.clone()).or_default().insert(*tier);
+                }
+            }
+        }
+        out
+    }
+
+    /// Copies of database backups per tier (what monitoring counts).
+    pub fn database_copies(&self) -> BTreeMap<TierName, u64> {
+        let mut out = BTreeMap::new();
+        for b in self.backups.values().filter(|b| b.stem.kind == crate::names::Kind::Database) {
+            for tier in b.copies.keys() {
+                *out.entry(*tier).or_default() += 1;
+            }
+        }
+        out
+    }
+}
+
+/// A remote copy is confirmed when its size and stored SHA-256 are the manifest's.
+pub fn is_confirmed(head: &ObjectMeta, m: &Manifest) -> bool {
+    head.size == m.size && head.sha256.as_deref() == Some(m.sha256.as_str())
+}
+
+fn read_manifest(remote: &Remote, key: &str, stem: &Stem) -> Result<Manifest> {
+    let mut bytes = Vec::new();
+    remote.store.get(key)?.take(16 << 20).read_to_end(&mut bytes).map_err(|e| crate::failed!("{}: {e}", remote.url(key)))?;
+    Manifest::from_bytes(&bytes, std::path::Path::new(&remote.url(key)), Some(stem))
+}
+
+/// One env's off-site side, read once: the catalog and a HEAD of every copy.
+pub struct EnvOffsite {
+    pub cat: RemoteCatalog,
+    pub heads: BTreeMap<String, ObjectMeta>,
+}
+
+impl EnvOffsite {
+    /// Lists the env's folder and HEADs every copy (manifests come from `local` where it has them).
+    pub fn load(remote: &Remote, project: &str, env: &str, local: &Listing) -> Result<EnvOffsite> {
+        let cat = RemoteCatalog::load(remote, project, env, Some(local))?;
+        let heads = cat.heads(remote)?;
+        Ok(EnvOffsite { cat, heads })
+    }
+
+    /// What local retention needs: confirmed copies, and the backups that live only off-site.
+    pub fn state(&self, local: &Listing) -> RemoteState {
+        let here: BTreeSet<&Stem> = local.backups.iter().map(|l| &l.stem).collect();
+        let remote_only = self
+            .cat
+            .backups
+            .values()
+            .filter(|b| !here.contains(&b.stem))
+            .filter_map(|b| Some(b.manifest.as_ref()?.candidate(&b.stem)))
+            .collect();
+        RemoteState { confirmed: self.cat.confirmed(&self.heads), remote_only }
+    }
+}
+
+/// The state of a loaded remote, or an empty one (nothing confirmed) with a warning: an
+/// unreachable remote confirms nothing, so nothing local that the policy wants off-site is
+/// deleted.
+pub fn state_or_nothing(
+    loaded: std::result::Result<&EnvOffsite, &crate::error::Error>,
+    local: &Listing,
+    project: &str,
+    env: &str,
+) -> RemoteState {
+    match loaded {
+        Ok(o) => o.state(local),
+        Err(e) => {
+            tracing::warn!(
+                "{project}/{env}: cannot check the off-site copies ({e}); local backups the policy wants off-site stay until they can be confirmed"
+            );
+            RemoteState::default()
+        }
+    }
+}

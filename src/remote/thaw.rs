@@ -1,0 +1,101 @@
+//! Opening a remote copy for reading: a readable copy if there is one, else an archived one
+//! after its thaw (GLACIER, DEEP_ARCHIVE), requested here and waited for when asked.
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use super::{Remote, RemoteBackup};
+use crate::error::Result;
+use crate::store::{ObjectMeta, StoreError, Thaw};
+use crate::vocab::StorageClass;
+
+/// How long `restore --wait` waits for a thaw, and how often it asks.
+#[derive(Debug, Clone, Copy)]
+pub struct ThawWait {
+    pub timeout: Duration,
+    pub poll: Duration,
+}
+
+/// Typical thaw times, for messages.
+pub fn thaw_eta(class: StorageClass, tier: &str) -> &'static str {
+    match (class, tier) {
+        (StorageClass::DeepArchive, "Bulk") => "up to 48 hours",
+        (StorageClass::DeepArchive, _) => "up to 12 hours",
+        (_, "Expedited") => "1 to 5 minutes",
+        (_, "Bulk") => "5 to 12 hours",
+        _ => "3 to 5 hours",
+    }
+}
+
+/// Opens the best copy of a remote backup: a readable one if there is one (daily first), else
+/// an archived one after its thaw, waiting for it when `wait` is given; otherwise fails saying
+/// the thaw was requested and when to run again. Returns the reader and the key read.
+pub fn open_copy(
+    remote: &Remote,
+    b: &RemoteBackup,
+    wait: Option<ThawWait>,
+    thaw_tier: Option<&str>,
+    ui: &crate::ui::Ui,
+) -> Result<(Box<dyn Read + Send>, String)> {
+    let m = b.manifest.as_ref().ok_or_else(|| crate::failed!("{}: no manifest off-site; cannot check it", b.stem))?;
+    let mut archived: Option<ObjectMeta> = None;
+    for o in b.copies.values() {
+        let h = match remote.store.head(&o.key) {
+            Ok(h) => h,
+            Err(StoreError::NotFound(_)) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if h.size != m.size {
+            tracing::warn!("{}: size {} is not the manifest's {}; trying another copy", remote.url(&o.key), h.size, m.size);
+            continue;
+        }
+        if h.thaw.readable() {
+            return Ok((remote.store.get(&o.key)?, o.key.clone()));
+        }
+        if archived.is_none() {
+            archived = Some(h);
+        }
+    }
+    let h = archived.ok_or_else(|| crate::failed!("{}: no usable copy off-site", b.stem))?;
+    let tier = thaw_tier.map(str::to_string).unwrap_or_else(|| remote.config.restore_tier.clone());
+    if h.thaw == Thaw::Needed {
+        remote.store.request_thaw(&h.key, remote.config.restore_days, &tier)?;
+        tracing::info!("requested a thaw of {} ({} retrieval, typically {})", remote.url(&h.key), tier, thaw_eta(h.class(), &tier));
+    }
+    let Some(w) = wait else {
+        let eta = thaw_eta(h.class(), &tier);
+        return Err(crate::error::Error::ThawPending(format!(
+            "{} is in {}: a thaw is under way ({tier} retrieval, typically {eta}; readable for {} days once done). Run the same command again then, or add --wait to wait for it",
+            remote.url(&h.key),
+            h.class(),
+            remote.config.restore_days
+        )));
+    };
+    let progress = ui.progress("thawing", None);
+    let started = Instant::now();
+    loop {
+        let now = remote.store.head(&h.key)?;
+        if now.thaw == Thaw::Needed {
+            // Never requested, or an earlier thaw expired: ask (again).
+            remote.store.request_thaw(&h.key, remote.config.restore_days, &tier)?;
+        }
+        if now.thaw.readable() {
+            progress.finish();
+            tracing::info!("{} is thawed after {:.0?}", remote.url(&h.key), started.elapsed());
+            return Ok((remote.store.get(&h.key)?, h.key.clone()));
+        }
+        if started.elapsed() >= w.timeout {
+            progress.finish();
+            return Err(crate::error::Error::ThawPending(format!(
+                "{}: still thawing after {:?} (--wait timeout); the thaw goes on, run again later",
+                remote.url(&h.key),
+                w.timeout
+            )));
+        }
+        if crate::signals::interrupted() {
+            return Err(crate::failed!("interrupted while waiting for the thaw of {}", remote.url(&h.key)));
+        }
+        progress.label(&format!("thawing {:.0?}", started.elapsed()));
+        std::thread::sleep(w.poll.min(w.timeout.saturating_sub(started.elapsed())).max(Duration::from_millis(10)));
+    }
+}
