@@ -37,7 +37,7 @@ pub struct BackupOptions {
 pub fn backup(cfg: &Config, project: &Project, env: &str, opts: &BackupOptions, ui: &Ui) -> Result<LocalBackup> {
     let database = project.database(env)?;
     for t in &opts.tags {
-        crate::names::check_component(t).map_err(|m| crate::usage!("--tag: {m}"))?;
+        crate::names::check_component(t).map_err(|m| crate::usage!("tag {t:?}: {m}"))?;
     }
     let started = Instant::now();
     let pg = Pg::connect(&project.connection, cfg.pg_bindir.as_deref(), database)?;

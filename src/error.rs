@@ -14,6 +14,22 @@ pub enum Error {
     /// An operation failed or found a problem (exit 1).
     #[error("{0}")]
     Failed(String),
+    /// The bytes are not what was recorded: a checksum or size differs (exit 1).
+    #[error("{0}")]
+    Integrity(String),
+    /// PostgreSQL or the object store could not be reached, or the connection broke: says
+    /// nothing about the backup itself (exit 1).
+    #[error("{0}")]
+    Unreachable(String),
+    /// A stream stopped before its end, so its checksum is unknown (exit 1).
+    #[error("{0}")]
+    Incomplete(String),
+    /// What was asked for does not exist (a backup, an object) (exit 1).
+    #[error("{0}")]
+    NotFound(String),
+    /// A signal stopped the work (exit 130, decided in `main` from the signal itself).
+    #[error("interrupted by a signal")]
+    Cancelled,
     /// A Glacier thaw was requested or is still under way: run the same command again later
     /// (exit 75, EX_TEMPFAIL in sysexits.h: a temporary failure, retry).
     #[error("{0}")]
@@ -21,6 +37,13 @@ pub enum Error {
     /// Another pgtier run holds the run lock (exit 11, as restic's "failed to lock").
     #[error("{0}")]
     Locked(String),
+    /// An error with a step the operator can take about it (the exit code is the error's).
+    #[error("{source}")]
+    Remedied {
+        #[source]
+        source: Box<Error>,
+        remedy: Remedy,
+    },
     /// An I/O error with the path it concerned (exit 1).
     #[error("{path}: {source}")]
     Io {
@@ -28,6 +51,19 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// A step the operator can take about an error. The library names the step; the command line
+/// words it with its own flags (`cli::explain`), so the library never names a flag. A held lock
+/// and a pending thaw carry theirs in their kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remedy {
+    /// Confirm replacing what exists.
+    Force,
+    /// Give an extra decryption key for this command.
+    ExtraKey,
+    /// Restore into another database, beside the original.
+    OtherDatabase,
 }
 
 /// The operation failed, or an audit or drill found a problem.
@@ -50,9 +86,29 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) | Error::Config { .. } => EXIT_USAGE,
-            Error::Failed(_) | Error::Io { .. } => EXIT_FAILED,
+            Error::Failed(_)
+            | Error::Io { .. }
+            | Error::Integrity(_)
+            | Error::Unreachable(_)
+            | Error::Incomplete(_)
+            | Error::NotFound(_)
+            | Error::Cancelled => EXIT_FAILED,
             Error::ThawPending(_) => EXIT_THAW_PENDING,
             Error::Locked(_) => EXIT_LOCKED,
+            Error::Remedied { source, .. } => source.exit_code(),
+        }
+    }
+
+    /// This error, with a step the operator can take about it.
+    pub fn remedy(self, remedy: Remedy) -> Self {
+        Error::Remedied { source: Box::new(self), remedy }
+    }
+
+    /// The step the operator can take, if the error names one.
+    pub fn remedy_of(&self) -> Option<Remedy> {
+        match self {
+            Error::Remedied { remedy, .. } => Some(*remedy),
+            _ => None,
         }
     }
 
@@ -71,9 +127,15 @@ impl Error {
         match self {
             Error::Usage(m) => Error::Usage(format!("{what}: {m}")),
             Error::Failed(m) => Error::Failed(format!("{what}: {m}")),
+            Error::Integrity(m) => Error::Integrity(format!("{what}: {m}")),
+            Error::Unreachable(m) => Error::Unreachable(format!("{what}: {m}")),
+            Error::Incomplete(m) => Error::Incomplete(format!("{what}: {m}")),
+            Error::NotFound(m) => Error::NotFound(format!("{what}: {m}")),
+            Error::Cancelled => Error::Cancelled,
             Error::ThawPending(m) => Error::ThawPending(format!("{what}: {m}")),
             Error::Locked(m) => Error::Locked(format!("{what}: {m}")),
             Error::Io { path, source } => Error::Failed(format!("{what}: {}: {source}", path.display())),
+            Error::Remedied { source, remedy } => source.context(what).remedy(remedy),
             c @ Error::Config { .. } => c,
         }
     }

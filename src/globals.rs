@@ -21,7 +21,7 @@ use crate::ui::Ui;
 #[derive(Debug, Serialize)]
 pub struct GlobalsReport {
     pub source: String,
-    pub from: String,
+    pub from: crate::restore::Origin,
     pub created_roles: Vec<String>,
     pub skipped_roles: Vec<String>,
     pub skipped_tablespaces: Vec<String>,

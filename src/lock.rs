@@ -42,10 +42,7 @@ impl RunLock {
                             )));
                         }
                         None => {
-                            return Err(Error::Locked(format!(
-                                "another pgtier run holds {} ({holder}); use --wait-lock to wait for it",
-                                path.display()
-                            )));
+                            return Err(Error::Locked(format!("another pgtier run holds {} ({holder})", path.display())));
                         }
                     }
                 }

@@ -9,7 +9,7 @@ fn main() {
     let code = match pgtier::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            tracing::error!("{}", pgtier::error::printable(&e.to_string()));
+            tracing::error!("{}", pgtier::error::printable(&pgtier::cli::explain(&e)));
             e.exit_code()
         }
     };

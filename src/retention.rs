@@ -152,7 +152,7 @@ pub fn clock_problem<I: std::fmt::Display>(candidates: &[Candidate<I>], now: Dat
         candidates.iter().filter(|c| c.created_at > now + chrono::Duration::minutes(CLOCK_SLACK_MINUTES)).max_by_key(|c| c.created_at)
     {
         return Some(format!(
-            "backup {} is dated {}, after the clock ({}): the clock is behind or jumped back; nothing is deleted until it is right (check the clock and NTP, or --now)",
+            "backup {} is dated {}, after the clock ({}): the clock is behind or jumped back; nothing is deleted until it is right (check the clock and NTP, or the time given to the command)",
             c.id,
             fmt(c.created_at),
             fmt(now)

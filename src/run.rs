@@ -253,7 +253,7 @@ fn run_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: &Outcomes
         } else {
             let source = crate::restore::Source {
                 input: crate::restore::Input::Named(e.backup.clone().unwrap_or_default()),
-                from: crate::restore::From::Local,
+                from: crate::restore::Origin::Local,
                 wait: None,
                 check_first: false,
                 thaw_tier: None,

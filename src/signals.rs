@@ -42,5 +42,5 @@ pub fn check_io() -> std::io::Result<()> {
 
 /// A failed-by-signal error for the library's own loops.
 pub fn check() -> crate::error::Result<()> {
-    if interrupted() { Err(crate::failed!("{CANCELLED}")) } else { Ok(()) }
+    if interrupted() { Err(crate::error::Error::Cancelled) } else { Ok(()) }
 }

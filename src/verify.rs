@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::catalog::Listing;
 use crate::config::{Config, Project, StorageClass};
 use crate::crypto::Keys;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fsutil::{DirLock, write_atomic};
 use crate::manifest::{Manifest, Verification};
 use crate::names::Kind;
@@ -20,7 +20,7 @@ use crate::pipeline;
 use crate::remote::Remote;
 
 use crate::restore::{
-    From, Input, Load, Opened, Payload, Source, TempDb, admin_session, connect_admin, fidelity, open_source, payload, restore_into,
+    Input, Load, Opened, Origin, Payload, Source, TempDb, admin_session, connect_admin, fidelity, open_source, payload, restore_into,
     temp_db_name,
 };
 use crate::store::PutOptions;
@@ -40,9 +40,12 @@ pub struct VerifyResult {
     pub project: String,
     pub env: String,
     pub backup: String,
-    pub from: String,
+    pub from: Origin,
     pub ok: bool,
     pub error: Option<String>,
+    /// What the operator can do about `error` (worded by the command line).
+    #[serde(skip)]
+    pub remedy: Option<crate::error::Remedy>,
     pub at: DateTime<Utc>,
     pub seconds: f64,
     pub tables: Vec<TableCheck>,
@@ -83,13 +86,21 @@ pub enum Outcome {
 
 /// Whether an error proves something about the backup, or only that the drill could not run:
 /// a signal, an unreachable store or server. Only proofs are recorded in the manifest.
-fn proves_nothing(err: &str, opened: bool, from_remote: bool) -> bool {
-    crate::signals::interrupted()
-        || err.contains(crate::signals::CANCELLED)
-        || err.contains("cannot connect to database")
-        || err.contains("cannot reach")
-        || (from_remote && !opened)
-        || (from_remote && !err.contains("do not match") && (err.contains("was not read to its end") || err.contains("connection")))
+fn proves_nothing(err: &Error, opened: bool, from_remote: bool) -> bool {
+    use crate::error::Error as E;
+    match err {
+        E::Integrity(_) => false,
+        E::Cancelled | E::Unreachable(_) => true,
+        E::Incomplete(_) => from_remote,
+        _ if from_remote && !opened => true,
+        // A signal or a broken download seen by a stream arrives as that stream's I/O error.
+        other => {
+            let text = other.to_string();
+            crate::signals::interrupted()
+                || text.contains(crate::signals::CANCELLED)
+                || (from_remote && !text.contains("do not match") && text.contains("connection"))
+        }
+    }
 }
 
 /// Verifies the backup `source` names (default: the newest) of one project/env.
@@ -113,9 +124,10 @@ pub fn verify(cfg: &Config, project: &Project, env: &str, source: &Source, keys:
         project: project.name.clone(),
         env: env.to_string(),
         backup: name,
-        from: format!("{from:?}").to_lowercase(),
+        from,
         ok: false,
         error: None,
+        remedy: None,
         at: now,
         seconds: 0.0,
         tables: Vec::new(),
@@ -132,8 +144,8 @@ pub fn verify(cfg: &Config, project: &Project, env: &str, source: &Source, keys:
         {
             result.backup = stem.to_string();
         }
-        result.from = opened.from.clone();
-        let local = (opened.from != "remote").then(|| (std::path::PathBuf::from(&opened.source), opened.manifest.clone()));
+        result.from = opened.from;
+        let local = (opened.from != Origin::Remote).then(|| (std::path::PathBuf::from(&opened.source), opened.manifest.clone()));
         drill(cfg, project, env, opened, keys, ui, &mut result).map_err(|e| match local {
             Some((path, Some(m))) => name_corruption(e, &path, &m),
             _ => e,
@@ -146,9 +158,10 @@ pub fn verify(cfg: &Config, project: &Project, env: &str, source: &Source, keys:
             result.outcome = Outcome::Ok;
         }
         Err(e) => {
-            let text = e.to_string();
-            result.outcome = if proves_nothing(&text, opened_ok, result.from == "remote") { Outcome::NotVerified } else { Outcome::Failed };
-            result.error = Some(text);
+            result.outcome =
+                if proves_nothing(&e, opened_ok, result.from == Origin::Remote) { Outcome::NotVerified } else { Outcome::Failed };
+            result.remedy = e.remedy_of();
+            result.error = Some(e.to_string());
         }
     }
     if result.outcome == Outcome::NotVerified {
@@ -254,7 +267,7 @@ fn record(cfg: &Config, project: &Project, env: &str, result: &VerifyResult) -> 
     let v = Verification {
         at: result.at,
         ok: result.ok,
-        from: result.from.clone(),
+        from: result.from.to_string(),
         error: result.error.clone(),
         seconds: Some(result.seconds),
         note: result.ok.then(|| result.notes.join("; ")).filter(|n| !n.is_empty()),
@@ -292,20 +305,21 @@ fn record(cfg: &Config, project: &Project, env: &str, result: &VerifyResult) -> 
 }
 
 /// The newest database backup's name where `from` looks first.
-fn newest(cfg: &Config, project: &Project, env: &str, from: From) -> Option<String> {
-    if from != From::Remote
+fn newest(cfg: &Config, project: &Project, env: &str, from: Origin) -> Option<String> {
+    if from != Origin::Remote
         && let Ok(l) = Listing::scan(&cfg.env_dir(&project.name, env), &project.name, env)
         && let Some(b) = l.latest()
     {
         return Some(b.stem.to_string());
     }
-    all_backups(cfg, project, env, From::Remote).ok()?.pop()
+    all_backups(cfg, project, env, Origin::Remote).ok()?.pop()
 }
 
 /// The backups `verify --all` drills: every database backup here, or off-site with `--from remote`.
-pub fn all_backups(cfg: &Config, project: &Project, env: &str, from: From) -> Result<Vec<String>> {
-    if from == From::Remote {
-        let remote = Remote::open(cfg)?.ok_or_else(|| crate::usage!("--from remote needs remote: in {}", cfg.file.display()))?;
+pub fn all_backups(cfg: &Config, project: &Project, env: &str, from: Origin) -> Result<Vec<String>> {
+    if from == Origin::Remote {
+        let remote =
+            Remote::open(cfg)?.ok_or_else(|| crate::usage!("verifying from the remote needs remote: in {}", cfg.file.display()))?;
         let cat = crate::remote::RemoteCatalog::load(&remote, &project.name, env, None)?;
         return Ok(cat
             .backups

@@ -1,11 +1,36 @@
-//! The store conformance suite against LocalStack's S3 (the local-folder and memory stores run
-//! it in unit tests).
+//! The store conformance suite against every store: the local folder, the in-memory store, a
+//! store seen through a prefix, and S3 on LocalStack.
 
+mod conformance;
 mod support;
 
+use std::sync::Arc;
+
+use conformance::Capabilities;
 use pgtier::config::{RemoteConfig, RemoteUrl};
-use pgtier::store::{S3Store, Store, conformance};
+use pgtier::remote::PrefixStore;
+use pgtier::store::{LocalStore, MemoryStore, S3Store, Store};
 use support::localstack::localstack;
+
+#[test]
+fn local_store_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    conformance::run_all(&LocalStore::new(dir.path()), "conf", Capabilities { archive_classes: false, multipart: false });
+}
+
+#[test]
+fn memory_store_conforms() {
+    conformance::run_all(&MemoryStore::new(2), "conf", Capabilities { archive_classes: true, multipart: false });
+}
+
+#[test]
+fn a_prefixed_store_conforms_and_stays_inside_its_prefix() {
+    let inner = Arc::new(MemoryStore::new(2));
+    let outside = pgtier::store::PutOptions { class: pgtier::config::StorageClass::Standard, sha256: None };
+    inner.put_bytes("elsewhere/x", b"x", &outside).unwrap();
+    conformance::run_all(&PrefixStore::new(inner.clone(), "backups/pg"), "conf", Capabilities { archive_classes: true, multipart: false });
+    assert!(inner.list("").unwrap().iter().all(|o| o.key.starts_with("backups/pg/conf/") || o.key == "elsewhere/x"));
+}
 
 fn s3(bucket: &str) -> S3Store {
     let ls = localstack();
@@ -31,7 +56,7 @@ fn s3(bucket: &str) -> S3Store {
 fn s3_store_conforms() {
     let bucket = localstack().bucket();
     let store = s3(&bucket);
-    conformance::run_all(&store, "conf", true);
+    conformance::run_all(&store, "conf", Capabilities { archive_classes: true, multipart: true });
     // What the store wrote is what the aws CLI sees.
     let objects = localstack().objects(&bucket, "conf/files/");
     assert!(

@@ -119,9 +119,32 @@ impl Ctx {
     }
 }
 
+/// An error as the operator reads it: the library's message, and what to do next in the
+/// command line's own words (the library names the step, never the flag).
+pub fn explain(e: &crate::Error) -> String {
+    use crate::error::Error;
+    let next = match e {
+        Error::Locked(_) => "; use --wait-lock to wait for it",
+        Error::ThawPending(_) => ". Run the same command again then, or add --wait to wait for it",
+        _ => remedy_words(e.remedy_of()),
+    };
+    format!("{e}{next}")
+}
+
+/// A remedy in the command line's words.
+fn remedy_words(remedy: Option<crate::error::Remedy>) -> &'static str {
+    use crate::error::Remedy;
+    match remedy {
+        Some(Remedy::Force) => ": add --force to go ahead",
+        Some(Remedy::ExtraKey) => ", or pass --identity FILE",
+        Some(Remedy::OtherDatabase) => ". Restore it beside the original with --target-db",
+        None => "",
+    }
+}
+
 /// Runs the parsed command; returns the exit code for outcomes that are not errors. A backup,
-/// sync, prune or audit that fails (or finds a problem) also sends an alert (`run` and
-/// `verify` send their own, per env and per backup).
+/// sync, prune or audit that fails (or finds a problem) also reports through the outcome hook
+/// (`run` and `verify` report their own, per env and per backup).
 pub fn run(cli: Cli) -> Result<i32> {
     let ctx = Ctx { config_path: cli.config.clone(), ui: Ui::detect(cli.json, cli.quiet), now: cli.now.unwrap_or_else(Utc::now) };
     let alert = match &cli.command {
@@ -134,14 +157,14 @@ pub fn run(cli: Cli) -> Result<i32> {
     let result = dispatch(&ctx, cli.command);
     if let Some((op, project, env)) = alert {
         let problem = match &result {
-            Err(e) if e.exit_code() == 1 => Some(e.to_string()),
+            Err(e) if e.exit_code() == 1 => Some(explain(e)),
             Ok(1) => Some(format!("{op} failed or found problems; see its output")),
             _ => None,
         };
         if let Some(msg) = problem
             && let Ok(cfg) = Config::load(&ctx.config_path)
         {
-            crate::alerts::Alerter::new(&cfg.alerts).send(&crate::alerts::Alert::error(project.as_deref(), env.as_deref(), op, msg));
+            crate::outcome::Outcomes::new(&cfg).failed(project.as_deref(), env.as_deref(), op, msg);
         }
     }
     result

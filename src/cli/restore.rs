@@ -67,11 +67,11 @@ pub enum FromArg {
 
 impl FromArg {
     /// The library's value.
-    pub fn origin(self) -> crate::restore::From {
+    pub fn origin(self) -> crate::restore::Origin {
         match self {
-            FromArg::Local => crate::restore::From::Local,
-            FromArg::Remote => crate::restore::From::Remote,
-            FromArg::Auto => crate::restore::From::Auto,
+            FromArg::Local => crate::restore::Origin::Local,
+            FromArg::Remote => crate::restore::Origin::Remote,
+            FromArg::Auto => crate::restore::Origin::Auto,
         }
     }
 }
@@ -106,6 +106,20 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
     project.database(&a.target.env)?;
     if a.jobs == Some(0) {
         return Err(crate::usage!("--jobs must be at least 1"));
+    }
+    if a.jobs.is_some_and(|j| j > 1) && a.table.is_some() {
+        return Err(crate::usage!("--jobs does not apply to --table, which restores in one transaction"));
+    }
+    if a.jobs.is_some() && project.connection.container.is_some() {
+        return Err(crate::usage!("--jobs needs a direct connection: pg_restore -j reads a file, which a container cannot see"));
+    }
+    if let Some(t) = &a.target_db {
+        crate::restore::check_db_name(t).map_err(|e| crate::usage!("--target-db: {e}"))?;
+    }
+    if a.source.from.origin() == crate::restore::Origin::Remote
+        && a.backup.as_deref().is_some_and(|b| b == "-" || std::path::Path::new(b).is_file())
+    {
+        return Err(crate::usage!("--from remote takes a backup name, not a file or stdin"));
     }
     let input = match a.backup.as_deref() {
         None => Input::Latest,

@@ -87,6 +87,9 @@ pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<i32> {
             totals.deferred,
             totals.blocked
         );
+        if totals.deferred > 0 && !a.allow_early_delete {
+            crate::outln!("(--allow-early-delete deletes the copies kept for billing now)");
+        }
     }
     Ok(if failed { 1 } else { 0 })
 }

@@ -33,7 +33,7 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
         return Err(crate::usage!("a BACKUP needs PROJECT and ENV"));
     }
     let selected = cfg.select(a.project.as_deref(), a.env.as_deref())?;
-    let alerter = crate::alerts::Alerter::new(&cfg.alerts);
+    let outcomes = crate::outcome::Outcomes::new(&cfg);
     let mut results = Vec::new();
     let mut planned = Vec::new();
     for (project, env) in &selected {
@@ -54,11 +54,9 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
         }
         for input in inputs {
             let r = verify(&cfg, project, env, &a.source.source(input), &keys, ctx.now, &ctx.ui);
-            if let Some(err) = &r.error {
-                alerter.send(&crate::alerts::Alert::error(Some(&project.name), Some(env), "verify", format!("{}: {err}", r.backup)));
-            } else {
-                let at = r.at;
-                let _ = crate::metrics::update(&cfg, &project.name, env, |s| s.last_verify_success = Some(at));
+            match &r.error {
+                Some(err) => outcomes.failed(Some(&project.name), Some(env), "verify", format!("{}: {err}", r.backup)),
+                None => outcomes.verified(&project.name, env, r.at),
             }
             results.push(r);
         }
@@ -73,10 +71,7 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
         }
         return Ok(0);
     }
-    let remote = crate::remote::Remote::open(&cfg).ok().flatten();
-    if let Err(e) = crate::metrics::write(&cfg, remote.as_ref()) {
-        tracing::warn!("could not write the metrics textfile: {e}");
-    }
+    outcomes.finish(crate::context::Context::new(&cfg).remote().ok().flatten(), None);
     if ctx.ui.json {
         ctx.print_json(&results);
     } else {
@@ -98,7 +93,7 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
                 r.seconds
             );
             if let Some(e) = &r.error {
-                crate::outln!("        {e}");
+                crate::outln!("        {e}{}", super::remedy_words(r.remedy));
             }
         }
     }

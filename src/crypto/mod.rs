@@ -123,16 +123,18 @@ impl Keys {
             Layer::Age | Layer::AgeArmored => match &self.age {
                 Some(k) => k.decrypt(input, source, &self.describe()),
                 None => Err(crate::failed!(
-                    "{source}: is age-encrypted and {}: set encryption.identity_file (or passphrase_file) for this project, or pass --identity",
+                    "{source}: is age-encrypted and {}: set encryption.identity_file (or passphrase_file) for this project",
                     self.describe_for("age")
-                )),
+                )
+                .remedy(crate::error::Remedy::ExtraKey)),
             },
             Layer::Pgp | Layer::PgpArmored => match &self.gpg {
                 Some(k) => k.decrypt(input, source, &self.describe()),
                 None => Err(crate::failed!(
-                    "{source}: is OpenPGP-encrypted and {}: set encryption.secret_key_file or passphrase_file (type: gpg), or pass --identity",
+                    "{source}: is OpenPGP-encrypted and {}: set encryption.secret_key_file or passphrase_file (type: gpg)",
                     self.describe_for("gpg")
-                )),
+                )
+                .remedy(crate::error::Remedy::ExtraKey)),
             },
             other => Err(crate::failed!("{source}: {} is not an encryption layer", other.name())),
         }

@@ -31,8 +31,9 @@ impl Session {
         let stdout = BufReader::new(running.child.stdout.take().expect("piped stdout"));
         let marker = format!("--pgtier-end-{}-{}--", std::process::id(), rand_suffix());
         let mut s = Session { running: Some(running), stdin: Some(stdin), stdout, marker, database: database.to_string() };
-        s.query_lines("SELECT 1")
-            .map_err(|e| crate::failed!("cannot connect to database {database:?}: {}", strip_prefix(&e.to_string())))?;
+        s.query_lines("SELECT 1").map_err(|e| {
+            crate::error::Error::Unreachable(format!("cannot connect to database {database:?}: {}", strip_prefix(&e.to_string())))
+        })?;
         // The startup options lift these too; this covers servers that have more of them.
         s.exec(GUARDS_OFF)?;
         Ok(s)

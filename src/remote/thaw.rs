@@ -65,7 +65,7 @@ pub fn open_copy(
     let Some(w) = wait else {
         let eta = thaw_eta(h.class(), &tier);
         return Err(crate::error::Error::ThawPending(format!(
-            "{} is in {}: a thaw is under way ({tier} retrieval, typically {eta}; readable for {} days once done). Run the same command again then, or add --wait to wait for it",
+            "{} is in {}: a thaw is under way ({tier} retrieval, typically {eta}; readable for {} days once done)",
             remote.url(&h.key),
             h.class(),
             remote.config.restore_days
@@ -87,7 +87,7 @@ pub fn open_copy(
         if started.elapsed() >= w.timeout {
             progress.finish();
             return Err(crate::error::Error::ThawPending(format!(
-                "{}: still thawing after {:?} (--wait timeout); the thaw goes on, run again later",
+                "{}: still thawing after waiting {:?}; the thaw goes on",
                 remote.url(&h.key),
                 w.timeout
             )));

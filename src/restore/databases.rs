@@ -143,12 +143,12 @@ fn truncate_at(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-pub(super) fn check_db_name(name: &str) -> Result<()> {
+pub fn check_db_name(name: &str) -> Result<()> {
     if name.is_empty() || name.len() > 63 || name.chars().any(|c| c.is_control()) {
-        return Err(crate::usage!("--target-db: {name:?} is not a database name (1 to 63 bytes, no control characters)"));
+        return Err(crate::usage!("{name:?} is not a database name (1 to 63 bytes, no control characters)"));
     }
     if name.starts_with(TEMP_DB_PREFIX) {
-        return Err(crate::usage!("--target-db: names starting with {TEMP_DB_PREFIX} are reserved for pgtier's temporary databases"));
+        return Err(crate::usage!("{name:?}: database names starting with {TEMP_DB_PREFIX} are reserved for pgtier's temporary databases"));
     }
     Ok(())
 }

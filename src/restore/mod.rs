@@ -27,9 +27,10 @@ use crate::postgres::{DbInfo, Pg, Session, quote_literal};
 use crate::ui::{Progress, Ui};
 
 pub use databases::TempDb;
+pub use databases::check_db_name;
+use databases::swap;
 pub use databases::{TEMP_DB_PREFIX, admin_session, drop_database, drop_stale_temp_dbs, old_db_name, temp_db_name};
-use databases::{check_db_name, swap};
-pub use source::{From, Input, Opened, Source, open_local, open_remote, open_source};
+pub use source::{Input, Opened, Origin, Source, open_local, open_remote, open_source};
 use sql_guard::SqlGuard;
 
 /// How to restore.
@@ -55,7 +56,7 @@ pub struct RestoreReport {
     /// Backup name, file path or `-`.
     pub source: String,
     /// `local`, `file`, `stdin` or `remote`.
-    pub from: String,
+    pub from: Origin,
     /// The previous database, renamed and kept (None if none was replaced or it was dropped).
     pub old_database: Option<String>,
     pub replaced: bool,
@@ -145,27 +146,30 @@ pub fn restore_opened(
         warnings.push(w);
     }
     if opts.jobs.is_some_and(|j| j > 1) && opts.table.is_some() {
-        return Err(crate::usage!("--jobs does not apply to --table, which restores in one transaction"));
+        return Err(crate::usage!("a parallel restore does not apply to one table, which restores in one transaction"));
     }
     if opts.jobs.is_some() && project.connection.container.is_some() {
-        return Err(crate::usage!("--jobs needs a direct connection: pg_restore -j reads a file, which a container cannot see"));
+        return Err(crate::usage!(
+            "a parallel restore needs a direct connection: pg_restore -j reads a file, which a container cannot see"
+        ));
     }
     let pg = connect_admin(cfg, project, database)?;
     let mut admin = admin_session(&pg)?;
     let existing = admin.database_info(&target)?;
     let replacing = existing.is_some();
     if replacing && opts.table.is_some() && opened.digest.is_some() {
-        return Err(crate::usage!(
-            "--table into the live database needs a checked local copy: restore from remote with --target-db, or sync it down first"
-        ));
+        return Err(crate::usage!("restoring one table into the live database needs a checked local copy: sync the backup down first")
+            .remedy(crate::error::Remedy::OtherDatabase));
     }
     if replacing && !opts.force {
         let what = match &opts.table {
             Some(t) => format!("restore table {t} into existing database {target:?}, replacing that table"),
-            None => format!("replace existing database {target:?} (the old one is kept, renamed, until --drop-old)"),
+            None => format!("replace existing database {target:?} (the old one is kept, renamed, until it is dropped)"),
         };
         if !ui.confirm(&format!("This will {what}.")) {
-            return Err(crate::usage!("database {target:?} exists: add --force to {what}"));
+            return Err(
+                crate::usage!("database {target:?} exists; refusing to {what} without confirmation").remedy(crate::error::Remedy::Force)
+            );
         }
     }
 
@@ -175,7 +179,7 @@ pub fn restore_opened(
         env: env.to_string(),
         database: target.clone(),
         source: opened.source.clone(),
-        from: opened.from.clone(),
+        from: opened.from,
         old_database: None,
         replaced: false,
         table: opts.table.clone(),
@@ -194,7 +198,7 @@ pub fn restore_opened(
 
     if let Some(spec) = &opts.table {
         let Some(toc) = toc else {
-            return Err(crate::usage!("--table needs a custom-format archive; {} is SQL text", report.source));
+            return Err(crate::usage!("restoring one table needs a custom-format archive; {} is SQL text", report.source));
         };
         let root = table::resolve(&toc, spec)?;
         let name = table::TableName::of(root);
@@ -380,7 +384,7 @@ pub fn restore_into(pg: &Pg, db: &str, toc: Option<&Toc>, reader: Box<dyn Read +
         }
         None => {
             if load.jobs.is_some_and(|j| j > 1) {
-                return Err(crate::usage!("--jobs needs a custom-format archive; {source} is SQL text"));
+                return Err(crate::usage!("a parallel restore needs a custom-format archive; {source} is SQL text"));
             }
             let notes = Arc::new(Mutex::new(Vec::new()));
             let guarded = Box::new(SqlGuard::new(reader, db, Arc::clone(&notes)));

@@ -23,20 +23,38 @@ pub enum Input {
     Stdin,
 }
 
-/// Where to look for the backup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum From {
+/// Where a backup comes from: where to look for it, and, once opened, where it was found
+/// (`local` or `remote`; serialised in lower case in every report).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
     Local,
     Remote,
-    /// A local copy whose checksum matches, else the remote one.
+    /// A local copy whose checksum matches, else the remote one (where to look only).
     Auto,
+    /// A dump file named by its path (found only).
+    File,
+    /// A dump on standard input (found only).
+    Stdin,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Origin::Local => "local",
+            Origin::Remote => "remote",
+            Origin::Auto => "auto",
+            Origin::File => "file",
+            Origin::Stdin => "stdin",
+        })
+    }
 }
 
 /// Which backup, where to look for it, and whether to wait for a Glacier thaw.
 #[derive(Debug, Clone)]
 pub struct Source {
     pub input: Input,
-    pub from: From,
+    pub from: Origin,
     /// Wait for a Glacier thaw (None: request it and exit 1 saying when to run again).
     pub wait: Option<crate::remote::ThawWait>,
     /// Check a local file's SHA-256 before reading it (restore), or while streaming it, to be
@@ -58,7 +76,7 @@ pub struct Opened {
     pub reader: Box<dyn Read + Send>,
     pub manifest: Option<Manifest>,
     pub source: String,
-    pub from: String,
+    pub from: Origin,
     pub size: Option<u64>,
     /// Set when the stream was not checked beforehand: its digest, known at end of stream,
     /// must match the manifest before the data is trusted.
@@ -84,30 +102,29 @@ impl Opened {
         let (Some(cell), Some(m)) = (&self.digest, &self.manifest) else { return Ok(()) };
         match cell.get() {
             Some(d) if d.size == m.size && d.sha256 == m.sha256 => Ok(()),
-            Some(d) => Err(crate::failed!(
+            Some(d) => Err(crate::error::Error::Integrity(format!(
                 "{}: the downloaded bytes do not match the manifest (size {} vs {}, sha256 {} vs {}); not trusting them",
-                self.source,
-                d.size,
-                m.size,
-                d.sha256,
-                m.sha256
-            )),
-            None => Err(crate::failed!("{}: the stream was not read to its end, so its checksum is unknown", self.source)),
+                self.source, d.size, m.size, d.sha256, m.sha256
+            ))),
+            None => Err(crate::error::Error::Incomplete(format!(
+                "{}: the stream was not read to its end, so its checksum is unknown",
+                self.source
+            ))),
         }
     }
 }
 
-/// Finds and opens a backup of `kind` locally, remotely, or local-first (`--from auto`).
+/// Finds and opens a backup of `kind` locally, remotely, or local-first (`Origin::Auto`).
 pub fn open_source(cfg: &Config, project: &Project, env: &str, source: &Source, kind: Kind, ui: &Ui) -> Result<Opened> {
     let Source { input, from, check_first, .. } = source;
     let from = *from;
     let is_path = matches!(input, Input::Stdin) || matches!(input, Input::Named(s) if Path::new(s).is_file());
     match from {
-        From::Local => open_local(cfg, project, env, input, kind, *check_first),
-        From::Remote if is_path => Err(crate::usage!("--from remote takes a backup name, not a file or stdin")),
-        From::Remote => open_remote(cfg, project, env, source, kind, ui),
-        From::Auto if is_path => open_local(cfg, project, env, input, kind, *check_first),
-        From::Auto => match open_local(cfg, project, env, input, kind, *check_first) {
+        Origin::Local | Origin::File | Origin::Stdin => open_local(cfg, project, env, input, kind, *check_first),
+        Origin::Remote if is_path => Err(crate::usage!("a restore from the remote takes a backup name, not a file or stdin")),
+        Origin::Remote => open_remote(cfg, project, env, source, kind, ui),
+        Origin::Auto if is_path => open_local(cfg, project, env, input, kind, *check_first),
+        Origin::Auto => match open_local(cfg, project, env, input, kind, *check_first) {
             Ok(o) => {
                 tracing::info!("restoring from the local copy {}", o.source);
                 Ok(o)
@@ -124,7 +141,8 @@ pub fn open_source(cfg: &Config, project: &Project, env: &str, source: &Source, 
 /// Opens a remote backup (the newest of `kind`, or the named one); works with `backup_root` gone.
 pub fn open_remote(cfg: &Config, project: &Project, env: &str, source: &Source, kind: Kind, ui: &Ui) -> Result<Opened> {
     let (input, wait, thaw_tier) = (&source.input, source.wait, source.thaw_tier.as_deref());
-    let remote = crate::remote::Remote::open(cfg)?.ok_or_else(|| crate::usage!("--from remote needs remote: in {}", cfg.file.display()))?;
+    let remote = crate::remote::Remote::open(cfg)?
+        .ok_or_else(|| crate::usage!("restoring from the remote needs remote: in {}", cfg.file.display()))?;
     let cat = crate::remote::RemoteCatalog::load(&remote, &project.name, env, None)?;
     for (key, why) in &cat.broken {
         tracing::warn!("{}: {why}", remote.url(key));
@@ -147,7 +165,7 @@ pub fn open_remote(cfg: &Config, project: &Project, env: &str, source: &Source, 
     Ok(Opened {
         reader: Box::new(reader),
         source: remote.url(&key),
-        from: "remote".into(),
+        from: Origin::Remote,
         size: Some(manifest.size),
         manifest: Some(manifest),
         digest: Some(digest),
@@ -162,7 +180,7 @@ pub fn open_local(cfg: &Config, project: &Project, env: &str, input: &Input, kin
             reader: Box::new(std::io::stdin()),
             manifest: None,
             source: "-".into(),
-            from: "stdin".into(),
+            from: Origin::Stdin,
             size: None,
             digest: None,
         }),
@@ -174,7 +192,7 @@ pub fn open_local(cfg: &Config, project: &Project, env: &str, input: &Input, kin
                 .rev()
                 .find(|b| b.stem.kind == kind)
                 .ok_or_else(|| crate::failed!("no local backups of {}/{env} in {}", project.name, dir.display()))?;
-            open_checked(&b.data_path, b.full_manifest()?, "local", check_first)
+            open_checked(&b.data_path, b.full_manifest()?, Origin::Local, check_first)
         }
         Input::Named(spec) => {
             let path = Path::new(spec);
@@ -186,11 +204,11 @@ pub fn open_local(cfg: &Config, project: &Project, env: &str, input: &Input, kin
                     return Err(crate::usage!("{spec} is a backup of {}/{}, not {}/{env}", m.project, m.env, project.name));
                 }
                 return match manifest {
-                    Some(m) => open_checked(path, m, "file", check_first),
+                    Some(m) => open_checked(path, m, Origin::File, check_first),
                     None => {
                         let f = std::fs::File::open(path).at(path)?;
                         let size = f.metadata().ok().map(|m| m.len());
-                        Ok(Opened { reader: Box::new(f), manifest: None, source: spec.clone(), from: "file".into(), size, digest: None })
+                        Ok(Opened { reader: Box::new(f), manifest: None, source: spec.clone(), from: Origin::File, size, digest: None })
                     }
                 };
             }
@@ -198,7 +216,7 @@ pub fn open_local(cfg: &Config, project: &Project, env: &str, input: &Input, kin
             let b = listing.find(spec).ok_or_else(|| {
                 crate::failed!("no backup {spec:?} of {}/{env} in {} (and no file of that name)", project.name, dir.display())
             })?;
-            open_checked(&b.data_path, b.full_manifest()?, "local", check_first)
+            open_checked(&b.data_path, b.full_manifest()?, Origin::Local, check_first)
         }
     }
 }
@@ -216,7 +234,7 @@ fn sidecar_manifest(path: &Path) -> Result<Option<Manifest>> {
 }
 
 /// Opens a file after checking its size and SHA-256 against the manifest.
-fn open_checked(path: &Path, manifest: Manifest, from: &str, check_first: bool) -> Result<Opened> {
+fn open_checked(path: &Path, manifest: Manifest, from: Origin, check_first: bool) -> Result<Opened> {
     if !check_first {
         let f = std::fs::File::open(path).at(path)?;
         let size = f.metadata().at(path)?.len();
@@ -231,7 +249,7 @@ fn open_checked(path: &Path, manifest: Manifest, from: &str, check_first: bool) 
         return Ok(Opened {
             reader: Box::new(reader),
             source: path.display().to_string(),
-            from: from.into(),
+            from,
             size: Some(size),
             manifest: Some(manifest),
             digest: Some(digest),
@@ -252,7 +270,7 @@ fn open_checked(path: &Path, manifest: Manifest, from: &str, check_first: bool) 
     Ok(Opened {
         reader: Box::new(f),
         source: path.display().to_string(),
-        from: from.into(),
+        from,
         size: Some(manifest.size),
         manifest: Some(manifest),
         digest: None,

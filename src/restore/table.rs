@@ -95,7 +95,7 @@ pub fn split_qualified(spec: &str) -> std::result::Result<Vec<String>, String> {
 /// Finds the table `spec` names among the archive's tables; an unknown name is a usage error
 /// listing the nearest names the backup holds.
 pub fn resolve<'t>(toc: &'t Toc, spec: &str) -> Result<&'t TocEntry> {
-    let parts = split_qualified(spec).map_err(|m| crate::usage!("--table: {m}"))?;
+    let parts = split_qualified(spec).map_err(|m| crate::usage!("table {spec:?}: {m}"))?;
     let tables: Vec<&TocEntry> = toc.entries.iter().filter(|e| e.desc == "TABLE").collect();
     let matches =
         |want: &dyn Fn(&TocEntry) -> bool| -> Vec<&'t TocEntry> { toc.entries.iter().filter(|e| e.desc == "TABLE" && want(e)).collect() };
@@ -133,12 +133,12 @@ pub fn resolve<'t>(toc: &'t Toc, spec: &str) -> Result<&'t TocEntry> {
             near.sort();
             let names: Vec<String> = near.into_iter().take(5).map(|(_, n)| n).collect();
             Err(crate::usage!(
-                "--table {spec}: the backup has no such table{}",
+                "table {spec}: the backup has no such table{}",
                 if names.is_empty() { String::new() } else { format!("; nearest: {}", names.join(", ")) }
             ))
         }
         many => Err(crate::usage!(
-            "--table {spec}: several tables have that name: {}; name the schema",
+            "table {spec}: several tables have that name: {}; name the schema",
             many.iter().map(|e| TableName::of(e).to_string()).collect::<Vec<_>>().join(", ")
         )),
     }
@@ -295,10 +295,8 @@ fn check_same_tree(s: &mut Session, backup: &BTreeSet<TableName>, root: &TableNa
     if !only_backup.is_empty() {
         why.push(format!("partitions in the backup but not here: {}", only_backup.join(", ")));
     }
-    Err(crate::failed!(
-        "refusing to restore {root}: its partitions differ from the backup's ({}); nothing was changed. Restore it beside the original with --target-db",
-        why.join("; ")
-    ))
+    Err(crate::failed!("refusing to restore {root}: its partitions differ from the backup's ({}); nothing was changed", why.join("; "))
+        .remedy(crate::error::Remedy::OtherDatabase))
 }
 
 /// SEQUENCE SET entries of sequences that belong to the tables (serial and identity columns).

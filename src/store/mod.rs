@@ -1,8 +1,7 @@
 //! Object stores for off-site copies: one small trait, a local-folder store (`file://`, for NAS
-//! mounts), an S3 store, an in-memory store for unit tests, and a conformance suite every store
-//! runs, so they are proven to behave alike.
+//! mounts), an S3 store, and an in-memory store for unit tests. Every one of them passes the
+//! conformance suite in `tests/conformance/`, so they are proven to behave alike.
 
-pub mod conformance;
 mod local;
 pub mod memory;
 mod s3;
@@ -27,13 +26,21 @@ pub enum StoreError {
     /// The object is in an archive class (GLACIER, DEEP_ARCHIVE) and must be thawed first.
     #[error("{0}: archived; it must be restored (thawed) before it can be read")]
     Archived(String),
+    /// The store could not be reached, or the request timed out.
+    #[error("{0}")]
+    Unreachable(String),
     #[error("{0}")]
     Other(String),
 }
 
 impl From<StoreError> for crate::error::Error {
     fn from(e: StoreError) -> Self {
-        crate::error::Error::Failed(e.to_string())
+        use crate::error::Error;
+        match e {
+            StoreError::NotFound(_) => Error::NotFound(e.to_string()),
+            StoreError::Unreachable(m) => Error::Unreachable(m),
+            StoreError::Archived(_) | StoreError::Other(_) => Error::Failed(e.to_string()),
+        }
     }
 }
 

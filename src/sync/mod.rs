@@ -221,11 +221,7 @@ pub fn plan(
                             tier: *tier,
                             key: o.key.clone(),
                             until,
-                            reason: format!(
-                                "{} bills at least {} days; --allow-early-delete deletes it now",
-                                o.class(),
-                                o.class().min_days()
-                            ),
+                            reason: format!("{} bills at least {} days", o.class(), o.class().min_days()),
                         }),
                         _ => actions.push(Action::Delete { backup: id.clone(), tier: *tier, key: o.key.clone(), manifest_key, reason }),
                     }

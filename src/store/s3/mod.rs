@@ -147,6 +147,9 @@ impl S3Store {
             (Some("AccessDenied"), _) => {
                 StoreError::Other(format!("{what} {}: access denied (check the credentials and the bucket policy)", self.url(key)))
             }
+            _ if matches!(e, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)) => {
+                StoreError::Unreachable(format!("{what} {}: {}", self.url(key), describe(&e)))
+            }
             _ => StoreError::Other(format!("{what} {}: {}", self.url(key), describe(&e))),
         }
     }
