@@ -3,12 +3,14 @@
 //!
 //! Layers, each importing only from the ones below it (no import cycles between top-level
 //! modules; `python3 ../shared/tools/modgraph.py src` checks):
-//! - `cli`: flags, printing, exit codes;
+//! - `cli`: flags, printing, the words for each error's remedy; the only layer that knows clap;
 //! - operations: `run`, `backup`, `restore`, `verify`, `sync`, `prune`, `audit`, `adopt`,
-//!   `globals`, `metrics`, `alerts`;
-//! - the remote: `offsite` (catalog, thaw) over `store` (S3, file, memory);
+//!   `globals`, over `context` (one command's view of each env, read once) and `outcome` (the one
+//!   hook to `alerts` and `metrics`);
+//! - the remote: `remote` (layout, prefix store, catalog, thaw) over `store` (S3, file, memory);
 //! - parts: `config`, `postgres`, `pipeline`, `crypto`, `catalog`, `manifest`, `retention`;
-//! - leaves: `vocab` (shared data types), `names`, `error`, `fsutil`, `scratch`, `signals`, `ui`.
+//! - leaves: `vocab` (shared data types), `names`, `error`, `fsutil`, `scratch`, `signals`, `ui`,
+//!   `lock`, `fault`.
 
 pub mod adopt;
 pub mod alerts;

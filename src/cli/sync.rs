@@ -33,15 +33,15 @@ pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<i32> {
         match sync_env(&mut world.env(project, &env), opts, &ctx.ui) {
             Ok((plan, rep)) => {
                 if !ctx.ui.json {
-                    for act in plan.actions.iter().filter(|x| a.dry_run || !matches!(x, Action::Keep { .. })) {
-                        crate::outln!(
-                            "{:<8} {}/{} {} {}",
-                            if a.dry_run { "plan" } else { "done" },
-                            project.name,
-                            env,
-                            act.backup(),
-                            act.describe()
-                        );
+                    for (i, act) in plan.actions.iter().enumerate().filter(|(_, x)| a.dry_run || !matches!(x, Action::Keep { .. })) {
+                        let status = match (a.dry_run, rep.done.get(i).copied().unwrap_or(false), act) {
+                            (true, _, _) => "plan",
+                            (false, true, _) => "done",
+                            (false, false, Action::Blocked { .. }) => "blocked",
+                            (false, false, _) if rep.errors.is_empty() => "not done",
+                            (false, false, _) => "NOT DONE",
+                        };
+                        crate::outln!("{:<8} {}/{} {} {}", status, project.name, env, act.backup(), act.describe());
                     }
                 }
                 failed |= !rep.errors.is_empty();

@@ -102,6 +102,10 @@ pub struct SyncReport {
     pub blocked: u64,
     pub bytes_uploaded: u64,
     pub errors: Vec<String>,
+    /// Whether each action of the plan happened (aligned with `SyncPlan::actions`): a report
+    /// lists as done only what was done.
+    #[serde(skip)]
+    pub done: Vec<bool>,
 }
 
 /// Plans the remote side of one project/env. `heads` are HEAD results of the data objects.
@@ -260,7 +264,8 @@ pub fn execute(plan: &SyncPlan, r: &Remote, local: &Listing, remote: &RemoteCata
         }
     };
     let mut failed_backups: BTreeSet<String> = BTreeSet::new();
-    for a in &plan.actions {
+    rep.done = vec![false; plan.actions.len()];
+    for (i, a) in plan.actions.iter().enumerate() {
         if crate::signals::interrupted() {
             rep.errors.push("interrupted by a signal".into());
             return rep;
@@ -276,6 +281,7 @@ pub fn execute(plan: &SyncPlan, r: &Remote, local: &Listing, remote: &RemoteCata
                         tracing::info!("uploaded {} as {class}", r.url(key));
                         rep.uploaded += 1;
                         rep.bytes_uploaded += size;
+                        rep.done[i] = true;
                     }
                     Ok(h) => fail(
                         &mut rep,
@@ -300,6 +306,7 @@ pub fn execute(plan: &SyncPlan, r: &Remote, local: &Listing, remote: &RemoteCata
                         crate::fault::point("sync:after-copy");
                         tracing::info!("{}", a.describe());
                         rep.copied += 1;
+                        rep.done[i] = true;
                     }
                     Err(e) => fail(&mut rep, &mut failed_backups, backup, format!("{}: {e}", a.describe())),
                 }
@@ -307,17 +314,24 @@ pub fn execute(plan: &SyncPlan, r: &Remote, local: &Listing, remote: &RemoteCata
             _ => {}
         }
     }
-    for a in &plan.actions {
+    for (i, a) in plan.actions.iter().enumerate() {
         match a {
             Action::PutManifest { backup, key, .. } if !failed_backups.contains(backup) => match manifest_bytes(backup) {
                 Some(bytes) => match r.store.put_bytes(key, &bytes, &PutOptions { class: StorageClass::Standard, sha256: None }) {
-                    Ok(()) => rep.manifests += 1,
+                    Ok(()) => {
+                        rep.manifests += 1;
+                        rep.done[i] = true;
+                    }
                     Err(e) => fail(&mut rep, &mut failed_backups, backup, format!("writing {}: {e}", r.url(key))),
                 },
                 None => fail(&mut rep, &mut failed_backups, backup, format!("{backup}: no manifest to write")),
             },
-            Action::Keep { .. } => rep.skipped += 1,
+            Action::Keep { .. } => {
+                rep.skipped += 1;
+                rep.done[i] = true;
+            }
             Action::Defer { key, until, .. } => {
+                rep.done[i] = true;
                 tracing::info!("keeping {} until {} (minimum billable duration)", r.url(key), until.format("%Y-%m-%d"));
                 rep.deferred += 1;
             }
@@ -335,7 +349,7 @@ pub fn execute(plan: &SyncPlan, r: &Remote, local: &Listing, remote: &RemoteCata
         }
         return rep;
     }
-    for a in &plan.actions {
+    for (i, a) in plan.actions.iter().enumerate() {
         if let Action::Delete { backup, key, manifest_key, reason, .. } = a {
             // Data first: a manifest left alone is ours and is cleaned up next time; a data
             // object left without its manifest would be foreign and never touched again.
@@ -345,6 +359,7 @@ pub fn execute(plan: &SyncPlan, r: &Remote, local: &Listing, remote: &RemoteCata
             });
             match done {
                 Ok(()) => {
+                    rep.done[i] = true;
                     tracing::info!("deleted {} ({reason})", r.url(key));
                     if !key.ends_with(".json") {
                         rep.deleted += 1;
