@@ -99,6 +99,9 @@ impl<'c> EnvContext<'c> {
     /// What local retention needs of the remote: None without a remote; an unreachable one
     /// confirms nothing (with a warning).
     pub fn remote_state(&mut self) -> Result<Option<RemoteState>> {
+        if self.remote()?.is_none() {
+            return Ok(None);
+        }
         let (project, env) = (self.project.name.clone(), self.env.clone());
         let (listing, offsite) = self.both()?;
         Ok(offsite.map(|o| crate::remote::catalog::state_or_nothing(o, listing, &project, &env)))

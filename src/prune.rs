@@ -261,6 +261,9 @@ pub fn prune_env(e: &mut EnvContext, now: DateTime<Utc>, remote: Option<&RemoteS
         return Ok(EnvPlan { project: project.name.clone(), env, entries: Vec::new(), decisions: BTreeMap::new() });
     }
     let _lock = DirLock::acquire(&e.dir)?;
+    // The folder is read again under the lock; the context's copy is stale from here on, and
+    // holding both would double the memory of a large catalog.
+    e.local_changed();
     let (listing, plan) = plan_local(e.cfg, project, &env, now, remote)?;
     if !dry_run {
         apply(&e.dir, &listing, &plan)?;

@@ -343,3 +343,32 @@ fn a_drill_that_cannot_reach_its_store_is_not_verified_and_records_nothing() {
     proxy.set_rule(|_| Verdict::Forward);
     assert_eq!(manifests(), before, "a drill that proved nothing was recorded");
 }
+
+#[test]
+fn a_store_that_rejects_uploads_gets_a_report_of_what_was_really_done() {
+    let c = cluster();
+    let db = db_name("rejects");
+    c.create_sample_db(&db, 5);
+    let bucket = localstack().bucket();
+    let proxy = Proxy::start(&localstack().endpoint);
+    let s = Scratch::new(&format!("shop:\n{}", c.database_block(&[("production", &db)])), &remote_yaml_at(&proxy.endpoint, &bucket, "p"));
+    s.write(
+        "policies/default.yml",
+        "tiers:\n  daily: {keep: 7, locations: [local, remote]}\n  weekly: {keep: 4, locations: [remote], storage_class: STANDARD_IA}\n",
+    );
+    s.ok(&["backup", "shop", "production", "--now", "2025-01-06T02:00:00Z"]);
+    // Every PUT is refused as stores that reject the newer checksum headers refuse it.
+    proxy.set_rule(|r| if r.method == "PUT" { Verdict::Fail(400, "InvalidArgument") } else { Verdict::Forward });
+    let out = s.cmd(&["sync", "--now", "2025-01-06T02:00:00Z"]).env("PGTIER_S3_MAX_ATTEMPTS", "1").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!stdout.lines().any(|l| l.starts_with("done")), "nothing was done, so nothing is reported done:\n{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("NOT DONE") && l.contains("upload")), "{stdout}");
+    assert!(stdout.contains("uploaded 0, copied 0"), "{stdout}");
+    assert!(localstack().objects(&bucket, "p/").is_empty());
+    // Once the store takes them, the same sync does the work and says so.
+    proxy.set_rule(|_| Verdict::Forward);
+    let stdout = s.ok(&["sync", "--now", "2025-01-06T02:00:00Z"]);
+    assert!(stdout.lines().any(|l| l.starts_with("done") && l.contains("upload")), "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("done") && l.contains("copy")), "{stdout}");
+}
