@@ -95,7 +95,7 @@ pub fn audit_local(cfg: &Config, project: &Project, env: &str, now: DateTime<Utc
             f.display()
         ));
     }
-    if cfg.remote.is_none() && project.policy.wants_remote() {
+    if cfg.remotes.is_empty() && project.policy.wants_remote() {
         notes.push("no remote: configured: tiers that would live off-site are kept on this host".into());
     }
     Ok(EnvAudit { project: project.name.clone(), env: env.to_string(), findings, notes, plan })

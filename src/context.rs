@@ -1,38 +1,73 @@
-//! What one command knows of the world, loaded once: the remote, opened on first use and shared
-//! by every project/env (one client, one credential load, one async runtime); and per
-//! project/env, its local listing and its off-site catalog, each read on first use and read
-//! again only when the command says it changed them (`local_changed`, `remote_changed`).
+//! What one command knows of the world, loaded once: the off-site destinations, each opened on
+//! first use and shared by every project/env (one client, one credential load, one async
+//! runtime); and per project/env, its local listing and each destination's catalog, each read
+//! on first use and read again only when the command says it changed them (`local_changed`,
+//! `remote_changed`).
 
 use std::cell::OnceCell;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::catalog::Listing;
 use crate::config::{Config, Project};
 use crate::error::{Error, Result};
-use crate::remote::{EnvOffsite, Remote, RemoteState};
+use crate::remote::{DestinationState, EnvOffsite, Remote, RemoteState};
 
-/// One command's view of the configuration and the remote.
+/// One command's view of the configuration and the destinations.
 pub struct Context<'a> {
     pub cfg: &'a Config,
-    remote: OnceCell<std::result::Result<Option<Remote>, String>>,
+    /// One cell per configured destination, in the configured order.
+    remotes: Vec<OnceCell<std::result::Result<Remote, String>>>,
 }
 
 impl<'a> Context<'a> {
     pub fn new(cfg: &'a Config) -> Context<'a> {
-        Context { cfg, remote: OnceCell::new() }
+        Context { cfg, remotes: cfg.remotes.iter().map(|_| OnceCell::new()).collect() }
     }
 
-    /// The configured remote (None when there is none), opened the first time it is asked for.
-    pub fn remote(&self) -> Result<Option<&Remote>> {
-        match self.remote.get_or_init(|| Remote::open(self.cfg).map_err(|e| e.to_string())) {
-            Ok(r) => Ok(r.as_ref()),
-            Err(e) => Err(Error::Failed(format!("cannot open the remote: {e}"))),
+    /// Whether any destination is configured.
+    pub fn has_remote(&self) -> bool {
+        !self.cfg.remotes.is_empty()
+    }
+
+    /// The names of the configured destinations, in order.
+    pub fn names(&self) -> Vec<&str> {
+        self.cfg.remotes.iter().map(|r| r.name.as_str()).collect()
+    }
+
+    fn open(&self, i: usize) -> Result<&Remote> {
+        let rc = &self.cfg.remotes[i];
+        match self.remotes[i].get_or_init(|| Remote::open(rc).map_err(|e| e.to_string())) {
+            Ok(r) => Ok(r),
+            Err(e) => Err(Error::Unreachable(format!("destination {}: cannot open it: {e}", rc.name))),
         }
     }
 
-    /// The configured remote, or a usage error saying `what` needs one.
+    /// Every destination, opened (or why it could not be), in the configured order.
+    pub fn destinations(&self) -> Vec<(&str, Result<&Remote>)> {
+        (0..self.cfg.remotes.len()).map(|i| (self.cfg.remotes[i].name.as_str(), self.open(i))).collect()
+    }
+
+    /// The destination called `name`; a usage error listing the names when there is none.
+    pub fn destination(&self, name: &str) -> Result<&Remote> {
+        match self.cfg.remotes.iter().position(|r| r.name == name) {
+            Some(i) => self.open(i),
+            None if self.cfg.remotes.is_empty() => {
+                Err(crate::usage!("no destination is configured (remote: or remotes: in {})", self.cfg.file.display()))
+            }
+            None => {
+                Err(crate::usage!("no destination named {name:?} in {} (configured: {})", self.cfg.file.display(), self.names().join(", ")))
+            }
+        }
+    }
+
+    /// The first destination (the only one with `remote:`), or a usage error saying `what`
+    /// needs one.
     pub fn require_remote(&self, what: &str) -> Result<&Remote> {
-        self.remote()?.ok_or_else(|| crate::usage!("{what} needs remote: in {}", self.cfg.file.display()))
+        if self.cfg.remotes.is_empty() {
+            return Err(crate::usage!("{what} needs remote: (or remotes:) in {}", self.cfg.file.display()));
+        }
+        self.open(0)
     }
 
     /// One project/env of this command.
@@ -44,7 +79,7 @@ impl<'a> Context<'a> {
             dir: self.cfg.env_dir(&project.name, env),
             ctx: self,
             listing: None,
-            offsite: None,
+            offsite: BTreeMap::new(),
         }
     }
 }
@@ -58,13 +93,14 @@ pub struct EnvContext<'c> {
     pub dir: PathBuf,
     ctx: &'c Context<'c>,
     listing: Option<Listing>,
-    offsite: Option<std::result::Result<EnvOffsite, Error>>,
+    /// Each destination's catalog, by destination name, once read.
+    offsite: BTreeMap<String, std::result::Result<EnvOffsite, Error>>,
 }
 
 impl<'c> EnvContext<'c> {
-    /// The remote, if one is configured and it opened.
-    pub fn remote(&self) -> Result<Option<&'c Remote>> {
-        self.ctx.remote()
+    /// The command's context.
+    pub fn world(&self) -> &'c Context<'c> {
+        self.ctx
     }
 
     /// The local backups (read on first use).
@@ -75,36 +111,58 @@ impl<'c> EnvContext<'c> {
         Ok(self.listing.as_ref().expect("just read"))
     }
 
-    /// Reads the off-site catalog with a HEAD of every copy, unless it is read already; false
-    /// without a remote.
-    fn load_offsite(&mut self) -> Result<bool> {
-        let Some(remote) = self.remote()? else { return Ok(false) };
-        if self.offsite.is_none() {
+    /// Reads `remote`'s catalog of this env with a HEAD of every copy, unless read already.
+    fn load_offsite(&mut self, remote: &Remote) -> Result<()> {
+        if !self.offsite.contains_key(remote.name()) {
             self.listing()?;
             let listing = self.listing.as_ref().expect("read above");
-            self.offsite = Some(EnvOffsite::load(remote, &self.project.name, &self.env, listing));
+            let loaded = EnvOffsite::load(remote, &self.project.name, &self.env, listing);
+            self.offsite.insert(remote.name().to_string(), loaded);
         }
-        Ok(true)
+        Ok(())
     }
 
-    /// The local listing and the off-site catalog (or why it could not be read); None without
-    /// a remote.
-    pub fn both(&mut self) -> Result<(&Listing, Option<std::result::Result<&EnvOffsite, &Error>>)> {
-        self.listing()?;
-        let remote = self.load_offsite()?;
+    /// The local listing and `remote`'s catalog of this env (or why it could not be read).
+    pub fn both(&mut self, remote: &Remote) -> Result<(&Listing, std::result::Result<&EnvOffsite, &Error>)> {
+        self.load_offsite(remote)?;
         let listing = self.listing.as_ref().expect("read above");
-        Ok((listing, if remote { self.offsite.as_ref().map(|o| o.as_ref()) } else { None }))
+        Ok((listing, self.offsite[remote.name()].as_ref()))
     }
 
-    /// What local retention needs of the remote: None without a remote; an unreachable one
-    /// confirms nothing (with a warning).
+    /// What local retention needs of the destinations: None without any; one that cannot be
+    /// reached confirms nothing (with a warning), so nothing it should hold is released here.
     pub fn remote_state(&mut self) -> Result<Option<RemoteState>> {
-        if self.remote()?.is_none() {
+        if !self.ctx.has_remote() {
             return Ok(None);
         }
+        let mut state = RemoteState::default();
         let (project, env) = (self.project.name.clone(), self.env.clone());
-        let (listing, offsite) = self.both()?;
-        Ok(offsite.map(|o| crate::remote::catalog::state_or_nothing(o, listing, &project, &env)))
+        for (name, remote) in self.ctx.destinations() {
+            let holds = self.cfg.remotes.iter().find(|r| r.name == name).and_then(|r| r.tiers.clone());
+            let confirmed = match remote {
+                Ok(r) => {
+                    let (listing, offsite) = self.both(r)?;
+                    match offsite {
+                        Ok(o) => {
+                            state.remote_only.extend(o.state(listing).remote_only);
+                            o.cat.confirmed(&o.heads)
+                        }
+                        Err(e) => {
+                            warn_unconfirmed(&project, &env, name, e);
+                            Default::default()
+                        }
+                    }
+                }
+                Err(e) => {
+                    warn_unconfirmed(&project, &env, name, &e);
+                    Default::default()
+                }
+            };
+            state.destinations.push(DestinationState { name: name.to_string(), holds, confirmed });
+        }
+        state.remote_only.sort_by(|a, b| a.id.cmp(&b.id));
+        state.remote_only.dedup_by(|a, b| a.id == b.id);
+        Ok(Some(state))
     }
 
     /// Say that the local folder changed (a backup was written, backups were pruned).
@@ -112,13 +170,19 @@ impl<'c> EnvContext<'c> {
         self.listing = None;
     }
 
-    /// Say that the remote changed (a sync ran).
-    pub fn remote_changed(&mut self) {
-        self.offsite = None;
+    /// Say that a destination changed (a sync ran there).
+    pub fn remote_changed(&mut self, name: &str) {
+        self.offsite.remove(name);
     }
 
     /// The database this env backs up.
     pub fn database(&self) -> &str {
         self.project.databases.get(&self.env).map(String::as_str).unwrap_or("postgres")
     }
+}
+
+fn warn_unconfirmed(project: &str, env: &str, name: &str, e: &Error) {
+    tracing::warn!(
+        "{project}/{env}: cannot check the copies on destination {name} ({e}); local backups it should hold stay until they can be confirmed"
+    );
 }

@@ -54,7 +54,7 @@ fn ts(t: Option<DateTime<Utc>>) -> Option<String> {
 }
 
 /// Writes the textfile, if `metrics.textfile` is configured.
-pub fn write(cfg: &Config, remote: Option<&Remote>) -> Result<()> {
+pub fn write(cfg: &Config, remotes: &[&Remote]) -> Result<()> {
     let Some(path) = &cfg.metrics_textfile else { return Ok(()) };
     let state = load(cfg);
     let mut gauges: BTreeMap<&str, (&str, Vec<String>)> = BTreeMap::new();
@@ -86,13 +86,24 @@ pub fn write(cfg: &Config, remote: Option<&Remote>) -> Result<()> {
                 *local.entry(*t).or_default() += 1;
             }
         }
-        let remote_counts = match remote {
-            Some(r) => RemoteCatalog::load(r, &project.name, &env, Some(&listing)).map(|c| c.database_copies()).unwrap_or_default(),
-            None => BTreeMap::new(),
-        };
+        let mut remote_counts: BTreeMap<TierName, u64> = BTreeMap::new();
+        for r in remotes {
+            let counts = RemoteCatalog::load(r, &project.name, &env, Some(&listing)).map(|c| c.database_copies()).unwrap_or_default();
+            for (t, n) in &counts {
+                *remote_counts.entry(*t).or_default() += n;
+                if remotes.len() > 1 {
+                    put(
+                        "pgtier_destination_backups",
+                        "Database backup copies per tier on each off-site destination.",
+                        format!("{l},tier=\"{t}\",destination=\"{}\"", esc(r.name())),
+                        n.to_string(),
+                    );
+                }
+            }
+        }
         for t in project.policy.tiers.iter().map(|t| t.name) {
             for (loc, counts) in [("local", &local), ("remote", &remote_counts)] {
-                if loc == "remote" && remote.is_none() {
+                if loc == "remote" && remotes.is_empty() {
                     continue;
                 }
                 put(

@@ -71,8 +71,8 @@ impl<'a> Outcomes<'a> {
 
     /// The command is over: rewrite the metrics textfile, and ping the success channel when
     /// `success` carries a summary.
-    pub fn finish(&self, remote: Option<&Remote>, success: Option<serde_json::Value>) {
-        if let Err(err) = crate::metrics::write(self.cfg, remote) {
+    pub fn finish(&self, remotes: &[&Remote], success: Option<serde_json::Value>) {
+        if let Err(err) = crate::metrics::write(self.cfg, remotes) {
             tracing::warn!("could not write the metrics textfile: {err}");
         }
         if let Some(summary) = success {

@@ -98,8 +98,10 @@ pub fn plan_env(listing: &Listing, project: &Project, env: &str, now: DateTime<U
             LocalAction::Keep
         } else {
             let wanted: BTreeSet<TierName> = d.remote_tiers(policy);
-            let confirmed = remote.and_then(|r| r.confirmed.get(&b.stem)).cloned().unwrap_or_default();
-            let missing: Vec<_> = wanted.difference(&confirmed).map(|t| t.as_str()).collect();
+            let missing = match remote {
+                Some(r) => r.missing(&b.stem, &wanted),
+                None => wanted.iter().map(|t| t.to_string()).collect(),
+            };
             if missing.is_empty() {
                 if !wanted.is_empty() {
                     reasons.push("off-site copy confirmed (size and checksum): the local copy can go".into());

@@ -36,7 +36,10 @@ pub struct EnvRun {
     pub backup: Option<String>,
     pub backup_size: Option<u64>,
     pub globals: Option<String>,
+    /// The first destination's sync (the only one with `remote:`).
     pub sync: Option<SyncReport>,
+    /// Every destination's sync, in the configured order.
+    pub syncs: Vec<SyncReport>,
     pub pruned: usize,
     /// Whether a restore drill ran (the policy's `verify:` schedule) and how it went.
     pub verified: Option<bool>,
@@ -97,8 +100,10 @@ pub fn run(cfg: &Config, selected: &[(&Project, String)], opts: &RunOptions, ui:
     };
     let mut report = RunReport { started_at: Utc::now(), dry_run: opts.dry_run, ok: true, envs: Vec::new(), warnings: Vec::new() };
     let world = Context::new(cfg);
-    if let Err(e) = world.remote() {
-        report.warnings.push(e.to_string());
+    for (_, r) in world.destinations() {
+        if let Err(e) = r {
+            report.warnings.push(e.to_string());
+        }
     }
     // Low disk space is worth a warning and an alert, not a skipped night: a real ENOSPC fails
     // the backup cleanly anyway.
@@ -127,6 +132,7 @@ pub fn run(cfg: &Config, selected: &[(&Project, String)], opts: &RunOptions, ui:
             backup_size: None,
             globals: None,
             sync: None,
+            syncs: Vec::new(),
             pruned: 0,
             verified: None,
             errors: Vec::new(),
@@ -159,7 +165,8 @@ pub fn run(cfg: &Config, selected: &[(&Project, String)], opts: &RunOptions, ui:
     }
     if !opts.dry_run {
         let success = report.ok.then(|| serde_json::json!({ "ok": true, "envs": report.envs.len(), "time": Utc::now() }));
-        outcomes.finish(world.remote().ok().flatten(), success);
+        let remotes: Vec<_> = world.destinations().into_iter().filter_map(|(_, r)| r.ok()).collect();
+        outcomes.finish(&remotes, success);
     }
     Ok(report)
 }
@@ -167,18 +174,24 @@ pub fn run(cfg: &Config, selected: &[(&Project, String)], opts: &RunOptions, ui:
 /// `run --dry-run` of one env: what would be backed up, synced and pruned.
 fn plan_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, e: &mut EnvRun) {
     e.warnings.push(format!("would back up database {:?}", ctx.project.databases.get(&ctx.env).map(String::as_str).unwrap_or("")));
-    if matches!(ctx.remote(), Ok(Some(_))) {
-        match sync_env(ctx, SyncOptions { now: opts.now, allow_early_delete: opts.allow_early_delete, dry_run: true }, ui) {
+    let world = ctx.world();
+    let several = world.names().len() > 1;
+    for (name, r) in world.destinations() {
+        let on = if several { format!(" on {name}") } else { String::new() };
+        match r
+            .and_then(|r| sync_env(ctx, r, SyncOptions { now: opts.now, allow_early_delete: opts.allow_early_delete, dry_run: true }, ui))
+        {
             Ok((plan, rep)) => {
                 e.warnings.extend(
                     plan.actions
                         .iter()
                         .filter(|a| !matches!(a, crate::sync::Action::Keep { .. }))
-                        .map(|a| format!("would {}", a.describe())),
+                        .map(|a| format!("would {}{on}", a.describe())),
                 );
-                e.sync = Some(rep);
+                e.sync.get_or_insert_with(|| rep.clone());
+                e.syncs.push(rep);
             }
-            Err(err) => e.errors.push(EnvError::new("sync plan", err)),
+            Err(err) => e.errors.push(EnvError::new("sync plan", format!("destination {name}: {err}"))),
         }
     }
     match crate::prune::prune_env(ctx, opts.now, None, true) {
@@ -215,13 +228,21 @@ fn run_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: &Outcomes
             Err(err) => e.errors.push(EnvError::new("globals", err)),
         }
     }
-    if matches!(ctx.remote(), Ok(Some(_))) {
-        match sync_env(ctx, SyncOptions { now: opts.now, allow_early_delete: opts.allow_early_delete, dry_run: false }, ui) {
+    // Every destination gets the night's backup; one failing never stops the others, and
+    // its failure names it.
+    let world = ctx.world();
+    let several = world.names().len() > 1;
+    for (name, r) in world.destinations() {
+        let to = |x: &dyn std::fmt::Display| if several { format!("destination {name}: {x}") } else { x.to_string() };
+        match r
+            .and_then(|r| sync_env(ctx, r, SyncOptions { now: opts.now, allow_early_delete: opts.allow_early_delete, dry_run: false }, ui))
+        {
             Ok((_, rep)) => {
-                e.errors.extend(rep.errors.iter().map(|x| EnvError::new("sync", x)));
-                e.sync = Some(rep);
+                e.errors.extend(rep.errors.iter().map(|x| EnvError::new("sync", to(x))));
+                e.sync.get_or_insert_with(|| rep.clone());
+                e.syncs.push(rep);
             }
-            Err(err) => e.errors.push(EnvError::new("sync", err)),
+            Err(err) => e.errors.push(EnvError::new("sync", format!("destination {name}: {err}"))),
         }
     }
     let confirmed = match ctx.remote_state() {
@@ -254,6 +275,7 @@ fn run_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: &Outcomes
             let source = crate::restore::Source {
                 input: crate::restore::Input::Named(e.backup.clone().unwrap_or_default()),
                 from: crate::restore::Origin::Local,
+                destination: None,
                 wait: None,
                 check_first: false,
                 thaw_tier: None,

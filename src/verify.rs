@@ -17,7 +17,6 @@ use crate::fsutil::{DirLock, write_atomic};
 use crate::manifest::{Manifest, Verification};
 use crate::names::Kind;
 use crate::pipeline;
-use crate::remote::Remote;
 
 use crate::restore::{
     Input, Load, Opened, Origin, Payload, Source, TempDb, admin_session, connect_admin, fidelity, open_source, payload, restore_into,
@@ -284,22 +283,26 @@ fn record(cfg: &Config, project: &Project, env: &str, result: &VerifyResult) -> 
             updated = Some(m);
         }
     }
-    let Some(remote) = Remote::open(cfg)? else { return Ok(()) };
-    // Manifests this host has are not fetched again; only remote-only ones are read.
-    let listing = Listing::scan(&dir, &project.name, env)?;
-    let cat = crate::remote::RemoteCatalog::load(&remote, &project.name, env, Some(&listing))?;
+    // Every destination holding the backup gets the record too; manifests this host has are
+    // not fetched again, only remote-only ones are read.
+    let world = crate::context::Context::new(cfg);
     let Some(stem) = crate::names::Stem::parse(&result.backup) else { return Ok(()) };
-    let Some(rb) = cat.backups.get(&stem) else { return Ok(()) };
-    let m = match updated {
-        Some(m) => m,
-        None => {
-            let Some(mut m) = rb.manifest.clone() else { return Ok(()) };
-            m.verifications.push(v);
-            m
+    let listing = Listing::scan(&dir, &project.name, env)?;
+    for (_, remote) in world.destinations() {
+        let remote = remote?;
+        let cat = crate::remote::RemoteCatalog::load(remote, &project.name, env, Some(&listing))?;
+        let Some(rb) = cat.backups.get(&stem) else { continue };
+        let m = match &updated {
+            Some(m) => m.clone(),
+            None => {
+                let Some(mut m) = rb.manifest.clone() else { continue };
+                m.verifications.push(v.clone());
+                m
+            }
+        };
+        for key in rb.manifest_keys.values() {
+            remote.store.put_bytes(key, &m.to_bytes(), &PutOptions { class: StorageClass::Standard, sha256: None })?;
         }
-    };
-    for key in rb.manifest_keys.values() {
-        remote.store.put_bytes(key, &m.to_bytes(), &PutOptions { class: StorageClass::Standard, sha256: None })?;
     }
     Ok(())
 }
@@ -318,9 +321,9 @@ fn newest(cfg: &Config, project: &Project, env: &str, from: Origin) -> Option<St
 /// The backups `verify --all` drills: every database backup here, or off-site with `--from remote`.
 pub fn all_backups(cfg: &Config, project: &Project, env: &str, from: Origin) -> Result<Vec<String>> {
     if from == Origin::Remote {
-        let remote =
-            Remote::open(cfg)?.ok_or_else(|| crate::usage!("verifying from the remote needs remote: in {}", cfg.file.display()))?;
-        let cat = crate::remote::RemoteCatalog::load(&remote, &project.name, env, None)?;
+        let world = crate::context::Context::new(cfg);
+        let remote = world.require_remote("verifying from the remote")?;
+        let cat = crate::remote::RemoteCatalog::load(remote, &project.name, env, None)?;
         return Ok(cat
             .backups
             .values()

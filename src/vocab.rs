@@ -210,3 +210,37 @@ impl std::fmt::Display for StorageClass {
         f.write_str(self.as_str())
     }
 }
+
+/// An S3 Object Lock mode: COMPLIANCE (nobody can delete or shorten it, not even the root
+/// account) or GOVERNANCE (only identities allowed `s3:BypassGovernanceRetention` can).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LockMode {
+    Compliance,
+    Governance,
+}
+
+impl LockMode {
+    /// The name S3 uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockMode::Compliance => "COMPLIANCE",
+            LockMode::Governance => "GOVERNANCE",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<LockMode> {
+        [LockMode::Compliance, LockMode::Governance].into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+impl Serialize for LockMode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for LockMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

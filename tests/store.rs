@@ -48,6 +48,11 @@ fn s3(bucket: &str) -> S3Store {
         restore_tier: "Standard".into(),
         restore_days: 1,
         concurrency: 4,
+        checksums: pgtier::config::Checksums::WhenSupported,
+        tiers: None,
+        storage_classes: Default::default(),
+        name: "default".into(),
+        key: "remote".into(),
     };
     S3Store::new(&remote, bucket).unwrap()
 }

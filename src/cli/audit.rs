@@ -7,10 +7,8 @@ use clap::Args;
 use super::{Ctx, print_plan};
 use crate::audit::audit_remote;
 use crate::audit::{Finding, audit_local, audit_policy};
-use crate::catalog::Listing;
+use crate::context::Context;
 use crate::error::Result;
-use crate::remote::catalog::state_or_nothing;
-use crate::remote::{EnvOffsite, Remote};
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
@@ -28,18 +26,21 @@ pub fn run(ctx: &Ctx, a: AuditArgs) -> Result<i32> {
             policy_findings.extend(audit_policy(&p.policy));
         }
     }
-    let remote = Remote::open(&cfg)?;
+    let world = Context::new(&cfg);
     let mut envs = Vec::new();
     for (project, env) in &selected {
-        // The remote side is read once, for the local plan and for its own findings.
-        let listing = Listing::scan(&cfg.env_dir(&project.name, env), &project.name, env)?;
-        let offsite = remote.as_ref().map(|r| (r, EnvOffsite::load(r, &project.name, env, &listing)));
-        let state = offsite.as_ref().map(|(_, o)| state_or_nothing(o.as_ref(), &listing, &project.name, env));
+        // Each destination is read once, for the local plan and for its own findings.
+        let mut e = world.env(project, env);
+        let state = e.remote_state()?;
         let mut audit = audit_local(&cfg, project, env, ctx.now, state.as_ref())?;
-        match &offsite {
-            Some((r, Ok(o))) => audit.findings.extend(audit_remote(r, project, env, ctx.now, &listing, o)),
-            Some((r, Err(e))) => audit.findings.push(Finding::new("remote-unreachable", r.store.describe(), e.to_string())),
-            None => {}
+        for (name, r) in world.destinations() {
+            match r {
+                Ok(r) => match e.both(r)? {
+                    (listing, Ok(o)) => audit.findings.extend(audit_remote(r, project, env, ctx.now, listing, o)),
+                    (_, Err(err)) => audit.findings.push(Finding::new("remote-unreachable", r.store.describe(), err.to_string())),
+                },
+                Err(err) => audit.findings.push(Finding::new("remote-unreachable", name, err.to_string())),
+            }
         }
         audit.findings.extend(crate::audit::audit_keys(&cfg, project, env));
         envs.push(audit);

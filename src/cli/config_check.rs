@@ -30,7 +30,8 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
             "connection": if p.connection.container.is_some() { "container" } else { "direct" },
         })).collect::<Vec<_>>(),
         "policies": cfg.policies.keys().collect::<Vec<_>>(),
-        "remote": cfg.remote.as_ref().map(|r| format!("{:?}", r.url)),
+        "remote": cfg.remotes.first().map(|r| format!("{:?}", r.url)),
+        "remotes": cfg.remotes.iter().map(|r| serde_json::json!({"name": r.name, "url": format!("{:?}", r.url)})).collect::<Vec<_>>(),
         "notes": cfg.notes,
     });
     if ctx.ui.json {

@@ -28,6 +28,8 @@ pub struct ListArgs {
 /// One off-site copy.
 #[derive(Debug, Serialize)]
 pub struct Copy {
+    /// The destination holding it (`default` for `remote:`).
+    pub destination: String,
     pub tier: crate::config::TierName,
     pub storage_class: String,
     pub key: String,
@@ -78,23 +80,37 @@ pub fn run(ctx: &Ctx, a: ListArgs) -> Result<i32> {
         }
     }
     if a.remote || a.all {
-        let remote = crate::remote::Remote::open(&cfg)?.ok_or_else(|| crate::usage!("--remote needs remote: in {}", cfg.file.display()))?;
-        let cat = crate::remote::RemoteCatalog::load(&remote, &project.name, env, Some(&listing))?;
-        for (stem, b) in &cat.backups {
-            let Some(m) = &b.manifest else { continue };
-            let r = rows.entry(stem.clone()).or_insert_with(|| row(stem, m, None));
-            for (tier, o) in &b.copies {
-                r.remote.push(Copy { tier: *tier, storage_class: o.class().to_string(), key: remote.url(&o.key), size: o.size });
-            }
-            if !b.copies.is_empty() {
-                r.locations.push("remote".into());
-            }
+        let world = crate::context::Context::new(&cfg);
+        if !world.has_remote() {
+            return Err(crate::usage!("--remote needs remote: (or remotes:) in {}", cfg.file.display()));
         }
-        for (key, why) in &cat.broken {
-            tracing::warn!("{}: {why}", remote.url(key));
-        }
-        for key in &cat.foreign {
-            tracing::info!("{}: not pgtier's (left alone)", remote.url(key));
+        let several = world.names().len() > 1;
+        for (_, remote) in world.destinations() {
+            let remote = remote?;
+            let cat = crate::remote::RemoteCatalog::load(remote, &project.name, env, Some(&listing))?;
+            for (stem, b) in &cat.backups {
+                let Some(m) = &b.manifest else { continue };
+                let r = rows.entry(stem.clone()).or_insert_with(|| row(stem, m, None));
+                for (tier, o) in &b.copies {
+                    r.remote.push(Copy {
+                        destination: remote.name().to_string(),
+                        tier: *tier,
+                        storage_class: o.class().to_string(),
+                        key: remote.url(&o.key),
+                        size: o.size,
+                    });
+                }
+                let loc = if several { format!("remote:{}", remote.name()) } else { "remote".to_string() };
+                if !b.copies.is_empty() && !r.locations.contains(&loc) {
+                    r.locations.push(loc);
+                }
+            }
+            for (key, why) in &cat.broken {
+                tracing::warn!("{}: {why}", remote.url(key));
+            }
+            for key in &cat.foreign {
+                tracing::info!("{}: not pgtier's (left alone)", remote.url(key));
+            }
         }
     }
     let rows: Vec<Row> = rows.into_values().filter(|r| !r.locations.is_empty()).collect();
@@ -113,7 +129,18 @@ pub fn run(ctx: &Ctx, a: ListArgs) -> Result<i32> {
         );
         for r in &rows {
             let tiers: Vec<_> = r.tiers.iter().map(|t| t.as_str()).collect();
-            let off: Vec<_> = r.remote.iter().map(|c| format!("{}:{}", c.tier, c.storage_class)).collect();
+            let several = r.remote.iter().any(|c| c.destination != r.remote[0].destination);
+            let off: Vec<_> = r
+                .remote
+                .iter()
+                .map(|c| {
+                    if several {
+                        format!("{}:{}:{}", c.destination, c.tier, c.storage_class)
+                    } else {
+                        format!("{}:{}", c.tier, c.storage_class)
+                    }
+                })
+                .collect();
             crate::outln!(
                 "{:<24} {:<20} {:>10}  {:<22} {:<12} {:<10} {:<42} {}",
                 r.backup,

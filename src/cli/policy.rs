@@ -46,7 +46,7 @@ pub fn run(ctx: &Ctx, cmd: PolicyCommand) -> Result<i32> {
         let known: Vec<_> = cfg.policies.keys().map(String::as_str).collect();
         crate::usage!("unknown policy {:?} (known: {})", a.policy, known.join(", "))
     })?;
-    let remote = cfg.remote.is_some();
+    let remote = !cfg.remotes.is_empty();
     let started = std::time::Instant::now();
     let decisions = simulate(policy, a.days, ctx.now);
     tracing::info!("planned {} backups in {:.1} ms", decisions.len(), started.elapsed().as_secs_f64() * 1000.0);

@@ -41,11 +41,12 @@ pub struct RestoreArgs {
 /// Where a backup comes from, and how long to wait for a Glacier thaw.
 #[derive(Debug, Args)]
 pub struct SourceArgs {
-    /// local, remote, or auto (a local copy whose checksum matches, else remote).
-    #[arg(long, value_enum, default_value = "local")]
+    /// local, remote (any destination: a hot copy first, then a cold one), auto (a local copy
+    /// whose checksum matches, else remote), or a destination's name.
+    #[arg(long, value_name = "local|remote|auto|NAME", default_value = "local", value_parser = parse_from)]
     pub from: FromArg,
     /// Wait for a Glacier/Deep Archive thaw, up to this long (default 48h); without it, the thaw
-    /// is requested and pgtier exits 1 saying when to run again.
+    /// is requested and pgtier exits 75 saying when to run again.
     #[arg(long, value_name = "TIMEOUT", num_args = 0..=1, default_missing_value = "48h", value_parser = parse_duration)]
     pub wait: Option<std::time::Duration>,
     /// How often to check on a thaw while waiting.
@@ -56,24 +57,33 @@ pub struct SourceArgs {
     pub restore_tier: Option<RestoreTier>,
 }
 
-/// `--from`: where to look for a backup (the library's `restore::From`, which knows no clap).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum FromArg {
-    Local,
-    Remote,
-    /// A local copy whose checksum matches, else the remote one.
-    Auto,
+/// `--from`: where to look for a backup, as the library's `Origin` and, for a destination's
+/// name, that destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FromArg {
+    origin: crate::restore::Origin,
+    destination: Option<String>,
 }
 
 impl FromArg {
     /// The library's value.
-    pub fn origin(self) -> crate::restore::Origin {
-        match self {
-            FromArg::Local => crate::restore::Origin::Local,
-            FromArg::Remote => crate::restore::Origin::Remote,
-            FromArg::Auto => crate::restore::Origin::Auto,
-        }
+    pub fn origin(&self) -> crate::restore::Origin {
+        self.origin
     }
+}
+
+fn parse_from(s: &str) -> std::result::Result<FromArg, String> {
+    use crate::restore::Origin;
+    let (origin, destination) = match s {
+        "local" => (Origin::Local, None),
+        "remote" => (Origin::Remote, None),
+        "auto" => (Origin::Auto, None),
+        name if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) => {
+            (Origin::Remote, Some(name.to_string()))
+        }
+        other => return Err(format!("expected local, remote, auto or a destination's name, got {other:?}")),
+    };
+    Ok(FromArg { origin, destination })
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -89,6 +99,7 @@ impl SourceArgs {
         Source {
             input,
             from: self.from.origin(),
+            destination: self.from.destination.clone(),
             wait: self.wait.map(|timeout| ThawWait { timeout, poll: self.wait_poll }),
             check_first: true,
             thaw_tier: self.restore_tier.map(|t| format!("{t:?}")),

@@ -42,29 +42,20 @@ pub fn run(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
         .filter_map(|b| b.manifest.last_verified_ok().map(|v| (b, v)))
         .max_by_key(|(_, v)| v.at)
         .map(|(b, v)| json!({ "backup": b.stem.to_string(), "at": v.at, "from": v.from }));
-    let offsite = match crate::remote::Remote::open(&cfg)? {
-        None => json!({ "configured": false }),
-        Some(r) => match crate::remote::RemoteCatalog::load(&r, &project.name, env, Some(&listing)) {
-            Ok(cat) => {
-                let mut tiers: BTreeMap<String, usize> = BTreeMap::new();
-                for b in cat.backups.values().filter(|b| b.stem.kind == Kind::Database) {
-                    for t in b.copies.keys() {
-                        *tiers.entry(t.as_str().to_string()).or_default() += 1;
-                    }
-                }
-                let newest = cat.backups.values().rev().find(|b| b.stem.kind == Kind::Database && !b.copies.is_empty());
-                json!({
-                    "configured": true,
-                    "url": r.url(r.layout(&project.name, env).prefix()),
-                    "backups": cat.backups.values().filter(|b| b.stem.kind == Kind::Database && !b.copies.is_empty()).count(),
-                    "per_tier": tiers,
-                    "latest": newest.map(|b| b.stem.to_string()),
-                    "latest_key": newest.and_then(|b| b.copies.values().next()).map(|o| r.url(&o.key)),
-                })
-            }
-            Err(e) => json!({ "configured": true, "error": e.to_string() }),
-        },
-    };
+    let world = crate::context::Context::new(&cfg);
+    let destinations: Vec<serde_json::Value> = world
+        .destinations()
+        .into_iter()
+        .map(|(name, r)| {
+            let mut v = match r.and_then(|r| Ok((r, crate::remote::RemoteCatalog::load(r, &project.name, env, Some(&listing))?))) {
+                Ok((r, cat)) => offsite_summary(r, &cat, &project.name, env),
+                Err(e) => json!({ "configured": true, "error": e.to_string() }),
+            };
+            v["name"] = json!(name);
+            v
+        })
+        .collect();
+    let offsite = destinations.first().cloned().unwrap_or_else(|| json!({ "configured": false }));
     let state = crate::metrics::load(&cfg).envs.get(&format!("{}/{env}", project.name)).cloned();
     let status = json!({
         "project": project.name,
@@ -78,10 +69,30 @@ pub fn run(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
         "last_verification": verification,
         "last_successful_verification": last_ok,
         "offsite": offsite,
+        "destinations": destinations,
         "local": { "backups": listing.databases().count(), "bytes": listing.backups.iter().map(|b| b.manifest.size).sum::<u64>(), "folder": cfg.env_dir(&project.name, env) },
         "globals": listing.backups.iter().rev().find(|b| b.stem.kind == Kind::Globals).map(|b| b.stem.to_string()),
         "last_run": state,
     });
     ctx.print_json(&status);
     Ok(0)
+}
+
+/// One destination's side of an env, for `status`.
+fn offsite_summary(r: &crate::remote::Remote, cat: &crate::remote::RemoteCatalog, project: &str, env: &str) -> serde_json::Value {
+    let mut tiers: BTreeMap<String, usize> = BTreeMap::new();
+    for b in cat.backups.values().filter(|b| b.stem.kind == Kind::Database) {
+        for t in b.copies.keys() {
+            *tiers.entry(t.as_str().to_string()).or_default() += 1;
+        }
+    }
+    let newest = cat.backups.values().rev().find(|b| b.stem.kind == Kind::Database && !b.copies.is_empty());
+    json!({
+        "configured": true,
+        "url": r.url(r.layout(project, env).prefix()),
+        "backups": cat.backups.values().filter(|b| b.stem.kind == Kind::Database && !b.copies.is_empty()).count(),
+        "per_tier": tiers,
+        "latest": newest.map(|b| b.stem.to_string()),
+        "latest_key": newest.and_then(|b| b.copies.values().next()).map(|o| r.url(&o.key)),
+    })
 }

@@ -28,37 +28,43 @@ pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<i32> {
     let mut envs = Vec::new();
     let mut all_actions = Vec::new();
     let mut failed = false;
+    let several = world.names().len() > 1;
     for (project, env) in selected {
         let opts = SyncOptions { now: ctx.now, allow_early_delete: a.allow_early_delete, dry_run: a.dry_run };
-        match sync_env(&mut world.env(project, &env), opts, &ctx.ui) {
-            Ok((plan, rep)) => {
-                if !ctx.ui.json {
-                    for (i, act) in plan.actions.iter().enumerate().filter(|(_, x)| a.dry_run || !matches!(x, Action::Keep { .. })) {
-                        let status = match (a.dry_run, rep.done.get(i).copied().unwrap_or(false), act) {
-                            (true, _, _) => "plan",
-                            (false, true, _) => "done",
-                            (false, false, Action::Blocked { .. }) => "blocked",
-                            (false, false, _) if rep.errors.is_empty() => "not done",
-                            (false, false, _) => "NOT DONE",
-                        };
-                        crate::outln!("{:<8} {}/{} {} {}", status, project.name, env, act.backup(), act.describe());
+        let mut e = world.env(project, &env);
+        // One destination failing never stops the others.
+        for (name, r) in world.destinations() {
+            let place = if several { format!("{}/{env}@{name}", project.name) } else { format!("{}/{env}", project.name) };
+            match r.and_then(|r| sync_env(&mut e, r, opts, &ctx.ui)) {
+                Ok((plan, rep)) => {
+                    if !ctx.ui.json {
+                        for (i, act) in plan.actions.iter().enumerate().filter(|(_, x)| a.dry_run || !matches!(x, Action::Keep { .. })) {
+                            let status = match (a.dry_run, rep.done.get(i).copied().unwrap_or(false), act) {
+                                (true, _, _) => "plan",
+                                (false, true, _) => "done",
+                                (false, false, Action::Blocked { .. }) => "blocked",
+                                (false, false, _) if rep.errors.is_empty() => "not done",
+                                (false, false, _) => "NOT DONE",
+                            };
+                            crate::outln!("{:<8} {place} {} {}", status, act.backup(), act.describe());
+                        }
                     }
+                    failed |= !rep.errors.is_empty();
+                    totals.uploaded += rep.uploaded;
+                    totals.copied += rep.copied;
+                    totals.deleted += rep.deleted;
+                    totals.skipped += rep.skipped;
+                    totals.deferred += rep.deferred;
+                    totals.blocked += rep.blocked;
+                    totals.manifests += rep.manifests;
+                    totals.bytes_uploaded += rep.bytes_uploaded;
+                    all_actions.extend(plan.actions);
+                    envs.push(rep);
                 }
-                failed |= !rep.errors.is_empty();
-                totals.uploaded += rep.uploaded;
-                totals.copied += rep.copied;
-                totals.deleted += rep.deleted;
-                totals.skipped += rep.skipped;
-                totals.deferred += rep.deferred;
-                totals.blocked += rep.blocked;
-                totals.manifests += rep.manifests;
-                totals.bytes_uploaded += rep.bytes_uploaded;
-                all_actions.extend(plan.actions);
-                envs.push(rep);
-            }
-            Err(e) => {
-                tracing::error!("sync {}/{env}: {e}", project.name);
-                failed = true;
+                Err(err) => {
+                    tracing::error!("sync {place} (destination {name}): {err}");
+                    failed = true;
+                }
             }
         }
     }

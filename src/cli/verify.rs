@@ -71,7 +71,9 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
         }
         return Ok(0);
     }
-    outcomes.finish(crate::context::Context::new(&cfg).remote().ok().flatten(), None);
+    let world = crate::context::Context::new(&cfg);
+    let remotes: Vec<_> = world.destinations().into_iter().filter_map(|(_, r)| r.ok()).collect();
+    outcomes.finish(&remotes, None);
     if ctx.ui.json {
         ctx.print_json(&results);
     } else {

@@ -3,6 +3,7 @@
 
 mod policy;
 pub mod raw;
+mod remote;
 pub mod yaml;
 
 use std::collections::BTreeMap;
@@ -11,8 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::vocab::{Compression, EncryptionConfig};
-pub use crate::vocab::{Location, StorageClass, TierName};
+pub use crate::vocab::{Location, LockMode, StorageClass, TierName};
 pub use policy::{BUILTIN_DEFAULT, Policy, Retain, Tier, VerifySchedule};
+pub use remote::{Checksums, RemoteConfig, RemoteUrl};
 
 use crate::error::{Error, Result};
 use crate::names::check_component;
@@ -27,7 +29,8 @@ pub struct Config {
     pub projects: BTreeMap<String, Project>,
     /// Every policy read, by name (with `default` always present).
     pub policies: BTreeMap<String, Arc<Policy>>,
-    pub remote: Option<RemoteConfig>,
+    /// The off-site destinations, in the order configured (empty: none).
+    pub remotes: Vec<RemoteConfig>,
     pub alerts: AlertsConfig,
     pub metrics_textfile: Option<PathBuf>,
     pub min_free_space: u64,
@@ -64,28 +67,6 @@ pub struct Connection {
     pub port: Option<u16>,
     pub user: String,
     pub password_file: Option<PathBuf>,
-}
-
-/// Where off-site copies go.
-#[derive(Debug, Clone)]
-pub struct RemoteConfig {
-    pub url: RemoteUrl,
-    pub endpoint_url: Option<String>,
-    pub region: Option<String>,
-    pub force_path_style: bool,
-    /// Glacier retrieval tier for `RestoreObject`: Bulk, Standard or Expedited.
-    pub restore_tier: String,
-    /// How many days a thawed copy stays readable.
-    pub restore_days: u32,
-    /// Parallel part uploads/downloads.
-    pub concurrency: usize,
-}
-
-/// The remote URL, parsed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RemoteUrl {
-    S3 { bucket: String, prefix: String },
-    File(PathBuf),
 }
 
 /// `globals:`: whether `run` saves the cluster's roles (`pg_dumpall --globals-only`), and
@@ -143,10 +124,8 @@ impl Config {
         };
 
         let backup_root = rel(raw.backup_root.as_deref().unwrap_or("/opt/backups"));
-        let mut remote = None;
-        if let Some(r) = raw.remote {
-            keep(remote_config(file, r).map(|r| remote = Some(r)));
-        }
+        let mut remotes = Vec::new();
+        keep(remote::destinations(file, raw.remote, raw.remotes).map(|r| remotes = r));
         let mut policy_problems = Vec::new();
         let policies = load_policies(file, &base, raw.policies.as_deref(), &mut notes, &mut policy_problems);
         let mut default_encryption = None;
@@ -182,7 +161,10 @@ impl Config {
                 )));
             }
         }
-        if remote.is_none() && projects.values().any(|p| p.policy.wants_remote()) {
+        for e in remote::check_policies(file, &remotes, &policies) {
+            keep(Err(e));
+        }
+        if remotes.is_empty() && projects.values().any(|p| p.policy.wants_remote()) {
             notes.push("no remote: configured, so tiers that would live off-site are kept on this host".into());
         }
 
@@ -240,7 +222,7 @@ impl Config {
             backup_root,
             projects,
             policies,
-            remote,
+            remotes,
             alerts,
             metrics_textfile: raw.metrics.map(|m| rel(&m.textfile)),
             min_free_space,
@@ -312,52 +294,6 @@ impl Project {
 fn resolve(base: &Path, p: &str) -> PathBuf {
     let path = Path::new(p);
     if path.is_absolute() { path.to_path_buf() } else { base.join(path) }
-}
-
-fn remote_config(file: &Path, r: raw::Remote) -> Result<RemoteConfig> {
-    let url = if let Some(rest) = r.url.strip_prefix("s3://") {
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() {
-            return Err(Error::config(file, "remote.url", "s3:// URL has no bucket"));
-        }
-        let prefix = prefix.trim_matches('/').to_string();
-        if prefix.split('/').any(|c| c == ".." || c == ".") {
-            return Err(Error::config(file, "remote.url", "the prefix must not contain . or .. components"));
-        }
-        RemoteUrl::S3 { bucket: bucket.to_string(), prefix }
-    } else if let Some(path) = r.url.strip_prefix("file://") {
-        if !path.starts_with('/') {
-            return Err(Error::config(file, "remote.url", "file:// URLs need an absolute path (file:///mnt/nas/backups)"));
-        }
-        RemoteUrl::File(PathBuf::from(path))
-    } else {
-        return Err(Error::config(file, "remote.url", format!("expected s3://bucket/prefix or file:///path, got {:?}", r.url)));
-    };
-    if let Some(e) = &r.endpoint_url
-        && !(e.starts_with("http://") || e.starts_with("https://"))
-    {
-        return Err(Error::config(file, "remote.endpoint_url", format!("expected an http(s):// URL, got {e:?}")));
-    }
-    let restore_tier = match r.restore_tier.as_deref().unwrap_or("standard").to_ascii_lowercase().as_str() {
-        "bulk" => "Bulk",
-        "standard" => "Standard",
-        "expedited" => "Expedited",
-        other => return Err(Error::config(file, "remote.restore_tier", format!("expected bulk, standard or expedited, got {other:?}"))),
-    }
-    .to_string();
-    let concurrency = r.concurrency.unwrap_or(4);
-    if !(1..=32).contains(&concurrency) {
-        return Err(Error::config(file, "remote.concurrency", "expected 1 to 32"));
-    }
-    Ok(RemoteConfig {
-        url,
-        endpoint_url: r.endpoint_url,
-        region: r.region,
-        force_path_style: r.force_path_style.unwrap_or(false),
-        restore_tier,
-        restore_days: r.restore_days.unwrap_or(3).max(1),
-        concurrency: concurrency as usize,
-    })
 }
 
 fn encryption_config(file: &Path, key: &str, e: raw::Encryption, rel: &dyn Fn(&str) -> PathBuf) -> Result<EncryptionConfig> {

@@ -1,7 +1,7 @@
 //! Retention policies: tiers, where each lives, its storage class, compression, encryption.
 
 use crate::vocab::Compression;
-pub use crate::vocab::{Location, StorageClass, TierName};
+pub use crate::vocab::{Location, LockMode, StorageClass, TierName};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -43,6 +43,10 @@ pub struct Tier {
     pub retain: Retain,
     pub locations: BTreeSet<Location>,
     pub storage_class: StorageClass,
+    /// S3 Object Lock on this tier's off-site copies.
+    pub object_lock: Option<LockMode>,
+    /// A fixed lock length in days, instead of one that follows the tier's rule.
+    pub object_lock_days: Option<u32>,
 }
 
 impl Tier {
@@ -150,7 +154,24 @@ impl Policy {
                     err(&format!("{key}.storage_class"), format!("unknown storage class {c:?}; expected one of {}", all.join(", ")))
                 })?,
             };
-            tiers.push(Tier { name, retain, locations, storage_class });
+            let object_lock = match t.object_lock.as_deref() {
+                None => None,
+                Some(m) => Some(
+                    LockMode::parse(&m.to_ascii_uppercase())
+                        .ok_or_else(|| err(&format!("{key}.object_lock"), format!("expected COMPLIANCE or GOVERNANCE, got {m:?}")))?,
+                ),
+            };
+            let object_lock_days = match t.object_lock_days {
+                None => None,
+                Some(_) if object_lock.is_none() => {
+                    return Err(err(&format!("{key}.object_lock_days"), "needs object_lock: COMPLIANCE or GOVERNANCE".into()));
+                }
+                Some(n) => Some(bounded(n, MAX_KEEP_DAYS).map_err(|m| err(&format!("{key}.object_lock_days"), m))?),
+            };
+            if object_lock.is_some() && !locations.contains(&Location::Remote) {
+                return Err(err(&format!("{key}.object_lock"), "locks off-site copies; add remote to locations".into()));
+            }
+            tiers.push(Tier { name, retain, locations, storage_class, object_lock, object_lock_days });
         }
         tiers.sort_by_key(|t| t.name);
         if tiers[0].name != TierName::Daily {

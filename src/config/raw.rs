@@ -26,6 +26,7 @@ pub struct Agent {
     pub policies: Option<String>,
     pub backup_root: Option<String>,
     pub remote: Option<Remote>,
+    pub remotes: Option<Vec<Remote>>,
     pub encryption: Option<Encryption>,
     /// Per-project encryption: a block, or `none` to store that project's backups unencrypted.
     /// Kept as YAML so each entry is parsed with its own key path.
@@ -93,6 +94,7 @@ impl Agent {
                 "policies" => set(&mut agent.policies, file, &key, v, problems),
                 "backup_root" => set(&mut agent.backup_root, file, &key, v, problems),
                 "remote" => set(&mut agent.remote, file, &key, v, problems),
+                "remotes" => set(&mut agent.remotes, file, &key, v, problems),
                 "encryption" => set(&mut agent.encryption, file, &key, v, problems),
                 "project_encryption" => set(&mut agent.project_encryption, file, &key, v, problems),
                 "alerts" => set(&mut agent.alerts, file, &key, v, problems),
@@ -110,11 +112,12 @@ impl Agent {
     }
 }
 
-const AGENT_KEYS: [&str; 14] = [
+const AGENT_KEYS: [&str; 15] = [
     "projects",
     "policies",
     "backup_root",
     "remote",
+    "remotes",
     "encryption",
     "project_encryption",
     "alerts",
@@ -127,11 +130,15 @@ const AGENT_KEYS: [&str; 14] = [
     "globals",
 ];
 
-/// `remote:` in pgtier.yml.
+/// `remote:` in pgtier.yml, or one entry of `remotes:`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Remote {
+    pub name: Option<String>,
     pub url: String,
+    pub request_checksum_calculation: Option<String>,
+    pub tiers: Option<Vec<String>>,
+    pub storage_classes: Option<BTreeMap<String, String>>,
     pub endpoint_url: Option<String>,
     pub region: Option<String>,
     pub force_path_style: Option<bool>,
@@ -227,4 +234,6 @@ pub struct Tier {
     pub keep_days: Option<i64>,
     pub locations: Option<Vec<String>>,
     pub storage_class: Option<String>,
+    pub object_lock: Option<String>,
+    pub object_lock_days: Option<i64>,
 }

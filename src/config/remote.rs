@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::raw;
+use crate::config::Policy;
 use crate::error::{Error, Result};
-use crate::vocab::{StorageClass, TierName};
+use crate::vocab::{Location, StorageClass, TierName};
 
 /// One off-site destination.
 #[derive(Debug, Clone)]
@@ -153,7 +154,10 @@ fn remote_config(file: &Path, key: &str, r: raw::Remote, name: &str) -> Result<R
         Some(list) => {
             let mut set = BTreeSet::new();
             for t in list {
-                set.insert(TierName::parse(&t).ok_or_else(|| err("tiers", format!("unknown tier {t:?}; expected daily, weekly, monthly or yearly")))?);
+                set.insert(
+                    TierName::parse(&t)
+                        .ok_or_else(|| err("tiers", format!("unknown tier {t:?}; expected daily, weekly, monthly or yearly")))?,
+                );
             }
             Some(set)
         }
@@ -178,4 +182,42 @@ fn remote_config(file: &Path, key: &str, r: raw::Remote, name: &str) -> Result<R
         storage_classes,
         key: key.to_string(),
     })
+}
+
+/// What the destinations must satisfy given the policies: every off-site tier is held by at
+/// least one destination (else its copies would go nowhere, and prune would still release the
+/// local ones), and a destination that cannot lock holds no locked tier.
+pub fn check_policies(file: &Path, remotes: &[RemoteConfig], policies: &BTreeMap<String, std::sync::Arc<Policy>>) -> Vec<Error> {
+    let mut out = Vec::new();
+    if remotes.is_empty() {
+        return out;
+    }
+    for p in policies.values() {
+        for t in p.tiers.iter().filter(|t| t.lives(Location::Remote)) {
+            if !remotes.iter().any(|r| r.holds(t.name)) {
+                out.push(Error::config(
+                    file,
+                    "remotes",
+                    format!(
+                        "policy {}'s tier {} lives off-site, but no destination holds it: add it to a destination's tiers",
+                        p.name, t.name
+                    ),
+                ));
+            }
+            if t.object_lock.is_none() {
+                continue;
+            }
+            for r in remotes.iter().filter(|r| !r.can_lock() && r.holds(t.name)) {
+                out.push(Error::config(
+                    file,
+                    format!("{}.tiers", r.key),
+                    format!(
+                        "destination {} is a folder and cannot hold policy {}'s tier {}, which has object_lock (a folder cannot refuse a delete); list the tiers it holds without {}",
+                        r.name, p.name, t.name, t.name
+                    ),
+                ));
+            }
+        }
+    }
+    out
 }

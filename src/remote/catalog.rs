@@ -17,13 +17,51 @@ use crate::vocab::TierName;
 /// Which remote tiers hold a confirmed copy (size and checksum) of each backup.
 pub type ConfirmedRemote = BTreeMap<Stem, BTreeSet<TierName>>;
 
-/// What the remote holds, as local retention needs it.
+/// What the destinations hold, as local retention needs it.
 #[derive(Debug, Clone, Default)]
 pub struct RemoteState {
-    pub confirmed: ConfirmedRemote,
+    /// Each destination's confirmed copies (one that could not be reached confirms nothing).
+    pub destinations: Vec<DestinationState>,
     /// Backups that exist only off-site: they count in the plan (periods, the newest backup)
     /// exactly as they do for sync, so both sides decide alike.
     pub remote_only: Vec<Candidate<Stem>>,
+}
+
+/// One destination's confirmed copies.
+#[derive(Debug, Clone, Default)]
+pub struct DestinationState {
+    pub name: String,
+    /// The off-site tiers it holds (None: every one).
+    pub holds: Option<BTreeSet<TierName>>,
+    pub confirmed: ConfirmedRemote,
+}
+
+impl RemoteState {
+    /// One destination (`default`) with these confirmed copies.
+    pub fn single(confirmed: ConfirmedRemote) -> RemoteState {
+        RemoteState { destinations: vec![DestinationState { name: "default".into(), holds: None, confirmed }], remote_only: Vec::new() }
+    }
+
+    /// The copies of `stem` that `wanted` (its off-site tiers) still lacks: `weekly`, or
+    /// `weekly on nas` when there are several destinations. Empty: every destination that
+    /// should hold it has confirmed its copy.
+    pub fn missing(&self, stem: &Stem, wanted: &BTreeSet<TierName>) -> Vec<String> {
+        if self.destinations.is_empty() {
+            // Nothing known off-site confirms nothing.
+            return wanted.iter().map(|t| t.to_string()).collect();
+        }
+        let several = self.destinations.len() > 1;
+        let mut out = Vec::new();
+        for d in &self.destinations {
+            let here = d.confirmed.get(stem);
+            for t in wanted.iter().filter(|t| d.holds.as_ref().is_none_or(|h| h.contains(t))) {
+                if !here.is_some_and(|c| c.contains(t)) {
+                    out.push(if several { format!("{t} on {}", d.name) } else { t.to_string() });
+                }
+            }
+        }
+        out
+    }
 }
 
 /// One backup as found off-site.
@@ -179,7 +217,7 @@ impl EnvOffsite {
             .filter(|b| !here.contains(&b.stem))
             .filter_map(|b| Some(b.manifest.as_ref()?.candidate(&b.stem)))
             .collect();
-        RemoteState { confirmed: self.cat.confirmed(&self.heads), remote_only }
+        RemoteState { remote_only, ..RemoteState::single(self.cat.confirmed(&self.heads)) }
     }
 }
 

@@ -9,32 +9,36 @@ pub mod layout;
 pub mod prefix;
 pub mod thaw;
 
-pub use catalog::{ConfirmedRemote, EnvOffsite, RemoteBackup, RemoteCatalog, RemoteState, is_confirmed};
+pub use catalog::{ConfirmedRemote, DestinationState, EnvOffsite, RemoteBackup, RemoteCatalog, RemoteState, is_confirmed};
 pub use layout::{EnvLayout, RemoteKey};
 pub use prefix::PrefixStore;
 pub use thaw::{ThawWait, open_copy, thaw_eta};
 
-use crate::config::{Config, RemoteConfig, RemoteUrl};
+use crate::config::{RemoteConfig, RemoteUrl};
 use crate::error::Result;
 use crate::store::Store;
 
-/// The configured remote, opened. `store` is a `PrefixStore`: keys given to it are relative to
-/// the configured URL.
+/// One configured destination, opened. `store` is a `PrefixStore`: keys given to it are
+/// relative to the destination's URL.
 pub struct Remote {
     pub store: std::sync::Arc<dyn Store>,
     pub config: RemoteConfig,
 }
 
 impl Remote {
-    /// Opens the remote of `cfg`, if one is configured.
-    pub fn open(cfg: &Config) -> Result<Option<Remote>> {
-        let Some(rc) = &cfg.remote else { return Ok(None) };
+    /// Opens one destination.
+    pub fn open(rc: &RemoteConfig) -> Result<Remote> {
         let prefix = match &rc.url {
             RemoteUrl::S3 { prefix, .. } => prefix.as_str(),
             RemoteUrl::File(_) => "",
         };
         let store = std::sync::Arc::new(PrefixStore::new(crate::store::open(rc)?.into(), prefix));
-        Ok(Some(Remote { store, config: rc.clone() }))
+        Ok(Remote { store, config: rc.clone() })
+    }
+
+    /// The destination's name (`default` for `remote:`).
+    pub fn name(&self) -> &str {
+        &self.config.name
     }
 
     /// Where `project`/`env` keeps its objects.

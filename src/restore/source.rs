@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::catalog::Listing;
 use crate::config::{Config, Project};
-use crate::error::{IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::manifest::Manifest;
 use crate::names::Kind;
 use crate::pipeline::{self, DigestCell, HashReader};
@@ -55,6 +55,8 @@ impl std::fmt::Display for Origin {
 pub struct Source {
     pub input: Input,
     pub from: Origin,
+    /// With `Origin::Remote` or `Auto`: only this destination (None: any).
+    pub destination: Option<String>,
     /// Wait for a Glacier thaw (None: request it and exit 1 saying when to run again).
     pub wait: Option<crate::remote::ThawWait>,
     /// Check a local file's SHA-256 before reading it (restore), or while streaming it, to be
@@ -129,7 +131,7 @@ pub fn open_source(cfg: &Config, project: &Project, env: &str, source: &Source, 
                 tracing::info!("restoring from the local copy {}", o.source);
                 Ok(o)
             }
-            Err(e) if cfg.remote.is_some() => {
+            Err(e) if !cfg.remotes.is_empty() => {
                 tracing::warn!("no usable local copy ({e}); restoring from the remote copy");
                 open_remote(cfg, project, env, source, kind, ui)
             }
@@ -138,29 +140,76 @@ pub fn open_source(cfg: &Config, project: &Project, env: &str, source: &Source, 
     }
 }
 
-/// Opens a remote backup (the newest of `kind`, or the named one); works with `backup_root` gone.
+/// Opens a remote backup (the newest of `kind`, or the named one); works with `backup_root`
+/// gone. Looks on the destination `source.destination` names, or on every one: the backup is
+/// read from a destination holding a hot copy if there is one, else from the first holding a
+/// cold copy (thawed first).
 pub fn open_remote(cfg: &Config, project: &Project, env: &str, source: &Source, kind: Kind, ui: &Ui) -> Result<Opened> {
     let (input, wait, thaw_tier) = (&source.input, source.wait, source.thaw_tier.as_deref());
-    let remote = crate::remote::Remote::open(cfg)?
-        .ok_or_else(|| crate::usage!("restoring from the remote needs remote: in {}", cfg.file.display()))?;
-    let cat = crate::remote::RemoteCatalog::load(&remote, &project.name, env, None)?;
-    for (key, why) in &cat.broken {
-        tracing::warn!("{}: {why}", remote.url(key));
-    }
-    let found = match input {
-        Input::Latest => cat.backups.values().rev().find(|b| b.stem.kind == kind && b.manifest.is_some() && !b.copies.is_empty()),
+    let world = crate::context::Context::new(cfg);
+    let remotes: Vec<&crate::remote::Remote> = match &source.destination {
+        Some(name) => vec![world.destination(name)?],
+        None if !world.has_remote() => {
+            return Err(crate::usage!("restoring from the remote needs remote: (or remotes:) in {}", cfg.file.display()));
+        }
+        None => {
+            let mut open = Vec::new();
+            for (name, r) in world.destinations() {
+                match r {
+                    Ok(r) => open.push(r),
+                    Err(e) => tracing::warn!("destination {name} is not usable ({e}); trying the others"),
+                }
+            }
+            open
+        }
+    };
+    let wanted = match input {
         Input::Named(spec) => {
             let name = Path::new(spec).file_name().and_then(|n| n.to_str()).unwrap_or(spec);
-            let stem = crate::names::Stem::parse(name).or_else(|| crate::names::Stem::split_file_name(name).map(|(s, _)| s));
-            stem.and_then(|s| cat.backups.get(&s))
+            Some(crate::names::Stem::parse(name).or_else(|| crate::names::Stem::split_file_name(name).map(|(s, _)| s)))
         }
-        Input::Stdin => None,
+        _ => None,
     };
-    let b = found.ok_or_else(|| {
-        crate::failed!("no such backup of {}/{env} off-site under {}", project.name, remote.url(remote.layout(&project.name, env).prefix()))
-    })?;
+    // Each destination's copy of the backup asked for.
+    let mut found: Vec<(&crate::remote::Remote, crate::remote::RemoteBackup)> = Vec::new();
+    let mut problems = Vec::new();
+    for r in &remotes {
+        let cat = match crate::remote::RemoteCatalog::load(r, &project.name, env, None) {
+            Ok(c) => c,
+            Err(e) if remotes.len() > 1 => {
+                problems.push(format!("destination {}: {e}", r.name()));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        for (key, why) in &cat.broken {
+            tracing::warn!("{}: {why}", r.url(key));
+        }
+        let b = match &wanted {
+            None => cat.backups.values().rev().find(|b| b.stem.kind == kind && b.manifest.is_some() && !b.copies.is_empty()),
+            Some(stem) => stem.as_ref().and_then(|s| cat.backups.get(s)),
+        };
+        if let Some(b) = b {
+            found.push((r, b.clone()));
+        }
+    }
+    // The newest backup any destination holds (or the one named); hot copies first.
+    let newest = found.iter().map(|(_, b)| b.stem.clone()).max();
+    found.retain(|(_, b)| Some(&b.stem) == newest.as_ref());
+    found.sort_by_key(|(_, b)| !b.copies.values().any(|o| !o.class().needs_thaw()));
+    let Some((remote, b)) = found.into_iter().next() else {
+        let places: Vec<String> = remotes.iter().map(|r| r.url(r.layout(&project.name, env).prefix())).collect();
+        let mut msg = format!("no such backup of {}/{env} off-site under {}", project.name, places.join(", "));
+        if !problems.is_empty() {
+            msg.push_str(&format!(" ({})", problems.join("; ")));
+        }
+        return Err(Error::NotFound(msg));
+    };
     let manifest = b.manifest.clone().ok_or_else(|| crate::failed!("{}: its manifest is missing off-site", b.stem))?;
-    let (reader, key) = crate::remote::open_copy(&remote, b, wait, thaw_tier, ui)?;
+    let (reader, key) = crate::remote::open_copy(remote, &b, wait, thaw_tier, ui)?;
+    if remotes.len() > 1 {
+        tracing::info!("reading {} from destination {}", b.stem, remote.name());
+    }
     let (reader, digest) = HashReader::new(reader);
     Ok(Opened {
         reader: Box::new(reader),

@@ -26,6 +26,9 @@ pub enum StoreError {
     /// The object is in an archive class (GLACIER, DEEP_ARCHIVE) and must be thawed first.
     #[error("{0}: archived; it must be restored (thawed) before it can be read")]
     Archived(String),
+    /// The store refused the newer checksum headers (the S3 store then writes without them).
+    #[error("{0}")]
+    ChecksumsRejected(String),
     /// The store could not be reached, or the request timed out.
     #[error("{0}")]
     Unreachable(String),
@@ -39,7 +42,7 @@ impl From<StoreError> for crate::error::Error {
         match e {
             StoreError::NotFound(_) => Error::NotFound(e.to_string()),
             StoreError::Unreachable(m) => Error::Unreachable(m),
-            StoreError::Archived(_) | StoreError::Other(_) => Error::Failed(e.to_string()),
+            StoreError::Archived(_) | StoreError::Other(_) | StoreError::ChecksumsRejected(_) => Error::Failed(e.to_string()),
         }
     }
 }

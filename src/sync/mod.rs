@@ -85,6 +85,8 @@ impl Action {
 pub struct SyncPlan {
     pub project: String,
     pub env: String,
+    /// The destination it is for (`default` for `remote:`).
+    pub destination: String,
     pub actions: Vec<Action>,
 }
 
@@ -93,6 +95,7 @@ pub struct SyncPlan {
 pub struct SyncReport {
     pub project: String,
     pub env: String,
+    pub destination: String,
     pub uploaded: u64,
     pub copied: u64,
     pub deleted: u64,
@@ -136,7 +139,13 @@ pub fn plan(
     let decisions = crate::prune::decide(local, &remote_only, policy, now);
     let layout = r.layout(&project.name, env);
 
-    let remote_tiers: Vec<_> = policy.tiers.iter().filter(|t| t.lives(Location::Remote)).collect();
+    // The off-site tiers this destination holds, in its own storage classes.
+    let remote_tiers: Vec<crate::config::Tier> = policy
+        .tiers
+        .iter()
+        .filter(|t| t.lives(Location::Remote) && r.config.holds(t.name))
+        .map(|t| crate::config::Tier { storage_class: r.config.class_of(t.name, t.storage_class), ..t.clone() })
+        .collect();
     let mut actions = Vec::new();
     for (stem, (m, local_path)) in &manifests {
         let id = stem.to_string();
@@ -245,13 +254,14 @@ pub fn plan(
             }
         }
     }
-    SyncPlan { project: project.name.clone(), env: env.to_string(), actions }
+    SyncPlan { project: project.name.clone(), env: env.to_string(), destination: r.name().to_string(), actions }
 }
 
 /// Carries out a plan: uploads, then copies, then manifests, then deletes. A failed upload or
 /// copy stops the deletes of this run, so a backup never loses its last off-site copy.
 pub fn execute(plan: &SyncPlan, r: &Remote, local: &Listing, remote: &RemoteCatalog, ui: &Ui) -> SyncReport {
-    let mut rep = SyncReport { project: plan.project.clone(), env: plan.env.clone(), ..Default::default() };
+    let mut rep =
+        SyncReport { project: plan.project.clone(), env: plan.env.clone(), destination: plan.destination.clone(), ..Default::default() };
     let local_by_id: std::collections::HashMap<String, &crate::catalog::LocalBackup> =
         local.backups.iter().map(|b| (b.stem.to_string(), b)).collect();
     let remote_by_id: std::collections::HashMap<String, &crate::remote::RemoteBackup> =
@@ -386,17 +396,15 @@ pub struct SyncOptions {
     pub dry_run: bool,
 }
 
-/// Syncs one project/env: catalog both sides (as `e` has them, read once), plan, and (unless
-/// `dry_run`) execute; then tells `e` the remote changed.
-pub fn sync_env(e: &mut EnvContext, opts: SyncOptions, ui: &Ui) -> crate::error::Result<(SyncPlan, SyncReport)> {
+/// Syncs one project/env to the destination `r`: catalog both sides (as `e` has them, read
+/// once), plan, and (unless `dry_run`) execute; then tells `e` that destination changed.
+pub fn sync_env(e: &mut EnvContext, r: &Remote, opts: SyncOptions, ui: &Ui) -> crate::error::Result<(SyncPlan, SyncReport)> {
     let SyncOptions { now, allow_early_delete, dry_run } = opts;
-    let r = e.remote()?.ok_or_else(|| crate::usage!("sync needs remote: in {}", e.cfg.file.display()))?;
     let (project, env) = (e.project, e.env.clone());
-    let (local, offsite) = e.both()?;
+    let (local, offsite) = e.both(r)?;
     let offsite = match offsite {
-        Some(Ok(o)) => o,
-        Some(Err(err)) => return Err(crate::failed!("{err}")),
-        None => unreachable!("a remote is configured"),
+        Ok(o) => o,
+        Err(err) => return Err(crate::failed!("destination {}: {err}", r.name())),
     };
     let remote = &offsite.cat;
     for (key, why) in &remote.broken {
@@ -404,7 +412,8 @@ pub fn sync_env(e: &mut EnvContext, opts: SyncOptions, ui: &Ui) -> crate::error:
     }
     let plan = plan(local, remote, &offsite.heads, r, project, &env, now, allow_early_delete);
     if dry_run {
-        let mut rep = SyncReport { project: project.name.clone(), env: env.to_string(), ..Default::default() };
+        let mut rep =
+            SyncReport { project: project.name.clone(), env: env.to_string(), destination: r.name().to_string(), ..Default::default() };
         for a in &plan.actions {
             match a {
                 Action::Upload { size, .. } => {
@@ -429,7 +438,7 @@ pub fn sync_env(e: &mut EnvContext, opts: SyncOptions, ui: &Ui) -> crate::error:
         tracing::warn!("could not clean up unfinished uploads: {err}");
     }
     let rep = execute(&plan, r, local, remote, ui);
-    e.remote_changed();
+    e.remote_changed(r.name());
     Ok((plan, rep))
 }
 

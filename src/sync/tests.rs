@@ -44,6 +44,11 @@ fn remote() -> Remote {
             restore_tier: "Standard".into(),
             restore_days: 1,
             concurrency: 1,
+            checksums: crate::config::Checksums::WhenSupported,
+            tiers: None,
+            storage_classes: BTreeMap::new(),
+            name: "default".into(),
+            key: "remote".into(),
         },
     }
 }
@@ -223,8 +228,7 @@ fn the_local_planner_releases_a_backup_only_once_it_is_off_site() {
         plan_env(&listing, &p, "production", at, remote).entries.iter().map(|e| e.action).collect()
     };
     let nothing = RemoteState::default();
-    let confirmed_weekly =
-        RemoteState { confirmed: BTreeMap::from([(old.stem.clone(), [w].into_iter().collect())]), remote_only: Vec::new() };
+    let confirmed_weekly = RemoteState::single(BTreeMap::from([(old.stem.clone(), [w].into_iter().collect())]));
     type Case<'a> = (&'a str, Option<&'a RemoteState>, DateTime<Utc>, Vec<LocalAction>);
     let cases: Vec<Case> = vec![
         // No remote: the off-site tiers live here, and weekly keep 1 keeps only the newest week.
@@ -246,8 +250,7 @@ fn the_local_planner_releases_a_backup_only_once_it_is_off_site() {
     let listing = Listing { backups: vec![only_weekly.clone(), backup(now, &[d])], ..Default::default() };
     let plan = plan_env(&listing, &p, "production", now, Some(&RemoteState::default()));
     assert_eq!(plan.entries[0].action, LocalAction::KeepUntilOffsite, "{:?}", plan.entries[0].reasons);
-    let confirmed =
-        RemoteState { confirmed: BTreeMap::from([(only_weekly.stem.clone(), [w].into_iter().collect())]), remote_only: Vec::new() };
+    let confirmed = RemoteState::single(BTreeMap::from([(only_weekly.stem.clone(), [w].into_iter().collect())]));
     let plan = plan_env(&listing, &p, "production", now, Some(&confirmed));
     assert_eq!(plan.entries[0].action, LocalAction::Delete, "{:?}", plan.entries[0].reasons);
 }

@@ -16,9 +16,22 @@ pub struct Request {
     pub target: String,
     /// How many requests came before this one.
     pub seq: u64,
+    /// Header lines as sent, names lower-cased (`x-amz-checksum-sha256: …`).
+    pub headers: Vec<String>,
 }
 
 impl Request {
+    /// Whether the request carries any of the newer checksum headers or an `aws-chunked` body,
+    /// which several S3-compatible stores reject.
+    pub fn has_new_checksums(&self) -> bool {
+        self.headers.iter().any(|h| {
+            (h.starts_with("x-amz-checksum-") && !h.starts_with("x-amz-checksum-mode"))
+                || h.starts_with("x-amz-sdk-checksum-algorithm")
+                || h.starts_with("x-amz-trailer")
+                || (h.starts_with("content-encoding:") && h.contains("aws-chunked"))
+        })
+    }
+
     pub fn is_upload_part(&self) -> bool {
         self.method == "PUT" && self.target.contains("partNumber=") && !self.target.contains("x-amz-copy-source")
     }
@@ -35,6 +48,8 @@ pub enum Verdict {
     Stall,
     /// Answer with this status and S3 error code, without forwarding.
     Fail(u16, &'static str),
+    /// Answer with this status, S3 error code and message, without forwarding.
+    FailWith(u16, &'static str, String),
     /// Close the connection without answering.
     Drop,
     /// Forward, then cut the response body after this many bytes.
@@ -114,8 +129,12 @@ fn handle(
         }
     }
     let first: Vec<&str> = head[0].split_whitespace().collect();
-    let req =
-        Request { method: first[0].to_string(), target: first.get(1).unwrap_or(&"").to_string(), seq: seq.fetch_add(1, Ordering::SeqCst) };
+    let req = Request {
+        method: first[0].to_string(),
+        target: first.get(1).unwrap_or(&"").to_string(),
+        seq: seq.fetch_add(1, Ordering::SeqCst),
+        headers: head[1..].iter().map(|h| h.trim_end().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect(),
+    };
     let len: usize = head
         .iter()
         .find_map(|h| h.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
@@ -133,10 +152,13 @@ fn handle(
             let _ = client.shutdown(Shutdown::Both);
             return Ok(());
         }
-        Verdict::Fail(status, code) => {
-            let body = format!(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected by the test proxy</Message></Error>"
-            );
+        Verdict::Fail(_, _) | Verdict::FailWith(_, _, _) => {
+            let (status, code, message) = match &verdict {
+                Verdict::Fail(s, c) => (*s, *c, "injected by the test proxy".to_string()),
+                Verdict::FailWith(s, c, m) => (*s, *c, m.clone()),
+                _ => unreachable!(),
+            };
+            let body = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message></Error>");
             write!(
                 client,
                 "HTTP/1.1 {status} Injected\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -193,4 +215,23 @@ fn handle(
         _ => client.write_all(rbody)?,
     }
     Ok(())
+}
+
+/// A rule that answers as stores rejecting the newer checksum headers do (some MinIO, Ceph,
+/// B2 and R2 versions): `InvalidArgument: Unsupported header 'x-amz-checksum-…'`.
+pub fn strict_checksums(r: &Request) -> Verdict {
+    if r.has_new_checksums() {
+        let name = r
+            .headers
+            .iter()
+            .find(|h| {
+                (h.starts_with("x-amz-checksum-") && !h.starts_with("x-amz-checksum-mode")) || h.starts_with("x-amz-sdk-checksum-algorithm")
+            })
+            .and_then(|h| h.split(':').next())
+            .unwrap_or("x-amz-checksum-crc32")
+            .to_string();
+        Verdict::FailWith(400, "InvalidArgument", format!("Unsupported header '{name}' received for this API call."))
+    } else {
+        Verdict::Forward
+    }
 }

@@ -37,7 +37,13 @@ const COPY_MAX: u64 = 5 << 30;
 
 /// An S3 bucket.
 pub struct S3Store {
-    client: Client,
+    /// Sends the newer checksum headers where a request supports them.
+    full: Client,
+    /// Sends them only where an operation requires them, for stores that reject them.
+    plain: Client,
+    /// Whether to use `plain`: configured (`request_checksum_calculation: when_required`) or
+    /// switched on once when the store rejected the headers.
+    legacy: std::sync::atomic::AtomicBool,
     bucket: String,
     /// Shared with open downloads, which must outlive the store that started them.
     rt: Arc<tokio::runtime::Runtime>,
@@ -57,6 +63,14 @@ fn b64(bytes: &[u8]) -> String {
 
 fn crc32c(data: &[u8]) -> u32 {
     crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, data) as u32
+}
+
+/// Whether an error is a store refusing the newer checksum headers or an `aws-chunked` body, as
+/// several S3-compatible stores do (`InvalidArgument: Unsupported header 'x-amz-checksum-…'`).
+pub(super) fn rejects_checksums(code: Option<&str>, message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    matches!(code, Some("InvalidArgument" | "NotImplemented" | "InvalidRequest" | "BadRequest" | "InvalidDigest"))
+        && (m.contains("checksum") || m.contains("x-amz-") || m.contains("chunked") || m.contains("trailer"))
 }
 
 /// A readable message for an SDK error, with the S3 error code when there is one.
@@ -119,7 +133,50 @@ impl S3Store {
         if let Some(e) = &remote.endpoint_url {
             b = b.endpoint_url(e);
         }
-        Ok(S3Store { client: Client::from_conf(b.build()), bucket: bucket.to_string(), rt, concurrency: remote.concurrency.max(1) })
+        let plain = b
+            .clone()
+            .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
+            .build();
+        Ok(S3Store {
+            full: Client::from_conf(b.build()),
+            plain: Client::from_conf(plain),
+            legacy: std::sync::atomic::AtomicBool::new(remote.checksums == crate::config::Checksums::WhenRequired),
+            bucket: bucket.to_string(),
+            rt,
+            concurrency: remote.concurrency.max(1),
+        })
+    }
+
+    /// The client to use now.
+    fn client(&self) -> &Client {
+        if self.legacy() { &self.plain } else { &self.full }
+    }
+
+    /// Whether the newer checksum headers are off.
+    fn legacy(&self) -> bool {
+        self.legacy.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Runs a write; if the store rejects the newer checksum headers, turns them off for the
+    /// rest of the process, says so once (naming the setting), and runs it again. The SHA-256 in
+    /// the object's metadata is still checked on every download.
+    fn with_fallback<T>(&self, f: impl Fn() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        match f() {
+            Err(StoreError::ChecksumsRejected(m)) if !self.legacy() => {
+                self.legacy.store(true, std::sync::atomic::Ordering::SeqCst);
+                tracing::warn!(
+                    "s3://{} rejects the newer checksum headers ({m}); writing without them from now on. Set request_checksum_calculation: when_required on this destination to skip this first attempt",
+                    self.bucket
+                );
+                f().map_err(|e| match e {
+                    StoreError::ChecksumsRejected(m) => StoreError::Other(m),
+                    other => other,
+                })
+            }
+            Err(StoreError::ChecksumsRejected(m)) => Err(StoreError::Other(m)),
+            other => other,
+        }
     }
 
     fn url(&self, key: &str) -> String {
@@ -132,6 +189,9 @@ impl S3Store {
         key: &str,
         e: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
     ) -> StoreError {
+        if rejects_checksums(e.code(), e.message().unwrap_or("")) {
+            return StoreError::ChecksumsRejected(format!("{what} {}: {}", self.url(key), describe(&e)));
+        }
         match (e.code(), http_status(&e)) {
             (Some("NoSuchKey" | "NotFound"), _) | (_, Some(404))
                 if e.code() != Some("NoSuchBucket") && e.code() != Some("NoSuchUpload") =>
@@ -154,12 +214,41 @@ impl S3Store {
         }
     }
 
+    /// One PUT of a small object, carrying its SHA-256 for the store to check (unless the
+    /// newer checksum headers are off).
+    fn put_bytes_once(&self, key: &str, bytes: &[u8], opts: &PutOptions) -> Result<(), StoreError> {
+        let sha = match &opts.sha256 {
+            Some(h) => hex::decode(h).map_err(|_| StoreError::Other(format!("{key}: sha256 is not hex")))?,
+            None => {
+                use sha2::Digest as _;
+                sha2::Sha256::digest(bytes).to_vec()
+            }
+        };
+        self.rt.block_on(async {
+            let mut req = self
+                .client()
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .storage_class(opts.class.as_str().into())
+                .body(ByteStream::from(bytes.to_vec()));
+            if !self.legacy() {
+                req = req.checksum_sha256(b64(&sha));
+            }
+            if let Some(s) = &opts.sha256 {
+                req = req.metadata("sha256", s);
+            }
+            req.send().await.map_err(|e| self.other("writing", key, e))?;
+            Ok(())
+        })
+    }
+
     fn put_single(&self, key: &str, path: &Path, opts: &PutOptions, progress: &Progress) -> Result<(), StoreError> {
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut crate::fsutil::open_own(path).map_err(|e| StoreError::Other(e.to_string()))?, &mut bytes)
             .map_err(|e| StoreError::Other(format!("{}: {e}", path.display())))?;
         let len = bytes.len() as u64;
-        self.put_bytes(key, &bytes, opts)?;
+        self.put_bytes_once(key, &bytes, opts)?;
         progress.inc(len);
         Ok(())
     }
@@ -205,7 +294,7 @@ impl Store for S3Store {
     fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
         self.rt.block_on(async {
             let mut out = Vec::new();
-            let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix).into_paginator().send();
+            let mut pages = self.client().list_objects_v2().bucket(&self.bucket).prefix(prefix).into_paginator().send();
             while let Some(page) = pages.next().await {
                 let page = page.map_err(|e| self.other("listing", prefix, e))?;
                 for o in page.contents() {
@@ -228,7 +317,7 @@ impl Store for S3Store {
     fn head(&self, key: &str) -> Result<ObjectMeta, StoreError> {
         check_key(key)?;
         self.rt.block_on(async {
-            let o = self.client.head_object().bucket(&self.bucket).key(key).send().await.map_err(|e| self.other("reading", key, e))?;
+            let o = self.client().head_object().bucket(&self.bucket).key(key).send().await.map_err(|e| self.other("reading", key, e))?;
             let class = o.storage_class().and_then(|c| StorageClass::parse(c.as_str()));
             Ok(ObjectMeta {
                 key: key.to_string(),
@@ -247,33 +336,14 @@ impl Store for S3Store {
             .and_then(|f| f.metadata().map_err(|e| crate::error::Error::io(path, e)))
             .map_err(|e| StoreError::Other(e.to_string()))?
             .len();
-        if size <= SINGLE_PUT_MAX { self.put_single(key, path, opts, progress) } else { self.put_multipart(key, path, opts, progress) }
+        self.with_fallback(|| {
+            if size <= SINGLE_PUT_MAX { self.put_single(key, path, opts, progress) } else { self.put_multipart(key, path, opts, progress) }
+        })
     }
 
     fn put_bytes(&self, key: &str, bytes: &[u8], opts: &PutOptions) -> Result<(), StoreError> {
         check_key(key)?;
-        let sha = match &opts.sha256 {
-            Some(h) => hex::decode(h).map_err(|_| StoreError::Other(format!("{key}: sha256 is not hex")))?,
-            None => {
-                use sha2::Digest as _;
-                sha2::Sha256::digest(bytes).to_vec()
-            }
-        };
-        self.rt.block_on(async {
-            let mut req = self
-                .client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .storage_class(opts.class.as_str().into())
-                .checksum_sha256(b64(&sha))
-                .body(ByteStream::from(bytes.to_vec()));
-            if let Some(s) = &opts.sha256 {
-                req = req.metadata("sha256", s);
-            }
-            req.send().await.map_err(|e| self.other("writing", key, e))?;
-            Ok(())
-        })
+        self.with_fallback(|| self.put_bytes_once(key, bytes, opts))
     }
 
     fn copy(&self, from: &str, to: &str, class: StorageClass) -> Result<(), StoreError> {
@@ -287,7 +357,7 @@ impl Store for S3Store {
             return self.copy_multipart(from, to, class, src.size, src.sha256);
         }
         self.rt.block_on(async {
-            self.client
+            self.client()
                 .copy_object()
                 .bucket(&self.bucket)
                 .key(to)
@@ -304,11 +374,11 @@ impl Store for S3Store {
     fn get(&self, key: &str) -> Result<Box<dyn Read + Send>, StoreError> {
         check_key(key)?;
         let first =
-            self.rt.block_on(self.client.get_object().bucket(&self.bucket).key(key).send()).map_err(|e| self.other("reading", key, e))?;
+            self.rt.block_on(self.client().get_object().bucket(&self.bucket).key(key).send()).map_err(|e| self.other("reading", key, e))?;
         let total = first.content_length().unwrap_or(0) as u64;
         let etag = first.e_tag().map(str::to_string);
         let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(16);
-        let (client, bucket, key_s) = (self.client.clone(), self.bucket.clone(), key.to_string());
+        let (client, bucket, key_s) = (self.client().clone(), self.bucket.clone(), key.to_string());
         self.rt.spawn(async move {
             let mut body = first.body;
             let mut offset = 0u64;
@@ -356,7 +426,7 @@ impl Store for S3Store {
     fn delete(&self, key: &str) -> Result<(), StoreError> {
         check_key(key)?;
         self.rt.block_on(async {
-            self.client.delete_object().bucket(&self.bucket).key(key).send().await.map_err(|e| self.other("deleting", key, e))?;
+            self.client().delete_object().bucket(&self.bucket).key(key).send().await.map_err(|e| self.other("deleting", key, e))?;
             Ok(())
         })
     }
@@ -366,7 +436,7 @@ impl Store for S3Store {
         self.rt.block_on(async {
             let params = GlacierJobParameters::builder().tier(Tier::from(tier)).build().map_err(|e| StoreError::Other(e.to_string()))?;
             let req = RestoreRequest::builder().days(days as i32).glacier_job_parameters(params).build();
-            match self.client.restore_object().bucket(&self.bucket).key(key).restore_request(req).send().await {
+            match self.client().restore_object().bucket(&self.bucket).key(key).restore_request(req).send().await {
                 Ok(_) => Ok(()),
                 Err(e) if e.code() == Some("RestoreAlreadyInProgress") => Ok(()),
                 Err(e) => Err(self.other("requesting a thaw of", key, e)),
@@ -381,7 +451,7 @@ impl Store for S3Store {
             let mut id_marker: Option<String> = None;
             loop {
                 let page = self
-                    .client
+                    .client()
                     .list_multipart_uploads()
                     .bucket(&self.bucket)
                     .prefix(prefix)
@@ -395,7 +465,7 @@ impl Store for S3Store {
                     if keep.iter().any(|x| x == k) {
                         continue;
                     }
-                    self.client
+                    self.client()
                         .abort_multipart_upload()
                         .bucket(&self.bucket)
                         .key(k)

@@ -6,6 +6,7 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
+use aws_sdk_s3::error::ProvideErrorMetadata as _;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumType, CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
@@ -19,7 +20,7 @@ impl S3Store {
     /// The unfinished upload of `key` a killed run left, if any.
     async fn find_upload(&self, key: &str) -> Result<Option<String>, StoreError> {
         let out = self
-            .client
+            .client()
             .list_multipart_uploads()
             .bucket(&self.bucket)
             .prefix(key)
@@ -35,7 +36,7 @@ impl S3Store {
         let mut marker: Option<String> = None;
         loop {
             let page = self
-                .client
+                .client()
                 .list_parts()
                 .bucket(&self.bucket)
                 .key(key)
@@ -73,18 +74,15 @@ impl S3Store {
         let parts = size.div_ceil(psize);
         let (upload_id, done) = self.rt.block_on(async {
             if let Some(id) = self.find_upload(key).await? {
-                let done = self.list_parts(key, &id).await?;
+                // Without part checksums a part cannot be proven whole: send them all again.
+                let done = if self.legacy() { Default::default() } else { self.list_parts(key, &id).await? };
                 tracing::info!("resuming the upload of {} ({} of {parts} parts already there)", self.url(key), done.len());
                 return Ok::<_, StoreError>((id, done));
             }
-            let mut req = self
-                .client
-                .create_multipart_upload()
-                .bucket(&self.bucket)
-                .key(key)
-                .storage_class(opts.class.as_str().into())
-                .checksum_algorithm(ChecksumAlgorithm::Crc32C)
-                .checksum_type(ChecksumType::FullObject);
+            let mut req = self.client().create_multipart_upload().bucket(&self.bucket).key(key).storage_class(opts.class.as_str().into());
+            if !self.legacy() {
+                req = req.checksum_algorithm(ChecksumAlgorithm::Crc32C).checksum_type(ChecksumType::FullObject);
+            }
             if let Some(sha) = &opts.sha256 {
                 req = req.metadata("sha256", sha);
             }
@@ -98,19 +96,30 @@ impl S3Store {
 
         let result = self.upload_parts(key, &upload_id, &mut file, size, psize, &done, progress).and_then(|(completed, full_crc)| {
             self.rt.block_on(async {
+                let legacy = self.legacy();
+                let completed = if legacy {
+                    completed
+                        .into_iter()
+                        .map(|p| {
+                            CompletedPart::builder()
+                                .part_number(p.part_number().unwrap_or(0))
+                                .set_e_tag(p.e_tag().map(str::to_string))
+                                .build()
+                        })
+                        .collect()
+                } else {
+                    completed
+                };
                 let body = CompletedMultipartUpload::builder().set_parts(Some(completed)).build();
-                self.client
-                    .complete_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .upload_id(&upload_id)
-                    .multipart_upload(body)
-                    .checksum_crc32_c(b64(&full_crc.to_be_bytes()))
-                    .checksum_type(ChecksumType::FullObject)
-                    .mpu_object_size(size as i64)
-                    .send()
-                    .await
-                    .map_err(|e| self.other("completing the upload of", key, e))
+                let mut req =
+                    self.client().complete_multipart_upload().bucket(&self.bucket).key(key).upload_id(&upload_id).multipart_upload(body);
+                if !legacy {
+                    req = req
+                        .checksum_crc32_c(b64(&full_crc.to_be_bytes()))
+                        .checksum_type(ChecksumType::FullObject)
+                        .mpu_object_size(size as i64);
+                }
+                req.send().await.map_err(|e| self.other("completing the upload of", key, e))
             })
         });
         match result {
@@ -127,7 +136,7 @@ impl S3Store {
             Err(e) => {
                 // A failed upload is aborted so nothing half-made lingers; a killed one is resumed.
                 let aborted =
-                    self.rt.block_on(self.client.abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(&upload_id).send());
+                    self.rt.block_on(self.client().abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(&upload_id).send());
                 if let Err(a) = aborted {
                     tracing::warn!("could not abort the failed upload of {} ({}); the next run cleans it up", self.url(key), describe(&a));
                 }
@@ -175,23 +184,18 @@ impl S3Store {
                 continue;
             }
             let permit = self.rt.block_on(sem.clone().acquire_owned()).expect("semaphore open");
-            let (client, bucket, key_s, id, progress) =
-                (self.client.clone(), self.bucket.clone(), key.to_string(), upload_id.to_string(), progress.clone());
+            let (client, bucket, key_s, id, progress, legacy) =
+                (self.client().clone(), self.bucket.clone(), key.to_string(), upload_id.to_string(), progress.clone(), self.legacy());
             handles.push(self.rt.spawn(async move {
-                let out = client
-                    .upload_part()
-                    .bucket(bucket)
-                    .key(&key_s)
-                    .upload_id(id)
-                    .part_number(n)
-                    .checksum_crc32_c(&crc)
-                    .body(ByteStream::from(Bytes::from(buf)))
-                    .send()
-                    .await;
+                let mut req = client.upload_part().bucket(bucket).key(&key_s).upload_id(id).part_number(n);
+                if !legacy {
+                    req = req.checksum_crc32_c(&crc);
+                }
+                let out = req.body(ByteStream::from(Bytes::from(buf))).send().await;
                 drop(permit);
-                let out = out.map_err(|e| (n, describe(&e)))?;
+                let out = out.map_err(|e| (n, super::rejects_checksums(e.code(), e.message().unwrap_or("")), describe(&e)))?;
                 progress.inc(len as u64);
-                Ok::<_, (i32, String)>(
+                Ok::<_, (i32, bool, String)>(
                     CompletedPart::builder().part_number(n).set_e_tag(out.e_tag().map(str::to_string)).checksum_crc32_c(crc).build(),
                 )
             }));
@@ -208,13 +212,18 @@ impl S3Store {
     }
 
     /// Waits for one part's upload and returns its completion record, or the error naming it.
-    fn part_done(&self, key: &str, h: tokio::task::JoinHandle<Result<CompletedPart, (i32, String)>>) -> Result<CompletedPart, StoreError> {
+    fn part_done(
+        &self,
+        key: &str,
+        h: tokio::task::JoinHandle<Result<CompletedPart, (i32, bool, String)>>,
+    ) -> Result<CompletedPart, StoreError> {
         match self.rt.block_on(h) {
             Ok(Ok(p)) => {
                 crate::fault::point("upload:after-part");
                 Ok(p)
             }
-            Ok(Err((n, msg))) => Err(StoreError::Other(format!("uploading part {n} of {}: {msg}", self.url(key)))),
+            Ok(Err((n, true, msg))) => Err(StoreError::ChecksumsRejected(format!("uploading part {n} of {}: {msg}", self.url(key)))),
+            Ok(Err((n, false, msg))) => Err(StoreError::Other(format!("uploading part {n} of {}: {msg}", self.url(key)))),
             Err(e) => Err(StoreError::Other(format!("upload task failed: {e}"))),
         }
     }
@@ -229,7 +238,7 @@ impl S3Store {
     ) -> Result<(), StoreError> {
         let source = format!("{}/{}", self.bucket, encode_key(from));
         self.rt.block_on(async {
-            let mut req = self.client.create_multipart_upload().bucket(&self.bucket).key(to).storage_class(class.as_str().into());
+            let mut req = self.client().create_multipart_upload().bucket(&self.bucket).key(to).storage_class(class.as_str().into());
             if let Some(sha) = &sha256 {
                 req = req.metadata("sha256", sha);
             }
@@ -243,7 +252,7 @@ impl S3Store {
                     n += 1;
                     let end = (offset + psize).min(size) - 1;
                     let out = self
-                        .client
+                        .client()
                         .upload_part_copy()
                         .bucket(&self.bucket)
                         .key(to)
@@ -262,7 +271,7 @@ impl S3Store {
                     );
                     offset = end + 1;
                 }
-                self.client
+                self.client()
                     .complete_multipart_upload()
                     .bucket(&self.bucket)
                     .key(to)
@@ -275,7 +284,7 @@ impl S3Store {
             }
             .await;
             if result.is_err() {
-                let _ = self.client.abort_multipart_upload().bucket(&self.bucket).key(to).upload_id(&id).send().await;
+                let _ = self.client().abort_multipart_upload().bucket(&self.bucket).key(to).upload_id(&id).send().await;
             }
             result
         })
