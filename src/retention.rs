@@ -66,6 +66,33 @@ impl<I> Decision<I> {
     }
 }
 
+/// When a locked tier's copy of a backup taken at `created` may first be deleted under the
+/// tier's rule, and so when its Object Lock ends: `object_lock_days` after `created` when set;
+/// `keep_days: N` → `created` + N days; `keep: N` periods → the end of the N-th period after the
+/// backup's own (so a lock never ends before the policy could delete the copy, and outlives it
+/// by less than a period).
+pub fn lock_until(tier: &crate::config::Tier, created: DateTime<Utc>) -> DateTime<Utc> {
+    match (tier.object_lock_days, tier.retain) {
+        (Some(n), _) | (None, Retain::Days(n)) => created + Duration::days(i64::from(n)),
+        (None, Retain::Count(n)) => period_start_after(tier.name, created, n + 1),
+    }
+}
+
+/// The start of the `n`-th period of `tier` after the one `t` falls in (UTC).
+fn period_start_after(tier: TierName, t: DateTime<Utc>, n: u32) -> DateTime<Utc> {
+    let day = t.date_naive();
+    let start = match tier {
+        TierName::Daily => day + Duration::days(i64::from(n)),
+        TierName::Weekly => day - Duration::days(i64::from(day.weekday().num_days_from_monday())) + Duration::weeks(i64::from(n)),
+        TierName::Monthly => {
+            let months = day.year() * 12 + day.month0() as i32 + n as i32;
+            chrono::NaiveDate::from_ymd_opt(months.div_euclid(12), months.rem_euclid(12) as u32 + 1, 1).expect("first of a month")
+        }
+        TierName::Yearly => chrono::NaiveDate::from_ymd_opt(day.year() + n as i32, 1, 1).expect("first of a year"),
+    };
+    start.and_hms_opt(0, 0, 0).expect("midnight").and_utc()
+}
+
 /// The period of `tier` that `t` falls in, as a sortable key.
 pub fn period(tier: TierName, t: DateTime<Utc>) -> (i32, u32, u32) {
     match tier {

@@ -301,7 +301,9 @@ fn record(cfg: &Config, project: &Project, env: &str, result: &VerifyResult) -> 
             }
         };
         for key in rb.manifest_keys.values() {
-            remote.store.put_bytes(key, &m.to_bytes(), &PutOptions { class: StorageClass::Standard, sha256: None })?;
+            // A manifest in a locked tier stays locked: its new version takes the old one's lock.
+            let lock = remote.store.head(key).ok().and_then(|h| h.lock).filter(|l| l.holds(chrono::Utc::now()));
+            remote.store.put_bytes(key, &m.to_bytes(), &PutOptions { class: StorageClass::Standard, sha256: None, lock })?;
         }
     }
     Ok(())

@@ -15,20 +15,28 @@ use support::localstack::localstack;
 #[test]
 fn local_store_conforms() {
     let dir = tempfile::tempdir().unwrap();
-    conformance::run_all(&LocalStore::new(dir.path()), "conf", Capabilities { archive_classes: false, multipart: false });
+    conformance::run_all(
+        &LocalStore::new(dir.path()),
+        "conf",
+        Capabilities { archive_classes: false, multipart: false, object_lock: false },
+    );
 }
 
 #[test]
 fn memory_store_conforms() {
-    conformance::run_all(&MemoryStore::new(2), "conf", Capabilities { archive_classes: true, multipart: false });
+    conformance::run_all(&MemoryStore::new(2), "conf", Capabilities { archive_classes: true, multipart: false, object_lock: true });
 }
 
 #[test]
 fn a_prefixed_store_conforms_and_stays_inside_its_prefix() {
     let inner = Arc::new(MemoryStore::new(2));
-    let outside = pgtier::store::PutOptions { class: pgtier::config::StorageClass::Standard, sha256: None };
+    let outside = pgtier::store::PutOptions::standard();
     inner.put_bytes("elsewhere/x", b"x", &outside).unwrap();
-    conformance::run_all(&PrefixStore::new(inner.clone(), "backups/pg"), "conf", Capabilities { archive_classes: true, multipart: false });
+    conformance::run_all(
+        &PrefixStore::new(inner.clone(), "backups/pg"),
+        "conf",
+        Capabilities { archive_classes: true, multipart: false, object_lock: true },
+    );
     assert!(inner.list("").unwrap().iter().all(|o| o.key.starts_with("backups/pg/conf/") || o.key == "elsewhere/x"));
 }
 
@@ -61,7 +69,7 @@ fn s3(bucket: &str) -> S3Store {
 fn s3_store_conforms() {
     let bucket = localstack().bucket();
     let store = s3(&bucket);
-    conformance::run_all(&store, "conf", Capabilities { archive_classes: true, multipart: true });
+    conformance::run_all(&store, "conf", Capabilities { archive_classes: true, multipart: true, object_lock: false });
     // What the store wrote is what the aws CLI sees.
     let objects = localstack().objects(&bucket, "conf/files/");
     assert!(
@@ -87,4 +95,17 @@ fn a_missing_bucket_is_named() {
     let store = s3("pgtier-no-such-bucket");
     let err = store.list("x/").unwrap_err().to_string();
     assert!(err.contains("does not exist"), "{err}");
+}
+
+#[test]
+fn s3_store_with_object_lock_conforms() {
+    let bucket = localstack().locked_bucket();
+    let store = s3(&bucket);
+    conformance::run_all(&store, "conf", Capabilities { archive_classes: true, multipart: false, object_lock: true });
+    // The aws CLI sees the lock pgtier set, and cannot delete the locked version either.
+    let head = localstack().aws_json(&["s3api", "head-object", "--bucket", &bucket, "--key", "conf/locked/one.json"]);
+    assert_eq!(head["ObjectLockMode"], "COMPLIANCE", "{head}");
+    let version = head["VersionId"].as_str().unwrap().to_string();
+    let out = localstack().aws(&["s3api", "delete-object", "--bucket", &bucket, "--key", "conf/locked/one.json", "--version-id", &version]);
+    assert!(!out.status.success(), "the aws CLI cannot delete a locked version either");
 }

@@ -7,7 +7,7 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::store::{ObjectMeta, PutOptions, Store, StoreError};
+use crate::store::{BucketState, Lock, Locks, ObjectMeta, PutOptions, Store, StoreError};
 use crate::ui::Progress;
 use crate::vocab::StorageClass;
 
@@ -56,8 +56,12 @@ impl Store for PrefixStore {
         self.inner.put_bytes(&self.full(key), bytes, opts)
     }
 
-    fn copy(&self, from: &str, to: &str, class: StorageClass) -> Result<(), StoreError> {
-        self.inner.copy(&self.full(from), &self.full(to), class)
+    fn copy(&self, from: &str, to: &str, class: StorageClass, lock: Option<&Lock>) -> Result<(), StoreError> {
+        self.inner.copy(&self.full(from), &self.full(to), class, lock)
+    }
+
+    fn locks(&self) -> Option<&dyn Locks> {
+        self.inner.locks().map(|_| self as &dyn Locks)
     }
 
     fn get(&self, key: &str) -> Result<Box<dyn Read + Send>, StoreError> {
@@ -78,6 +82,35 @@ impl Store for PrefixStore {
     }
 }
 
+impl Locks for PrefixStore {
+    fn put_retention(&self, key: &str, lock: &Lock, bypass_governance: bool) -> Result<(), StoreError> {
+        self.inner_locks()?.put_retention(&self.full(key), lock, bypass_governance)
+    }
+
+    fn current_version(&self, key: &str) -> Result<String, StoreError> {
+        self.inner_locks()?.current_version(&self.full(key))
+    }
+
+    fn delete_version(&self, key: &str, version: &str, bypass_governance: bool) -> Result<(), StoreError> {
+        self.inner_locks()?.delete_version(&self.full(key), version, bypass_governance)
+    }
+
+    fn bucket(&self) -> Result<BucketState, StoreError> {
+        self.inner_locks()?.bucket()
+    }
+
+    fn setup(&self, prefix: &str, lock: bool, dry_run: bool) -> Result<Vec<String>, StoreError> {
+        let full = if prefix.is_empty() { self.prefix.clone() } else { self.full(prefix) };
+        self.inner_locks()?.setup(&full, lock, dry_run)
+    }
+}
+
+impl PrefixStore {
+    fn inner_locks(&self) -> Result<&dyn Locks, StoreError> {
+        self.inner.locks().ok_or_else(|| StoreError::Other(format!("{} has no Object Lock", self.inner.describe())))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,7 +119,7 @@ mod tests {
     #[test]
     fn keys_go_in_under_the_prefix_and_come_out_without_it() {
         let shared = Arc::new(MemoryStore::new(0));
-        let standard = PutOptions { class: StorageClass::Standard, sha256: None };
+        let standard = PutOptions::standard();
         shared.put_bytes("outside/x", b"not ours", &standard).unwrap();
         let p = PrefixStore::new(shared.clone(), "/backups/pg/");
         p.put_bytes("shop/production/daily/a.json", b"{}", &standard).unwrap();
@@ -94,7 +127,7 @@ mod tests {
         assert_eq!(p.head("shop/production/daily/a.json").unwrap().key, "shop/production/daily/a.json");
         let keys: Vec<String> = p.list("").unwrap().into_iter().map(|m| m.key).collect();
         assert_eq!(keys, vec!["shop/production/daily/a.json"], "nothing outside the prefix is seen");
-        p.copy("shop/production/daily/a.json", "shop/production/weekly/a.json", StorageClass::StandardIa).unwrap();
+        p.copy("shop/production/daily/a.json", "shop/production/weekly/a.json", StorageClass::StandardIa, None).unwrap();
         p.delete("shop/production/daily/a.json").unwrap();
         let all: Vec<String> = shared.list("").unwrap().into_iter().map(|m| m.key).collect();
         assert_eq!(all, vec!["backups/pg/shop/production/weekly/a.json", "outside/x"]);

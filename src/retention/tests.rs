@@ -295,3 +295,21 @@ fn simulate_matches_nightly_runs() {
         assert_eq!(sim.iter().filter(|d| d.kept_by.contains(&tier)).count(), n, "{tier}");
     }
 }
+
+#[test]
+fn a_lock_ends_when_the_tier_could_first_delete_the_copy() {
+    let p = policy(
+        "tiers: {daily: {keep: 7, locations: [local, remote]}, weekly: {keep: 4, locations: [remote], object_lock: GOVERNANCE}, monthly: {keep: 12, locations: [remote], object_lock: COMPLIANCE}, yearly: {keep_days: 400, locations: [remote], object_lock: COMPLIANCE}}",
+    );
+    let t = at(2025, 1, 15, 2); // a Wednesday
+    let tier = |n| p.tier(n).unwrap();
+    // keep: 4 weeks: the end of the 4th week after the backup's own (Monday 2025-02-17, 00:00).
+    assert_eq!(lock_until(tier(TierName::Weekly), t), at(2025, 2, 17, 0));
+    // keep: 12 months: the end of the 12th month after January 2025: 2026-02-01.
+    assert_eq!(lock_until(tier(TierName::Monthly), t), at(2026, 2, 1, 0));
+    // keep_days: 400: exactly 400 days after the backup.
+    assert_eq!(lock_until(tier(TierName::Yearly), t), t + Duration::days(400));
+    // object_lock_days overrides the rule.
+    let p2 = policy("tiers: {daily: {keep: 7}, monthly: {keep: 12, locations: [remote], object_lock: COMPLIANCE, object_lock_days: 30}}");
+    assert_eq!(lock_until(p2.tier(TierName::Monthly).unwrap(), t), t + Duration::days(30));
+}

@@ -58,11 +58,15 @@ impl LocalStore {
             last_modified,
             sha256: sidecar.and_then(|s| s.sha256),
             thaw: Thaw::NotNeeded,
+            lock: None,
         })
     }
 
     /// Writes `fill` into `key`'s place atomically, with its sidecar written first.
     fn write(&self, key: &str, opts: &PutOptions, fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>) -> Result<(), StoreError> {
+        if opts.lock.is_some() {
+            return Err(StoreError::Other(format!("{}: a folder cannot hold a locked copy", self.describe())));
+        }
         let path = self.path(key)?;
         let dir = path.parent().expect("keys have a folder");
         ensure_private_dir(dir).map_err(|e| StoreError::Other(e.to_string()))?;
@@ -130,9 +134,12 @@ impl Store for LocalStore {
         self.write(key, opts, |f| f.write_all(bytes))
     }
 
-    fn copy(&self, from: &str, to: &str, class: StorageClass) -> Result<(), StoreError> {
+    fn copy(&self, from: &str, to: &str, class: StorageClass, lock: Option<&super::Lock>) -> Result<(), StoreError> {
+        if lock.is_some() {
+            return Err(StoreError::Other(format!("{}: a folder cannot hold a locked copy", self.describe())));
+        }
         let src_meta = self.head(from)?;
-        let opts = PutOptions { class, sha256: src_meta.sha256 };
+        let opts = PutOptions { class, sha256: src_meta.sha256, lock: None };
         if from == to {
             let path = self.path(to)?;
             let sidecar = Sidecar { storage_class: class.as_str().to_string(), sha256: opts.sha256 };

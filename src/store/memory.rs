@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use chrono::Utc;
 
-use super::{ObjectMeta, PutOptions, Store, StoreError, Thaw, check_key};
+use super::{BucketState, Lock, Locks, ObjectMeta, PutOptions, Store, StoreError, Thaw, check_key};
 use crate::config::StorageClass;
 use crate::ui::Progress;
 
@@ -42,8 +42,21 @@ impl MemoryStore {
             last_modified: Some(Utc::now()),
             sha256: opts.sha256.clone(),
             thaw,
+            lock: opts.lock,
         };
         self.objects.lock().expect("store").insert(key.to_string(), Object { bytes, meta, thaw_left: None });
+    }
+
+    /// The memory store keeps one version per key: replacing or deleting a locked one fails as
+    /// S3 refuses to delete a locked version.
+    fn refuse_if_locked(&self, key: &str, bypass_governance: bool) -> Result<(), StoreError> {
+        let objects = self.objects.lock().expect("store");
+        match objects.get(key).and_then(|o| o.meta.lock) {
+            Some(l) if l.holds(Utc::now()) && !(bypass_governance && l.mode == crate::config::LockMode::Governance) => {
+                Err(StoreError::Other(format!("memory://{key}: AccessDenied: locked ({}) until {}", l.mode, l.until)))
+            }
+            _ => Ok(()),
+        }
     }
 
     fn readable(&self, key: &str) -> Result<Object, StoreError> {
@@ -68,7 +81,7 @@ impl Store for MemoryStore {
             .expect("store")
             .values()
             .filter(|o| o.meta.key.starts_with(prefix))
-            .map(|o| ObjectMeta { sha256: None, ..o.meta.clone() })
+            .map(|o| ObjectMeta { sha256: None, lock: None, ..o.meta.clone() })
             .collect())
     }
 
@@ -100,10 +113,11 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn copy(&self, from: &str, to: &str, class: StorageClass) -> Result<(), StoreError> {
+    fn copy(&self, from: &str, to: &str, class: StorageClass, lock: Option<&Lock>) -> Result<(), StoreError> {
         check_key(to)?;
         let src = self.readable(from)?;
-        self.insert(to, src.bytes, &PutOptions { class, sha256: src.meta.sha256 });
+        self.refuse_if_locked(to, false)?;
+        self.insert(to, src.bytes, &PutOptions { class, sha256: src.meta.sha256, lock: lock.copied() });
         Ok(())
     }
 
@@ -112,8 +126,13 @@ impl Store for MemoryStore {
     }
 
     fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.refuse_if_locked(key, false)?;
         self.objects.lock().expect("store").remove(key);
         Ok(())
+    }
+
+    fn locks(&self) -> Option<&dyn Locks> {
+        Some(self)
     }
 
     fn request_thaw(&self, key: &str, _days: u32, _tier: &str) -> Result<(), StoreError> {
@@ -128,5 +147,39 @@ impl Store for MemoryStore {
 
     fn abort_incomplete(&self, _prefix: &str, _keep: &[String]) -> Result<usize, StoreError> {
         Ok(0)
+    }
+}
+
+impl Locks for MemoryStore {
+    fn put_retention(&self, key: &str, lock: &Lock, bypass_governance: bool) -> Result<(), StoreError> {
+        let mut objects = self.objects.lock().expect("store");
+        let o = objects.get_mut(key).ok_or_else(|| StoreError::NotFound(format!("memory://{key}")))?;
+        if let Some(old) = o.meta.lock
+            && old.holds(Utc::now())
+            && (lock.until < old.until || lock.mode != old.mode)
+            && !(bypass_governance && old.mode == crate::config::LockMode::Governance)
+        {
+            return Err(StoreError::Other(format!("memory://{key}: AccessDenied: the lock cannot be shortened")));
+        }
+        o.meta.lock = Some(*lock);
+        Ok(())
+    }
+
+    fn current_version(&self, key: &str) -> Result<String, StoreError> {
+        self.head(key).map(|_| "v1".to_string())
+    }
+
+    fn delete_version(&self, key: &str, _version: &str, bypass_governance: bool) -> Result<(), StoreError> {
+        self.refuse_if_locked(key, bypass_governance)?;
+        self.objects.lock().expect("store").remove(key);
+        Ok(())
+    }
+
+    fn bucket(&self) -> Result<BucketState, StoreError> {
+        Ok(BucketState { exists: true, versioning: true, object_lock: true })
+    }
+
+    fn setup(&self, _prefix: &str, _lock: bool, _dry_run: bool) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
     }
 }

@@ -15,7 +15,7 @@ pub use local::LocalStore;
 pub use memory::MemoryStore;
 pub use s3::S3Store;
 
-use crate::config::{RemoteConfig, RemoteUrl, StorageClass};
+use crate::config::{LockMode, RemoteConfig, RemoteUrl, StorageClass};
 use crate::ui::Progress;
 
 /// What can go wrong talking to a store. Backends convert their own errors into these.
@@ -78,6 +78,50 @@ pub struct ObjectMeta {
     /// The SHA-256 (hex) pgtier stored with the object; only HEAD returns it.
     pub sha256: Option<String>,
     pub thaw: Thaw,
+    /// Its Object Lock retention, where the store has one; only HEAD returns it.
+    pub lock: Option<Lock>,
+}
+
+/// An Object Lock retention: nobody (COMPLIANCE), or nobody without the right to bypass it
+/// (GOVERNANCE), can delete this version or shorten the lock before `until`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Lock {
+    pub mode: LockMode,
+    pub until: DateTime<Utc>,
+}
+
+impl Lock {
+    /// Whether the lock still holds at `now`.
+    pub fn holds(&self, now: DateTime<Utc>) -> bool {
+        self.until > now
+    }
+}
+
+/// A bucket's versioning and Object Lock, as `remote init` and `audit` see them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BucketState {
+    pub exists: bool,
+    pub versioning: bool,
+    pub object_lock: bool,
+}
+
+/// The operations of S3 Object Lock, for stores that have it.
+pub trait Locks: Send + Sync {
+    /// Sets `key`'s retention (current version). Shortening it, or changing a GOVERNANCE lock
+    /// without `bypass_governance`, fails where the lock holds.
+    fn put_retention(&self, key: &str, lock: &Lock, bypass_governance: bool) -> Result<(), StoreError>;
+    /// The current version's id of `key`.
+    fn current_version(&self, key: &str) -> Result<String, StoreError>;
+    /// Deletes one version of `key` for good; fails while a lock holds it.
+    fn delete_version(&self, key: &str, version: &str, bypass_governance: bool) -> Result<(), StoreError>;
+    /// The bucket's state.
+    fn bucket(&self) -> Result<BucketState, StoreError>;
+    /// Creates the bucket if it is missing (with Object Lock when `lock`), enables versioning
+    /// (and Object Lock on an existing bucket when asked and the store allows it), and sets
+    /// lifecycle rules for the keys under `prefix`: noncurrent versions expire a day after they
+    /// stop being current (a version still locked stays until its lock ends), unfinished
+    /// uploads are aborted after 7 days. Returns what it did and what it could not do.
+    fn setup(&self, prefix: &str, lock: bool, dry_run: bool) -> Result<Vec<String>, StoreError>;
 }
 
 impl ObjectMeta {
@@ -93,6 +137,15 @@ pub struct PutOptions {
     pub class: StorageClass,
     /// SHA-256 (hex) of the bytes, stored with the object and, where the store can, checked by it.
     pub sha256: Option<String>,
+    /// Object Lock retention for the new version (only stores with `locks()`).
+    pub lock: Option<Lock>,
+}
+
+impl PutOptions {
+    /// A STANDARD object with no SHA-256 and no lock (manifests, test objects).
+    pub fn standard() -> PutOptions {
+        PutOptions { class: StorageClass::Standard, sha256: None, lock: None }
+    }
 }
 
 /// An object store. Keys are `/`-separated paths without a leading `/`.
@@ -115,15 +168,22 @@ pub trait Store: Send + Sync {
     /// Writes a small object (a manifest) whole.
     fn put_bytes(&self, key: &str, bytes: &[u8], opts: &PutOptions) -> Result<(), StoreError>;
 
-    /// Server-side copy of `from` to `to` with `class`, keeping the stored SHA-256. Copying onto
-    /// itself changes the class. Fails with `Archived` if `from` must be thawed first.
-    fn copy(&self, from: &str, to: &str, class: StorageClass) -> Result<(), StoreError>;
+    /// Server-side copy of `from` to `to` with `class` (and `lock`, where the store has locks),
+    /// keeping the stored SHA-256. Copying onto itself changes the class. Fails with `Archived`
+    /// if `from` must be thawed first.
+    fn copy(&self, from: &str, to: &str, class: StorageClass, lock: Option<&Lock>) -> Result<(), StoreError>;
 
     /// A streaming reader of the object's bytes. Fails with `Archived` for an unthawed object.
     fn get(&self, key: &str) -> Result<Box<dyn Read + Send>, StoreError>;
 
-    /// Deletes one object (deleting a missing object succeeds).
+    /// Deletes one object for good: every version of it where the store keeps versions (a
+    /// version still locked makes it fail). Deleting a missing object succeeds.
     fn delete(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Object Lock, where the store has it.
+    fn locks(&self) -> Option<&dyn Locks> {
+        None
+    }
 
     /// Asks for an archived object to be thawed for `days` at retrieval `tier` (Bulk, Standard,
     /// Expedited). Potentially asynchronous: `head` reports progress. A repeated request is fine.

@@ -11,74 +11,18 @@ use std::path::PathBuf;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
+mod action;
+
+pub use action::Action;
+
 use crate::catalog::Listing;
 use crate::config::{Location, Project, StorageClass, TierName};
 use crate::context::EnvContext;
 use crate::manifest::Manifest;
 use crate::names::Stem;
 use crate::remote::{Remote, RemoteCatalog, is_confirmed};
-use crate::store::{ObjectMeta, PutOptions};
+use crate::store::{Lock, ObjectMeta, PutOptions};
 use crate::ui::Ui;
-
-/// One step of a sync.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-pub enum Action {
-    /// Upload the local file (the first copy off-site).
-    Upload { backup: String, tier: TierName, key: String, path: PathBuf, class: StorageClass, size: u64, sha256: String },
-    /// Server-side copy (another tier's copy, or a class change in place).
-    Copy { backup: String, tier: TierName, from: String, to: String, class: StorageClass },
-    /// Write the manifest object beside the copy (always STANDARD, so it stays readable).
-    PutManifest { backup: String, tier: TierName, key: String },
-    /// Remove the copy (and its manifest) from a tier that no longer keeps it.
-    Delete { backup: String, tier: TierName, key: String, manifest_key: Option<String>, reason: String },
-    /// Already there, confirmed, in the right class.
-    Keep { backup: String, tier: TierName, key: String },
-    /// Not kept any more, but deleting now would pay the class's early-deletion fee.
-    Defer { backup: String, tier: TierName, key: String, until: DateTime<Utc>, reason: String },
-    /// Wanted off-site but cannot be put there; says why.
-    Blocked { backup: String, tier: TierName, reason: String },
-}
-
-impl Action {
-    pub fn backup(&self) -> &str {
-        match self {
-            Action::Upload { backup, .. }
-            | Action::Copy { backup, .. }
-            | Action::PutManifest { backup, .. }
-            | Action::Delete { backup, .. }
-            | Action::Keep { backup, .. }
-            | Action::Defer { backup, .. }
-            | Action::Blocked { backup, .. } => backup,
-        }
-    }
-
-    pub fn tier(&self) -> TierName {
-        match self {
-            Action::Upload { tier, .. }
-            | Action::Copy { tier, .. }
-            | Action::PutManifest { tier, .. }
-            | Action::Delete { tier, .. }
-            | Action::Keep { tier, .. }
-            | Action::Defer { tier, .. }
-            | Action::Blocked { tier, .. } => *tier,
-        }
-    }
-
-    /// A line for humans.
-    pub fn describe(&self) -> String {
-        match self {
-            Action::Upload { key, class, size, .. } => format!("upload {key} as {class} ({})", crate::ui::human_size(*size)),
-            Action::Copy { from, to, class, .. } if from == to => format!("change {to} to {class}"),
-            Action::Copy { from, to, class, .. } => format!("copy {from} to {to} as {class}"),
-            Action::PutManifest { key, .. } => format!("write manifest {key}"),
-            Action::Delete { key, reason, .. } => format!("delete {key} ({reason})"),
-            Action::Keep { key, .. } => format!("keep {key}"),
-            Action::Defer { key, until, reason, .. } => format!("keep {key} until {} ({reason})", until.format("%Y-%m-%d")),
-            Action::Blocked { reason, .. } => format!("cannot sync: {reason}"),
-        }
-    }
-}
 
 /// The sync plan of one project/env.
 #[derive(Debug, Clone, Serialize)]
@@ -104,6 +48,8 @@ pub struct SyncReport {
     pub manifests: u64,
     pub blocked: u64,
     pub bytes_uploaded: u64,
+    /// Copies already there that were locked (or had their lock lengthened).
+    pub locked: u64,
     pub errors: Vec<String>,
     /// Whether each action of the plan happened (aligned with `SyncPlan::actions`): a report
     /// lists as done only what was done.
@@ -164,11 +110,30 @@ pub fn plan(
         for t in &wanted {
             let key = layout.data_key(t.name, &m.file);
             let mkey = layout.manifest_key(t.name, stem);
+            // A locked tier's copies carry a lock that ends when the policy could first delete them.
+            let lock = t.object_lock.map(|mode| Lock { mode, until: crate::retention::lock_until(t, stem.time) }).filter(|l| l.holds(now));
             match confirmed(t.name) {
-                Some(h) if h.class() == t.storage_class => actions.push(Action::Keep { backup: id.clone(), tier: t.name, key }),
-                Some(h) if h.thaw.readable() => {
-                    actions.push(Action::Copy { backup: id.clone(), tier: t.name, from: key.clone(), to: key, class: t.storage_class })
+                Some(h) if h.class() == t.storage_class => {
+                    // Lock, or lengthen the lock of, a copy that has less than the tier wants.
+                    match lock {
+                        Some(l) if h.lock.is_none_or(|have| have.until < l.until) => actions.push(Action::Lock {
+                            backup: id.clone(),
+                            tier: t.name,
+                            key,
+                            manifest_key: rb.and_then(|b| b.manifest_keys.get(&t.name)).cloned(),
+                            lock: l,
+                        }),
+                        _ => actions.push(Action::Keep { backup: id.clone(), tier: t.name, key }),
+                    }
                 }
+                Some(h) if h.thaw.readable() => actions.push(Action::Copy {
+                    backup: id.clone(),
+                    tier: t.name,
+                    from: key.clone(),
+                    to: key,
+                    class: t.storage_class,
+                    lock,
+                }),
                 Some(h) => actions.push(Action::Blocked {
                     backup: id.clone(),
                     tier: t.name,
@@ -186,6 +151,7 @@ pub fn plan(
                         from: from.clone(),
                         to: key.clone(),
                         class: t.storage_class,
+                        lock,
                     }),
                     (None, Some(path)) => {
                         actions.push(Action::Upload {
@@ -196,6 +162,7 @@ pub fn plan(
                             class: t.storage_class,
                             size: m.size,
                             sha256: m.sha256.clone(),
+                            lock,
                         });
                         if !t.storage_class.needs_thaw() {
                             source = Some(key.clone());
@@ -213,7 +180,7 @@ pub fn plan(
                 },
             }
             if !rb.is_some_and(|b| b.manifest_keys.contains_key(&t.name)) {
-                actions.push(Action::PutManifest { backup: id.clone(), tier: t.name, key: mkey });
+                actions.push(Action::PutManifest { backup: id.clone(), tier: t.name, key: mkey, lock });
             }
         }
         // Tiers that no longer keep it (or a policy without that tier any more).
@@ -228,6 +195,17 @@ pub fn plan(
                 Some(o) => {
                     let min = Duration::days(o.class().min_days() as i64);
                     let until = o.last_modified.map(|t| t + min);
+                    // A copy still locked stays, with the reason, until its lock ends.
+                    if let Some(l) = heads.get(&o.key).and_then(|h| h.lock).filter(|l| l.holds(now)) {
+                        actions.push(Action::Defer {
+                            backup: id.clone(),
+                            tier: *tier,
+                            key: o.key.clone(),
+                            until: l.until,
+                            reason: format!("locked ({}) until {}", l.mode, l.until.format("%Y-%m-%d %H:%M UTC")),
+                        });
+                        continue;
+                    }
                     match until {
                         Some(until) if min > Duration::zero() && until > now && !allow_early_delete => actions.push(Action::Defer {
                             backup: id.clone(),
@@ -281,9 +259,9 @@ pub fn execute(plan: &SyncPlan, r: &Remote, local: &Listing, remote: &RemoteCata
             return rep;
         }
         match a {
-            Action::Upload { backup, key, path, class, size, sha256, .. } => {
+            Action::Upload { backup, key, path, class, size, sha256, lock, .. } => {
                 let progress = ui.progress("upload", Some(*size));
-                let put = r.store.put_file(key, path, &PutOptions { class: *class, sha256: Some(sha256.clone()) }, &progress);
+                let put = r.store.put_file(key, path, &PutOptions { class: *class, sha256: Some(sha256.clone()), lock: *lock }, &progress);
                 progress.finish();
                 match put.and_then(|_| r.store.head(key)) {
                     Ok(h) if h.size == *size && h.sha256.as_deref() == Some(sha256) => {
@@ -307,11 +285,11 @@ pub fn execute(plan: &SyncPlan, r: &Remote, local: &Listing, remote: &RemoteCata
                     Err(e) => fail(&mut rep, &mut failed_backups, backup, format!("uploading {}: {e}", backup)),
                 }
             }
-            Action::Copy { backup, from, to, class, .. } => {
+            Action::Copy { backup, from, to, class, lock, .. } => {
                 if failed_backups.contains(backup) {
                     continue;
                 }
-                match r.store.copy(from, to, *class) {
+                match r.store.copy(from, to, *class, lock.as_ref()) {
                     Ok(()) => {
                         crate::fault::point("sync:after-copy");
                         tracing::info!("{}", a.describe());
@@ -326,19 +304,36 @@ pub fn execute(plan: &SyncPlan, r: &Remote, local: &Listing, remote: &RemoteCata
     }
     for (i, a) in plan.actions.iter().enumerate() {
         match a {
-            Action::PutManifest { backup, key, .. } if !failed_backups.contains(backup) => match manifest_bytes(backup) {
-                Some(bytes) => match r.store.put_bytes(key, &bytes, &PutOptions { class: StorageClass::Standard, sha256: None }) {
-                    Ok(()) => {
-                        rep.manifests += 1;
-                        rep.done[i] = true;
+            Action::PutManifest { backup, key, lock, .. } if !failed_backups.contains(backup) => match manifest_bytes(backup) {
+                Some(bytes) => {
+                    match r.store.put_bytes(key, &bytes, &PutOptions { class: StorageClass::Standard, sha256: None, lock: *lock }) {
+                        Ok(()) => {
+                            rep.manifests += 1;
+                            rep.done[i] = true;
+                        }
+                        Err(e) => fail(&mut rep, &mut failed_backups, backup, format!("writing {}: {e}", r.url(key))),
                     }
-                    Err(e) => fail(&mut rep, &mut failed_backups, backup, format!("writing {}: {e}", r.url(key))),
-                },
+                }
                 None => fail(&mut rep, &mut failed_backups, backup, format!("{backup}: no manifest to write")),
             },
             Action::Keep { .. } => {
                 rep.skipped += 1;
                 rep.done[i] = true;
+            }
+            Action::Lock { backup, key, manifest_key, lock, .. } if !failed_backups.contains(backup) => {
+                let done = match r.store.locks() {
+                    Some(locks) => locks
+                        .put_retention(key, lock, false)
+                        .and_then(|_| manifest_key.as_ref().map_or(Ok(()), |mk| locks.put_retention(mk, lock, false))),
+                    None => Err(crate::store::StoreError::Other(format!("{} has no Object Lock", r.store.describe()))),
+                };
+                match done {
+                    Ok(()) => {
+                        rep.locked += 1;
+                        rep.done[i] = true;
+                    }
+                    Err(e) => fail(&mut rep, &mut failed_backups, backup, format!("locking {}: {e}", r.url(key))),
+                }
             }
             Action::Defer { key, until, .. } => {
                 rep.done[i] = true;
@@ -426,6 +421,7 @@ pub fn sync_env(e: &mut EnvContext, r: &Remote, opts: SyncOptions, ui: &Ui) -> c
                 Action::Defer { .. } => rep.deferred += 1,
                 Action::PutManifest { .. } => rep.manifests += 1,
                 Action::Blocked { .. } => rep.blocked += 1,
+                Action::Lock { .. } => rep.locked += 1,
                 _ => {}
             }
         }

@@ -99,15 +99,11 @@ fn upload(r: &Remote, b: &LocalBackup, tier: TierName, class: StorageClass) {
         .put_bytes(
             &r.layout("shop", "production").data_key(tier, &b.manifest.file),
             &body,
-            &PutOptions { class, sha256: Some(b.manifest.sha256.clone()) },
+            &PutOptions { class, sha256: Some(b.manifest.sha256.clone()), lock: None },
         )
         .unwrap();
     r.store
-        .put_bytes(
-            &r.layout("shop", "production").manifest_key(tier, &b.stem),
-            &b.manifest.to_bytes(),
-            &PutOptions { class: StorageClass::Standard, sha256: None },
-        )
+        .put_bytes(&r.layout("shop", "production").manifest_key(tier, &b.stem), &b.manifest.to_bytes(), &PutOptions::standard())
         .unwrap();
 }
 
@@ -129,6 +125,7 @@ fn planned(r: &Remote, local: &[LocalBackup], now: DateTime<Utc>, allow_early_de
                 Action::Keep { .. } => "keep",
                 Action::Defer { .. } => "defer",
                 Action::Blocked { .. } => "blocked",
+                Action::Lock { .. } => "lock",
             };
             format!("{verb} {}", a.tier().as_str())
         })

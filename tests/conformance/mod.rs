@@ -3,6 +3,8 @@
 //! is given as data (`Capabilities`), not guessed from its name. Compiled only for tests.
 
 use std::io::Read;
+
+use chrono::Timelike as _;
 use std::time::{Duration, Instant};
 
 use pgtier::config::StorageClass;
@@ -16,6 +18,8 @@ pub struct Capabilities {
     pub archive_classes: bool,
     /// Write a file large enough for a multipart upload (S3 uploads above 16 MiB in parts).
     pub multipart: bool,
+    /// Object Lock is enforced (a bucket created with it, or the memory store).
+    pub object_lock: bool,
 }
 
 fn read_all(store: &dyn Store, key: &str) -> Vec<u8> {
@@ -33,11 +37,11 @@ fn sha(bytes: &[u8]) -> String {
 /// deviation with what was expected.
 pub fn run_all(store: &dyn Store, prefix: &str, can: Capabilities) {
     let k = |name: &str| format!("{prefix}/{name}");
-    let standard = PutOptions { class: StorageClass::Standard, sha256: None };
+    let standard = PutOptions::standard();
 
     // Small objects: write, read back, metadata, listing.
     let body = b"manifest bytes".to_vec();
-    store.put_bytes(&k("a/one.json"), &body, &PutOptions { class: StorageClass::Standard, sha256: Some(sha(&body)) }).unwrap();
+    store.put_bytes(&k("a/one.json"), &body, &PutOptions { class: StorageClass::Standard, sha256: Some(sha(&body)), lock: None }).unwrap();
     let h = store.head(&k("a/one.json")).unwrap();
     assert_eq!(h.size, body.len() as u64, "head size");
     assert_eq!(h.sha256.as_deref(), Some(sha(&body).as_str()), "head returns the stored sha256");
@@ -64,7 +68,12 @@ pub fn run_all(store: &dyn Store, prefix: &str, can: Capabilities) {
         std::fs::write(&path, &data).unwrap();
         let key = k(&format!("files/f{i}.dump.gz"));
         store
-            .put_file(&key, &path, &PutOptions { class: StorageClass::StandardIa, sha256: Some(sha(&data)) }, &Progress::hidden())
+            .put_file(
+                &key,
+                &path,
+                &PutOptions { class: StorageClass::StandardIa, sha256: Some(sha(&data)), lock: None },
+                &Progress::hidden(),
+            )
             .unwrap_or_else(|e| panic!("put_file {size} bytes: {e}"));
         let h = store.head(&key).unwrap();
         assert_eq!((h.size, h.class(), h.sha256.clone()), (*size as u64, StorageClass::StandardIa, Some(sha(&data))), "{size} bytes");
@@ -74,7 +83,7 @@ pub fn run_all(store: &dyn Store, prefix: &str, can: Capabilities) {
     // Copies keep the sha256 and take the new class; archive classes are unreadable until thawed.
     let src = k("files/f1.dump.gz");
     let glacier = k("monthly/f1.dump.gz");
-    store.copy(&src, &glacier, StorageClass::Glacier).unwrap();
+    store.copy(&src, &glacier, StorageClass::Glacier, None).unwrap();
     let h = store.head(&glacier).unwrap();
     assert_eq!(h.class(), StorageClass::Glacier);
     assert_eq!(h.sha256, store.head(&src).unwrap().sha256, "copy keeps the sha256");
@@ -82,7 +91,7 @@ pub fn run_all(store: &dyn Store, prefix: &str, can: Capabilities) {
         assert!(!h.thaw.readable(), "a GLACIER object is not readable before a thaw");
         assert!(matches!(store.get(&glacier), Err(StoreError::Archived(_))), "GET of a GLACIER object fails as archived");
         assert!(
-            matches!(store.copy(&glacier, &k("x/y"), StorageClass::Standard), Err(StoreError::Archived(_))),
+            matches!(store.copy(&glacier, &k("x/y"), StorageClass::Standard, None), Err(StoreError::Archived(_))),
             "copying from GLACIER needs a thaw"
         );
         store.request_thaw(&glacier, 1, "Standard").unwrap();
@@ -95,7 +104,7 @@ pub fn run_all(store: &dyn Store, prefix: &str, can: Capabilities) {
         assert_eq!(read_all(store, &glacier).len(), 1000);
     }
     // Copying onto itself changes the class.
-    store.copy(&src, &src, StorageClass::Standard).unwrap();
+    store.copy(&src, &src, StorageClass::Standard, None).unwrap();
     assert_eq!(store.head(&src).unwrap().class(), StorageClass::Standard);
     assert!(store.head(&src).unwrap().sha256.is_some(), "class change keeps the sha256");
 
@@ -111,4 +120,27 @@ pub fn run_all(store: &dyn Store, prefix: &str, can: Capabilities) {
         assert!(store.put_bytes(bad, b"x", &standard).is_err(), "key {bad:?} must be refused");
     }
     store.abort_incomplete(&format!("{prefix}/"), &[]).unwrap();
+
+    // Object Lock: a locked version is reported by HEAD, cannot be deleted or have its lock
+    // shortened; lengthening it is allowed.
+    if can.object_lock {
+        use pgtier::store::Lock;
+        let locks = store.locks().expect("a store with Object Lock offers its operations");
+        let until = chrono::Utc::now() + chrono::Duration::hours(2);
+        let lock = Lock { mode: pgtier::config::LockMode::Compliance, until: until.with_nanosecond(0).unwrap() };
+        let key = k("locked/one.json");
+        store.put_bytes(&key, b"locked", &PutOptions { lock: Some(lock), ..PutOptions::standard() }).unwrap();
+        assert_eq!(store.head(&key).unwrap().lock, Some(lock), "HEAD returns the lock");
+        let version = locks.current_version(&key).unwrap();
+        assert!(locks.delete_version(&key, &version, false).is_err(), "a locked version cannot be deleted");
+        assert!(store.delete(&key).is_err(), "deleting every version fails while one is locked");
+        let shorter = Lock { until: lock.until - chrono::Duration::hours(1), ..lock };
+        assert!(locks.put_retention(&key, &shorter, false).is_err(), "a COMPLIANCE lock cannot be shortened");
+        let longer = Lock { until: lock.until + chrono::Duration::hours(1), ..lock };
+        locks.put_retention(&key, &longer, false).unwrap();
+        assert_eq!(store.head(&key).unwrap().lock, Some(longer));
+        let copy = k("locked/copy.json");
+        store.copy(&key, &copy, StorageClass::Standard, Some(&lock)).unwrap();
+        assert_eq!(store.head(&copy).unwrap().lock, Some(lock), "a copy takes the lock it is given");
+    }
 }

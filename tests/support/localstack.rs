@@ -80,6 +80,18 @@ impl LocalStack {
         name
     }
 
+    /// A new bucket with versioning and Object Lock, as `pgtier remote init` makes it.
+    pub fn locked_bucket(&self) -> String {
+        let name = format!("pgtier-lock-{}-{}", std::process::id(), unique());
+        self.aws_json(&["s3api", "create-bucket", "--bucket", &name, "--object-lock-enabled-for-bucket"]);
+        name
+    }
+
+    /// A name for a bucket that does not exist yet.
+    pub fn bucket_name(&self) -> String {
+        format!("pgtier-new-{}-{}", std::process::id(), unique())
+    }
+
     /// The `remote:` block of pgtier.yml for `bucket` and `prefix`.
     pub fn remote_yaml(&self, bucket: &str, prefix: &str) -> String {
         remote_yaml_at(&self.endpoint, bucket, prefix)

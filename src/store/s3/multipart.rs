@@ -83,6 +83,9 @@ impl S3Store {
             if !self.legacy() {
                 req = req.checksum_algorithm(ChecksumAlgorithm::Crc32C).checksum_type(ChecksumType::FullObject);
             }
+            if let Some(l) = &opts.lock {
+                req = req.object_lock_mode(super::lock::mode(l)).object_lock_retain_until_date(super::lock::until(l));
+            }
             if let Some(sha) = &opts.sha256 {
                 req = req.metadata("sha256", sha);
             }
@@ -190,6 +193,8 @@ impl S3Store {
                 let mut req = client.upload_part().bucket(bucket).key(&key_s).upload_id(id).part_number(n);
                 if !legacy {
                     req = req.checksum_crc32_c(&crc);
+                } else {
+                    req = req.content_md5(super::lock::md5_b64(&buf));
                 }
                 let out = req.body(ByteStream::from(Bytes::from(buf))).send().await;
                 drop(permit);
@@ -235,12 +240,16 @@ impl S3Store {
         class: StorageClass,
         size: u64,
         sha256: Option<String>,
+        lock: Option<&crate::store::Lock>,
     ) -> Result<(), StoreError> {
         let source = format!("{}/{}", self.bucket, encode_key(from));
         self.rt.block_on(async {
             let mut req = self.client().create_multipart_upload().bucket(&self.bucket).key(to).storage_class(class.as_str().into());
             if let Some(sha) = &sha256 {
                 req = req.metadata("sha256", sha);
+            }
+            if let Some(l) = lock {
+                req = req.object_lock_mode(super::lock::mode(l)).object_lock_retain_until_date(super::lock::until(l));
             }
             let id = req.send().await.map_err(|e| self.other("starting the copy to", to, e))?.upload_id().unwrap_or_default().to_string();
             let psize = part_size(size).max(512 << 20);
