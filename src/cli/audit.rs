@@ -36,7 +36,12 @@ pub fn run(ctx: &Ctx, a: AuditArgs) -> Result<i32> {
         for (name, r) in world.destinations() {
             match r {
                 Ok(r) => match e.both(r)? {
-                    (listing, Ok(o)) => audit.findings.extend(audit_remote(r, project, env, ctx.now, listing, o)),
+                    (listing, Ok(o)) => {
+                        let found = audit_remote(r, project, env, ctx.now, listing, o);
+                        audit.findings.extend(found.findings);
+                        audit.notes.extend(found.notes);
+                        audit.locks.extend(found.locks);
+                    }
                     (_, Err(err)) => audit.findings.push(Finding::new("remote-unreachable", r.store.describe(), err.to_string())),
                 },
                 Err(err) => audit.findings.push(Finding::new("remote-unreachable", name, err.to_string())),
@@ -58,6 +63,21 @@ pub fn run(ctx: &Ctx, a: AuditArgs) -> Result<i32> {
             }
             for n in &e.notes {
                 crate::outln!("note    {}/{}: {n}", e.project, e.env);
+            }
+            for l in &e.locks {
+                crate::outln!(
+                    "locked  {}/{} {} on {}: {}, {} cop{} locked{}{}; {}",
+                    e.project,
+                    e.env,
+                    l.tier,
+                    l.destination,
+                    l.mode,
+                    l.locked_copies,
+                    if l.locked_copies == 1 { "y" } else { "ies" },
+                    l.horizon.map(|h| format!(" until {} at the latest", h.format("%Y-%m-%d"))).unwrap_or_default(),
+                    if l.unlocked_copies > 0 { format!(", {} NOT locked", l.unlocked_copies) } else { String::new() },
+                    if l.proven.is_empty() { "nothing proven".to_string() } else { format!("proven: {}", l.proven.join(", ")) }
+                );
             }
         }
         for f in &policy_findings {

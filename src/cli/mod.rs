@@ -7,6 +7,7 @@ mod config_check;
 mod list;
 mod policy;
 mod prune;
+mod remote;
 mod restore;
 mod restore_globals;
 mod run;
@@ -77,6 +78,9 @@ pub enum Command {
     /// Configuration commands.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Off-site destination commands.
+    #[command(subcommand)]
+    Remote(remote::RemoteCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -178,6 +182,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::List(a) => crate::manifest::without_row_counts(|| list::run(ctx, a)),
         Command::Run(a) => run::run(ctx, a),
         Command::Sync(a) => sync::run(ctx, a),
+        Command::Remote(c) => remote::run(ctx, c),
         Command::RestoreGlobals(a) => restore_globals::run(ctx, a),
         Command::Verify(a) => verify::run(ctx, a),
         Command::Status(a) => crate::manifest::without_row_counts(|| status::run(ctx, a)),

@@ -100,6 +100,7 @@ impl RemoteCatalog {
                 Some(RemoteKey::Data { tier, stem }) => {
                     cat.entry(&stem).copies.insert(tier, o);
                 }
+                Some(RemoteKey::Canary { .. }) => {}
                 Some(RemoteKey::Foreign) | None => cat.foreign.push(o.key.clone()),
             }
         }

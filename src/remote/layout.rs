@@ -6,6 +6,9 @@
 use crate::names::Stem;
 use crate::vocab::TierName;
 
+/// The file name of a tier's lock canary.
+const CANARY: &str = ".pgtier-canary";
+
 /// The keys of one project/env.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvLayout {
@@ -20,6 +23,8 @@ pub enum RemoteKey {
     Data { tier: TierName, stem: Stem },
     /// A backup's manifest: `{tier}/{stem}.json`.
     Manifest { tier: TierName, stem: Stem },
+    /// The object `audit` proves a tier's Object Lock on: `{tier}/.pgtier-canary`.
+    Canary { tier: TierName },
     /// Not pgtier's.
     Foreign,
 }
@@ -44,6 +49,11 @@ impl EnvLayout {
         format!("{}{tier}/{stem}.json", self.prefix)
     }
 
+    /// The key of `tier`'s lock canary (see `audit`).
+    pub fn canary_key(&self, tier: TierName) -> String {
+        format!("{}{tier}/{CANARY}", self.prefix)
+    }
+
     /// What `key` is; None when it is not under this env's folder at all.
     pub fn parse(&self, key: &str) -> Option<RemoteKey> {
         let rel = key.strip_prefix(&self.prefix)?;
@@ -51,6 +61,9 @@ impl EnvLayout {
         else {
             return Some(RemoteKey::Foreign);
         };
+        if name == CANARY {
+            return Some(RemoteKey::Canary { tier });
+        }
         if let Some(stem) = name.strip_suffix(".json").and_then(Stem::parse) {
             return Some(RemoteKey::Manifest { tier, stem });
         }
@@ -74,6 +87,7 @@ mod tests {
             assert_eq!(data, format!("shop/production/{tier}/db_20250101_020000.dump.gz.age"));
             assert_eq!(l.parse(&data), Some(RemoteKey::Data { tier, stem: stem.clone() }));
             assert_eq!(l.parse(&l.manifest_key(tier, &stem)), Some(RemoteKey::Manifest { tier, stem: stem.clone() }));
+            assert_eq!(l.parse(&l.canary_key(tier)), Some(RemoteKey::Canary { tier }));
         }
     }
 

@@ -200,6 +200,11 @@ impl S3Store {
                 StoreError::NotFound(self.url(key))
             }
             (Some("InvalidObjectState"), _) => StoreError::Archived(self.url(key)),
+            (Some("InvalidRequest"), _) if e.message().is_some_and(|m| m.contains("Object Lock")) => StoreError::Other(format!(
+                "{what} {}: bucket {:?} has no Object Lock, which a locked tier needs; run `pgtier remote init`",
+                self.url(key),
+                self.bucket
+            )),
             (Some("NoSuchBucket"), _) => StoreError::Other(format!(
                 "{what} {}: bucket {:?} does not exist (create it, or check remote.url)",
                 self.url(key),

@@ -13,6 +13,8 @@ use crate::names::Kind;
 use crate::prune::{EnvPlan, LocalAction, plan_env};
 use crate::remote::RemoteState;
 
+pub mod locks;
+
 pub use crate::vocab::Finding;
 
 /// The audit of one project/env.
@@ -22,6 +24,9 @@ pub struct EnvAudit {
     pub env: String,
     pub findings: Vec<Finding>,
     pub notes: Vec<String>,
+    /// Each locked tier on each destination: its horizon and what its canary proved.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub locks: Vec<locks::TierLock>,
     pub plan: EnvPlan,
 }
 
@@ -98,7 +103,7 @@ pub fn audit_local(cfg: &Config, project: &Project, env: &str, now: DateTime<Utc
     if cfg.remotes.is_empty() && project.policy.wants_remote() {
         notes.push("no remote: configured: tiers that would live off-site are kept on this host".into());
     }
-    Ok(EnvAudit { project: project.name.clone(), env: env.to_string(), findings, notes, plan })
+    Ok(EnvAudit { project: project.name.clone(), env: env.to_string(), findings, notes, locks: Vec::new(), plan })
 }
 
 /// Policy sanity: a remote tier must keep its copies at least as long as its storage class bills.
@@ -153,8 +158,19 @@ pub fn audit_keys(cfg: &Config, project: &Project, env: &str) -> Vec<Finding> {
     }
 }
 
+/// What the audit found on one destination.
+#[derive(Debug, Default)]
+pub struct RemoteAudit {
+    pub findings: Vec<Finding>,
+    /// Worth saying, not problems (copies kept until their lock ends).
+    pub notes: Vec<String>,
+    /// Each locked tier's horizon and what its canary proved.
+    pub locks: Vec<locks::TierLock>,
+}
+
 /// The remote part of the audit: every backup the policy wants off-site is there, confirmed,
-/// in the right class; nothing due for deletion lingers; nothing unencrypted where required.
+/// in the right class, locked where the tier is; nothing due for deletion lingers; nothing
+/// unencrypted where required; and the locks are proven to hold.
 pub fn audit_remote(
     remote: &crate::remote::Remote,
     project: &Project,
@@ -162,9 +178,10 @@ pub fn audit_remote(
     now: DateTime<Utc>,
     local: &Listing,
     offsite: &crate::remote::EnvOffsite,
-) -> Vec<Finding> {
+) -> RemoteAudit {
     let crate::remote::EnvOffsite { cat, heads } = offsite;
     let plan = crate::sync::plan(local, cat, heads, remote, project, env, now, false);
+    let mut notes = Vec::new();
     let mut out = Vec::new();
     for (key, why) in &cat.broken {
         out.push(Finding::new("broken-manifest", remote.url(key), why.clone()));
@@ -185,6 +202,20 @@ pub fn audit_remote(
             Action::Blocked { reason, .. } => {
                 out.push(Finding::new("offsite-blocked", format!("{} {}", a.backup(), a.tier()), reason.clone()))
             }
+            Action::Lock { key, lock, .. } => out.push(Finding::new(
+                "unlocked-copy",
+                remote.url(key),
+                format!(
+                    "{} is in locked tier {} without the lock the tier wants ({} until {}); run `pgtier sync`",
+                    a.backup(),
+                    a.tier(),
+                    lock.mode,
+                    lock.until.format("%Y-%m-%d")
+                ),
+            )),
+            Action::Defer { key, until, reason, .. } if reason.starts_with("locked") => {
+                notes.push(format!("{}: kept until {} ({reason})", remote.url(key), until.format("%Y-%m-%d")))
+            }
             _ => {}
         }
     }
@@ -201,5 +232,7 @@ pub fn audit_remote(
             }
         }
     }
-    out
+    let (lock_findings, locks) = locks::prove(remote, project, env, offsite);
+    out.extend(lock_findings);
+    RemoteAudit { findings: out, notes, locks }
 }

@@ -1,0 +1,79 @@
+//! `pgtier remote init [NAME] [--dry-run]`: create or check each destination's bucket with
+//! versioning, Object Lock where a policy locks a tier it holds, and lifecycle rules for
+//! noncurrent versions and unfinished uploads; say what was done and what could not be.
+
+use clap::{Args, Subcommand};
+
+use super::Ctx;
+use crate::config::{Location, RemoteUrl};
+use crate::context::Context;
+use crate::error::Result;
+
+#[derive(Debug, Subcommand)]
+pub enum RemoteCommand {
+    /// Create or check the bucket of each destination (or of NAME).
+    Init(InitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// One destination (default: every one).
+    pub name: Option<String>,
+    /// Say what would be done without doing it.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+pub fn run(ctx: &Ctx, cmd: RemoteCommand) -> Result<i32> {
+    let RemoteCommand::Init(a) = cmd;
+    let cfg = ctx.config()?;
+    let world = Context::new(&cfg);
+    if !world.has_remote() {
+        return Err(crate::usage!("no destination is configured (remote: or remotes: in {})", cfg.file.display()));
+    }
+    if let Some(n) = &a.name {
+        world.destination(n)?;
+    }
+    let mut failed = false;
+    let mut out = Vec::new();
+    for rc in cfg.remotes.iter().filter(|r| a.name.as_ref().is_none_or(|n| *n == r.name)) {
+        // Object Lock when any policy locks a tier this destination holds.
+        let lock =
+            cfg.policies.values().any(|p| p.tiers.iter().any(|t| t.object_lock.is_some() && t.lives(Location::Remote) && rc.holds(t.name)));
+        let said: Result<Vec<String>> = (|| {
+            let r = world.destination(&rc.name)?;
+            match &rc.url {
+                RemoteUrl::File(dir) => {
+                    if a.dry_run {
+                        Ok(vec![format!("would create folder {} (0700)", dir.display())])
+                    } else {
+                        crate::fsutil::ensure_private_dir(dir)?;
+                        Ok(vec![format!("folder {} is ready (a folder has no versions, locks or lifecycle rules)", dir.display())])
+                    }
+                }
+                RemoteUrl::S3 { .. } => {
+                    let locks = r.store.locks().ok_or_else(|| crate::failed!("{}: no Object Lock support", r.store.describe()))?;
+                    Ok(locks.setup("", lock, a.dry_run)?)
+                }
+            }
+        })();
+        let (lines, error) = match said {
+            Ok(l) => (l, None),
+            Err(e) => (Vec::new(), Some(e.to_string())),
+        };
+        failed |= error.is_some() || lines.iter().any(|l| l.starts_with("COULD NOT"));
+        if !ctx.ui.json {
+            for l in &lines {
+                crate::outln!("{:<8} {}", rc.name, l);
+            }
+            if let Some(e) = &error {
+                crate::outln!("{:<8} FAILED: {e}", rc.name);
+            }
+        }
+        out.push(serde_json::json!({ "destination": rc.name, "object_lock": lock, "dry_run": a.dry_run, "done": lines, "error": error }));
+    }
+    if ctx.ui.json {
+        ctx.print_json(&out);
+    }
+    Ok(if failed { 1 } else { 0 })
+}
