@@ -17,7 +17,7 @@ rm -rf "$DATA"; mkdir -p "$DATA"
 GATEWAY_LISTEN=127.0.0.1:$PORT GATEWAY_SERVER=hypercorn SERVICES=s3 EAGER_SERVICE_LOADING=1 \
   DISABLE_EVENTS=1 DNS_ADDRESS=0 OVERRIDE_IN_DOCKER=0 FILESYSTEM_ROOT="$DATA/fs" \
   LOCALSTACK_CLI=0 SKIP_SSL_CERT_DOWNLOAD=1 \
-  setsid "$VENV/bin/python" -m localstack.runtime.main >"$DATA/log" 2>&1 < /dev/null &
+  setsid bash -c "cd \"$DATA\" && exec \"$VENV/bin/python\" -m localstack.runtime.main" >"$DATA/log" 2>&1 < /dev/null &
 PID=$!
 echo "$PID" > "$DATA/pid"
 deadline=$((SECONDS + 90))

@@ -5,7 +5,7 @@
 
 mod support;
 
-use support::localstack::{localstack, remote_yaml_at};
+use support::localstack::{localstack, moto, remote_yaml_at};
 use support::proxy::{Proxy, strict_checksums};
 use support::{Scratch, cluster, db_name};
 
@@ -64,4 +64,68 @@ fn when_required_never_sends_the_new_checksum_headers() {
     let side = db_name("whenreq_side");
     s.ok(&["restore", "shop", "production", "--from", "remote", "--target-db", &side]);
     assert_eq!(c.fingerprint(&side), c.fingerprint(&db));
+}
+
+/// The same sync and restore scenario on any S3 server: three nights fill the daily (local and
+/// off-site), weekly (STANDARD_IA) and monthly (GLACIER) tiers by one upload and server-side
+/// copies; a locked tier's copies carry their lock; after the host is lost, the newest backup
+/// restores from the remote (thawing the monthly copy when asked for it) and matches the original.
+fn sync_and_restore_on(server: &support::localstack::LocalStack, endpoint: &str, what: &str) {
+    let c = cluster();
+    let db = db_name("compat");
+    c.create_sample_db(&db, 30);
+    let bucket = server.bucket_name();
+    let s = Scratch::new(&format!("shop:\n{}", c.database_block(&[("production", &db)])), &remote_yaml_at(endpoint, &bucket, "p"));
+    s.write(
+        "policies/default.yml",
+        "tiers:\n  daily: {keep: 2, locations: [local, remote]}\n  weekly: {keep: 4, locations: [remote], storage_class: STANDARD_IA, object_lock: GOVERNANCE, object_lock_days: 2}\n  monthly: {keep: 3, locations: [remote], storage_class: GLACIER}\n",
+    );
+    let init = s.ok(&["remote", "init"]);
+    assert!(init.contains("Object Lock"), "{what}: {init}");
+    let now = chrono::Utc::now();
+    let nights: Vec<String> = (0..3).rev().map(|d| (now - chrono::Duration::days(d)).format("%Y-%m-%dT%H:%M:%SZ").to_string()).collect();
+    for n in &nights {
+        let out = s.cmd(&["run", "--now", n]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{what}: night {n}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let objects = server.objects(&bucket, "p/shop/production/");
+    let first = format!("db_{}", chrono::DateTime::parse_from_rfc3339(&nights[0]).unwrap().format("%Y%m%d_%H%M%S"));
+    let class_of = |tier: &str| objects.iter().find(|o| o.0 == format!("p/shop/production/{tier}/{first}.dump.gz")).map(|o| o.1.clone());
+    assert_eq!(class_of("monthly").as_deref(), Some("GLACIER"), "{what}: {objects:?}");
+    assert_eq!(class_of("weekly").as_deref(), Some("STANDARD_IA"), "{what}: {objects:?}");
+    let head =
+        server.aws_json(&["s3api", "head-object", "--bucket", &bucket, "--key", &format!("p/shop/production/weekly/{first}.dump.gz")]);
+    assert_eq!(head["ObjectLockMode"], "GOVERNANCE", "{what}: {head}");
+    // Host loss: the newest backup comes back from the remote, checked against its SHA-256.
+    let expected = c.fingerprint(&db);
+    std::fs::remove_dir_all(s.backup_root()).unwrap();
+    let side = db_name("compat_side");
+    s.ok(&["restore", "shop", "production", "--from", "remote", "--target-db", &side]);
+    assert_eq!(c.fingerprint(&side), expected, "{what}");
+    // The first backup lives on only in the monthly (GLACIER) and weekly tiers.
+    let side2 = db_name("compat_old");
+    s.ok(&["restore", "shop", "production", &first, "--from", "remote", "--wait", "2m", "--wait-poll", "1s", "--target-db", &side2]);
+    assert!(c.db_exists(&side2), "{what}");
+}
+
+#[test]
+fn localstack_passes_the_sync_and_restore_scenario() {
+    sync_and_restore_on(localstack(), &localstack().endpoint, "LocalStack");
+}
+
+#[test]
+fn moto_passes_the_sync_and_restore_scenario() {
+    sync_and_restore_on(moto(), &moto().endpoint, "moto");
+}
+
+#[test]
+fn moto_behind_a_strict_checksum_proxy_passes_the_sync_and_restore_scenario() {
+    let proxy = Proxy::start(&moto().endpoint);
+    proxy.set_rule(strict_checksums);
+    sync_and_restore_on(moto(), &proxy.endpoint, "moto behind the strict proxy");
 }

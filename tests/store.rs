@@ -10,7 +10,7 @@ use conformance::Capabilities;
 use pgtier::config::{RemoteConfig, RemoteUrl};
 use pgtier::remote::PrefixStore;
 use pgtier::store::{LocalStore, MemoryStore, S3Store, Store};
-use support::localstack::localstack;
+use support::localstack::{localstack, moto};
 
 #[test]
 fn local_store_conforms() {
@@ -18,13 +18,17 @@ fn local_store_conforms() {
     conformance::run_all(
         &LocalStore::new(dir.path()),
         "conf",
-        Capabilities { archive_classes: false, multipart: false, object_lock: false },
+        Capabilities { archive_classes: false, multipart: false, object_lock: false, refuses_shortening: false },
     );
 }
 
 #[test]
 fn memory_store_conforms() {
-    conformance::run_all(&MemoryStore::new(2), "conf", Capabilities { archive_classes: true, multipart: false, object_lock: true });
+    conformance::run_all(
+        &MemoryStore::new(2),
+        "conf",
+        Capabilities { archive_classes: true, multipart: false, object_lock: true, refuses_shortening: true },
+    );
 }
 
 #[test]
@@ -35,13 +39,16 @@ fn a_prefixed_store_conforms_and_stays_inside_its_prefix() {
     conformance::run_all(
         &PrefixStore::new(inner.clone(), "backups/pg"),
         "conf",
-        Capabilities { archive_classes: true, multipart: false, object_lock: true },
+        Capabilities { archive_classes: true, multipart: false, object_lock: true, refuses_shortening: true },
     );
     assert!(inner.list("").unwrap().iter().all(|o| o.key.starts_with("backups/pg/conf/") || o.key == "elsewhere/x"));
 }
 
 fn s3(bucket: &str) -> S3Store {
-    let ls = localstack();
+    s3_at(&localstack().endpoint, bucket)
+}
+
+fn s3_at(endpoint: &str, bucket: &str) -> S3Store {
     // SAFETY (test set-up): the SDK reads credentials from the environment; set before any thread reads it.
     unsafe {
         std::env::set_var("AWS_ACCESS_KEY_ID", "test");
@@ -50,7 +57,7 @@ fn s3(bucket: &str) -> S3Store {
     }
     let remote = RemoteConfig {
         url: RemoteUrl::S3 { bucket: bucket.into(), prefix: String::new() },
-        endpoint_url: Some(ls.endpoint.clone()),
+        endpoint_url: Some(endpoint.to_string()),
         region: Some("us-east-1".into()),
         force_path_style: true,
         restore_tier: "Standard".into(),
@@ -69,7 +76,11 @@ fn s3(bucket: &str) -> S3Store {
 fn s3_store_conforms() {
     let bucket = localstack().bucket();
     let store = s3(&bucket);
-    conformance::run_all(&store, "conf", Capabilities { archive_classes: true, multipart: true, object_lock: false });
+    conformance::run_all(
+        &store,
+        "conf",
+        Capabilities { archive_classes: true, multipart: true, object_lock: false, refuses_shortening: false },
+    );
     // What the store wrote is what the aws CLI sees.
     let objects = localstack().objects(&bucket, "conf/files/");
     assert!(
@@ -101,11 +112,34 @@ fn a_missing_bucket_is_named() {
 fn s3_store_with_object_lock_conforms() {
     let bucket = localstack().locked_bucket();
     let store = s3(&bucket);
-    conformance::run_all(&store, "conf", Capabilities { archive_classes: true, multipart: false, object_lock: true });
+    conformance::run_all(
+        &store,
+        "conf",
+        Capabilities { archive_classes: true, multipart: false, object_lock: true, refuses_shortening: true },
+    );
     // The aws CLI sees the lock pgtier set, and cannot delete the locked version either.
     let head = localstack().aws_json(&["s3api", "head-object", "--bucket", &bucket, "--key", "conf/locked/one.json"]);
     assert_eq!(head["ObjectLockMode"], "COMPLIANCE", "{head}");
     let version = head["VersionId"].as_str().unwrap().to_string();
     let out = localstack().aws(&["s3api", "delete-object", "--bucket", &bucket, "--key", "conf/locked/one.json", "--version-id", &version]);
     assert!(!out.status.success(), "the aws CLI cannot delete a locked version either");
+}
+
+#[test]
+fn s3_store_conforms_on_moto() {
+    let bucket = moto().bucket();
+    let store = s3_at(&moto().endpoint, &bucket);
+    conformance::run_all(
+        &store,
+        "conf",
+        Capabilities { archive_classes: true, multipart: true, object_lock: false, refuses_shortening: false },
+    );
+    let locked = moto().locked_bucket();
+    let store = s3_at(&moto().endpoint, &locked);
+    // moto refuses deleting a locked version but lets a COMPLIANCE lock be shortened.
+    conformance::run_all(
+        &store,
+        "conf",
+        Capabilities { archive_classes: false, multipart: false, object_lock: true, refuses_shortening: false },
+    );
 }

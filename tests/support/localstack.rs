@@ -13,6 +13,28 @@ pub struct LocalStack {
 }
 
 static LOCALSTACK: OnceLock<LocalStack> = OnceLock::new();
+static MOTO: OnceLock<LocalStack> = OnceLock::new();
+
+/// The test binary's moto server (a second S3 implementation), started on first use through
+/// `motoserver/start.sh`. The same helpers (buckets, the aws CLI) work on it.
+pub fn moto() -> &'static LocalStack {
+    MOTO.get_or_init(|| {
+        let port = free_port();
+        let out = Command::new(repo().join("motoserver/start.sh"))
+            .arg(port.to_string())
+            .arg("--parent")
+            .arg(std::process::id().to_string())
+            .output()
+            .expect("run motoserver/start.sh");
+        assert!(
+            out.status.success(),
+            "moto could not be started (run scripts/setup to install it): {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        LocalStack { endpoint: String::from_utf8(out.stdout).unwrap().trim().to_string() }
+    })
+}
 
 /// The test binary's LocalStack, started on first use.
 pub fn localstack() -> &'static LocalStack {

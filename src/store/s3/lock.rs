@@ -4,8 +4,8 @@
 use aws_sdk_s3::error::ProvideErrorMetadata as _;
 use aws_sdk_s3::types::{
     AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketVersioningStatus, ExpirationStatus, LifecycleExpiration,
-    LifecycleRule, LifecycleRuleFilter, NoncurrentVersionExpiration, ObjectIdentifier, ObjectLockConfiguration, ObjectLockEnabled,
-    ObjectLockMode, ObjectLockRetention, ObjectLockRetentionMode, VersioningConfiguration,
+    LifecycleRule, LifecycleRuleFilter, NoncurrentVersionExpiration, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockMode,
+    ObjectLockRetention, ObjectLockRetentionMode, VersioningConfiguration,
 };
 use chrono::{DateTime, Utc};
 
@@ -31,6 +31,32 @@ pub(super) fn from_head(mode: Option<&ObjectLockMode>, until: Option<&aws_smithy
 pub(super) fn md5_b64(bytes: &[u8]) -> String {
     use md5::Digest as _;
     super::b64(&md5::Md5::digest(bytes))
+}
+
+/// For stores that reject the newer checksum headers: a request the SDK gives a checksum even
+/// when only required (bucket settings, retention) carries a Content-MD5 of its body instead.
+pub(super) fn old_style(r: &mut aws_sdk_s3::config::http::HttpRequest) {
+    let names: Vec<String> = r
+        .headers()
+        .iter()
+        .map(|(k, _)| k.to_ascii_lowercase())
+        .filter(|k| k.starts_with("x-amz-checksum-") || k == "x-amz-sdk-checksum-algorithm" || k == "x-amz-trailer")
+        .collect();
+    if names.is_empty() {
+        return;
+    }
+    for n in &names {
+        r.headers_mut().remove(n.as_str());
+    }
+    let md5 = md5_b64(r.body().bytes().unwrap_or_default());
+    r.headers_mut().insert("content-md5", md5);
+}
+
+/// Sends a fluent request, old style when the newer checksum headers are off.
+macro_rules! send {
+    ($store:expr, $req:expr) => {
+        if $store.legacy() { $req.customize().mutate_request(old_style).send().await } else { $req.send().await }
+    };
 }
 
 /// The lifecycle rule id pgtier owns for keys under `prefix`.
@@ -81,7 +107,7 @@ impl Locks for S3Store {
             if bypass_governance {
                 req = req.bypass_governance_retention(true);
             }
-            req.send().await.map_err(|e| self.other("setting the lock of", key, e))?;
+            send!(self, req).map_err(|e| self.other("setting the lock of", key, e))?;
             Ok(())
         })
     }
@@ -118,22 +144,31 @@ impl Locks for S3Store {
                 }
                 Err(e) => return Err(self.other("checking the bucket", "", e)),
             }
-            let versioning = self
-                .client()
-                .get_bucket_versioning()
-                .bucket(&self.bucket)
-                .send()
-                .await
-                .map_err(|e| self.other("reading the versioning of", "", e))?;
+            let versioning = match self.client().get_bucket_versioning().bucket(&self.bucket).send().await {
+                Ok(v) => v.status() == Some(&BucketVersioningStatus::Enabled),
+                // Some stores (moto) answer with another XML root the SDK cannot parse; the
+                // answer itself still says whether versioning is on.
+                Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 200) => e
+                    .raw_response()
+                    .and_then(|r| r.body().bytes())
+                    .is_some_and(|b| String::from_utf8_lossy(b).contains("<Status>Enabled</Status>")),
+                Err(e) => return Err(self.other("reading the versioning of", "", e)),
+            };
             let object_lock = match self.client().get_object_lock_configuration().bucket(&self.bucket).send().await {
                 Ok(c) => c.object_lock_configuration().and_then(|c| c.object_lock_enabled()) == Some(&ObjectLockEnabled::Enabled),
                 Err(_) => false,
             };
-            Ok(BucketState { exists: true, versioning: versioning.status() == Some(&BucketVersioningStatus::Enabled), object_lock })
+            Ok(BucketState { exists: true, versioning, object_lock })
         })
     }
 
     fn setup(&self, prefix: &str, lock: bool, dry_run: bool) -> Result<Vec<String>, StoreError> {
+        self.with_fallback(|| self.setup_once(prefix, lock, dry_run))
+    }
+}
+
+impl S3Store {
+    fn setup_once(&self, prefix: &str, lock: bool, dry_run: bool) -> Result<Vec<String>, StoreError> {
         let state = Locks::bucket(self)?;
         let b = &self.bucket;
         let mut said = Vec::new();
@@ -157,7 +192,8 @@ impl Locks for S3Store {
                 said.push(would("enable versioning".into()));
                 if !dry_run {
                     let conf = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
-                    self.client().put_bucket_versioning().bucket(b).versioning_configuration(conf).send().await.map_err(|e| self.other("enabling versioning on", "", e))?;
+                    let req = self.client().put_bucket_versioning().bucket(b).versioning_configuration(conf);
+                    send!(self, req).map_err(|e| self.other("enabling versioning on", "", e))?;
                 }
             }
             if lock && state.exists && !state.object_lock {
@@ -165,7 +201,8 @@ impl Locks for S3Store {
                     said.push("would enable Object Lock on the existing bucket (some stores allow this only at creation)".into());
                 } else {
                     let conf = ObjectLockConfiguration::builder().object_lock_enabled(ObjectLockEnabled::Enabled).build();
-                    match self.client().put_object_lock_configuration().bucket(b).object_lock_configuration(conf).send().await {
+                    let req = self.client().put_object_lock_configuration().bucket(b).object_lock_configuration(conf);
+                    match send!(self, req) {
                         Ok(_) => said.push("enabled Object Lock on the existing bucket".into()),
                         Err(e) => said.push(format!(
                             "COULD NOT enable Object Lock on the existing bucket ({}): this store allows it only at creation; create a new bucket with `pgtier remote init` and point the destination at it",
@@ -199,13 +236,13 @@ impl Locks for S3Store {
             )));
             if !dry_run {
                 let conf = BucketLifecycleConfiguration::builder().set_rules(Some(rules)).build().map_err(|e| StoreError::Other(e.to_string()))?;
-                if let Err(e) = self.client().put_bucket_lifecycle_configuration().bucket(b).lifecycle_configuration(conf).send().await {
+                let req = self.client().put_bucket_lifecycle_configuration().bucket(b).lifecycle_configuration(conf);
+                if let Err(e) = send!(self, req) {
                     said.push(format!("COULD NOT set the lifecycle rules ({}): set them by hand, or old versions pile up", super::describe(&e)));
                 }
             }
             Ok::<_, StoreError>(())
         })?;
-        let _ = ObjectIdentifier::builder;
         Ok(said)
     }
 }

@@ -134,6 +134,10 @@ impl S3Store {
         if let Some(e) = &remote.endpoint_url {
             b = b.endpoint_url(e);
         }
+        // Downloads are checked end to end against the manifest's SHA-256 (and size), whatever
+        // the store; the SDK's own check of a response checksum adds nothing to that and breaks
+        // on stores that compute full-object checksums their own way (moto's CRC32C, say).
+        b = b.response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired);
         let plain = b
             .clone()
             .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
@@ -150,19 +154,19 @@ impl S3Store {
     }
 
     /// The client to use now.
-    fn client(&self) -> &Client {
+    pub(super) fn client(&self) -> &Client {
         if self.legacy() { &self.plain } else { &self.full }
     }
 
     /// Whether the newer checksum headers are off.
-    fn legacy(&self) -> bool {
+    pub(super) fn legacy(&self) -> bool {
         self.legacy.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Runs a write; if the store rejects the newer checksum headers, turns them off for the
     /// rest of the process, says so once (naming the setting), and runs it again. The SHA-256 in
     /// the object's metadata is still checked on every download.
-    fn with_fallback<T>(&self, f: impl Fn() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    pub(super) fn with_fallback<T>(&self, f: impl Fn() -> Result<T, StoreError>) -> Result<T, StoreError> {
         match f() {
             Err(StoreError::ChecksumsRejected(m)) if !self.legacy() => {
                 self.legacy.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -240,8 +244,10 @@ impl S3Store {
                 .body(ByteStream::from(bytes.to_vec()));
             if !self.legacy() {
                 req = req.checksum_sha256(b64(&sha));
-            } else {
-                // Stores without the newer headers still check an MD5, which Object Lock needs.
+            }
+            if self.legacy() || opts.lock.is_some() {
+                // Every store checks an MD5, and Object Lock requires one (or an SDK checksum
+                // algorithm header, which not every store takes from an explicit checksum).
                 req = req.content_md5(lock::md5_b64(bytes));
             }
             if let Some(s) = &opts.sha256 {
@@ -382,7 +388,19 @@ impl Store for S3Store {
             if let Some(l) = lock {
                 req = req.object_lock_mode(lock::mode(l)).object_lock_retain_until_date(lock::until(l));
             }
-            req.send().await.map_err(|e| self.other(&format!("copying {} to", self.url(from)), to, e))?;
+            let sent = if lock.is_some() {
+                // Some stores (moto) want a Content-MD5 on any write that sets a lock, even a
+                // copy: the MD5 of its empty request body satisfies them and S3 alike.
+                req.customize()
+                    .mutate_request(|r| {
+                        r.headers_mut().insert("content-md5", lock::md5_b64(b""));
+                    })
+                    .send()
+                    .await
+            } else {
+                req.send().await
+            };
+            sent.map_err(|e| self.other(&format!("copying {} to", self.url(from)), to, e))?;
             Ok(())
         })
     }
@@ -408,6 +426,11 @@ impl Store for S3Store {
                         }
                     }
                     None if offset >= total => return,
+                    // An error after the last byte is not a dropped connection: say it as it is.
+                    Some(Err(e)) if offset >= total => {
+                        let _ = tx.send(Err(io::Error::other(format!("downloading {key_s}: {e}")))).await;
+                        return;
+                    }
                     failed => {
                         // The connection dropped mid-stream: continue from where it stopped.
                         let why = match failed {
