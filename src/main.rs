@@ -41,4 +41,8 @@ fn report_peak_rss() {
     if let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:")) {
         eprintln!("pgtier-peak-rss-kib: {}", line.trim_start_matches("VmHWM:").trim().trim_end_matches(" kB"));
     }
+    // What it read: through read() (rchar, page cache included) and from storage (read_bytes).
+    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    let field = |name: &str| io.lines().find_map(|l| l.strip_prefix(name)).map(str::trim).unwrap_or("?").to_string();
+    eprintln!("pgtier-io: rchar={} read_bytes={}", field("rchar:"), field("read_bytes:"));
 }

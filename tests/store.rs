@@ -66,6 +66,7 @@ fn s3_at(endpoint: &str, bucket: &str) -> S3Store {
         checksums: pgtier::config::Checksums::WhenSupported,
         tiers: None,
         storage_classes: Default::default(),
+        prune: true,
         name: "default".into(),
         key: "remote".into(),
     };

@@ -32,6 +32,13 @@ YML
   BEFORE_EACH="\"$AWS\" --endpoint-url \"$S3\" s3 rm --recursive --quiet s3://bench/p/ >/dev/null" \
     measure s3_pgtier_sync "$PGTIER" sync bench1g raw
   row "\`pgtier sync\` of a $(mib "$RAW_SIZE") MiB backup vs \`aws s3 cp\` (LocalStack, loopback)" "$(ratio "${WALL[s3_pgtier_sync]}" "${WALL[s3_aws_cp]}")× wall (${WALL[s3_pgtier_sync]} s vs ${WALL[s3_aws_cp]} s)" "peak RSS ${RSS[s3_pgtier_sync]} KiB" "≤ 1.0× wall, ≤ 128 MiB"
+  # Two destinations (this S3 and a folder) from one dump: the local file is read from disk once.
+  printf 'projects: projects.yml\npolicies: policies\nbackup_root: backups\nremotes:\n  - name: s3\n    url: s3://bench/p\n    endpoint_url: %s\n    region: us-east-1\n    force_path_style: true\n  - name: nas\n    url: file://%s\n' "$S3" "$WORK/nas" > "$WORK/two.yml"
+  BEFORE_EACH="\"$AWS\" --endpoint-url \"$S3\" s3 rm --recursive --quiet s3://bench/p/ >/dev/null; rm -rf '$WORK/nas'" \
+    measure s3_pgtier_sync_two env PGTIER_CONFIG="$WORK/two.yml" "$PGTIER" sync bench1g raw
+  io_of() { sed -n 's/^pgtier-io: //p' "$WORK/$1.err" | tail -1; }
+  mib_field() { mib "$(io_of "$1" | tr ' ' '\n' | sed -n "s/^$2=//p")"; }
+  row "\`pgtier sync\` of the same backup to two destinations (this S3 + a \`file://\` folder) vs one" "$(ratio "${WALL[s3_pgtier_sync_two]}" "${WALL[s3_pgtier_sync]}")× wall (${WALL[s3_pgtier_sync_two]} s vs ${WALL[s3_pgtier_sync]} s)" "one dump; read from disk: $(mib_field s3_pgtier_sync_two read_bytes) MiB for two vs $(mib_field s3_pgtier_sync read_bytes) MiB for one (through read(): $(mib_field s3_pgtier_sync_two rchar) vs $(mib_field s3_pgtier_sync rchar) MiB, the second pass from the page cache); peak RSS ${RSS[s3_pgtier_sync_two]} KiB" "the dump read once"
   BEFORE_EACH="rm -f '$WORK/dl.dump'" measure s3_aws_download "$AWS" --endpoint-url "$S3" s3 cp --quiet s3://bench/baseline/raw.dump "$WORK/dl.dump"
   BEFORE_EACH="fresh_db bench_dl_restore" measure s3_local_pg_restore "$PG_BINDIR/pg_restore" -h 127.0.0.1 -p "$PORT" -U postgres -d bench_dl_restore "$WORK/dl.dump"
   BEFORE_EACH="drop_db bench_remote_restore" measure s3_pgtier_remote_restore "$PGTIER" restore bench1g raw --from remote --target-db bench_remote_restore

@@ -139,6 +139,7 @@ pub struct Remote {
     pub request_checksum_calculation: Option<String>,
     pub tiers: Option<Vec<String>>,
     pub storage_classes: Option<BTreeMap<String, String>>,
+    pub prune: Option<bool>,
     pub endpoint_url: Option<String>,
     pub region: Option<String>,
     pub force_path_style: Option<bool>,

@@ -31,6 +31,9 @@ pub struct RemoteConfig {
     pub tiers: Option<BTreeSet<TierName>>,
     /// Storage classes that replace the policy's for this destination.
     pub storage_classes: BTreeMap<TierName, StorageClass>,
+    /// Whether this host deletes what the tiers no longer keep here (`prune: false`: a separate
+    /// pruning identity does, and this host's credentials need no delete right).
+    pub prune: bool,
     /// The key this destination was configured under, for messages (`remote`, `remotes[1]`).
     pub key: String,
 }
@@ -180,6 +183,7 @@ fn remote_config(file: &Path, key: &str, r: raw::Remote, name: &str) -> Result<R
         checksums,
         tiers,
         storage_classes,
+        prune: r.prune.unwrap_or(true),
         key: key.to_string(),
     })
 }

@@ -195,6 +195,11 @@ pub fn plan(
                 Some(o) => {
                     let min = Duration::days(o.class().min_days() as i64);
                     let until = o.last_modified.map(|t| t + min);
+                    // Deleting here is another identity's job.
+                    if !r.config.prune {
+                        actions.push(Action::Keep { backup: id.clone(), tier: *tier, key: o.key.clone() });
+                        continue;
+                    }
                     // A copy still locked stays, with the reason, until its lock ends.
                     if let Some(l) = heads.get(&o.key).and_then(|h| h.lock).filter(|l| l.holds(now)) {
                         actions.push(Action::Defer {

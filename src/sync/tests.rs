@@ -47,6 +47,7 @@ fn remote() -> Remote {
             checksums: crate::config::Checksums::WhenSupported,
             tiers: None,
             storage_classes: BTreeMap::new(),
+            prune: true,
             name: "default".into(),
             key: "remote".into(),
         },
@@ -209,6 +210,68 @@ fn the_sync_planner_decides_each_copy() {
         let got = planned(&r, &local, at, early);
         assert_eq!(got, want, "{what}");
     }
+}
+
+#[test]
+fn locks_are_planned_from_the_tier_and_locked_copies_wait() {
+    let now = Utc::now();
+    let (d, w) = (TierName::Daily, TierName::Weekly);
+    let policy = "tiers:\n  daily: {keep_days: 7, locations: [local, remote]}\n  weekly: {keep: 1, locations: [remote], storage_class: STANDARD_IA, object_lock: COMPLIANCE}\n";
+    let raw: raw::Policy = serde_yaml::from_str(policy).unwrap();
+    let p = Project { policy: Arc::new(Policy::from_raw("test", None, raw).unwrap()), ..project() };
+    let plan_of = |r: &Remote, local: &[LocalBackup]| {
+        let listing = Listing { backups: local.to_vec(), ..Default::default() };
+        let cat = RemoteCatalog::load(r, "shop", "production", Some(&listing)).unwrap();
+        let heads = cat.heads(r).unwrap();
+        plan(&listing, &cat, &heads, r, &p, "production", now, true)
+    };
+    // A new backup: the weekly copy and its manifest carry the tier's lock; the daily ones none.
+    let r = remote();
+    let b = backup(now, &[d, w]);
+    let actions = plan_of(&r, std::slice::from_ref(&b)).actions;
+    let weekly_lock = crate::retention::lock_until(p.policy.tier(w).unwrap(), b.stem.time);
+    for a in &actions {
+        let lock = match a {
+            Action::Upload { lock, .. } | Action::Copy { lock, .. } | Action::PutManifest { lock, .. } => *lock,
+            _ => continue,
+        };
+        match a.tier() {
+            TierName::Weekly => {
+                assert_eq!(lock.map(|l| (l.mode, l.until)), Some((crate::config::LockMode::Compliance, weekly_lock)), "{a:?}")
+            }
+            _ => assert_eq!(lock, None, "{a:?}"),
+        }
+    }
+    // A copy already there without its lock gets one; a locked copy the tier no longer keeps
+    // waits for its date, even with early deletion allowed.
+    let r = remote();
+    let old = backup(now - Duration::days(20), &[d, w]);
+    upload(&r, &old, w, StorageClass::StandardIa);
+    let new = backup(now, &[d, w]);
+    upload(&r, &new, w, StorageClass::StandardIa);
+    upload(&r, &new, d, StorageClass::Standard);
+    let verbs = |actions: &[Action]| -> Vec<String> {
+        actions.iter().map(|a| format!("{} {}", a.describe().split(' ').next().unwrap(), a.tier())).collect()
+    };
+    let first = plan_of(&r, &[old.clone(), new.clone()]).actions;
+    assert!(verbs(&first).contains(&"lock weekly".to_string()), "{first:?}");
+    let layout = r.layout("shop", "production");
+    let until = now + Duration::days(3);
+    r.store
+        .locks()
+        .unwrap()
+        .put_retention(&layout.data_key(w, &old.manifest.file), &Lock { mode: crate::config::LockMode::Compliance, until }, false)
+        .unwrap();
+    let second = plan_of(&r, &[old.clone(), new.clone()]).actions;
+    let deferred = second.iter().find(|a| a.backup() == old.stem.to_string() && a.tier() == w).unwrap();
+    assert!(matches!(deferred, Action::Defer { reason, .. } if reason.starts_with("locked (COMPLIANCE)")), "{deferred:?}");
+    // prune: false on the destination: nothing is deleted here, whatever the tiers say.
+    let mut r = remote();
+    r.config.prune = false;
+    let old = backup(now - Duration::days(20), &[d, w]);
+    upload(&r, &old, w, StorageClass::StandardIa);
+    let actions = plan_of(&r, &[old, new]).actions;
+    assert!(!actions.iter().any(|a| matches!(a, Action::Delete { .. } | Action::Defer { .. })), "{actions:?}");
 }
 
 #[test]
