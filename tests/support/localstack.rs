@@ -1,6 +1,7 @@
-//! LocalStack's S3 for tests: started once per test binary through `localstack/start.sh` (which
-//! stops it when this process exits), or taken from PGTIER_TEST_S3_ENDPOINT. Each test gets its
-//! own bucket. Missing parts fail with what to install.
+//! The S3 servers of the tests: LocalStack, started once per test binary through
+//! `localstack/start.sh` (or taken from PGTIER_TEST_S3_ENDPOINT), and moto, a second
+//! implementation, through `motoserver/start.sh`; both stop when this process exits. Each test
+//! gets its own bucket. Missing parts fail with what to install.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -18,22 +19,7 @@ static MOTO: OnceLock<LocalStack> = OnceLock::new();
 /// The test binary's moto server (a second S3 implementation), started on first use through
 /// `motoserver/start.sh`. The same helpers (buckets, the aws CLI) work on it.
 pub fn moto() -> &'static LocalStack {
-    MOTO.get_or_init(|| {
-        let port = free_port();
-        let out = Command::new(repo().join("motoserver/start.sh"))
-            .arg(port.to_string())
-            .arg("--parent")
-            .arg(std::process::id().to_string())
-            .output()
-            .expect("run motoserver/start.sh");
-        assert!(
-            out.status.success(),
-            "moto could not be started (run scripts/setup to install it): {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        LocalStack { endpoint: String::from_utf8(out.stdout).unwrap().trim().to_string() }
-    })
+    MOTO.get_or_init(|| start("motoserver/start.sh", "moto"))
 }
 
 /// The test binary's LocalStack, started on first use.
@@ -42,21 +28,26 @@ pub fn localstack() -> &'static LocalStack {
         if let Ok(endpoint) = std::env::var("PGTIER_TEST_S3_ENDPOINT") {
             return LocalStack { endpoint };
         }
-        let port = free_port();
-        let out = Command::new(repo().join("localstack/start.sh"))
-            .arg(port.to_string())
-            .arg("--parent")
-            .arg(std::process::id().to_string())
-            .output()
-            .expect("run localstack/start.sh");
-        assert!(
-            out.status.success(),
-            "LocalStack could not be started (run scripts/setup to install it): {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        LocalStack { endpoint: String::from_utf8(out.stdout).unwrap().trim().to_string() }
+        start("localstack/start.sh", "LocalStack")
     })
+}
+
+/// Starts an S3 server with its start script on a free port; it stops when this process exits.
+fn start(script: &str, what: &str) -> LocalStack {
+    let port = free_port();
+    let out = Command::new(repo().join(script))
+        .arg(port.to_string())
+        .arg("--parent")
+        .arg(std::process::id().to_string())
+        .output()
+        .unwrap_or_else(|e| panic!("run {script}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} could not be started (run scripts/setup to install it): {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    LocalStack { endpoint: String::from_utf8(out.stdout).unwrap().trim().to_string() }
 }
 
 /// The aws CLI: the one scripts/setup installed, else the one on PATH.
