@@ -48,8 +48,15 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
             if let Some(b) = &e.backup {
                 parts.push(format!("backup {b}"));
             }
-            if let Some(s) = &e.sync {
-                parts.push(format!("uploaded {}, copied {}, deleted {} off-site", s.uploaded, s.copied, s.deleted));
+            if !e.syncs.is_empty() {
+                // Summed over every destination.
+                let sum = |f: fn(&crate::sync::SyncReport) -> u64| e.syncs.iter().map(f).sum::<u64>();
+                parts.push(format!(
+                    "uploaded {}, copied {}, deleted {} off-site",
+                    sum(|s| s.uploaded),
+                    sum(|s| s.copied),
+                    sum(|s| s.deleted)
+                ));
             }
             if !a.dry_run && e.skipped.is_none() {
                 parts.push(format!("pruned {}", e.pruned));

@@ -58,6 +58,7 @@ pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<i32> {
                     totals.blocked += rep.blocked;
                     totals.manifests += rep.manifests;
                     totals.bytes_uploaded += rep.bytes_uploaded;
+                    totals.locked += rep.locked;
                     all_actions.extend(plan.actions);
                     envs.push(rep);
                 }
@@ -79,22 +80,28 @@ pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<i32> {
             "blocked": totals.blocked,
             "manifests": totals.manifests,
             "bytes_uploaded": totals.bytes_uploaded,
+            "locked": totals.locked,
             "envs": envs,
             "actions": all_actions,
         }));
     } else {
         crate::outln!(
-            "{}: uploaded {}, copied {}, deleted {}, already there {}, kept for billing {}, blocked {}",
+            "{}: uploaded {}, copied {}, deleted {}, already there {}, locked {}, kept for billing or lock {}, blocked {}",
             if a.dry_run { "would sync" } else { "synced" },
             totals.uploaded,
             totals.copied,
             totals.deleted,
             totals.skipped,
+            totals.locked,
             totals.deferred,
             totals.blocked
         );
-        if totals.deferred > 0 && !a.allow_early_delete {
-            crate::outln!("(--allow-early-delete deletes the copies kept for billing now)");
+        let billing = all_actions.iter().filter(|x| matches!(x, Action::Defer { reason, .. } if !reason.starts_with("locked"))).count();
+        if billing > 0 && !a.allow_early_delete {
+            crate::outln!(
+                "(--allow-early-delete deletes the {billing} cop{} kept for billing now; a lock cannot be cut short)",
+                if billing == 1 { "y" } else { "ies" }
+            );
         }
     }
     Ok(if failed { 1 } else { 0 })
