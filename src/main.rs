@@ -30,7 +30,11 @@ fn init_tracing(verbose: u8, quiet: bool) {
         (false, 1) => ("debug", "warn"),
         (false, _) => ("trace", "debug"),
     };
-    let filter = EnvFilter::try_from_env("PGTIER_LOG").unwrap_or_else(|_| EnvFilter::new(format!("pgtier={level},{others}")));
+    // -q on the command line wins over PGTIER_LOG: cron's mail stays empty when all is well.
+    let filter = match EnvFilter::try_from_env("PGTIER_LOG") {
+        Ok(f) if !quiet => f,
+        _ => EnvFilter::new(format!("pgtier={level},{others}")),
+    };
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).with_target(false).without_time().init();
 }

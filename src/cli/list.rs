@@ -50,7 +50,17 @@ pub struct Row {
     pub encrypted: bool,
     pub locations: Vec<String>,
     pub remote: Vec<Copy>,
+    /// The last drill that passed.
     pub last_verified: Option<chrono::DateTime<chrono::Utc>>,
+    /// The last drill, passed or failed: a failed one shows as FAILED, never as "not checked".
+    pub last_drill: Option<Drill>,
+}
+
+/// One restore drill's outcome.
+#[derive(Debug, Serialize)]
+pub struct Drill {
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub ok: bool,
 }
 
 pub fn run(ctx: &Ctx, a: ListArgs) -> Result<i32> {
@@ -70,7 +80,12 @@ pub fn run(ctx: &Ctx, a: ListArgs) -> Result<i32> {
                 }
                 Ok(0)
             }
-            None => Err(crate::failed!("no backups of {}/{env} in {}", project.name, dir.display())),
+            None => Err(crate::error::Error::NotFound(format!(
+                "no backups of {}/{env} in {}{}",
+                project.name,
+                dir.display(),
+                super::offsite_hint(&cfg, project, env).map(|h| format!(". {h}")).unwrap_or_default()
+            ))),
         };
     }
     let mut rows: std::collections::BTreeMap<crate::names::Stem, Row> = std::collections::BTreeMap::new();
@@ -114,6 +129,13 @@ pub fn run(ctx: &Ctx, a: ListArgs) -> Result<i32> {
         }
     }
     let rows: Vec<Row> = rows.into_values().filter(|r| !r.locations.is_empty()).collect();
+    if rows.is_empty()
+        && !a.remote
+        && !a.all
+        && let Some(hint) = super::offsite_hint(&cfg, project, env)
+    {
+        tracing::warn!("no backups of {}/{env} on this host. {hint}", project.name);
+    }
     if ctx.ui.json {
         ctx.print_json(&rows);
     } else {
@@ -150,7 +172,10 @@ pub fn run(ctx: &Ctx, a: ListArgs) -> Result<i32> {
                 if r.tags.is_empty() { "-".into() } else { r.tags.join(",") },
                 r.locations.join("+"),
                 if off.is_empty() { "-".into() } else { off.join(" ") },
-                r.last_verified.map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_else(|| "-".into())
+                match &r.last_drill {
+                    Some(d) if !d.ok => format!("FAILED {}", d.at.format("%Y-%m-%d")),
+                    _ => r.last_verified.map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_else(|| "-".into()),
+                }
             );
         }
     }
@@ -180,5 +205,6 @@ fn row(stem: &crate::names::Stem, m: &crate::manifest::Manifest, path: Option<St
         encrypted: m.encryption.is_some(),
         remote: Vec::new(),
         last_verified: m.last_verified_ok().map(|v| v.at),
+        last_drill: m.verifications.last().map(|v| Drill { at: v.at, ok: v.ok }),
     }
 }

@@ -146,6 +146,29 @@ fn remedy_words(remedy: Option<crate::error::Remedy>) -> &'static str {
     }
 }
 
+/// After a host loss: when this host has no backups of `project`/`env` but a destination does,
+/// how many and what to type. None when there is nothing to say (or the remote cannot be read).
+pub fn offsite_hint(cfg: &Config, project: &crate::config::Project, env: &str) -> Option<String> {
+    let world = crate::context::Context::new(cfg);
+    for (name, r) in world.destinations() {
+        let Ok(r) = r else { continue };
+        let Ok(cat) = crate::remote::RemoteCatalog::load(r, &project.name, env, None) else { continue };
+        let n = cat.backups.values().filter(|b| b.stem.kind == crate::names::Kind::Database && !b.copies.is_empty()).count();
+        if n > 0 {
+            let from = if world.names().len() > 1 { name.to_string() } else { "remote".to_string() };
+            return Some(format!(
+                "{n} backup{} of {}/{env} {} off-site{}: add --from {from} (`pgtier list {} {env} --remote` lists them)",
+                if n == 1 { "" } else { "s" },
+                project.name,
+                if n == 1 { "is" } else { "are" },
+                if world.names().len() > 1 { format!(" on {name}") } else { String::new() },
+                project.name
+            ));
+        }
+    }
+    None
+}
+
 /// Runs the parsed command; returns the exit code for outcomes that are not errors. A backup,
 /// sync, prune or audit that fails (or finds a problem) also reports through the outcome hook
 /// (`run` and `verify` report their own, per env and per backup).
@@ -158,7 +181,22 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Audit(a) => Some(("audit", a.project.clone(), a.env.clone())),
         _ => None,
     };
+    // -q: run, audit, sync, prune and verify print nothing when all is well (cron mails only on
+    // trouble); on failure, everything they would have printed.
+    let hold = cli.quiet
+        && !cli.json
+        && matches!(cli.command, Command::Run(_) | Command::Audit(_) | Command::Sync(_) | Command::Prune(_) | Command::Verify(_));
+    if hold {
+        HELD.with(|h| *h.borrow_mut() = Some(Vec::new()));
+    }
     let result = dispatch(&ctx, cli.command);
+    if hold {
+        let held = HELD.with(|h| h.borrow_mut().take()).unwrap_or_default();
+        if !matches!(result, Ok(0)) {
+            use std::io::Write as _;
+            let _ = std::io::stdout().write_all(&held);
+        }
+    }
     if let Some((op, project, env)) = alert {
         let problem = match &result {
             Err(e) if e.exit_code() == 1 => Some(explain(e)),
@@ -225,7 +263,24 @@ pub use crate::ui::human_size;
 #[macro_export]
 macro_rules! outln {
     ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
+        $crate::cli::out_line(format_args!($($arg)*));
     }};
+}
+
+thread_local! {
+    /// Output held back under `-q`: printed only if the command does not succeed.
+    static HELD: std::cell::RefCell<Option<Vec<u8>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Writes one line of results: to stdout, or into the held output under `-q`.
+pub fn out_line(args: std::fmt::Arguments) {
+    use std::io::Write as _;
+    HELD.with(|h| match h.borrow_mut().as_mut() {
+        Some(buf) => {
+            let _ = writeln!(buf, "{args}");
+        }
+        None => {
+            let _ = writeln!(std::io::stdout(), "{args}");
+        }
+    });
 }

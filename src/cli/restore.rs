@@ -151,7 +151,17 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
     for f in &a.identities {
         keys.add_key_file(f)?;
     }
-    let report = restore(&cfg, project, &a.target.env, &opts, &keys, &ctx.ui)?;
+    let report = match restore(&cfg, project, &a.target.env, &opts, &keys, &ctx.ui) {
+        Ok(r) => r,
+        // After a host loss the local folder is empty: say what is off-site.
+        Err(e @ crate::Error::NotFound(_)) if opts.source.from == crate::restore::Origin::Local => {
+            return Err(match super::offsite_hint(&cfg, project, &a.target.env) {
+                Some(hint) => crate::error::Error::NotFound(format!("{e}. {hint}")),
+                None => e,
+            });
+        }
+        Err(e) => return Err(e),
+    };
     if ctx.ui.json {
         ctx.print_json(&report);
     } else {

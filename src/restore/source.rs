@@ -240,7 +240,7 @@ pub fn open_local(cfg: &Config, project: &Project, env: &str, input: &Input, kin
                 .iter()
                 .rev()
                 .find(|b| b.stem.kind == kind)
-                .ok_or_else(|| crate::failed!("no local backups of {}/{env} in {}", project.name, dir.display()))?;
+                .ok_or_else(|| Error::NotFound(format!("no local backups of {}/{env} in {}", project.name, dir.display())))?;
             open_checked(&b.data_path, b.full_manifest()?, Origin::Local, check_first)
         }
         Input::Named(spec) => {

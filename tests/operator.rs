@@ -1,0 +1,85 @@
+//! What an operator reads: `-q` commands print nothing when all is well (cron mails only on
+//! trouble) and everything when not; a failed drill shows as FAILED, not as "not checked";
+//! after a host loss, `list` and `restore` say what is off-site and what to type.
+
+mod support;
+
+use support::{Scratch, cluster, db_name};
+
+fn scratch_with_nas(db: &str, nas: &std::path::Path) -> Scratch {
+    let c = cluster();
+    Scratch::new(&format!("shop:\n{}", c.database_block(&[("production", db)])), &format!("remote:\n  url: file://{}\n", nas.display()))
+}
+
+#[test]
+fn quiet_commands_print_nothing_on_success_and_everything_on_failure() {
+    let c = cluster();
+    let db = db_name("quiet");
+    c.create_sample_db(&db, 20);
+    let nas = tempfile::tempdir().unwrap();
+    let s = scratch_with_nas(&db, nas.path());
+    s.write("policies/default.yml", "tiers:\n  daily: {keep: 7, locations: [local, remote]}\nverify: daily\n");
+    for args in [
+        vec!["-q", "run", "--now", "2025-01-06T02:00:00Z"],
+        vec!["-q", "sync", "--now", "2025-01-06T02:00:00Z"],
+        vec!["-q", "prune", "--now", "2025-01-06T03:00:00Z"],
+        vec!["-q", "verify", "--now", "2025-01-06T03:00:00Z"],
+        vec!["-q", "audit", "--now", "2025-01-06T03:00:00Z"],
+    ] {
+        let out = s.run(&args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.stdout.is_empty(), "{args:?} printed on success: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(out.stderr.is_empty(), "{args:?} logged on success: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    // Two days without a backup: the audit fails, and -q prints its verdict and findings.
+    let out = s.run(&["-q", "audit", "--now", "2025-01-08T06:00:00Z"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("FINDING") && stdout.contains("audit:"), "{stdout}");
+    // --json is a result, not chatter: it is printed with -q too.
+    let out = s.run(&["-q", "prune", "--json", "--now", "2025-01-06T03:00:00Z"]);
+    assert!(serde_json::from_slice::<serde_json::Value>(&out.stdout).is_ok());
+}
+
+#[test]
+fn a_failed_drill_shows_as_failed_in_list_and_status() {
+    let c = cluster();
+    let db = db_name("faileddrill");
+    c.create_sample_db(&db, 50);
+    let nas = tempfile::tempdir().unwrap();
+    let s = scratch_with_nas(&db, nas.path());
+    let path = s.ok(&["backup", "shop", "production", "--now", "2025-03-03T02:00:00Z"]);
+    let path = path.trim().to_string();
+    s.ok(&["verify", "shop", "production"]);
+    let listed = s.ok(&["list", "shop", "production"]);
+    assert!(!listed.contains("FAILED"), "{listed}");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x20;
+    std::fs::write(&path, &bytes).unwrap();
+    let out = s.run(&["verify", "shop", "production"]);
+    assert_eq!(out.status.code(), Some(1));
+    let listed = s.ok(&["list", "shop", "production"]);
+    assert!(listed.contains("FAILED "), "a failed drill is not shown as unchecked:\n{listed}");
+    let v: serde_json::Value = serde_json::from_str(&s.ok(&["list", "shop", "production", "--json"])).unwrap();
+    assert_eq!(v[0]["last_drill"]["ok"], false, "{v}");
+    assert!(v[0]["last_verified"].is_string(), "the earlier pass is still there: {v}");
+    let status: serde_json::Value = serde_json::from_str(&s.ok(&["status", "shop", "production"])).unwrap();
+    assert_eq!(status["last_verification"]["ok"], false, "{status}");
+}
+
+#[test]
+fn after_a_host_loss_list_and_restore_say_what_is_off_site() {
+    let c = cluster();
+    let db = db_name("hostlosshint");
+    c.create_sample_db(&db, 20);
+    let nas = tempfile::tempdir().unwrap();
+    let s = scratch_with_nas(&db, nas.path());
+    s.ok(&["run", "--now", "2025-01-06T02:00:00Z"]);
+    std::fs::remove_dir_all(s.backup_root()).unwrap();
+    let out = s.run(&["list", "shop", "production"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("1 backup of shop/production is off-site") && stderr.contains("--from remote"), "{stderr}");
+    let err = s.fails(1, &["restore", "shop", "production", "--target-db", &db_name("nowhere")]);
+    assert!(err.contains("no local backups") && err.contains("add --from remote"), "{err}");
+}
