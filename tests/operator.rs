@@ -53,6 +53,11 @@ fn a_failed_drill_shows_as_failed_in_list_and_status() {
     s.ok(&["verify", "shop", "production"]);
     let listed = s.ok(&["list", "shop", "production"]);
     assert!(!listed.contains("FAILED"), "{listed}");
+    // The overview: all well, with relative ages and the copies here and off-site.
+    let overview = s.ok(&["status", "--now", "2025-03-03T05:00:00Z"]);
+    assert!(overview.contains("ok") && overview.contains("shop/production: newest db_20250303_020000 (3 h ago)"), "{overview}");
+    assert!(overview.contains("here: daily 1") && overview.contains("default: daily 0") || overview.contains("default: -"), "{overview}");
+    assert!(overview.contains("all well"), "{overview}");
     let mut bytes = std::fs::read(&path).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x20;
@@ -66,6 +71,15 @@ fn a_failed_drill_shows_as_failed_in_list_and_status() {
     assert!(v[0]["last_verified"].is_string(), "the earlier pass is still there: {v}");
     let status: serde_json::Value = serde_json::from_str(&s.ok(&["status", "shop", "production"])).unwrap();
     assert_eq!(status["last_verification"]["ok"], false, "{status}");
+    let out = s.run(&["status", "--now", "2025-03-03T05:00:00Z"]);
+    assert_eq!(out.status.code(), Some(1), "a failed drill is a problem");
+    let overview = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        overview.contains("PROBLEM") && overview.contains("last drill FAILED") && overview.contains("pgtier verify shop production"),
+        "{overview}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&s.run(&["status", "--json", "--now", "2025-03-03T05:00:00Z"]).stdout).unwrap();
+    assert_eq!(v[0]["last_drill"]["ok"], false, "{v}");
 }
 
 #[test]

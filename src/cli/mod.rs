@@ -5,6 +5,7 @@ mod audit;
 mod backup;
 mod config_check;
 mod list;
+mod overview;
 mod policy;
 mod prune;
 mod remote;

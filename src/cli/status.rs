@@ -1,5 +1,6 @@
 //! `pgtier status PROJECT ENV`: the guide's deployment manifest, as JSON: the latest backup, the
 //! latest of each tier, the deployment (tagged) backup, the last proof of restore, what is off-site.
+//! `pgtier status [PROJECT]`: a human overview of every project/env, one block each.
 
 use std::collections::BTreeMap;
 
@@ -12,15 +13,28 @@ use crate::error::Result;
 use crate::names::Kind;
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  pgtier status                      every project/env at a glance\n  pgtier status shop production      the deployment manifest (JSON)"
+)]
 pub struct StatusArgs {
-    #[command(flatten)]
-    pub target: Target,
+    /// A project (default: every one); with ENV, its deployment manifest as JSON.
+    pub project: Option<String>,
+    /// An environment of PROJECT.
+    pub env: Option<String>,
 }
 
 pub fn run(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
+    match (&a.project, &a.env) {
+        (Some(p), Some(e)) => manifest(ctx, &Target { project: p.clone(), env: e.clone() }),
+        _ => super::overview::run(ctx, a.project.as_deref()),
+    }
+}
+
+/// The deployment manifest of one project/env.
+fn manifest(ctx: &Ctx, target: &Target) -> Result<i32> {
     let cfg = ctx.config()?;
-    let project = cfg.project(&a.target.project)?;
-    let env = &a.target.env;
+    let project = cfg.project(&target.project)?;
+    let env = &target.env;
     let database = project.database(env)?;
     let listing = Listing::scan(&cfg.env_dir(&project.name, env), &project.name, env)?;
     let describe = |b: &crate::catalog::LocalBackup| json!({ "backup": b.stem.to_string(), "created_at": b.stem.time, "path": b.data_path, "size": b.manifest.size, "tiers": b.manifest.tiers, "tags": b.manifest.tags });

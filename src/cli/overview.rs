@@ -1,0 +1,145 @@
+//! `pgtier status` without an env: every project/env at a glance, for a person at 3 a.m.: the
+//! newest backup and its age, copies per tier here and off-site, the last drill and its result,
+//! and what is wrong, each in plain words.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::Ctx;
+use crate::context::Context;
+use crate::error::Result;
+
+/// One project/env in the overview (`status --json` without an env).
+#[derive(Debug, Serialize)]
+pub struct EnvOverview {
+    pub project: String,
+    pub env: String,
+    pub newest: Option<String>,
+    pub newest_at: Option<DateTime<Utc>>,
+    /// Database backups per tier here.
+    pub local: BTreeMap<String, usize>,
+    /// Database backup copies per tier on each destination (an unreachable one is a problem).
+    pub offsite: BTreeMap<String, BTreeMap<String, usize>>,
+    pub last_drill: Option<Drill>,
+    /// What needs a person, in plain words; empty when all is well.
+    pub problems: Vec<String>,
+}
+
+/// A drill's outcome.
+#[derive(Debug, Serialize)]
+pub struct Drill {
+    pub backup: String,
+    pub at: DateTime<Utc>,
+    pub ok: bool,
+}
+
+/// "3 h ago", "2 d ago".
+pub fn ago(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let secs = (now - t).num_seconds();
+    match secs {
+        s if s < 0 => "in the future".to_string(),
+        s if s < 90 => format!("{s} s ago"),
+        s if s < 90 * 60 => format!("{} min ago", s / 60),
+        s if s < 48 * 3600 => format!("{} h ago", s / 3600),
+        s => format!("{} d ago", s / 86_400),
+    }
+}
+
+pub fn run(ctx: &Ctx, project: Option<&str>) -> Result<i32> {
+    let cfg = ctx.config()?;
+    let world = Context::new(&cfg);
+    let mut all = Vec::new();
+    for (p, env) in cfg.select(project, None)? {
+        let mut e = world.env(p, &env);
+        let mut o = EnvOverview {
+            project: p.name.clone(),
+            env: env.clone(),
+            newest: None,
+            newest_at: None,
+            local: BTreeMap::new(),
+            offsite: BTreeMap::new(),
+            last_drill: None,
+            problems: Vec::new(),
+        };
+        let max_age = p.policy.max_backup_age_hours.unwrap_or(cfg.max_backup_age_hours);
+        match e.listing() {
+            Ok(listing) => {
+                if let Some(b) = listing.latest() {
+                    o.newest = Some(b.stem.to_string());
+                    o.newest_at = Some(b.stem.time);
+                    if (ctx.now - b.stem.time).num_hours() >= max_age as i64 {
+                        o.problems.push(format!("the newest backup is {} (older than {max_age} h)", ago(b.stem.time, ctx.now)));
+                    }
+                } else if p.enabled {
+                    o.problems.push("no backup on this host".into());
+                }
+                for b in listing.databases() {
+                    for t in &b.manifest.tiers {
+                        *o.local.entry(t.to_string()).or_default() += 1;
+                    }
+                    if let Some(v) = b.manifest.verifications.last()
+                        && o.last_drill.as_ref().is_none_or(|d| v.at > d.at)
+                    {
+                        o.last_drill = Some(Drill { backup: b.stem.to_string(), at: v.at, ok: v.ok });
+                    }
+                }
+            }
+            Err(err) => o.problems.push(format!("cannot read the local backups: {err}")),
+        }
+        if let Some(d) = &o.last_drill
+            && !d.ok
+        {
+            o.problems.push(format!(
+                "the last restore drill FAILED ({}, {}): run `pgtier verify {} {}`",
+                d.backup,
+                ago(d.at, ctx.now),
+                o.project,
+                o.env
+            ));
+        }
+        for (name, r) in world.destinations() {
+            let counts = r.and_then(|r| {
+                let listing = e.listing()?;
+                crate::remote::RemoteCatalog::load(r, &p.name, &env, Some(listing)).map(|c| c.database_copies())
+            });
+            match counts {
+                Ok(c) => {
+                    o.offsite.insert(name.to_string(), c.into_iter().map(|(t, n)| (t.to_string(), n as usize)).collect());
+                }
+                Err(err) => o.problems.push(format!("destination {name} cannot be read: {err}")),
+            }
+        }
+        all.push(o);
+    }
+    let problems: usize = all.iter().map(|o| o.problems.len()).sum();
+    if ctx.ui.json {
+        ctx.print_json(&all);
+    } else {
+        for o in &all {
+            let newest = match (&o.newest, o.newest_at) {
+                (Some(b), Some(t)) => format!("newest {b} ({})", ago(t, ctx.now)),
+                _ => "no backup yet".to_string(),
+            };
+            let drill = match &o.last_drill {
+                Some(d) if d.ok => format!("last drill ok {}", ago(d.at, ctx.now)),
+                Some(d) => format!("last drill FAILED {}", ago(d.at, ctx.now)),
+                None => "never drilled".to_string(),
+            };
+            crate::outln!("{}  {}/{}: {newest}; {drill}", if o.problems.is_empty() { "ok     " } else { "PROBLEM" }, o.project, o.env);
+            let tiers = |m: &BTreeMap<String, usize>| {
+                if m.is_empty() { "-".to_string() } else { m.iter().map(|(t, n)| format!("{t} {n}")).collect::<Vec<_>>().join(", ") }
+            };
+            crate::outln!("         here: {}", tiers(&o.local));
+            for (d, m) in &o.offsite {
+                crate::outln!("         {d}: {}", tiers(m));
+            }
+            for p in &o.problems {
+                crate::outln!("         ! {p}");
+            }
+        }
+        crate::outln!("{}", if problems == 0 { format!("{} env(s), all well", all.len()) } else { format!("{problems} problem(s)") });
+    }
+    Ok(if problems == 0 { 0 } else { 1 })
+}
