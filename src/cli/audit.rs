@@ -11,8 +11,13 @@ use crate::context::Context;
 use crate::error::Result;
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  pgtier audit                       every project/env: retention, integrity, freshness, keys, locks\n  pgtier -q audit                    print only when something is wrong (cron)\n  pgtier audit shop production --json"
+)]
 pub struct AuditArgs {
+    /// A project of projects.yml (default: every one).
     pub project: Option<String>,
+    /// An environment of PROJECT (default: every one).
     pub env: Option<String>,
 }
 

@@ -31,19 +31,19 @@ use crate::ui::Ui;
 #[command(name = "pgtier", version, about, max_term_width = 100)]
 pub struct Cli {
     /// Agent configuration file.
-    #[arg(long, global = true, env = "PGTIER_CONFIG", default_value = "pgtier.yml")]
+    #[arg(long, global = true, env = "PGTIER_CONFIG", default_value = "pgtier.yml", help_heading = "Global options")]
     pub config: PathBuf,
     /// Machine-readable output on stdout.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
-    /// Evaluate as if the clock said this (RFC 3339), for drills, audits and tests.
-    #[arg(long, global = true, value_parser = parse_now)]
+    /// For drills and replays: evaluate as if the clock said this (RFC 3339).
+    #[arg(long, global = true, value_parser = parse_now, help_heading = "Global options")]
     pub now: Option<DateTime<Utc>>,
     /// More logging (-v debug, -vv trace).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Global options")]
     pub verbose: u8,
-    /// Only errors on stderr.
-    #[arg(short, long, global = true)]
+    /// Only errors on stderr; run, audit, sync, prune and verify print nothing when all is well.
+    #[arg(short, long, global = true, help_heading = "Global options")]
     pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,

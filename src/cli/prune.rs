@@ -8,8 +8,13 @@ use crate::error::Result;
 use crate::prune::prune_env;
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  pgtier prune --dry-run             explain every keep and delete, change nothing\n  pgtier prune shop production"
+)]
 pub struct PruneArgs {
+    /// A project of projects.yml (default: every one).
     pub project: Option<String>,
+    /// An environment of PROJECT (default: every one).
     pub env: Option<String>,
     /// Print every decision without deleting anything.
     #[arg(long)]

@@ -7,8 +7,13 @@ use crate::error::Result;
 use crate::run::{RunOptions, run as run_job};
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  pgtier -q run                      the nightly job for every enabled project/env (cron)\n  pgtier run shop production --dry-run\n  pgtier run --wait-lock 1h          wait for another run to finish instead of exiting 11"
+)]
 pub struct RunArgs {
+    /// A project of projects.yml (default: every one).
     pub project: Option<String>,
+    /// An environment of PROJECT (default: every one).
     pub env: Option<String>,
     /// Say what would happen without backing up, uploading or deleting anything.
     #[arg(long)]

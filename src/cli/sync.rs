@@ -8,8 +8,13 @@ use crate::error::Result;
 use crate::sync::{Action, SyncOptions, sync_env};
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  pgtier sync --dry-run              what would go up, be copied, kept or deleted, per destination\n  pgtier sync shop production"
+)]
 pub struct SyncArgs {
+    /// A project of projects.yml (default: every one).
     pub project: Option<String>,
+    /// An environment of PROJECT (default: every one).
     pub env: Option<String>,
     /// Print the plan without changing anything.
     #[arg(long)]

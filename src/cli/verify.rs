@@ -9,8 +9,13 @@ use crate::restore::Input;
 use crate::verify::{all_backups, verify};
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  pgtier verify                      restore the newest backup of every env into a throwaway database\n  pgtier verify shop production --all --from remote\n  pgtier verify shop production db_20250106_020000"
+)]
 pub struct VerifyArgs {
+    /// A project of projects.yml (default: every one).
     pub project: Option<String>,
+    /// An environment of PROJECT (default: every one).
     pub env: Option<String>,
     /// One backup (db_YYYYMMDD_HHMMSS); default: the newest of each env.
     pub backup: Option<String>,

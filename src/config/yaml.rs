@@ -11,7 +11,14 @@ const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 /// Reads `file` (at most 1 MiB) as UTF-8 text.
 pub fn read_text(file: &Path) -> Result<String> {
-    let meta = std::fs::metadata(file).map_err(|e| Error::config(file, "(file)", format!("cannot read: {e}")))?;
+    let meta = std::fs::metadata(file).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::NotFound && file.file_name().is_some_and(|n| n == "pgtier.yml") {
+            " (pgtier looks for ./pgtier.yml; give --config FILE or set PGTIER_CONFIG, e.g. /etc/pgtier/pgtier.yml)"
+        } else {
+            ""
+        };
+        Error::config(file, "(file)", format!("cannot read: {e}{hint}"))
+    })?;
     if !meta.is_file() {
         return Err(Error::config(file, "(file)", "is not a regular file"));
     }
