@@ -131,3 +131,14 @@ pub fn human_size(n: u64) -> String {
     }
     if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
 }
+
+/// How long ago `t` was, for people: "45 s ago", "12 min ago", "3 h ago", "2 d ago".
+pub fn ago(t: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) -> String {
+    match (now - t).num_seconds() {
+        s if s < 0 => "in the future".to_string(),
+        s if s < 90 => format!("{s} s ago"),
+        s if s < 90 * 60 => format!("{} min ago", s / 60),
+        s if s < 48 * 3600 => format!("{} h ago", s / 3600),
+        s => format!("{} d ago", s / 86_400),
+    }
+}

@@ -97,3 +97,31 @@ fn after_a_host_loss_list_and_restore_say_what_is_off_site() {
     let err = s.fails(1, &["restore", "shop", "production", "--target-db", &db_name("nowhere")]);
     assert!(err.contains("no local backups") && err.contains("add --from remote"), "{err}");
 }
+
+#[test]
+fn missing_aws_credentials_are_named_as_such() {
+    let c = cluster();
+    let db = db_name("nocreds");
+    c.create_sample_db(&db, 5);
+    let s = Scratch::new(
+        &format!("shop:\n{}", c.database_block(&[("production", &db)])),
+        &support::localstack::localstack().remote_yaml("no-such-bucket", "p"),
+    );
+    s.ok(&["backup", "shop", "production"]);
+    let home = tempfile::tempdir().unwrap();
+    let out = s
+        .cmd(&["sync"])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env("HOME", home.path())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("PGTIER_S3_MAX_ATTEMPTS", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no AWS credentials found"), "{stderr}");
+    assert!(!stderr.contains("IMDS") && !stderr.contains("DispatchFailure"), "no SDK dump: {stderr}");
+}

@@ -35,17 +35,7 @@ pub struct Drill {
     pub ok: bool,
 }
 
-/// "3 h ago", "2 d ago".
-pub fn ago(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
-    let secs = (now - t).num_seconds();
-    match secs {
-        s if s < 0 => "in the future".to_string(),
-        s if s < 90 => format!("{s} s ago"),
-        s if s < 90 * 60 => format!("{} min ago", s / 60),
-        s if s < 48 * 3600 => format!("{} h ago", s / 3600),
-        s => format!("{} d ago", s / 86_400),
-    }
-}
+use crate::ui::ago;
 
 pub fn run(ctx: &Ctx, project: Option<&str>) -> Result<i32> {
     let cfg = ctx.config()?;

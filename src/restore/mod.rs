@@ -166,7 +166,17 @@ pub fn restore_opened(
             Some(t) => format!("restore table {t} into existing database {target:?}, replacing that table"),
             None => format!("replace existing database {target:?} (the old one is kept, renamed, until it is dropped)"),
         };
-        if !ui.confirm(&format!("This will {what}.")) {
+        // Name what comes back, and how old it is, before anything is replaced.
+        let from = match &opened.manifest {
+            Some(m) => format!(
+                "{} (taken {}, {})",
+                opened.source,
+                m.created_at.format("%Y-%m-%d %H:%M UTC"),
+                crate::ui::ago(m.created_at, opts.now)
+            ),
+            None => opened.source.clone(),
+        };
+        if !ui.confirm(&format!("Restoring {from}. This will {what}.")) {
             return Err(
                 crate::usage!("database {target:?} exists; refusing to {what} without confirmation").remedy(crate::error::Remedy::Force)
             );

@@ -76,6 +76,15 @@ pub(super) fn rejects_checksums(code: Option<&str>, message: &str) -> bool {
 
 /// A readable message for an SDK error, with the S3 error code when there is one.
 fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> String {
+    // Missing credentials surface as a dispatch failure deep in the chain: say it plainly.
+    if matches!(e, SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_)) {
+        let text = DisplayErrorContext(e).to_string();
+        if text.contains("credentials")
+            && (text.contains("no providers") || text.contains("loading credentials") || text.contains("CredentialsNotLoaded"))
+        {
+            return "no AWS credentials found: pgtier looked in the environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), the shared files (~/.aws/credentials, AWS_PROFILE) and the instance role; set one of them for this host".to_string();
+        }
+    }
     match e {
         SdkError::DispatchFailure(_) => format!("cannot reach the S3 endpoint: {}", DisplayErrorContext(e)),
         SdkError::TimeoutError(_) => "the S3 request timed out".to_string(),
