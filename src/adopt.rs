@@ -101,12 +101,7 @@ pub fn adopt(cfg: &Config, project: &Project, env: &str, dry_run: bool) -> Resul
             crate::fsutil::ensure_private_file(&path)?;
             write_atomic(&dir.join(manifest.manifest_name()?), &manifest.to_bytes())?;
         }
-        existing.push(retention::Candidate {
-            id: stem.clone(),
-            created_at: stem.time,
-            tags: Vec::new(),
-            recorded_tiers: Some(tiers.iter().copied().collect()),
-        });
+        existing.push(manifest.candidate(&stem));
         out.push(Adopted {
             file: name,
             backup: stem.to_string(),

@@ -144,7 +144,7 @@ impl<'c> EnvContext<'c> {
                     let (listing, offsite) = self.both(r)?;
                     match offsite {
                         Ok(o) => {
-                            state.remote_only.extend(o.state(listing).remote_only);
+                            state.remote_only.extend(o.remote_only(listing));
                             o.cat.confirmed(&o.heads)
                         }
                         Err(e) => {

@@ -30,6 +30,15 @@ pub struct EnvAudit {
     pub plan: EnvPlan,
 }
 
+/// Why the newest backup, taken at `newest`, is too old at `now` (`max_backup_age_hours` of the
+/// policy, else of the agent); None when it is fresh enough or the project is disabled.
+pub fn staleness(cfg: &Config, project: &Project, newest: DateTime<Utc>, now: DateTime<Utc>) -> Option<String> {
+    let max_age = project.policy.max_backup_age_hours.unwrap_or(cfg.max_backup_age_hours);
+    let age = now - newest;
+    (project.enabled && age > Duration::hours(max_age as i64))
+        .then(|| format!("the newest backup is {} hours old (limit {max_age} h)", age.num_hours()))
+}
+
 /// Audits the local side of one project/env as of `now`.
 pub fn audit_local(cfg: &Config, project: &Project, env: &str, now: DateTime<Utc>, remote: Option<&RemoteState>) -> Result<EnvAudit> {
     let dir = cfg.env_dir(&project.name, env);
@@ -64,18 +73,12 @@ pub fn audit_local(cfg: &Config, project: &Project, env: &str, now: DateTime<Utc
             format!("the policy deletes it ({}); run `pgtier prune`", e.reasons.join("; ")),
         ));
     }
-    let max_age = project.policy.max_backup_age_hours.unwrap_or(cfg.max_backup_age_hours);
     match listing.backups.iter().filter(|b| b.stem.kind == Kind::Database).map(|b| b.stem.time).max() {
         None if project.enabled => findings.push(Finding::new("no-backups", dir.display(), "no backups at all")),
         None => notes.push("backups are disabled for this project and there are none".into()),
         Some(t) => {
-            let age = now - t;
-            if age > Duration::hours(max_age as i64) && project.enabled {
-                findings.push(Finding::new(
-                    "stale",
-                    dir.display(),
-                    format!("the newest backup is {} hours old (limit {max_age} h)", age.num_hours()),
-                ));
+            if let Some(why) = staleness(cfg, project, t, now) {
+                findings.push(Finding::new("stale", dir.display(), why));
             }
         }
     }

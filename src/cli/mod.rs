@@ -154,7 +154,7 @@ pub fn offsite_hint(cfg: &Config, project: &crate::config::Project, env: &str) -
     for (name, r) in world.destinations() {
         let Ok(r) = r else { continue };
         let Ok(cat) = crate::remote::RemoteCatalog::load(r, &project.name, env, None) else { continue };
-        let n = cat.backups.values().filter(|b| b.stem.kind == crate::names::Kind::Database && !b.copies.is_empty()).count();
+        let n = cat.databases().count();
         if n > 0 {
             let from = if world.names().len() > 1 { name.to_string() } else { "remote".to_string() };
             return Some(format!(

@@ -53,14 +53,13 @@ pub fn run(ctx: &Ctx, project: Option<&str>) -> Result<i32> {
             last_drill: None,
             problems: Vec::new(),
         };
-        let max_age = p.policy.max_backup_age_hours.unwrap_or(cfg.max_backup_age_hours);
         match e.listing() {
             Ok(listing) => {
                 if let Some(b) = listing.latest() {
                     o.newest = Some(b.stem.to_string());
                     o.newest_at = Some(b.stem.time);
-                    if (ctx.now - b.stem.time).num_hours() >= max_age as i64 {
-                        o.problems.push(format!("the newest backup is {} (older than {max_age} h)", ago(b.stem.time, ctx.now)));
+                    if let Some(why) = crate::audit::staleness(&cfg, p, b.stem.time, ctx.now) {
+                        o.problems.push(why);
                     }
                 } else if p.enabled {
                     o.problems.push("no backup on this host".into());

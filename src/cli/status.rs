@@ -94,17 +94,12 @@ fn manifest(ctx: &Ctx, target: &Target) -> Result<i32> {
 
 /// One destination's side of an env, for `status`.
 fn offsite_summary(r: &crate::remote::Remote, cat: &crate::remote::RemoteCatalog, project: &str, env: &str) -> serde_json::Value {
-    let mut tiers: BTreeMap<String, usize> = BTreeMap::new();
-    for b in cat.backups.values().filter(|b| b.stem.kind == Kind::Database) {
-        for t in b.copies.keys() {
-            *tiers.entry(t.as_str().to_string()).or_default() += 1;
-        }
-    }
-    let newest = cat.backups.values().rev().find(|b| b.stem.kind == Kind::Database && !b.copies.is_empty());
+    let tiers: BTreeMap<String, u64> = cat.database_copies().into_iter().map(|(t, n)| (t.to_string(), n)).collect();
+    let newest = cat.databases().next_back();
     json!({
         "configured": true,
         "url": r.url(r.layout(project, env).prefix()),
-        "backups": cat.backups.values().filter(|b| b.stem.kind == Kind::Database && !b.copies.is_empty()).count(),
+        "backups": cat.databases().count(),
         "per_tier": tiers,
         "latest": newest.map(|b| b.stem.to_string()),
         "latest_key": newest.and_then(|b| b.copies.values().next()).map(|o| r.url(&o.key)),

@@ -171,6 +171,11 @@ impl RemoteCatalog {
         out
     }
 
+    /// Database backups with at least one copy here, oldest first.
+    pub fn databases(&self) -> impl DoubleEndedIterator<Item = &RemoteBackup> {
+        self.backups.values().filter(|b| b.stem.kind == crate::names::Kind::Database && !b.copies.is_empty())
+    }
+
     /// Copies of database backups per tier (what monitoring counts).
     pub fn database_copies(&self) -> BTreeMap<TierName, u64> {
         let mut out = BTreeMap::new();
@@ -208,36 +213,15 @@ impl EnvOffsite {
         Ok(EnvOffsite { cat, heads })
     }
 
-    /// What local retention needs: confirmed copies, and the backups that live only off-site.
-    pub fn state(&self, local: &Listing) -> RemoteState {
+    /// The backups that live only off-site, as the retention planner sees them: they count in
+    /// the local plan (periods, the newest backup) as they do for sync.
+    pub fn remote_only(&self, local: &Listing) -> Vec<Candidate<Stem>> {
         let here: BTreeSet<&Stem> = local.backups.iter().map(|l| &l.stem).collect();
-        let remote_only = self
-            .cat
+        self.cat
             .backups
             .values()
             .filter(|b| !here.contains(&b.stem))
             .filter_map(|b| Some(b.manifest.as_ref()?.candidate(&b.stem)))
-            .collect();
-        RemoteState { remote_only, ..RemoteState::single(self.cat.confirmed(&self.heads)) }
-    }
-}
-
-/// The state of a loaded remote, or an empty one (nothing confirmed) with a warning: an
-/// unreachable remote confirms nothing, so nothing local that the policy wants off-site is
-/// deleted.
-pub fn state_or_nothing(
-    loaded: std::result::Result<&EnvOffsite, &crate::error::Error>,
-    local: &Listing,
-    project: &str,
-    env: &str,
-) -> RemoteState {
-    match loaded {
-        Ok(o) => o.state(local),
-        Err(e) => {
-            tracing::warn!(
-                "{project}/{env}: cannot check the off-site copies ({e}); local backups the policy wants off-site stay until they can be confirmed"
-            );
-            RemoteState::default()
-        }
+            .collect()
     }
 }

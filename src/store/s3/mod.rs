@@ -236,25 +236,28 @@ impl S3Store {
     /// One PUT of a small object, carrying its SHA-256 for the store to check (unless the
     /// newer checksum headers are off).
     fn put_bytes_once(&self, key: &str, bytes: &[u8], opts: &PutOptions) -> Result<(), StoreError> {
-        let sha = match &opts.sha256 {
-            Some(h) => hex::decode(h).map_err(|_| StoreError::Other(format!("{key}: sha256 is not hex")))?,
-            None => {
+        // Read once: a fallback on another thread must not change this request half-way.
+        let legacy = self.legacy();
+        let sha = match (&opts.sha256, legacy) {
+            (_, true) => None,
+            (Some(h), false) => Some(hex::decode(h).map_err(|_| StoreError::Other(format!("{key}: sha256 is not hex")))?),
+            (None, false) => {
                 use sha2::Digest as _;
-                sha2::Sha256::digest(bytes).to_vec()
+                Some(sha2::Sha256::digest(bytes).to_vec())
             }
         };
+        let client = if legacy { &self.plain } else { &self.full };
         self.rt.block_on(async {
-            let mut req = self
-                .client()
+            let mut req = client
                 .put_object()
                 .bucket(&self.bucket)
                 .key(key)
                 .storage_class(opts.class.as_str().into())
                 .body(ByteStream::from(bytes.to_vec()));
-            if !self.legacy() {
-                req = req.checksum_sha256(b64(&sha));
+            if let Some(sha) = &sha {
+                req = req.checksum_sha256(b64(sha));
             }
-            if self.legacy() || opts.lock.is_some() {
+            if legacy || opts.lock.is_some() {
                 // Every store checks an MD5, and Object Lock requires one (or an SDK checksum
                 // algorithm header, which not every store takes from an explicit checksum).
                 req = req.content_md5(lock::md5_b64(bytes));
