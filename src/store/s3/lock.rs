@@ -230,15 +230,19 @@ impl S3Store {
                 .build()
                 .map_err(|e| StoreError::Other(e.to_string()))?;
             rules.push(rule);
-            said.push(would(format!(
+            let what = format!(
                 "set lifecycle rule {id:?} on {}: noncurrent versions expire after 1 day (a locked one when its lock ends), unfinished uploads are aborted after 7 days",
                 if filter_prefix.is_empty() { "the whole bucket".to_string() } else { filter_prefix.clone() }
-            )));
-            if !dry_run {
+            );
+            if dry_run {
+                said.push(would(what));
+            } else {
+                // Said as done only once the store took it.
                 let conf = BucketLifecycleConfiguration::builder().set_rules(Some(rules)).build().map_err(|e| StoreError::Other(e.to_string()))?;
                 let req = self.client().put_bucket_lifecycle_configuration().bucket(b).lifecycle_configuration(conf);
-                if let Err(e) = send!(self, req) {
-                    said.push(format!("COULD NOT set the lifecycle rules ({}): set them by hand, or old versions pile up", super::describe(&e)));
+                match send!(self, req) {
+                    Ok(_) => said.push(what),
+                    Err(e) => said.push(format!("COULD NOT set the lifecycle rules ({}): set them by hand, or old versions pile up", super::describe(&e))),
                 }
             }
             Ok::<_, StoreError>(())
