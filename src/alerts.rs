@@ -49,7 +49,8 @@ impl Alert {
     }
 }
 
-fn hostname() -> String {
+/// This host's name, for alerts and scratch object names.
+pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
 }
 
@@ -65,20 +66,27 @@ impl Alerter {
 
     /// Delivers an alert to every configured channel; failures are logged, never raised.
     pub fn send(&self, alert: &Alert) {
+        for (channel, result) in self.deliver(alert) {
+            if let Err(e) = result {
+                tracing::warn!("could not deliver the alert to the {channel}: {e}");
+            }
+        }
+    }
+
+    /// Delivers an alert to every configured channel and says how each went.
+    pub fn deliver(&self, alert: &Alert) -> Vec<(&'static str, Result<(), String>)> {
         let body = serde_json::to_vec(alert).expect("alert serialises");
-        if let Some(url) = &self.cfg.webhook
-            && let Err(e) = post(url, &body)
-        {
-            tracing::warn!("could not deliver the alert to the webhook: {e}");
+        let mut out = Vec::new();
+        if let Some(url) = &self.cfg.webhook {
+            out.push(("webhook", post(url, &body)));
         }
         // One JSON object per line on the command's stdin (JSON Lines).
         let mut line = body.clone();
         line.push(b'\n');
-        if let Some(cmd) = &self.cfg.command
-            && let Err(e) = run_command(cmd, &line)
-        {
-            tracing::warn!("the alert command failed: {e}");
+        if let Some(cmd) = &self.cfg.command {
+            out.push(("command", run_command(cmd, &line)));
         }
+        out
     }
 
     /// Pings the success URL (healthchecks-style) with the run's summary.

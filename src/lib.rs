@@ -22,6 +22,7 @@ pub mod cli;
 pub mod config;
 pub mod context;
 pub mod crypto;
+pub mod doctor;
 pub mod error;
 pub mod fault;
 pub mod fsutil;

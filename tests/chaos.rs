@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use support::localstack::{localstack, remote_yaml_at};
 use support::proxy::{Proxy, Verdict};
-use support::{Scratch, cluster, db_name, require_tool};
+use support::{Scratch, cluster, db_name, json, require_tool};
 
 /// A small deterministic generator (xorshift), so a failing seed can be replayed.
 struct Rng(u64);
@@ -126,7 +126,7 @@ fn random_kills_and_signals_over_many_nights_lose_nothing() {
         fates.push((d, fate, delay, out.status.code()));
         // A run that printed its report names the backups it completed.
         if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) {
-            for e in v["envs"].as_array().into_iter().flatten() {
+            for e in v["result"]["envs"].as_array().into_iter().flatten() {
                 if let Some(b) = e["backup"].as_str() {
                     reported.insert(b.to_string());
                 }
@@ -137,7 +137,7 @@ fn random_kills_and_signals_over_many_nights_lose_nothing() {
     // The faults stop; one more night catches up and cleans up.
     proxy.set_rule(|_| Verdict::Forward);
     s.ok(&["run", "--now", &night(nights + 1)]);
-    let listed: serde_json::Value = serde_json::from_str(&s.ok(&["list", "shop", "production", "--json"])).unwrap();
+    let listed: serde_json::Value = json(&s.ok(&["list", "shop", "production", "--json"]));
     let present: BTreeSet<String> =
         listed.as_array().unwrap().iter().filter_map(|r| r["backup"].as_str().or(r["name"].as_str()).map(str::to_string)).collect();
     let missing: Vec<&String> = reported.iter().filter(|b| !present.contains(*b)).collect();

@@ -5,7 +5,7 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 
-use support::{Scratch, cluster, db_name, sh};
+use support::{Scratch, cluster, db_name, json, sh};
 
 /// The reference guide's example block, verbatim, inside a platform file with other keys.
 const GUIDE_PROJECTS: &str = r#"
@@ -49,7 +49,7 @@ fn stem_of(path: &str) -> String {
 fn the_guides_projects_yml_loads_unchanged_and_platform_keys_are_ignored() {
     let s = Scratch::new(GUIDE_PROJECTS, "");
     let out = s.ok(&["config", "check", "--json"]);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let v: serde_json::Value = json(&out);
     let p = &v["projects"][0];
     assert_eq!(p["name"], "filter-ical");
     assert_eq!(p["envs"]["production"], "filterical_production");
@@ -152,13 +152,13 @@ fn backup_list_and_restore_round_trip() {
     assert_eq!(m["size"], std::fs::metadata(path).unwrap().len());
 
     assert_eq!(s.ok(&["list", "app", "production", "--latest"]).trim(), path);
-    let rows: serde_json::Value = serde_json::from_str(&s.ok(&["list", "app", "production", "--json"])).unwrap();
+    let rows: serde_json::Value = json(&s.ok(&["list", "app", "production", "--json"]));
     assert_eq!(rows[0]["backup"], stem.as_str());
 
     // Restore beside the original, by name.
     let side = db_name("roundtrip_side");
     let out = s.ok(&["restore", "app", "production", &stem, "--target-db", &side, "--json"]);
-    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let report: serde_json::Value = json(&out);
     assert_eq!(report["database"], side.as_str());
     assert_eq!(report["tables_checked"], 4);
     assert_eq!(c.fingerprint(&side), c.fingerprint(&db));
@@ -209,7 +209,7 @@ fn replacing_a_database_needs_force_and_keeps_the_old_one() {
     });
 
     let out = s.ok(&["restore", "app", "production", "--force", "--now", "2025-01-07T10:00:00Z", "--json"]);
-    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let report: serde_json::Value = json(&out);
     assert_eq!(c.fingerprint(&db), before);
     let old = report["old_database"].as_str().unwrap().to_string();
     assert_eq!(old, format!("{db}_pgtier_old_20250107_100000"));
@@ -220,7 +220,7 @@ fn replacing_a_database_needs_force_and_keeps_the_old_one() {
 
     // --drop-old drops the replaced database after the swap.
     let out = s.ok(&["restore", "app", "production", "--force", "--drop-old", "--now", "2025-01-08T10:00:00Z", "--json"]);
-    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let report: serde_json::Value = json(&out);
     assert!(report["old_database"].is_null());
     assert!(!c.db_exists(&format!("{db}_pgtier_old_20250108_100000")));
     assert_eq!(c.fingerprint(&db), before);
@@ -260,7 +260,7 @@ fn two_backups_in_the_same_second_never_overwrite_each_other() {
     let mut stems: Vec<String> = paths.iter().map(|p| stem_of(p)).collect();
     stems.sort();
     assert_eq!(stems, vec!["db_20250203_040506", "db_20250203_040506-2", "db_20250203_040506-3"]);
-    let rows: serde_json::Value = serde_json::from_str(&s.ok(&["list", "app", "production", "--json"])).unwrap();
+    let rows: serde_json::Value = json(&s.ok(&["list", "app", "production", "--json"]));
     assert_eq!(rows.as_array().unwrap().len(), 3);
     // Only the first of the day, week and month is promoted.
     let tiered: Vec<_> = rows.as_array().unwrap().iter().filter(|r| r["tiers"].as_array().unwrap().len() > 1).collect();
@@ -534,7 +534,7 @@ fn row_counts_come_from_the_dumps_snapshot_while_writes_go_on() {
     assert!(out.status.success());
     let side = db_name("busy_side");
     // verify_on_restore compares every table's count with the manifest.
-    let report: serde_json::Value = serde_json::from_str(&s.ok(&["restore", "app", "production", "--target-db", &side, "--json"])).unwrap();
+    let report: serde_json::Value = json(&s.ok(&["restore", "app", "production", "--target-db", &side, "--json"]));
     assert_eq!(report["tables_checked"], 4);
 }
 

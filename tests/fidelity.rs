@@ -8,7 +8,7 @@ mod support;
 
 use std::os::unix::fs::PermissionsExt;
 
-use support::{Cluster, Scratch, cluster, db_name};
+use support::{Cluster, Scratch, cluster, db_name, json};
 
 fn scratch_on(c: &Cluster, db: &str) -> Scratch {
     Scratch::new(&format!("fx:\n{}", c.database_block(&[("production", db)])), "")
@@ -286,7 +286,7 @@ fn drills_run_on_a_server_without_the_database_or_its_roles_and_drop_subscriptio
     let d = Scratch::new(&format!("fx:\n{}", drill.database_block(&[("production", "no_such_db")])), "");
     d.write("pgtier.yml", &format!("projects: projects.yml\npolicies: policies\nbackup_root: {}\n", s.backup_root().display()));
     let out = d.ok(&["verify", "fx", "production", "--json"]);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let v: serde_json::Value = json(&out);
     assert_eq!(v[0]["ok"], true, "{v}");
     assert!(v[0]["notes"].to_string().contains("do not exist on this server"), "{v}");
     assert!(drill.dbs_like("pgtier_tmp_").is_empty());
@@ -327,7 +327,7 @@ fn adopted_sql_backups_verify_as_restored_without_counts() {
     let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("db_20250101_020000.json")).unwrap()).unwrap();
     assert_eq!((m["format"].as_str(), m["compression"].as_str()), (Some("plain"), Some("gzip")), "{m}");
     let out = s.ok(&["verify", "app", "production", "--json"]);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let v: serde_json::Value = json(&out);
     assert_eq!(v[0]["ok"], true, "{v}");
     assert!(v[0]["notes"].to_string().contains("no row counts to compare"), "{v}");
     let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("db_20250101_020000.json")).unwrap()).unwrap();

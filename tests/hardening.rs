@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use support::localstack::{localstack, remote_yaml_at};
 use support::proxy::{Proxy, Verdict};
-use support::{Scratch, cluster, db_name, wait_until};
+use support::{Scratch, cluster, db_name, json, wait_until};
 
 /// A scratch with a NAS-style `file://` remote and the guide's default policy.
 fn with_file_remote(db: &str) -> (Scratch, std::path::PathBuf) {
@@ -338,7 +338,7 @@ fn a_drill_that_cannot_reach_its_store_is_not_verified_and_records_nothing() {
     proxy.set_rule(|r| if r.method == "GET" && r.target.contains(".dump") { Verdict::Drop } else { Verdict::Forward });
     let out = s.cmd(&["verify", "shop", "production", "--from", "remote", "--json"]).env("PGTIER_S3_MAX_ATTEMPTS", "2").output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v: serde_json::Value = json(&out.stdout);
     assert_eq!(v[0]["outcome"], "not_verified", "{v}");
     proxy.set_rule(|_| Verdict::Forward);
     assert_eq!(manifests(), before, "a drill that proved nothing was recorded");

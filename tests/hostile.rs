@@ -5,7 +5,7 @@ mod support;
 
 use std::os::unix::process::ExitStatusExt;
 
-use support::{Scratch, cluster, db_name};
+use support::{Scratch, cluster, db_name, json};
 
 fn assert_config_error(s: &Scratch, what: &str, expect: &[&str]) {
     let out = s.run(&["config", "check"]);
@@ -99,7 +99,7 @@ fn manifests_that_lie_are_caught_and_never_followed_out_of_the_folder() {
 
     let out = s.run(&["audit", "app", "production", "--now", "2025-01-02T03:00:00Z", "--json"]);
     assert_eq!(out.status.code(), Some(1));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v: serde_json::Value = json(&out.stdout);
     let rules: Vec<String> = v["envs"][0]["findings"]
         .as_array()
         .unwrap()
@@ -127,7 +127,7 @@ fn a_manifest_too_large_or_too_new_is_refused() {
     std::fs::write(dir.join("db_20250102_020000.json"), r#"{"format_version": 99}"#).unwrap();
     let out = s.run(&["list", "app", "production", "--json"]);
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    assert_eq!(json(&out.stdout), serde_json::json!([]));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("too large") && err.contains("not supported"), "{err}");
 }

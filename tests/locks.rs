@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Timelike, Utc};
 use support::localstack::localstack;
-use support::{Scratch, cluster, db_name};
+use support::{Scratch, cluster, db_name, json};
 
 fn at(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
@@ -79,7 +79,7 @@ fn a_locked_tier_keeps_its_copies_until_their_date_then_lets_them_go() {
     let plan_after = s.ok(&["sync", "--dry-run", "--now", &at(night2)]);
     assert!(plan.contains("locked (COMPLIANCE) until") || plan_after.contains("locked (COMPLIANCE) until"), "{plan}\n{plan_after}");
     assert!(versions(&bucket, &key) >= 1);
-    let audit = s.run(&["audit", "--now", &at(night2)]);
+    let audit = s.run(&["-v", "audit", "--now", &at(night2)]);
     let audit_out = String::from_utf8_lossy(&audit.stdout);
     assert!(audit_out.contains("kept until") && audit_out.contains("locked (COMPLIANCE)"), "{audit_out}");
     assert!(
@@ -102,7 +102,7 @@ fn a_locked_tier_keeps_its_copies_until_their_date_then_lets_them_go() {
         &policy.replace("weekly: {keep: 4, locations: [remote]}", "weekly: {keep: 4, locations: [remote], object_lock: GOVERNANCE}"),
     );
     let audit = s.run(&["audit", "--json", "--now", &at(Utc::now())]);
-    let v: serde_json::Value = serde_json::from_slice(&audit.stdout).unwrap();
+    let v: serde_json::Value = json(&audit.stdout);
     let rules: Vec<String> = v["envs"][0]["findings"].as_array().unwrap().iter().map(|f| f["rule"].as_str().unwrap().to_string()).collect();
     assert!(rules.contains(&"unlocked-copy".to_string()), "{v}");
     let synced = s.ok(&["sync", "--now", &at(Utc::now())]);
@@ -111,7 +111,7 @@ fn a_locked_tier_keeps_its_copies_until_their_date_then_lets_them_go() {
     let head = localstack().aws_json(&["s3api", "head-object", "--bucket", &bucket, "--key", &weekly]);
     assert_eq!(head["ObjectLockMode"], "GOVERNANCE", "{head}");
     let audit = s.run(&["audit", "--json", "--now", &at(Utc::now())]);
-    let v: serde_json::Value = serde_json::from_slice(&audit.stdout).unwrap();
+    let v: serde_json::Value = json(&audit.stdout);
     let rules: Vec<String> = v["envs"][0]["findings"].as_array().unwrap().iter().map(|f| f["rule"].as_str().unwrap().to_string()).collect();
     assert!(!rules.contains(&"unlocked-copy".to_string()), "{v}");
     // LocalStack's test credentials may bypass GOVERNANCE retention, and audit says so.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use support::localstack::{localstack, remote_yaml_at};
 use support::proxy::{Proxy, Verdict};
-use support::{Cluster, Scratch, cluster, db_name, wait_until};
+use support::{Cluster, Scratch, cluster, db_name, json, wait_until};
 
 fn night(day: u32) -> String {
     let t = chrono::NaiveDate::from_ymd_opt(2024, 12, 31).unwrap() + chrono::Duration::days(day as i64);
@@ -81,12 +81,11 @@ fn forty_nights_put_each_tier_in_its_storage_class() {
     let local: Vec<_> = s.files("shop", "production").into_iter().filter(|f| f.starts_with("db_") && f.ends_with(".json")).collect();
     assert_eq!(local.len(), 30, "{local:?}");
     // A second sync finds nothing to do.
-    let v: serde_json::Value = serde_json::from_str(&s.ok(&["sync", "--json", "--now", &night(40)])).unwrap();
+    let v: serde_json::Value = json(&s.ok(&["sync", "--json", "--now", &night(40)]));
     assert_eq!((v["uploaded"].as_u64(), v["copied"].as_u64(), v["deleted"].as_u64()), (Some(0), Some(0), Some(0)), "{v}");
     assert!(v["skipped"].as_u64().unwrap() >= 38, "{v}");
     // list --all shows where each backup lives.
-    let rows: serde_json::Value =
-        serde_json::from_str(&s.ok(&["list", "shop", "production", "--all", "--json", "--now", &night(40)])).unwrap();
+    let rows: serde_json::Value = json(&s.ok(&["list", "shop", "production", "--all", "--json", "--now", &night(40)]));
     let first = rows.as_array().unwrap().iter().find(|r| r["backup"] == "db_20250101_020000").unwrap();
     assert_eq!(first["locations"], serde_json::json!(["remote"]));
     let classes: Vec<_> = first["remote"].as_array().unwrap().iter().map(|c| c["storage_class"].as_str().unwrap()).collect();
@@ -101,16 +100,16 @@ fn one_upload_then_server_side_copies() {
     let bucket = localstack().bucket();
     let s = scratch(&db, &bucket, "p", "");
     s.ok(&["backup", "shop", "production", "--now", &night(1)]);
-    let dry: serde_json::Value = serde_json::from_str(&s.ok(&["sync", "--dry-run", "--json", "--now", &night(1)])).unwrap();
+    let dry: serde_json::Value = json(&s.ok(&["sync", "--dry-run", "--json", "--now", &night(1)]));
     assert_eq!((dry["uploaded"].as_u64(), dry["copied"].as_u64()), (Some(1), Some(2)), "{dry}");
     assert!(localstack().objects(&bucket, "p/").is_empty(), "--dry-run changes nothing");
-    let v: serde_json::Value = serde_json::from_str(&s.ok(&["sync", "--json", "--now", &night(1)])).unwrap();
+    let v: serde_json::Value = json(&s.ok(&["sync", "--json", "--now", &night(1)]));
     assert_eq!(
         (v["uploaded"].as_u64(), v["copied"].as_u64(), v["deleted"].as_u64(), v["skipped"].as_u64()),
         (Some(1), Some(2), Some(0), Some(0)),
         "{v}"
     );
-    let v: serde_json::Value = serde_json::from_str(&s.ok(&["sync", "--json", "--now", &night(1)])).unwrap();
+    let v: serde_json::Value = json(&s.ok(&["sync", "--json", "--now", &night(1)]));
     assert_eq!((v["uploaded"].as_u64(), v["copied"].as_u64(), v["skipped"].as_u64()), (Some(0), Some(0), Some(3)), "{v}");
     // The stored sha256 and sizes are the manifest's.
     let m: serde_json::Value =
@@ -190,7 +189,7 @@ fn a_glacier_monthly_restores_after_its_thaw() {
     assert!(head["Restore"].is_string(), "RestoreObject was requested: {head}");
     // With --wait it completes (LocalStack thaws at once).
     let out = s.ok(&["restore", "shop", "production", "--from", "remote", "--wait", "10m", "--target-db", &side, "--json"]);
-    let rep: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rep: serde_json::Value = json(&out);
     assert_eq!(rep["from"], "remote");
     assert_eq!(c.fingerprint(&side), expected);
     assert!(!s.backup_root().exists(), "a remote restore writes nothing under backup_root");
@@ -317,7 +316,7 @@ fn host_loss_drill_onto_a_new_server() {
     std::fs::remove_dir_all(s.backup_root()).unwrap();
     s.write("projects.yml", &format!("shop:\n{}", new.database_block(&[("production", &db)])));
     let out = s.ok(&["restore-globals", "shop", "production", "--from", "remote", "--json"]);
-    let rep: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rep: serde_json::Value = json(&out);
     let created: Vec<&str> = rep["created_roles"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert!(created.contains(&owner.as_str()) && created.contains(&reader.as_str()), "{rep}");
     assert!(rep["skipped_roles"].as_array().unwrap().iter().any(|r| r == "postgres"), "existing roles are skipped: {rep}");
@@ -339,8 +338,7 @@ fn from_auto_prefers_a_good_local_copy_else_the_remote_one() {
     s.ok(&["run", "--now", &night(1)]);
     let expected = c.fingerprint(&db);
     let t1 = db_name("auto_local");
-    let rep: serde_json::Value =
-        serde_json::from_str(&s.ok(&["restore", "shop", "production", "--from", "auto", "--target-db", &t1, "--json"])).unwrap();
+    let rep: serde_json::Value = json(&s.ok(&["restore", "shop", "production", "--from", "auto", "--target-db", &t1, "--json"]));
     assert_eq!(rep["from"], "local");
     // A flipped byte in the local copy: auto goes off-site and says so.
     let path = s.env_dir("shop", "production").join("db_20250101_020000.dump.gz");
@@ -351,7 +349,7 @@ fn from_auto_prefers_a_good_local_copy_else_the_remote_one() {
     let out = s.run(&["restore", "shop", "production", "--from", "auto", "--target-db", &t2, "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("restoring from the remote copy"));
-    let rep: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rep: serde_json::Value = json(&out.stdout);
     assert_eq!(rep["from"], "remote");
     assert_eq!(c.fingerprint(&t2), expected);
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use support::localstack::localstack;
-use support::{Scratch, cluster, db_name, wait_until};
+use support::{Scratch, cluster, db_name, json, wait_until};
 
 fn scratch(db: &str, extra: &str) -> Scratch {
     let c = cluster();
@@ -57,7 +57,7 @@ fn verify_proves_a_good_backup_and_records_it_here_and_off_site() {
     let s = scratch(&db, &localstack().remote_yaml(&bucket, "v"));
     s.ok(&["run", "--now", "2025-03-03T02:00:00Z"]);
     let out = s.ok(&["verify", "shop", "production", "--json", "--now", "2025-03-04T10:00:00Z"]);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let v: serde_json::Value = json(&out);
     let r = &v[0];
     assert_eq!(r["ok"], true, "{r}");
     assert_eq!(r["backup"], "db_20250303_020000");
@@ -74,7 +74,7 @@ fn verify_proves_a_good_backup_and_records_it_here_and_off_site() {
     let rm: serde_json::Value = serde_json::from_slice(&remote.stdout).unwrap();
     assert_eq!(rm["verifications"][1]["at"], "2025-03-04T10:00:00Z");
     // From the remote copy, and every backup with --all; --dry-run only says.
-    let v: serde_json::Value = serde_json::from_str(&s.ok(&["verify", "shop", "production", "--from", "remote", "--json"])).unwrap();
+    let v: serde_json::Value = json(&s.ok(&["verify", "shop", "production", "--from", "remote", "--json"]));
     assert_eq!((v[0]["ok"].as_bool(), v[0]["from"].as_str()), (Some(true), Some("remote")));
     assert!(s.ok(&["verify", "--all", "--dry-run"]).contains("would verify shop/production db_20250303_020000"));
     assert!(c.temp_dbs_for(&format!("verify_{db}")).is_empty());
@@ -96,7 +96,7 @@ fn verify_fails_on_corrupt_and_truncated_backups_and_cleans_up() {
     std::fs::write(path, &flipped).unwrap();
     let out = s.run(&["verify", "shop", "production", "--json"]);
     assert_eq!(out.status.code(), Some(1));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v: serde_json::Value = json(&out.stdout);
     assert_eq!(v[0]["ok"], false);
     assert!(v[0]["error"].as_str().unwrap().contains("does not match its manifest"), "{v}");
     std::fs::write(path, &good[..good.len() / 2]).unwrap();
@@ -203,7 +203,7 @@ fn two_runs_never_overlap() {
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     let codes = [a.status.code(), b.status.code()];
     assert!(codes.contains(&Some(0)), "{codes:?}");
-    let listed: serde_json::Value = serde_json::from_str(&s.ok(&["list", "shop", "production", "--json"])).unwrap();
+    let listed: serde_json::Value = json(&s.ok(&["list", "shop", "production", "--json"]));
     let n = listed.as_array().unwrap().iter().filter(|r| r["kind"] == "database").count();
     assert!(n == 2 || n == 3, "{n} backups");
 }

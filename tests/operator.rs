@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::{Scratch, cluster, db_name};
+use support::{Scratch, cluster, db_name, json};
 
 fn scratch_with_nas(db: &str, nas: &std::path::Path) -> Scratch {
     let c = cluster();
@@ -38,7 +38,7 @@ fn quiet_commands_print_nothing_on_success_and_everything_on_failure() {
     assert!(stdout.contains("FINDING") && stdout.contains("audit:"), "{stdout}");
     // --json is a result, not chatter: it is printed with -q too.
     let out = s.run(&["-q", "prune", "--json", "--now", "2025-01-06T03:00:00Z"]);
-    assert!(serde_json::from_slice::<serde_json::Value>(&out.stdout).is_ok());
+    assert!(json(&out.stdout).is_array(), "prune's result is its plans");
 }
 
 #[test]
@@ -66,9 +66,9 @@ fn a_failed_drill_shows_as_failed_in_list_and_status() {
     assert_eq!(out.status.code(), Some(1));
     let listed = s.ok(&["list", "shop", "production"]);
     assert!(listed.contains("FAILED "), "a failed drill is not shown as unchecked:\n{listed}");
-    let v: serde_json::Value = serde_json::from_str(&s.ok(&["list", "shop", "production", "--json"])).unwrap();
-    assert_eq!(v[0]["last_drill"]["ok"], false, "{v}");
-    assert!(v[0]["last_verified"].is_string(), "the earlier pass is still there: {v}");
+    let v: serde_json::Value = json(&s.ok(&["list", "shop", "production", "--json"]));
+    assert_eq!(v[0]["last_verification"]["ok"], false, "{v}");
+    assert_eq!(v[0]["last_successful_verification"]["ok"], true, "the earlier pass is still there: {v}");
     let status: serde_json::Value = serde_json::from_str(&s.ok(&["status", "shop", "production"])).unwrap();
     assert_eq!(status["last_verification"]["ok"], false, "{status}");
     let out = s.run(&["status", "--now", "2025-03-03T05:00:00Z"]);
@@ -78,8 +78,8 @@ fn a_failed_drill_shows_as_failed_in_list_and_status() {
         overview.contains("PROBLEM") && overview.contains("last drill FAILED") && overview.contains("pgtier verify shop production"),
         "{overview}"
     );
-    let v: serde_json::Value = serde_json::from_slice(&s.run(&["status", "--json", "--now", "2025-03-03T05:00:00Z"]).stdout).unwrap();
-    assert_eq!(v[0]["last_drill"]["ok"], false, "{v}");
+    let v: serde_json::Value = json(&s.run(&["status", "--json", "--now", "2025-03-03T05:00:00Z"]).stdout);
+    assert_eq!(v[0]["last_verification"]["ok"], false, "{v}");
 }
 
 #[test]
@@ -124,4 +124,60 @@ fn missing_aws_credentials_are_named_as_such() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("no AWS credentials found"), "{stderr}");
     assert!(!stderr.contains("IMDS") && !stderr.contains("DispatchFailure"), "no SDK dump: {stderr}");
+}
+
+#[test]
+fn list_fits_100_columns_with_ages_and_audit_says_one_line() {
+    let c = cluster();
+    let db = db_name("narrow");
+    c.create_sample_db(&db, 10);
+    let nas = tempfile::tempdir().unwrap();
+    let s = scratch_with_nas(&db, nas.path());
+    s.write("policies/default.yml", "tiers:\n  daily: {keep: 7, locations: [local, remote]}\n  weekly: {keep: 4, locations: [local, remote]}\n  monthly: {keep: 12, locations: [remote]}\nverify: daily\n");
+    for night in ["2025-01-05T02:00:00Z", "2025-01-06T02:00:00Z"] {
+        s.ok(&["-q", "run", "--now", night]);
+    }
+    s.ok(&["backup", "shop", "production", "--tag", "pre-deploy", "--now", "2025-01-06T09:00:00Z"]);
+
+    let now = "2025-01-06T12:00:00Z";
+    let listed = s.ok(&["list", "shop", "production", "--all", "--now", now]);
+    for line in listed.lines() {
+        assert!(line.chars().count() <= 100, "list is wider than 100 columns ({}):\n{listed}", line.chars().count());
+    }
+    let header: Vec<&str> = listed.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["BACKUP", "AGE", "SIZE", "TIERS", "WHERE", "VERIFIED"], "{listed}");
+    let newest_night = listed.lines().find(|l| l.starts_with("db_20250106_020000")).expect("the night's backup is listed");
+    assert!(newest_night.contains("10 h ago") && newest_night.contains("local+remote") && newest_night.contains("ok 10 h ago"), "{listed}");
+    assert!(listed.lines().any(|l| l.starts_with("db_20250105_020000") && l.contains("34 h ago")), "{listed}");
+    // The columns line up: every row's AGE ends where the header's does.
+    let age_end = listed.lines().next().unwrap().find("AGE").unwrap() + 3;
+    for line in listed.lines().skip(1) {
+        assert_eq!(line.chars().nth(age_end - 1), Some('o'), "AGE column misaligned:\n{listed}");
+    }
+    // --wide has every detail: dates, tags, each copy's storage class.
+    let wide = s.ok(&["list", "shop", "production", "--all", "--wide", "--now", now]);
+    assert!(
+        wide.contains("CREATED (UTC)")
+            && wide.contains("2025-01-06 09:00:00")
+            && wide.contains("pre-deploy")
+            && wide.contains("daily:STANDARD"),
+        "{wide}"
+    );
+
+    // audit: one line when all is well; -v shows every decision.
+    let audit = s.ok(&["audit", "--now", now]);
+    assert_eq!(audit.lines().count(), 1, "{audit}");
+    assert!(audit.starts_with("audit: ok (1 project/env(s), "), "{audit}");
+    let verbose = s.ok(&["-v", "audit", "--now", now]);
+    assert!(verbose.lines().any(|l| l.starts_with("keep ")) && verbose.lines().count() > 3, "{verbose}");
+    // A finding: the one line says how many, and the finding is there.
+    let out = s.run(&["audit", "--now", "2025-01-09T12:00:00Z"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines().any(|l| l.starts_with("FINDING shop/production"))
+            && text.lines().last().unwrap().starts_with("audit: 2 finding(s) in 1 of 1 project/env(s)"),
+        "{text}"
+    );
+    assert!(!text.lines().any(|l| l.starts_with("keep ")), "without -v, audit prints the findings only: {text}");
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use support::localstack::{localstack, remote_yaml_at};
 use support::proxy::{Proxy, Verdict};
-use support::{Cluster, Scratch, cluster, db_name, sh, wait_until};
+use support::{Cluster, Scratch, cluster, db_name, json, sh, wait_until};
 
 fn night(day: u32) -> String {
     let t = chrono::NaiveDate::from_ymd_opt(2025, 4, 30).unwrap() + chrono::Duration::days(day as i64);
@@ -48,7 +48,7 @@ fn crash(s: &Scratch, point: &str, args: &[&str]) {
 
 /// Listed local backups: name -> sha256.
 fn listed(s: &Scratch) -> BTreeMap<String, String> {
-    let v: serde_json::Value = serde_json::from_str(&s.ok(&["list", "shop", "production", "--json"])).unwrap();
+    let v: serde_json::Value = json(&s.ok(&["list", "shop", "production", "--json"]));
     v.as_array().unwrap().iter().map(|r| (r["backup"].as_str().unwrap().to_string(), r["sha256"].as_str().unwrap().to_string())).collect()
 }
 
@@ -141,7 +141,7 @@ fn crash_after_an_upload_before_its_manifest() {
             && !keys.iter().any(|k| k.ends_with("daily/db_20250502_020000.json")),
         "{keys:?}"
     );
-    let v: serde_json::Value = serde_json::from_str(&s.ok(&["sync", "--json", "--now", &night(2)])).unwrap();
+    let v: serde_json::Value = json(&s.ok(&["sync", "--json", "--now", &night(2)]));
     assert_eq!(v["uploaded"], 0, "the uploaded copy is confirmed and kept, never uploaded twice: {v}");
     next_run_cleans_up(&s, &db, &bucket, 2);
 }
@@ -288,7 +288,7 @@ fn flaky_s3_is_retried_with_backoff() {
         8 => Verdict::Delay(Duration::from_millis(300)),
         _ => Verdict::Forward,
     });
-    let v: serde_json::Value = serde_json::from_str(&s.ok(&["sync", "--json", "--now", &night(1)])).unwrap();
+    let v: serde_json::Value = json(&s.ok(&["sync", "--json", "--now", &night(1)]));
     assert_eq!((v["uploaded"].as_u64(), v["copied"].as_u64()), (Some(1), Some(1)), "{v}");
     proxy.set_rule(|_| Verdict::Forward);
     let head = localstack().aws_json(&[
@@ -398,7 +398,7 @@ fn a_full_disk_fails_the_backup_cleanly() {
     let env = disk.path().join("shop/production/database");
     let names: Vec<String> = std::fs::read_dir(&env).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert!(!names.iter().any(|n| n.ends_with(".partial")), "no partial file left: {names:?}");
-    let v: serde_json::Value = serde_json::from_str(&s.ok(&["list", "shop", "production", "--json"])).unwrap();
+    let v: serde_json::Value = json(&s.ok(&["list", "shop", "production", "--json"]));
     assert_eq!(v.as_array().unwrap().len(), 1);
     assert_eq!(v[0]["path"].as_str(), Some(first.trim()));
     // And the backup still restores.
@@ -548,7 +548,7 @@ fn prune_during_sync_never_loses_an_off_site_copy() {
     assert!(a.status.success() && b.status.success(), "{}{}", String::from_utf8_lossy(&a.stderr), String::from_utf8_lossy(&b.stderr));
     s.ok(&["run", "--now", &night(12)]);
     // Every backup the policy keeps is somewhere: weeklies and monthlies off-site, dailies here.
-    let rows: serde_json::Value = serde_json::from_str(&s.ok(&["list", "shop", "production", "--all", "--json"])).unwrap();
+    let rows: serde_json::Value = json(&s.ok(&["list", "shop", "production", "--all", "--json"]));
     for b in ["db_20250501_020000", "db_20250505_020000", "db_20250512_020000"] {
         let r = rows.as_array().unwrap().iter().find(|r| r["backup"] == b).unwrap_or_else(|| panic!("{b} lost: {rows}"));
         assert!(!r["remote"].as_array().unwrap().is_empty(), "{b} is off-site");

@@ -5,7 +5,7 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use support::{Scratch, cluster, db_name, sh};
+use support::{Scratch, cluster, db_name, json, sh};
 
 const SMALL_POLICY: &str = "tagged_keep: 2\ntiers:\n  daily: {keep_days: 7}\n  weekly: {keep: 3}\n  monthly: {keep: 2}\n";
 
@@ -37,8 +37,7 @@ fn nightly_backup_and_prune_keep_exactly_what_simulate_predicts() {
         s.ok(&["backup", "app", "production", "--now", &now]);
         s.ok(&["prune", "app", "production", "--now", &now]);
     }
-    let predicted: serde_json::Value =
-        serde_json::from_str(&s.ok(&["policy", "simulate", "small", "--days", "60", "--now", &night(60), "--json"])).unwrap();
+    let predicted: serde_json::Value = json(&s.ok(&["policy", "simulate", "small", "--days", "60", "--now", &night(60), "--json"]));
     let predicted: BTreeSet<String> = predicted
         .as_array()
         .unwrap()
@@ -80,8 +79,7 @@ fn prune_dry_run_explains_every_decision_and_deletes_nothing() {
     assert!(lines[3].starts_with("keep") && lines[3].contains("newest backup: always kept"), "{out}");
     assert_eq!(backups(&s, "production").len(), 4);
 
-    let json: serde_json::Value =
-        serde_json::from_str(&s.ok(&["prune", "app", "production", "--dry-run", "--json", "--now", &night(4)])).unwrap();
+    let json: serde_json::Value = json(&s.ok(&["prune", "app", "production", "--dry-run", "--json", "--now", &night(4)]));
     let entries = json[0]["entries"].as_array().unwrap();
     assert_eq!(entries.iter().filter(|e| e["action"] == "delete").count(), 2);
     assert!(entries.iter().all(|e| !e["reasons"].as_array().unwrap().is_empty()));
@@ -129,7 +127,7 @@ fn a_crash_mid_deletion_is_finished_by_the_next_prune() {
     // What a crash after the first step of deleting db_20241220 looks like.
     let dir = s.env_dir("app", "production");
     std::fs::rename(dir.join("db_20241220_020000.json"), dir.join(".db_20241220_020000.json.deleting")).unwrap();
-    let listed: serde_json::Value = serde_json::from_str(&s.ok(&["list", "app", "production", "--json"])).unwrap();
+    let listed: serde_json::Value = json(&s.ok(&["list", "app", "production", "--json"]));
     assert_eq!(listed.as_array().unwrap().len(), 1, "a backup being deleted is no longer listed");
     s.ok(&["prune", "app", "production", "--now", &night(2)]);
     assert_eq!(s.files("app", "production").iter().filter(|f| f.contains("20241220")).count(), 0, "{:?}", s.files("app", "production"));
@@ -166,7 +164,7 @@ fn audit_finds_corruption_staleness_and_overdue_deletions() {
     std::fs::write(&path, bytes).unwrap();
     let out = s.run(&["audit", "app", "production", "--json", "--now", &night(4)]);
     assert_eq!(out.status.code(), Some(1));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v: serde_json::Value = json(&out.stdout);
     let findings = v["envs"][0]["findings"].as_array().unwrap();
     let rules: Vec<_> = findings.iter().map(|f| f["rule"].as_str().unwrap()).collect();
     assert_eq!(rules.iter().filter(|r| **r == "due-for-deletion").count(), 2, "{findings:?}");
@@ -271,9 +269,7 @@ fn bad_policies_are_load_errors_naming_file_and_key() {
 #[test]
 fn simulate_json_is_a_list_of_decisions() {
     let s = Scratch::new("", "");
-    let v: serde_json::Value =
-        serde_json::from_str(&s.ok(&["policy", "simulate", "default", "--days", "400", "--now", "2025-06-30T12:00:00Z", "--json"]))
-            .unwrap();
+    let v: serde_json::Value = json(&s.ok(&["policy", "simulate", "default", "--days", "400", "--now", "2025-06-30T12:00:00Z", "--json"]));
     let rows = v.as_array().unwrap();
     assert_eq!(rows.len(), 400);
     assert_eq!(rows[399]["created_at"], "2025-06-30T02:00:00Z");

@@ -6,6 +6,9 @@ use super::{Ctx, Target};
 use crate::error::Result;
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  pgtier adopt shop production --dry-run   which old db_YYYYMMDD_HHMMSS.sql.gz files would join the tiers\n  pgtier adopt shop production             write their manifests; then `pgtier list shop production`"
+)]
 pub struct AdoptArgs {
     #[command(flatten)]
     pub target: Target,

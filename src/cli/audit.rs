@@ -58,13 +58,21 @@ pub fn run(ctx: &Ctx, a: AuditArgs) -> Result<i32> {
     let total = policy_findings.len() + envs.iter().map(|e| e.findings.len()).sum::<usize>();
     if ctx.ui.json {
         ctx.print_json(
-            &serde_json::json!({ "ok": total == 0, "findings": total, "policies": policy_findings, "envs": envs, "notes": cfg.notes }),
+            &serde_json::json!({ "ok": total == 0, "finding_count": total, "policies": policy_findings, "envs": envs, "notes": cfg.notes }),
         );
     } else {
+        // Without -v: the findings and a one-line verdict. With -v: every keep/delete decision,
+        // notes and the lock horizons too.
+        let verbose = ctx.verbose > 0;
         for e in &envs {
-            print_plan(&e.plan, true);
+            if verbose {
+                print_plan(&e.plan, true);
+            }
             for f in &e.findings {
                 crate::outln!("FINDING {}/{} [{}] {}: {}", e.project, e.env, f.rule, f.file, f.message);
+            }
+            if !verbose {
+                continue;
             }
             for n in &e.notes {
                 crate::outln!("note    {}/{}: {n}", e.project, e.env);
@@ -88,7 +96,22 @@ pub fn run(ctx: &Ctx, a: AuditArgs) -> Result<i32> {
         for f in &policy_findings {
             crate::outln!("FINDING policy [{}] {}: {}", f.rule, f.file, f.message);
         }
-        crate::outln!("{}", if total == 0 { "audit: ok".to_string() } else { format!("audit: {total} finding(s)") });
+        let backups: usize = envs.iter().map(|e| e.plan.entries.len()).sum();
+        let troubled = envs.iter().filter(|e| !e.findings.is_empty()).count();
+        let locks: usize = envs.iter().map(|e| e.locks.len()).sum();
+        let scope = format!(
+            "{} project/env(s), {backups} backup(s){}",
+            envs.len(),
+            if locks > 0 { format!(", {locks} locked tier(s)") } else { String::new() }
+        );
+        crate::outln!(
+            "{}",
+            if total == 0 {
+                format!("audit: ok ({scope} as their policies say{})", if verbose { "" } else { "; -v shows every decision" })
+            } else {
+                format!("audit: {total} finding(s) in {troubled} of {scope}")
+            }
+        );
     }
     Ok(if total == 0 { 0 } else { 1 })
 }

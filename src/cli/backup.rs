@@ -7,6 +7,9 @@ use crate::backup::{BackupOptions, backup};
 use crate::error::Result;
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  pgtier backup shop production                   back up now; prints the path of the new file\n  pgtier backup shop production --tag pre-deploy  a backup kept apart from the tiers (tagged_keep)"
+)]
 pub struct BackupArgs {
     #[command(flatten)]
     pub target: Target,

@@ -30,8 +30,8 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
             "connection": if p.connection.container.is_some() { "container" } else { "direct" },
         })).collect::<Vec<_>>(),
         "policies": cfg.policies.keys().collect::<Vec<_>>(),
-        "remote": cfg.remotes.first().map(|r| format!("{:?}", r.url)),
-        "remotes": cfg.remotes.iter().map(|r| serde_json::json!({"name": r.name, "url": format!("{:?}", r.url)})).collect::<Vec<_>>(),
+        "remote": cfg.remotes.first().map(|r| r.url.to_string()),
+        "remotes": cfg.remotes.iter().map(|r| serde_json::json!({"name": r.name, "url": r.url.to_string(), "tiers": r.tiers, "prune": r.prune})).collect::<Vec<_>>(),
         "notes": cfg.notes,
     });
     if ctx.ui.json {

@@ -1,4 +1,5 @@
-//! `pgtier list PROJECT ENV [--latest]`.
+//! `pgtier list PROJECT ENV [--latest] [--wide]`: a table that fits 100 columns with ages
+//! relative to now; `--wide` has every detail; `--json` every field.
 
 use clap::Args;
 use serde::Serialize;
@@ -8,6 +9,9 @@ use crate::catalog::Listing;
 use crate::error::Result;
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  pgtier list shop production              the backups on this host, ages relative to now\n  pgtier list shop production --all --wide here and off-site, every copy and its storage class\n  pgtier list shop production --latest     the path of the newest file (for scripts)"
+)]
 pub struct ListArgs {
     #[command(flatten)]
     pub target: Target,
@@ -23,6 +27,83 @@ pub struct ListArgs {
     /// Backups here and off-site, with where each one lives.
     #[arg(long)]
     pub all: bool,
+    /// Every detail: dates, tags, each off-site copy with its storage class (wider than 100 columns).
+    #[arg(long)]
+    pub wide: bool,
+}
+
+/// The last drill in a few words: `ok 2 d ago`, `FAILED 3 h ago` (a failed drill is never shown
+/// as unchecked), `-` when none ran.
+fn drill_words(r: &Row, when: impl Fn(chrono::DateTime<chrono::Utc>) -> String) -> String {
+    match (&r.last_verification, &r.last_successful_verification) {
+        (Some(d), _) if !d.ok => format!("FAILED {}", when(d.at)),
+        (_, Some(d)) => format!("ok {}", when(d.at)),
+        _ => "-".into(),
+    }
+}
+
+/// `s` cut to `n` characters, with an ellipsis when cut.
+fn fit(s: &str, n: usize) -> String {
+    if s.chars().count() <= n { s.to_string() } else { format!("{}…", s.chars().take(n - 1).collect::<String>()) }
+}
+
+/// The table that fits 100 columns: ages relative to now, where each backup lives.
+fn print_narrow(rows: &[Row], now: chrono::DateTime<chrono::Utc>) {
+    use crate::ui::ago;
+    crate::outln!("{:<23} {:>10} {:>9}  {:<20} {:<14} VERIFIED", "BACKUP", "AGE", "SIZE", "TIERS", "WHERE");
+    for r in rows {
+        let tiers: Vec<_> = r.tiers.iter().map(|t| t.as_str()).collect();
+        let place: Vec<&str> = r.locations.iter().map(|l| l.strip_prefix("remote:").unwrap_or(l)).collect();
+        crate::outln!(
+            "{:<23} {:>10} {:>9}  {:<20} {:<14} {}",
+            r.backup,
+            ago(r.created_at, now),
+            human_size(r.size),
+            fit(&if tiers.is_empty() { "-".into() } else { tiers.join(",") }, 20),
+            fit(&place.join("+"), 14),
+            drill_words(r, |t| ago(t, now))
+        );
+    }
+}
+
+/// Every detail, one backup per line: dates, tags, each off-site copy and its storage class.
+fn print_wide(rows: &[Row]) {
+    crate::outln!(
+        "{:<24} {:<20} {:>10}  {:<22} {:<12} {:<10} {:<42} VERIFIED",
+        "BACKUP",
+        "CREATED (UTC)",
+        "SIZE",
+        "TIERS",
+        "TAGS",
+        "WHERE",
+        "OFF-SITE"
+    );
+    for r in rows {
+        let tiers: Vec<_> = r.tiers.iter().map(|t| t.as_str()).collect();
+        let several = r.remote.iter().any(|c| c.destination != r.remote[0].destination);
+        let off: Vec<_> = r
+            .remote
+            .iter()
+            .map(|c| {
+                if several {
+                    format!("{}:{}:{}", c.destination, c.tier, c.storage_class)
+                } else {
+                    format!("{}:{}", c.tier, c.storage_class)
+                }
+            })
+            .collect();
+        crate::outln!(
+            "{:<24} {:<20} {:>10}  {:<22} {:<12} {:<10} {:<42} {}",
+            r.backup,
+            r.created_at.format("%Y-%m-%d %H:%M:%S"),
+            human_size(r.size),
+            if tiers.is_empty() { "-".into() } else { tiers.join(",") },
+            if r.tags.is_empty() { "-".into() } else { r.tags.join(",") },
+            r.locations.join("+"),
+            if off.is_empty() { "-".into() } else { off.join(" ") },
+            drill_words(r, |t| t.format("%Y-%m-%d").to_string())
+        );
+    }
 }
 
 /// One off-site copy.
@@ -50,10 +131,11 @@ pub struct Row {
     pub encrypted: bool,
     pub locations: Vec<String>,
     pub remote: Vec<Copy>,
+    /// The last restore drill, passed or failed: a failed one shows as FAILED, never as "not
+    /// checked". Named as in `status PROJECT ENV`.
+    pub last_verification: Option<Drill>,
     /// The last drill that passed.
-    pub last_verified: Option<chrono::DateTime<chrono::Utc>>,
-    /// The last drill, passed or failed: a failed one shows as FAILED, never as "not checked".
-    pub last_drill: Option<Drill>,
+    pub last_successful_verification: Option<Drill>,
 }
 
 /// One restore drill's outcome.
@@ -61,6 +143,14 @@ pub struct Row {
 pub struct Drill {
     pub at: chrono::DateTime<chrono::Utc>,
     pub ok: bool,
+    /// Where the drill read the backup: `local` or `remote`.
+    pub from: String,
+}
+
+impl Drill {
+    fn of(v: &crate::manifest::Verification) -> Drill {
+        Drill { at: v.at, ok: v.ok, from: v.from.clone() }
+    }
 }
 
 pub fn run(ctx: &Ctx, a: ListArgs) -> Result<i32> {
@@ -139,44 +229,10 @@ pub fn run(ctx: &Ctx, a: ListArgs) -> Result<i32> {
     if ctx.ui.json {
         ctx.print_json(&rows);
     } else {
-        crate::outln!(
-            "{:<24} {:<20} {:>10}  {:<22} {:<12} {:<10} {:<42} VERIFIED",
-            "BACKUP",
-            "CREATED (UTC)",
-            "SIZE",
-            "TIERS",
-            "TAGS",
-            "WHERE",
-            "OFF-SITE"
-        );
-        for r in &rows {
-            let tiers: Vec<_> = r.tiers.iter().map(|t| t.as_str()).collect();
-            let several = r.remote.iter().any(|c| c.destination != r.remote[0].destination);
-            let off: Vec<_> = r
-                .remote
-                .iter()
-                .map(|c| {
-                    if several {
-                        format!("{}:{}:{}", c.destination, c.tier, c.storage_class)
-                    } else {
-                        format!("{}:{}", c.tier, c.storage_class)
-                    }
-                })
-                .collect();
-            crate::outln!(
-                "{:<24} {:<20} {:>10}  {:<22} {:<12} {:<10} {:<42} {}",
-                r.backup,
-                r.created_at.format("%Y-%m-%d %H:%M:%S"),
-                human_size(r.size),
-                if tiers.is_empty() { "-".into() } else { tiers.join(",") },
-                if r.tags.is_empty() { "-".into() } else { r.tags.join(",") },
-                r.locations.join("+"),
-                if off.is_empty() { "-".into() } else { off.join(" ") },
-                match &r.last_drill {
-                    Some(d) if !d.ok => format!("FAILED {}", d.at.format("%Y-%m-%d")),
-                    _ => r.last_verified.map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_else(|| "-".into()),
-                }
-            );
+        if a.wide {
+            print_wide(&rows);
+        } else {
+            print_narrow(&rows, ctx.now);
         }
     }
     for (p, why) in &listing.broken {
@@ -204,7 +260,7 @@ fn row(stem: &crate::names::Stem, m: &crate::manifest::Manifest, path: Option<St
         tags: m.tags.clone(),
         encrypted: m.encryption.is_some(),
         remote: Vec::new(),
-        last_verified: m.last_verified_ok().map(|v| v.at),
-        last_drill: m.verifications.last().map(|v| Drill { at: v.at, ok: v.ok }),
+        last_verification: m.verifications.last().map(Drill::of),
+        last_successful_verification: m.last_verified_ok().map(Drill::of),
     }
 }

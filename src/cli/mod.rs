@@ -4,6 +4,8 @@ mod adopt;
 mod audit;
 mod backup;
 mod config_check;
+mod docs;
+mod doctor;
 mod list;
 mod overview;
 mod policy;
@@ -39,7 +41,7 @@ pub struct Cli {
     /// For drills and replays: evaluate as if the clock said this (RFC 3339).
     #[arg(long, global = true, value_parser = parse_now, help_heading = "Global options")]
     pub now: Option<DateTime<Utc>>,
-    /// More logging (-v debug, -vv trace).
+    /// More detail: audit lists every keep/delete decision; logs at debug (-v) or trace (-vv).
     #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Global options")]
     pub verbose: u8,
     /// Only errors on stderr; run, audit, sync, prune and verify print nothing when all is well.
@@ -79,14 +81,23 @@ pub enum Command {
     /// Configuration commands.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Check now, online, everything the first night needs; one line per check with its fix.
+    Doctor(doctor::DoctorArgs),
     /// Off-site destination commands.
     #[command(subcommand)]
     Remote(remote::RemoteCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(docs::CompletionsArgs),
+    /// Print the man page, or write one page per command with --dir.
+    Man(docs::ManArgs),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Validate pgtier.yml, projects.yml and the policies; report every problem.
+    /// Validate pgtier.yml, projects.yml and the policies offline; report every problem.
+    #[command(
+        after_help = "Examples:\n  pgtier config check                       every file, every key (offline; `pgtier doctor` checks online)\n  pgtier --config /etc/pgtier/pgtier.yml config check --json"
+    )]
     Check,
 }
 
@@ -105,7 +116,11 @@ fn parse_now(s: &str) -> std::result::Result<DateTime<Utc>, String> {
 
 /// What every command gets.
 pub struct Ctx {
+    /// The command's name as typed (`list`, `policy simulate`): the `command` of `--json` output.
+    pub command: &'static str,
     pub config_path: PathBuf,
+    /// -v count: commands that summarise show their details from -v on.
+    pub verbose: u8,
     pub ui: Ui,
     pub now: DateTime<Utc>,
 }
@@ -118,9 +133,45 @@ impl Ctx {
         Ok(cfg)
     }
 
-    /// Prints `value` as JSON on stdout.
+    /// Prints `value` as the command's JSON result on stdout, in the envelope every `--json`
+    /// output shares: `{"schema_version": 1, "command": "list", "result": ...}`.
     pub fn print_json<T: Serialize>(&self, value: &T) {
-        crate::outln!("{}", serde_json::to_string_pretty(value).expect("serialisable output"));
+        let envelope = Envelope { schema_version: JSON_SCHEMA_VERSION, command: self.command, result: value };
+        crate::outln!("{}", serde_json::to_string_pretty(&envelope).expect("serialisable output"));
+    }
+}
+
+/// The version of the `--json` contract (docs/json.md). It changes only when a field is removed
+/// or changes meaning; new fields may appear in any version.
+pub const JSON_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Serialize)]
+struct Envelope<'a, T: Serialize> {
+    schema_version: u32,
+    command: &'a str,
+    result: &'a T,
+}
+
+/// The name of a command as typed, for the `--json` envelope.
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Backup(_) => "backup",
+        Command::Restore(_) => "restore",
+        Command::List(_) => "list",
+        Command::Run(_) => "run",
+        Command::Sync(_) => "sync",
+        Command::RestoreGlobals(_) => "restore-globals",
+        Command::Verify(_) => "verify",
+        Command::Status(_) => "status",
+        Command::Prune(_) => "prune",
+        Command::Policy(_) => "policy simulate",
+        Command::Audit(_) => "audit",
+        Command::Adopt(_) => "adopt",
+        Command::Config(_) => "config check",
+        Command::Doctor(_) => "doctor",
+        Command::Remote(_) => "remote init",
+        Command::Completions(_) => "completions",
+        Command::Man(_) => "man",
     }
 }
 
@@ -174,7 +225,13 @@ pub fn offsite_hint(cfg: &Config, project: &crate::config::Project, env: &str) -
 /// sync, prune or audit that fails (or finds a problem) also reports through the outcome hook
 /// (`run` and `verify` report their own, per env and per backup).
 pub fn run(cli: Cli) -> Result<i32> {
-    let ctx = Ctx { config_path: cli.config.clone(), ui: Ui::detect(cli.json, cli.quiet), now: cli.now.unwrap_or_else(Utc::now) };
+    let ctx = Ctx {
+        command: command_name(&cli.command),
+        config_path: cli.config.clone(),
+        verbose: cli.verbose,
+        ui: Ui::detect(cli.json, cli.quiet),
+        now: cli.now.unwrap_or_else(Utc::now),
+    };
     let alert = match &cli.command {
         Command::Backup(a) => Some(("backup", Some(a.target.project.clone()), Some(a.target.env.clone()))),
         Command::Sync(a) => Some(("sync", a.project.clone(), a.env.clone())),
@@ -230,6 +287,9 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::Audit(a) => crate::manifest::without_row_counts(|| audit::run(ctx, a)),
         Command::Adopt(a) => adopt::run(ctx, a),
         Command::Config(ConfigCommand::Check) => config_check::run(ctx),
+        Command::Doctor(a) => doctor::run(ctx, a),
+        Command::Completions(a) => docs::completions(a),
+        Command::Man(a) => docs::man(a),
     }
 }
 

@@ -16,13 +16,14 @@ use crate::error::Result;
 pub struct EnvOverview {
     pub project: String,
     pub env: String,
-    pub newest: Option<String>,
-    pub newest_at: Option<DateTime<Utc>>,
+    /// The newest database backup, as `backup` in `list` and `status PROJECT ENV`.
+    pub backup: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
     /// Database backups per tier here.
     pub local: BTreeMap<String, usize>,
     /// Database backup copies per tier on each destination (an unreachable one is a problem).
     pub offsite: BTreeMap<String, BTreeMap<String, usize>>,
-    pub last_drill: Option<Drill>,
+    pub last_verification: Option<Drill>,
     /// What needs a person, in plain words; empty when all is well.
     pub problems: Vec<String>,
 }
@@ -46,18 +47,18 @@ pub fn run(ctx: &Ctx, project: Option<&str>) -> Result<i32> {
         let mut o = EnvOverview {
             project: p.name.clone(),
             env: env.clone(),
-            newest: None,
-            newest_at: None,
+            backup: None,
+            created_at: None,
             local: BTreeMap::new(),
             offsite: BTreeMap::new(),
-            last_drill: None,
+            last_verification: None,
             problems: Vec::new(),
         };
         match e.listing() {
             Ok(listing) => {
                 if let Some(b) = listing.latest() {
-                    o.newest = Some(b.stem.to_string());
-                    o.newest_at = Some(b.stem.time);
+                    o.backup = Some(b.stem.to_string());
+                    o.created_at = Some(b.stem.time);
                     if let Some(why) = crate::audit::staleness(&cfg, p, b.stem.time, ctx.now) {
                         o.problems.push(why);
                     }
@@ -69,15 +70,15 @@ pub fn run(ctx: &Ctx, project: Option<&str>) -> Result<i32> {
                         *o.local.entry(t.to_string()).or_default() += 1;
                     }
                     if let Some(v) = b.manifest.verifications.last()
-                        && o.last_drill.as_ref().is_none_or(|d| v.at > d.at)
+                        && o.last_verification.as_ref().is_none_or(|d| v.at > d.at)
                     {
-                        o.last_drill = Some(Drill { backup: b.stem.to_string(), at: v.at, ok: v.ok });
+                        o.last_verification = Some(Drill { backup: b.stem.to_string(), at: v.at, ok: v.ok });
                     }
                 }
             }
             Err(err) => o.problems.push(format!("cannot read the local backups: {err}")),
         }
-        if let Some(d) = &o.last_drill
+        if let Some(d) = &o.last_verification
             && !d.ok
         {
             o.problems.push(format!(
@@ -107,11 +108,11 @@ pub fn run(ctx: &Ctx, project: Option<&str>) -> Result<i32> {
         ctx.print_json(&all);
     } else {
         for o in &all {
-            let newest = match (&o.newest, o.newest_at) {
+            let newest = match (&o.backup, o.created_at) {
                 (Some(b), Some(t)) => format!("newest {b} ({})", ago(t, ctx.now)),
                 _ => "no backup yet".to_string(),
             };
-            let drill = match &o.last_drill {
+            let drill = match &o.last_verification {
                 Some(d) if d.ok => format!("last drill ok {}", ago(d.at, ctx.now)),
                 Some(d) => format!("last drill FAILED {}", ago(d.at, ctx.now)),
                 None => "never drilled".to_string(),

@@ -15,6 +15,9 @@ pub enum PolicyCommand {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  pgtier policy simulate default --days 400   which of 400 nightly backups each tier would keep, and why"
+)]
 pub struct SimulateArgs {
     /// Policy name (a file in the policies folder, or default).
     pub policy: String,

@@ -16,6 +16,9 @@ pub enum RemoteCommand {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  pgtier remote init --dry-run   what it would create or change on each destination\n  pgtier remote init aws         create or check the bucket of the destination named aws"
+)]
 pub struct InitArgs {
     /// One destination (default: every one).
     pub name: Option<String>,

@@ -8,6 +8,9 @@ use crate::remote::ThawWait;
 use crate::restore::{Input, RestoreOptions, Source, restore};
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  pgtier restore shop production                         the latest backup, into the database of the env (asks first)\n  pgtier restore shop production --target-db shop_check  beside the original\n  pgtier restore shop production --from remote --identity key.txt   after a host loss\n  pgtier restore shop production db_20250106_020000 --table public.orders --target-db tmp"
+)]
 pub struct RestoreArgs {
     #[command(flatten)]
     pub target: Target,

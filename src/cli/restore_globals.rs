@@ -10,6 +10,9 @@ use crate::error::Result;
 use crate::restore::Input;
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  pgtier restore-globals shop production                roles and tablespaces, before a restore on a new server\n  pgtier restore-globals shop production --from remote  after a host loss"
+)]
 pub struct RestoreGlobalsArgs {
     #[command(flatten)]
     pub target: Target,

@@ -88,7 +88,13 @@ fn manifest(ctx: &Ctx, target: &Target) -> Result<i32> {
         "globals": listing.backups.iter().rev().find(|b| b.stem.kind == Kind::Globals).map(|b| b.stem.to_string()),
         "last_run": state,
     });
-    ctx.print_json(&status);
+    // The guide's deployment manifest, as the old scripts printed it; with --json, in the
+    // envelope every --json output shares.
+    if ctx.ui.json {
+        ctx.print_json(&status);
+    } else {
+        crate::outln!("{}", serde_json::to_string_pretty(&status).expect("serialisable"));
+    }
     Ok(0)
 }
 

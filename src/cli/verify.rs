@@ -48,9 +48,15 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
             (None, false) => vec![Input::Latest],
         };
         if a.dry_run {
-            planned.extend(
-                inputs.iter().map(|i| format!("{}/{env} {}", project.name, if let Input::Named(n) = i { n.as_str() } else { "(newest)" })),
-            );
+            // One object per drill it would run; `backup` is null for "the newest".
+            planned.extend(inputs.iter().map(|i| {
+                serde_json::json!({
+                    "project": project.name,
+                    "env": env,
+                    "backup": if let Input::Named(n) = i { Some(n.as_str()) } else { None },
+                    "from": a.source.from.origin(),
+                })
+            }));
             continue;
         }
         let mut keys = project.keys()?;
@@ -71,7 +77,12 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
             ctx.print_json(&planned);
         } else {
             for p in &planned {
-                crate::outln!("would verify {p}");
+                crate::outln!(
+                    "would verify {}/{} {}",
+                    p["project"].as_str().unwrap_or_default(),
+                    p["env"].as_str().unwrap_or_default(),
+                    p["backup"].as_str().unwrap_or("(newest)")
+                );
             }
         }
         return Ok(0);

@@ -62,6 +62,17 @@ pub enum RemoteUrl {
     File(PathBuf),
 }
 
+impl std::fmt::Display for RemoteUrl {
+    /// As written in pgtier.yml: `s3://bucket/prefix`, `file:///mnt/nas`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RemoteUrl::S3 { bucket, prefix } if prefix.is_empty() => write!(f, "s3://{bucket}"),
+            RemoteUrl::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{}", prefix.trim_end_matches('/')),
+            RemoteUrl::File(p) => write!(f, "file://{}", p.display()),
+        }
+    }
+}
+
 /// AWS's `request_checksum_calculation`: send the newer checksum headers whenever the request
 /// supports them (and fall back once if the store rejects them), or only when an operation
 /// requires them (for stores that reject them: some MinIO, Ceph, B2, R2 versions).

@@ -341,3 +341,14 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The `result` of a command's `--json` output, after checking the envelope every `--json`
+/// output shares: one object with `schema_version` 1, the command's name and its result.
+pub fn json<T: AsRef<[u8]> + ?Sized>(stdout: &T) -> serde_json::Value {
+    let text = String::from_utf8_lossy(stdout.as_ref());
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("--json output does not parse ({e}):\n{text}"));
+    assert_eq!(v["schema_version"], 1, "--json output without schema_version 1:\n{text}");
+    assert!(v["command"].as_str().is_some_and(|c| !c.is_empty()), "--json output without its command:\n{text}");
+    assert_eq!(v.as_object().map(|o| o.len()), Some(3), "the envelope has schema_version, command and result only:\n{text}");
+    v["result"].take()
+}

@@ -1,0 +1,419 @@
+//! `pgtier doctor`: everything the first night needs, checked now, online. Each check is one
+//! line, ok / warn / fail, and a failing or doubtful one says what to do in plain words.
+//! Doctor changes nothing but a scratch file in `backup_root` and a scratch object on each
+//! destination, both removed at once (and the test alert, when asked for).
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::config::{Config, Location, Project, RemoteConfig, RemoteUrl};
+use crate::context::Context;
+use crate::crypto::Keys;
+use crate::pipeline::FinishWrite;
+use crate::postgres::{Pg, Session};
+use crate::remote::Remote;
+use crate::store::PutOptions;
+use crate::vocab::EncryptionConfig;
+
+/// How a check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+/// One check: what was checked, what was found, and what to do about it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub status: Status,
+    /// What was checked: `backup_root`, `shop/production database`, `remote nas`, ...
+    pub check: String,
+    pub detail: String,
+    /// What to do, in plain words; None when there is nothing to do.
+    pub fix: Option<String>,
+}
+
+impl Check {
+    pub fn ok(check: impl Into<String>, detail: impl Into<String>) -> Check {
+        Check { status: Status::Ok, check: check.into(), detail: one_line(detail.into()), fix: None }
+    }
+    pub fn warn(check: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check { status: Status::Warn, check: check.into(), detail: one_line(detail.into()), fix: Some(fix.into()) }
+    }
+    pub fn fail(check: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check { status: Status::Fail, check: check.into(), detail: one_line(detail.into()), fix: Some(fix.into()) }
+    }
+}
+
+/// A tool's multi-line message (psql's hint on its own line) as one line of the report.
+fn one_line(s: String) -> String {
+    if s.contains(['\n', '\t']) { s.split_whitespace().collect::<Vec<_>>().join(" ") } else { s }
+}
+
+/// What to check.
+#[derive(Debug, Default)]
+pub struct Options {
+    pub project: Option<String>,
+    pub env: Option<String>,
+    /// Deliver a test alert through every configured channel.
+    pub send_test_alert: bool,
+}
+
+/// Runs every check, handing each to `report` as soon as it is known.
+pub fn run(cfg: &Config, opts: &Options, report: &mut dyn FnMut(Check)) {
+    report(backup_root(cfg));
+    let projects: Vec<&Project> = cfg.projects.values().filter(|p| opts.project.as_ref().is_none_or(|n| *n == p.name)).collect();
+    for p in &projects {
+        for (env, db) in p.databases.iter().filter(|(e, _)| opts.env.as_ref().is_none_or(|n| n == *e)) {
+            for c in database(cfg, p, env, db) {
+                report(c);
+            }
+        }
+        if let Some(enc) = &p.encryption {
+            report(encryption(&p.name, enc));
+        }
+    }
+    let world = Context::new(cfg);
+    for rc in &cfg.remotes {
+        for c in destination(cfg, &world, rc) {
+            report(c);
+        }
+    }
+    report(alerts(cfg, opts.send_test_alert));
+}
+
+fn backup_root(cfg: &Config) -> Check {
+    let what = "backup_root";
+    let root = &cfg.backup_root;
+    // The first night creates it: check the nearest folder that exists.
+    let existing = root.ancestors().find(|p| p.exists()).unwrap_or(Path::new("/"));
+    if !existing.is_dir() {
+        return Check::fail(
+            what,
+            format!("{}: {} is not a folder", root.display(), existing.display()),
+            format!("point backup_root in {} at a folder", cfg.file.display()),
+        );
+    }
+    let probe = tempfile::Builder::new().prefix(".pgtier-doctor-").tempfile_in(existing);
+    if let Err(e) = probe {
+        return Check::fail(
+            what,
+            format!("{}: cannot write in {}: {e}", root.display(), existing.display()),
+            "give the user pgtier runs as write access to it, or point backup_root at a folder it can write",
+        );
+    }
+    drop(probe);
+    let free = crate::fsutil::free_space(existing).unwrap_or(u64::MAX);
+    let state =
+        if existing == root.as_path() { String::new() } else { "does not exist yet (the first backup creates it, 0700); ".to_string() };
+    if free < cfg.min_free_space {
+        return Check::fail(
+            what,
+            format!(
+                "{}: {state}{} free, below min_free_space ({})",
+                root.display(),
+                crate::ui::human_size(free),
+                crate::ui::human_size(cfg.min_free_space)
+            ),
+            "free space there, move backup_root, or lower min_free_space",
+        );
+    }
+    if existing == root.as_path() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(root).map(|m| m.permissions().mode() & 0o777).unwrap_or(0o700);
+        if mode & 0o077 != 0 {
+            return Check::warn(
+                what,
+                format!("{}: writable, {} free, but mode {mode:04o} lets others in", root.display(), crate::ui::human_size(free)),
+                format!("chmod 700 {}", root.display()),
+            );
+        }
+    }
+    Check::ok(what, format!("{}: {state}writable, {} free", root.display(), crate::ui::human_size(free)))
+}
+
+/// Connection, pg_dump, privileges and an exported snapshot: what `pg_dump` needs.
+fn database(cfg: &Config, p: &Project, env: &str, db: &str) -> Vec<Check> {
+    let what = format!("{}/{env} database", p.name);
+    let where_ = match (&p.connection.container, &p.connection.host, p.connection.port) {
+        (Some(c), _, _) => format!("in container {c}"),
+        (None, h, port) => format!("at {}:{}", h.as_deref().unwrap_or("localhost"), port.map_or("5432".into(), |n| n.to_string())),
+    };
+    let fix_conn = format!(
+        "check the database: block of {} in {} (host, port, user, password_file), and that the server runs",
+        p.name,
+        cfg.projects_file.display()
+    );
+    let pg = match Pg::connect(&p.connection, cfg.pg_bindir.as_deref(), db) {
+        Ok(pg) => pg,
+        Err(e) => return vec![Check::fail(what, format!("{db:?} {where_} as {}: {e}", p.connection.user), fix_conn)],
+    };
+    let mut out = vec![Check::ok(
+        &what,
+        format!("{db:?} {where_} as {}: PostgreSQL {}, pg_dump {}", pg.user(), pg.server_version(), pg.pg_dump_version()),
+    )];
+    let mut session = match Session::start(&pg, db) {
+        Ok(s) => s,
+        Err(e) => {
+            out.push(Check::fail(format!("{}/{env} privileges", p.name), e.to_string(), fix_conn));
+            return out;
+        }
+    };
+    out.push(privileges(&mut session, &format!("{}/{env} privileges", p.name), pg.user(), db));
+    out.push(snapshot(&mut session, &format!("{}/{env} snapshot", p.name)));
+    let _ = session.close();
+    out
+}
+
+/// Whether the role can read everything pg_dump reads.
+fn privileges(s: &mut Session, what: &str, user: &str, db: &str) -> Check {
+    let superuser = s.query_value("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").unwrap_or_default() == "t";
+    if superuser {
+        return Check::ok(what, format!("{user} is a superuser: it reads every table"));
+    }
+    let unreadable = s.query_lines(
+        "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r', 'p', 'm', 'S') AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%' \
+         AND (NOT has_schema_privilege(n.oid, 'USAGE') OR NOT has_table_privilege(c.oid, 'SELECT')) ORDER BY 1",
+    );
+    match unreadable {
+        Err(e) => Check::fail(what, format!("cannot read the catalog: {e}"), "grant the backup role CONNECT on the database"),
+        Ok(rows) if rows.is_empty() => Check::ok(what, format!("{user} can read every table and sequence of {db:?}")),
+        Ok(rows) => {
+            let shown: Vec<&str> = rows.iter().take(5).map(String::as_str).collect();
+            let more = if rows.len() > 5 { format!(" and {} more", rows.len() - 5) } else { String::new() };
+            Check::fail(
+                what,
+                format!("{user} cannot read {} table(s) or sequence(s): {}{more}", rows.len(), shown.join(", ")),
+                format!(
+                    "grant it pg_read_all_data (GRANT pg_read_all_data TO {user}), or SELECT on those tables and USAGE on their schemas"
+                ),
+            )
+        }
+    }
+}
+
+/// pg_dump exports a snapshot to dump in parallel and consistently.
+fn snapshot(s: &mut Session, what: &str) -> Check {
+    let result = (|| {
+        s.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+        let id = s.query_value("SELECT pg_export_snapshot()");
+        s.exec("ROLLBACK")?;
+        id
+    })();
+    match result {
+        Ok(_) => Check::ok(what, "can export a snapshot (consistent and parallel dumps)"),
+        Err(e) => Check::fail(
+            what,
+            format!("cannot export a snapshot: {e}"),
+            "check the server's state (a standby must be in hot standby) and the role's rights",
+        ),
+    }
+}
+
+/// A writer into shared memory, for the test message.
+struct Collect(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Collect {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("not poisoned").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl FinishWrite for Collect {
+    fn finish(self: Box<Self>) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Encrypts a test message to the configured recipients and, where this host holds an identity
+/// or passphrase, opens it again: a wrong identity file is found now, not at 3 a.m.
+fn encryption(project: &str, enc: &EncryptionConfig) -> Check {
+    let what = format!("{project} encryption");
+    const MESSAGE: &[u8] = b"pgtier doctor: test message\n";
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let sealed = (|| {
+        let (mut w, info) = crate::crypto::encryptor(enc, Box::new(Collect(buf.clone())))?;
+        w.write_all(MESSAGE).and_then(|_| w.finish()).map_err(|e| crate::failed!("cannot encrypt: {e}"))?;
+        Ok::<_, crate::Error>(info)
+    })();
+    let info = match sealed {
+        Ok(i) => i,
+        Err(e) => return Check::fail(what, e.to_string(), "check the recipients (or recipient_keys) of this project's encryption block"),
+    };
+    let to = if info.recipients.iter().any(|r| r == "passphrase") {
+        "a passphrase".to_string()
+    } else {
+        format!("{} recipient(s)", info.recipients.len())
+    };
+    let keys = match Keys::for_block(Some(enc)) {
+        Ok(k) => k,
+        Err(e) => return Check::fail(what, e.to_string(), "check the identity or secret key file and its permissions"),
+    };
+    if keys.is_empty() {
+        return Check::ok(
+            what,
+            format!("{} to {to}; no identity on this host (restores need the private key from elsewhere)", info.scheme),
+        );
+    }
+    let bytes = buf.lock().expect("not poisoned").clone();
+    let layer = crate::pipeline::sniff(&bytes);
+    let opened = keys.decryptor(layer, Box::new(std::io::Cursor::new(bytes)), "the test message").and_then(|mut r| {
+        let mut plain = Vec::new();
+        r.read_to_end(&mut plain).map_err(|e| crate::failed!("{e}"))?;
+        Ok(plain)
+    });
+    match opened {
+        Ok(plain) if plain == MESSAGE => Check::ok(what, format!("{} to {to}; this host's key opens what it writes", info.scheme)),
+        Ok(_) => Check::fail(what, "the test message came back different", "report this as a bug"),
+        Err(e) => Check::fail(
+            what,
+            format!("{}: a test message to the recipients does not open with this host's key: {e}", info.scheme),
+            "the identity (or secret key) does not belong to the recipients: fix identity_file or the recipients so they are one key pair",
+        ),
+    }
+}
+
+/// Reachable with credentials, bucket present, a scratch object written, read and deleted,
+/// versioning and Object Lock as the tiers it holds need.
+fn destination(cfg: &Config, world: &Context, rc: &RemoteConfig) -> Vec<Check> {
+    let what = format!("remote {}", rc.name);
+    let r: &Remote = match world.destination(&rc.name) {
+        Ok(r) => r,
+        Err(e) => return vec![Check::fail(what, e.to_string(), format!("check {} in {}", rc.key, cfg.file.display()))],
+    };
+    let url = r.store.describe();
+    let locked_tiers: Vec<String> = cfg
+        .policies
+        .values()
+        .flat_map(|p| p.tiers.iter())
+        .filter(|t| t.object_lock.is_some() && t.lives(Location::Remote) && rc.holds(t.name))
+        .map(|t| t.name.to_string())
+        .collect();
+    let mut out = Vec::new();
+    if let Some(locks) = r.store.locks() {
+        match locks.bucket() {
+            Err(e) => {
+                return vec![Check::fail(what, format!("{url}: {e}"), fix_store(&e.to_string()))];
+            }
+            Ok(b) if !b.exists => {
+                return vec![Check::fail(
+                    what,
+                    format!("{url}: the bucket does not exist"),
+                    "create it with `pgtier remote init` (or check the bucket name in the url)",
+                )];
+            }
+            Ok(b) => {
+                let lock_what = format!("{what} object lock");
+                if !locked_tiers.is_empty() && !b.object_lock {
+                    out.push(Check::fail(
+                        lock_what,
+                        format!("{url}: Object Lock is off, but the policy locks {}", locked_tiers.join(", ")),
+                        "run `pgtier remote init` (a bucket made without Object Lock may need to be recreated)",
+                    ));
+                } else if !b.versioning {
+                    out.push(Check::warn(
+                        lock_what,
+                        format!("{url}: versioning is off: an overwritten or deleted object cannot be recovered"),
+                        "run `pgtier remote init` to turn it on with lifecycle rules",
+                    ));
+                } else {
+                    let lock = if b.object_lock { "Object Lock on" } else { "no Object Lock (no tier is locked)" };
+                    out.push(Check::ok(lock_what, format!("versioning on, {lock}")));
+                }
+            }
+        }
+    }
+    out.insert(0, scratch_object(&what, r, rc));
+    out
+}
+
+/// Writes, reads back and deletes a scratch object: credentials and rights, end to end.
+fn scratch_object(what: &str, r: &Remote, rc: &RemoteConfig) -> Check {
+    let key = format!(".pgtier-doctor-{}-{}", crate::alerts::hostname(), std::process::id());
+    let url = r.url(&key);
+    let body = b"pgtier doctor scratch object: safe to delete\n";
+    if let Err(e) = r.store.put_bytes(&key, body, &PutOptions::standard()) {
+        return Check::fail(what, format!("cannot write {url}: {e}"), fix_store(&e.to_string()));
+    }
+    let back = r.store.get(&key).map_err(|e| e.to_string()).and_then(|mut rd| {
+        let mut v = Vec::new();
+        rd.read_to_end(&mut v).map_err(|e| e.to_string())?;
+        Ok(v)
+    });
+    let deleted = r.store.delete(&key);
+    match back {
+        Err(e) => return Check::fail(what, format!("wrote {url} but cannot read it back: {e}"), fix_store(&e)),
+        Ok(v) if v != body => {
+            return Check::fail(what, format!("{url} read back different bytes"), "check the store: it does not return what was written");
+        }
+        Ok(_) => {}
+    }
+    let place = match &rc.url {
+        RemoteUrl::S3 { .. } => r.store.describe(),
+        RemoteUrl::File(dir) => format!("folder {}", dir.display()),
+    };
+    match deleted {
+        Ok(()) => Check::ok(what, format!("{place}: wrote, read back and deleted a scratch object")),
+        Err(e) if !rc.prune => Check::warn(
+            what,
+            format!("{place}: wrote and read a scratch object; cannot delete it ({e}), as expected with prune: false"),
+            format!("remove {url} with the pruning identity"),
+        ),
+        Err(e) => Check::fail(
+            what,
+            format!("{place}: wrote and read a scratch object but cannot delete it: {e}"),
+            "give these credentials the delete right, or set prune: false on this destination and prune from another identity",
+        ),
+    }
+}
+
+fn fix_store(error: &str) -> String {
+    if error.contains("no AWS credentials") {
+        "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE with ~/.aws/credentials) in the environment pgtier runs in".into()
+    } else if error.contains("does not exist") {
+        "create it with `pgtier remote init` (or check the bucket name in the url)".into()
+    } else if error.contains("access denied") || error.contains("AccessDenied") || error.contains("Forbidden") {
+        "check the credentials and the bucket policy: pgtier needs list, get, put and delete under its prefix".into()
+    } else {
+        "check endpoint_url, region and the network path to the store".into()
+    }
+}
+
+fn alerts(cfg: &Config, send: bool) -> Check {
+    let what = "alerts";
+    let a = &cfg.alerts;
+    let channels: Vec<&str> =
+        [a.webhook.as_ref().map(|_| "webhook"), a.command.as_ref().map(|_| "command")].into_iter().flatten().collect();
+    if channels.is_empty() {
+        return Check::warn(
+            what,
+            "no alert channel: a failed night shows only in the job's own mail or log",
+            "set alerts.webhook or alerts.command in pgtier.yml",
+        );
+    }
+    if !send {
+        return Check::ok(what, format!("{} configured (not contacted; a test alert checks delivery)", channels.join(" and ")));
+    }
+    let alert = crate::alerts::Alert::warning(None, None, "doctor", "test alert from pgtier doctor: delivery works, nothing is wrong");
+    let failures: Vec<String> =
+        crate::alerts::Alerter::new(a).deliver(&alert).into_iter().filter_map(|(ch, r)| r.err().map(|e| format!("{ch}: {e}"))).collect();
+    if failures.is_empty() {
+        Check::ok(what, format!("test alert delivered to the {}", channels.join(" and ")))
+    } else {
+        Check::fail(
+            what,
+            format!("test alert not delivered: {}", failures.join("; ")),
+            "check the alerts: block in pgtier.yml and that the receiver is up",
+        )
+    }
+}
