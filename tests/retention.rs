@@ -192,7 +192,10 @@ fn audit_flags_a_storage_class_kept_shorter_than_it_bills() {
             && text.contains("GLACIER bills at least 90 days"),
         "{text}"
     );
-    assert!(text.contains("no remote: configured"), "no remote is a note: {text}");
+    // Notes are details: audit shows them from -v on, beside the findings.
+    let out = s.run(&["-v", "audit", "app", "production", "--now", &night(1)]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("[storage-class-duration]") && text.contains("no remote: configured"), "no remote is a note: {text}");
 }
 
 #[test]
