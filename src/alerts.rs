@@ -114,10 +114,17 @@ fn run_command(cmd: &str, body: &[u8]) -> Result<(), String> {
 
 /// POSTs JSON with a 10 s timeout over http or https (rustls, the system's roots).
 pub fn post(url: &str, body: &[u8]) -> Result<(), String> {
+    http_post(url, "application/json", &[], body, Duration::from_secs(10))
+}
+
+/// POSTs `body` with `content_type` and extra `headers`; the whole exchange is bounded by
+/// `timeout`, so a receiver that hangs cannot hold the run.
+pub fn http_post(url: &str, content_type: &str, headers: &[(&str, String)], body: &[u8], timeout: Duration) -> Result<(), String> {
     use http_body_util::{BodyExt, Full};
     use hyper_util::client::legacy::Client;
     use hyper_util::rt::TokioExecutor;
-    let uri: hyper::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+    let shown = redact(url);
+    let uri: hyper::Uri = url.parse().map_err(|e| format!("{shown}: {e}"))?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async {
         let https = hyper_rustls::HttpsConnectorBuilder::new()
@@ -127,17 +134,30 @@ pub fn post(url: &str, body: &[u8]) -> Result<(), String> {
             .enable_http1()
             .build();
         let client: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build(https);
-        let req = hyper::Request::post(uri)
-            .header("content-type", "application/json")
-            .header("user-agent", concat!("pgtier/", env!("CARGO_PKG_VERSION")))
-            .body(Full::new(bytes::Bytes::copy_from_slice(body)))
-            .map_err(|e| e.to_string())?;
-        let resp = tokio::time::timeout(Duration::from_secs(10), client.request(req))
-            .await
-            .map_err(|_| format!("{url}: timed out"))?
-            .map_err(|e| format!("{url}: {e}"))?;
-        let status = resp.status();
-        let _ = resp.into_body().collect().await;
-        if status.is_success() { Ok(()) } else { Err(format!("{url}: HTTP {status}")) }
+        let mut req = hyper::Request::post(uri)
+            .header("content-type", content_type)
+            .header("user-agent", concat!("pgtier/", env!("CARGO_PKG_VERSION")));
+        for (k, v) in headers {
+            req = req.header(*k, v.as_str());
+        }
+        let req = req.body(Full::new(bytes::Bytes::copy_from_slice(body))).map_err(|e| e.to_string())?;
+        let exchange = async {
+            let resp = client.request(req).await.map_err(|e| format!("{shown}: {e}"))?;
+            let status = resp.status();
+            let _ = resp.into_body().collect().await;
+            if status.is_success() { Ok(()) } else { Err(format!("{shown}: HTTP {status}")) }
+        };
+        tokio::time::timeout(timeout, exchange).await.map_err(|_| format!("{shown}: no answer within {} s", timeout.as_secs()))?
     })
+}
+
+/// A URL for messages: its path cut off (webhook paths carry their token).
+fn redact(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.split('/').next().unwrap_or(rest);
+            if rest.len() > host.len() + 1 { format!("{scheme}://{host}/…") } else { url.to_string() }
+        }
+        None => "(not a URL)".into(),
+    }
 }

@@ -392,23 +392,33 @@ fn fix_store(error: &str) -> String {
 fn alerts(cfg: &Config, send: bool) -> Check {
     let what = "alerts";
     let a = &cfg.alerts;
-    let channels: Vec<&str> =
+    let mut channels: Vec<&str> =
         [a.webhook.as_ref().map(|_| "webhook"), a.command.as_ref().map(|_| "command")].into_iter().flatten().collect();
+    channels.extend(a.channels.iter().map(|c| c.kind()));
     if channels.is_empty() {
         return Check::warn(
             what,
             "no alert channel: a failed night shows only in the job's own mail or log",
-            "set alerts.webhook or alerts.command in pgtier.yml",
+            "set a channel under alerts: in pgtier.yml (slack, email, ntfy, webhook, ...)",
         );
     }
+    let hc = if a.healthchecks.is_some() { " (and healthchecks pings for each run)" } else { "" };
     if !send {
-        return Check::ok(what, format!("{} configured (not contacted; a test alert checks delivery)", channels.join(" and ")));
+        return Check::ok(what, format!("{} configured{hc} (not contacted; a test alert checks delivery)", channels.join(", ")));
     }
-    let alert = crate::alerts::Alert::warning(None, None, "doctor", "test alert from pgtier doctor: delivery works, nothing is wrong");
-    let failures: Vec<String> =
-        crate::alerts::Alerter::new(a).deliver(&alert).into_iter().filter_map(|(ch, r)| r.err().map(|e| format!("{ch}: {e}"))).collect();
+    let text = "test alert from pgtier doctor: delivery works, nothing is wrong";
+    let alert = crate::alerts::Alert::warning(None, None, "doctor", text);
+    let mut results: Vec<(String, Result<(), String>)> =
+        crate::alerts::Alerter::new(a).deliver(&alert).into_iter().map(|(c, r)| (c.to_string(), r)).collect();
+    let digest = crate::notify::Digest {
+        subject: format!("pgtier: test alert from doctor on {}", crate::alerts::hostname()),
+        body: format!("{text}.\nA failed night arrives here as one message like this one.\n"),
+        failed: false,
+    };
+    results.extend(crate::notify::send(a, &digest));
+    let failures: Vec<String> = results.iter().filter_map(|(ch, r)| r.as_ref().err().map(|e| format!("{ch}: {e}"))).collect();
     if failures.is_empty() {
-        Check::ok(what, format!("test alert delivered to the {}", channels.join(" and ")))
+        Check::ok(what, format!("test alert delivered to the {}", channels.join(", ")))
     } else {
         Check::fail(
             what,

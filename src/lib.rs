@@ -31,6 +31,7 @@ pub mod lock;
 pub mod manifest;
 pub mod metrics;
 pub mod names;
+pub mod notify;
 pub mod outcome;
 pub mod pipeline;
 pub mod postgres;

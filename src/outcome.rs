@@ -3,16 +3,25 @@
 //! one `Outcomes`, so a failure is alerted, and a success recorded, the same way whichever
 //! command saw it.
 
+use std::cell::RefCell;
+
 use chrono::{DateTime, Utc};
 
 use crate::alerts::{Alert, Alerter};
 use crate::config::Config;
+use crate::notify::Ping;
 use crate::remote::Remote;
 
 /// The outcome hook of one command.
 pub struct Outcomes<'a> {
     cfg: &'a Config,
     alerter: Alerter,
+    /// This command's failures and warnings: one message to the native channels at the end.
+    events: RefCell<Vec<Alert>>,
+    /// The healthchecks run id, once `started` pinged.
+    run_id: RefCell<Option<String>>,
+    /// The command's clock (`--now`), for the ages in messages.
+    now: DateTime<Utc>,
 }
 
 /// How one project/env's nightly run ended, for monitoring.
@@ -26,17 +35,50 @@ pub struct EnvOutcome {
 
 impl<'a> Outcomes<'a> {
     pub fn new(cfg: &'a Config) -> Outcomes<'a> {
-        Outcomes { cfg, alerter: Alerter::new(&cfg.alerts) }
+        Outcomes::at(cfg, Utc::now())
     }
 
-    /// `operation` failed (for `project`/`env` when given): alert.
+    /// An outcome hook whose messages measure ages from `now` (the command's `--now`).
+    pub fn at(cfg: &'a Config, now: DateTime<Utc>) -> Outcomes<'a> {
+        Outcomes { cfg, alerter: Alerter::new(&cfg.alerts), events: RefCell::new(Vec::new()), run_id: RefCell::new(None), now }
+    }
+
+    /// `operation` failed (for `project`/`env` when given): alert (the webhook and command at
+    /// once, the native channels in the one message at the end).
     pub fn failed(&self, project: Option<&str>, env: Option<&str>, operation: &str, message: impl Into<String>) {
-        self.alerter.send(&Alert::error(project, env, operation, message));
+        self.event(Alert::error(project, env, operation, message));
     }
 
     /// Something worth a person's look that is not a failure: alert as a warning.
     pub fn warning(&self, project: Option<&str>, env: Option<&str>, operation: &str, message: impl Into<String>) {
-        self.alerter.send(&Alert::warning(project, env, operation, message));
+        self.event(Alert::warning(project, env, operation, message));
+    }
+
+    fn event(&self, alert: Alert) {
+        self.alerter.send(&alert);
+        self.events.borrow_mut().push(alert);
+    }
+
+    /// A nightly run started: the healthchecks start ping, so a run that never ends is noticed.
+    pub fn started(&self) {
+        if self.cfg.alerts.healthchecks.is_some() {
+            let id = crate::notify::run_id();
+            crate::notify::healthchecks(&self.cfg.alerts, Ping::Start, &id, "pgtier run started");
+            *self.run_id.borrow_mut() = Some(id);
+        }
+    }
+
+    /// Sends what this command saw as one message to every native channel (nothing when all
+    /// was well). `remotes` tell where the newest good backup's copies are.
+    pub fn flush(&self, remotes: &[&Remote]) -> Option<crate::notify::Digest> {
+        let events = std::mem::take(&mut *self.events.borrow_mut());
+        let digest = crate::notify::compose(self.cfg, &events, remotes, self.now)?;
+        for (channel, result) in crate::notify::send(&self.cfg.alerts, &digest) {
+            if let Err(e) = result {
+                tracing::warn!("could not deliver the message to {channel}: {e}");
+            }
+        }
+        Some(digest)
     }
 
     /// A nightly run of `project`/`env` ended: record it for monitoring.
@@ -75,8 +117,17 @@ impl<'a> Outcomes<'a> {
         if let Err(err) = crate::metrics::write(self.cfg, remotes) {
             tracing::warn!("could not write the metrics textfile: {err}");
         }
-        if let Some(summary) = success {
-            self.alerter.success(&summary);
+        let digest = self.flush(remotes);
+        let run_id = self.run_id.borrow_mut().take();
+        if let Some(summary) = &success {
+            self.alerter.success(summary);
+        }
+        if let Some(id) = run_id {
+            match (&success, &digest) {
+                (Some(summary), _) => crate::notify::healthchecks(&self.cfg.alerts, Ping::Success, &id, &summary.to_string()),
+                (None, Some(d)) => crate::notify::healthchecks(&self.cfg.alerts, Ping::Fail, &id, &format!("{}\n\n{}", d.subject, d.body)),
+                (None, None) => crate::notify::healthchecks(&self.cfg.alerts, Ping::Fail, &id, "pgtier run failed"),
+            }
         }
     }
 }

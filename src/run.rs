@@ -86,7 +86,7 @@ pub struct RunReport {
 
 /// Runs the nightly job over `selected`.
 pub fn run(cfg: &Config, selected: &[(&Project, String)], opts: &RunOptions, ui: &Ui) -> Result<RunReport> {
-    let outcomes = Outcomes::new(cfg);
+    let outcomes = Outcomes::at(cfg, opts.now);
     let _lock = if opts.dry_run {
         None
     } else {
@@ -94,10 +94,14 @@ pub fn run(cfg: &Config, selected: &[(&Project, String)], opts: &RunOptions, ui:
             Ok(l) => Some(l),
             Err(e) => {
                 outcomes.failed(None, None, "run", e.to_string());
+                outcomes.flush(&[]);
                 return Err(e);
             }
         }
     };
+    if !opts.dry_run {
+        outcomes.started();
+    }
     let mut report = RunReport { started_at: Utc::now(), dry_run: opts.dry_run, ok: true, envs: Vec::new(), warnings: Vec::new() };
     let world = Context::new(cfg);
     for (_, r) in world.destinations() {

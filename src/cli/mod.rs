@@ -264,7 +264,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         if let Some(msg) = problem
             && let Ok(cfg) = Config::load(&ctx.config_path)
         {
-            crate::outcome::Outcomes::new(&cfg).failed(project.as_deref(), env.as_deref(), op, msg);
+            let outcomes = crate::outcome::Outcomes::new(&cfg);
+            outcomes.failed(project.as_deref(), env.as_deref(), op, msg);
+            outcomes.flush(&[]);
         }
     }
     result

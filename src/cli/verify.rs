@@ -38,7 +38,7 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
         return Err(crate::usage!("a BACKUP needs PROJECT and ENV"));
     }
     let selected = cfg.select(a.project.as_deref(), a.env.as_deref())?;
-    let outcomes = crate::outcome::Outcomes::new(&cfg);
+    let outcomes = crate::outcome::Outcomes::at(&cfg, ctx.now);
     let mut results = Vec::new();
     let mut planned = Vec::new();
     for (project, env) in &selected {

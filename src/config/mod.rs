@@ -1,6 +1,7 @@
 //! Configuration: pgtier.yml, projects.yml and policies/, read once and validated into `Config`.
 //! Nothing downstream re-validates; every error names the file, the key path and what was expected.
 
+pub mod alerts;
 mod policy;
 pub mod raw;
 mod remote;
@@ -77,14 +78,7 @@ pub struct GlobalsConfig {
     pub role_passwords: bool,
 }
 
-/// `alerts:`.
-#[derive(Debug, Clone, Default)]
-pub struct AlertsConfig {
-    pub webhook: Option<String>,
-    pub command: Option<String>,
-    pub success_ping: Option<String>,
-    pub anomaly_threshold_percent: u32,
-}
+pub use alerts::{AlertsConfig, Channel};
 
 impl Config {
     /// Reads and validates pgtier.yml and everything it points to; fails on the first problem.
@@ -168,21 +162,13 @@ impl Config {
             notes.push("no remote: configured, so tiers that would live off-site are kept on this host".into());
         }
 
-        let mut alerts = AlertsConfig { anomaly_threshold_percent: 50, ..Default::default() };
+        let mut alerts = AlertsConfig { anomaly_threshold_percent: 50, timeout: std::time::Duration::from_secs(10), ..Default::default() };
         if let Some(a) = raw.alerts {
-            for (key, url) in [("alerts.webhook", &a.webhook), ("alerts.success_ping", &a.success_ping)] {
-                if let Some(u) = url
-                    && !(u.starts_with("http://") || u.starts_with("https://"))
-                {
-                    keep(Err(Error::config(file, key, format!("expected an http:// or https:// URL, got {u:?}"))));
-                }
+            let mut found = Vec::new();
+            alerts = alerts::resolve(file, &base, a, &mut found);
+            for e in found {
+                keep(Err(e));
             }
-            alerts = AlertsConfig {
-                webhook: a.webhook,
-                command: a.command,
-                success_ping: a.success_ping,
-                anomaly_threshold_percent: a.anomaly_threshold_percent.unwrap_or(50),
-            };
         }
         let mut min_free_space = 10_000_000_000;
         match raw.min_free_space {

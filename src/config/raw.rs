@@ -31,7 +31,7 @@ pub struct Agent {
     /// Per-project encryption: a block, or `none` to store that project's backups unencrypted.
     /// Kept as YAML so each entry is parsed with its own key path.
     pub project_encryption: Option<BTreeMap<String, serde_yaml::Value>>,
-    pub alerts: Option<Alerts>,
+    pub alerts: Option<super::alerts::RawAlerts>,
     pub metrics: Option<Metrics>,
     pub min_free_space: Option<NumOrText>,
     pub pg_bindir: Option<String>,
@@ -163,14 +163,21 @@ pub struct Encryption {
     pub secret_key_passphrase_file: Option<String>,
 }
 
-/// `alerts:` in pgtier.yml.
+/// One value or a list of them (`slack: URL` or `slack: [URL, URL]`).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Alerts {
-    pub webhook: Option<String>,
-    pub command: Option<String>,
-    pub success_ping: Option<String>,
-    pub anomaly_threshold_percent: Option<u32>,
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    pub fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::One(x) => vec![x],
+            OneOrMany::Many(v) => v,
+        }
+    }
 }
 
 /// `metrics:` in pgtier.yml.

@@ -352,3 +352,96 @@ pub fn json<T: AsRef<[u8]> + ?Sized>(stdout: &T) -> serde_json::Value {
     assert_eq!(v.as_object().map(|o| o.len()), Some(3), "the envelope has schema_version, command and result only:\n{text}");
     v["result"].take()
 }
+
+/// One HTTP request a `Recorder` received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// The request line's target: path and query.
+    pub target: String,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+/// An HTTP receiver on loopback that records every request (answering 200), or, with `hang`,
+/// accepts connections and never answers.
+pub struct Recorder {
+    pub base: String,
+    pub got: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+}
+
+impl Recorder {
+    pub fn start(hang: bool) -> Recorder {
+        use std::io::{BufRead, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let g = got.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                if hang {
+                    held.push(conn);
+                    continue;
+                }
+                let mut r = std::io::BufReader::new(conn.try_clone().unwrap());
+                let mut first = String::new();
+                if r.read_line(&mut first).unwrap_or(0) == 0 {
+                    continue;
+                }
+                let target = first.split_whitespace().nth(1).unwrap_or_default().to_string();
+                let mut headers = Vec::new();
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some((k, v)) = line.split_once(':') {
+                        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+                    }
+                }
+                let len: usize = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+                let mut body = vec![0u8; len];
+                let _ = r.read_exact(&mut body);
+                g.lock().unwrap().push(Received { target, headers, body: String::from_utf8_lossy(&body).into_owned() });
+                let _ = write!(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+            }
+        });
+        Recorder { base, got }
+    }
+
+    /// The requests whose target starts with `prefix`.
+    pub fn to(&self, prefix: &str) -> Vec<Received> {
+        self.got.lock().unwrap().iter().filter(|r| r.target.starts_with(prefix)).cloned().collect()
+    }
+
+    pub fn clear(&self) {
+        self.got.lock().unwrap().clear();
+    }
+}
+
+/// A real SMTP server (the pinned aiosmtpd) on a free port, delivering into a Maildir; it stops
+/// when this process exits. Returns (port, maildir).
+pub fn smtp_server(dir: &Path) -> (u16, PathBuf) {
+    let port = free_port();
+    let maildir = dir.join("maildir");
+    let out = Command::new(repo().join("smtpserver/start.sh"))
+        .arg(port.to_string())
+        .arg(&maildir)
+        .arg("--parent")
+        .arg(std::process::id().to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "aiosmtpd could not be started (scripts/setup installs it): {}", String::from_utf8_lossy(&out.stderr));
+    (port, maildir)
+}
+
+/// The messages delivered to a Maildir, as text.
+pub fn maildir_messages(maildir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(maildir.join("new"))
+        .map(|d| d.filter_map(|e| e.ok()).filter_map(|e| std::fs::read_to_string(e.path()).ok()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}

@@ -1,0 +1,206 @@
+//! One message per run, for people: what failed, the error, what is still safe (the newest good
+//! backup, its age and where its copies are) and what to type next. Sent to every native channel
+//! of `alerts:` (Slack and look-alikes, Discord, Teams, Telegram, ntfy, email), each in its own
+//! format and with its own timeout; a channel that fails is logged and never changes the exit
+//! code. healthchecks-style pings mark a run's start, success or failure.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::alerts::{Alert, http_post};
+use crate::catalog::Listing;
+use crate::config::alerts::{Email, SmtpTls};
+use crate::config::{AlertsConfig, Channel, Config};
+use crate::remote::{Remote, RemoteCatalog};
+
+/// A run's message.
+#[derive(Debug, Clone)]
+pub struct Digest {
+    /// `pgtier: FAILED backup shop/production on db1`.
+    pub subject: String,
+    pub body: String,
+    /// Whether anything failed (else only warnings).
+    pub failed: bool,
+}
+
+/// Composes the message for `events` (failures and warnings of one command).
+pub fn compose(cfg: &Config, events: &[Alert], remotes: &[&Remote], now: DateTime<Utc>) -> Option<Digest> {
+    let first = events.iter().find(|a| a.severity == "error").or(events.first())?;
+    let failed = events.iter().any(|a| a.severity == "error");
+    let host = crate::alerts::hostname();
+    let what = |a: &Alert| match (&a.project, &a.env) {
+        (Some(p), Some(e)) => format!("{} {p}/{e}", a.operation),
+        (Some(p), None) => format!("{} {p}", a.operation),
+        _ => a.operation.clone(),
+    };
+    let more = if events.len() > 1 { format!(" and {} more", events.len() - 1) } else { String::new() };
+    let word = if failed { "FAILED" } else { "WARNING" };
+    let subject = format!("pgtier: {word} {}{more} on {host}", what(first));
+    let mut body = String::new();
+    for a in events {
+        // The run's errors read "backup: why"; the line already names the operation.
+        let error = a.error.strip_prefix(&format!("{}: ", a.operation)).unwrap_or(&a.error);
+        body += &format!("{} {}: {error}\n", if a.severity == "error" { "FAILED" } else { "WARNING" }, what(a));
+    }
+    let mut envs: Vec<(String, String)> = events.iter().filter_map(|a| Some((a.project.clone()?, a.env.clone()?))).collect();
+    envs.dedup();
+    if !envs.is_empty() {
+        body += "\nStill safe:\n";
+        for (p, e) in &envs {
+            body += &format!("  {p}/{e}: {}\n", still_safe(cfg, p, e, remotes, now));
+        }
+        let (p, e) = &envs[0];
+        body += &format!("\nInvestigate: pgtier doctor {p} {e}; pgtier -v audit {p} {e}; pgtier list {p} {e} --all\n");
+    } else {
+        body += "\nInvestigate: pgtier doctor; pgtier status\n";
+    }
+    Some(Digest { subject, body, failed })
+}
+
+/// The newest backup whose last drill did not fail, its age, and where its copies are.
+fn still_safe(cfg: &Config, project: &str, env: &str, remotes: &[&Remote], now: DateTime<Utc>) -> String {
+    let Ok(listing) = Listing::scan(&cfg.env_dir(project, env), project, env) else { return "the local folder cannot be read".into() };
+    let good = listing.databases().rev().find(|b| b.manifest.verifications.last().is_none_or(|v| v.ok));
+    let Some(b) = good else { return "NO good backup on this host".into() };
+    let mut places = vec!["here".to_string()];
+    for r in remotes {
+        match RemoteCatalog::load(r, project, env, Some(&listing)) {
+            Ok(cat) => {
+                if let Some(rb) = cat.backups.get(&b.stem).filter(|rb| !rb.copies.is_empty()) {
+                    let tiers: Vec<&str> = rb.copies.keys().map(|t| t.as_str()).collect();
+                    places.push(format!("{} ({})", r.name(), tiers.join(", ")));
+                }
+            }
+            Err(_) => places.push(format!("{} (could not be read now)", r.name())),
+        }
+    }
+    let drill = match b.manifest.verifications.last() {
+        Some(v) => format!(", restore proven {}", crate::ui::ago(v.at, now)),
+        None => String::new(),
+    };
+    format!("{}, taken {}{drill}; copies {}", b.stem, crate::ui::ago(b.stem.time, now), places.join(", "))
+}
+
+/// Sends `d` to every native channel; returns each channel's outcome.
+pub fn send(cfg: &AlertsConfig, d: &Digest) -> Vec<(String, Result<(), String>)> {
+    cfg.channels.iter().map(|ch| (ch.kind().to_string(), send_one(ch, d, cfg.timeout))).collect()
+}
+
+fn send_one(ch: &Channel, d: &Digest, timeout: Duration) -> Result<(), String> {
+    let text = format!("{}\n\n{}", d.subject, d.body);
+    let json_post =
+        |url: &str, v: serde_json::Value| http_post(&secret_url(url)?, "application/json", &[], v.to_string().as_bytes(), timeout);
+    match ch {
+        Channel::Slack(url) => json_post(url, json!({ "text": text })),
+        // Discord refuses a message over 2,000 characters.
+        Channel::Discord(url) => json_post(url, json!({ "content": cut(&text, 1990) })),
+        Channel::Teams(url) => json_post(
+            url,
+            json!({ "type": "message", "attachments": [{ "contentType": "application/vnd.microsoft.card.adaptive", "content": {
+                "type": "AdaptiveCard", "version": "1.4", "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                "body": [
+                    { "type": "TextBlock", "text": d.subject, "weight": "Bolder", "wrap": true, "color": if d.failed { "Attention" } else { "Warning" } },
+                    { "type": "TextBlock", "text": d.body, "wrap": true, "fontType": "Monospace" }
+                ] } }] }),
+        ),
+        Channel::Telegram { bot_token_file, chat_id, api_url } => {
+            let token = crate::fsutil::read_secret_line(bot_token_file).map_err(|e| e.to_string())?;
+            let url = format!("{}/bot{}/sendMessage", api_url.trim_end_matches('/'), token.as_str());
+            // Telegram's limit is 4,096 characters; the token never reaches a message or a log.
+            http_post(
+                &url,
+                "application/json",
+                &[],
+                json!({ "chat_id": chat_id, "text": cut(&text, 4000) }).to_string().as_bytes(),
+                timeout,
+            )
+            .map_err(|e| e.replace(token.as_str(), "<token>"))
+        }
+        Channel::Ntfy(url) => {
+            let (priority, tags) = if d.failed { ("high", "rotating_light") } else { ("default", "warning") };
+            http_post(
+                &secret_url(url)?,
+                "text/plain; charset=utf-8",
+                &[("Title", d.subject.clone()), ("Priority", priority.into()), ("Tags", tags.into())],
+                d.body.as_bytes(),
+                timeout,
+            )
+        }
+        Channel::Email(e) => email(e, d, timeout),
+    }
+}
+
+fn cut(s: &str, n: usize) -> String {
+    if s.chars().count() <= n { s.to_string() } else { format!("{}…", s.chars().take(n - 1).collect::<String>()) }
+}
+
+/// A URL as configured, or the secret it points at: `env:NAME` or `file:/path` (first line).
+pub fn secret_url(u: &str) -> Result<String, String> {
+    if let Some(name) = u.strip_prefix("env:") {
+        std::env::var(name).map_err(|_| format!("the environment variable {name} is not set"))
+    } else if let Some(path) = u.strip_prefix("file:") {
+        crate::fsutil::read_secret_line(std::path::Path::new(path)).map(|s| s.to_string()).map_err(|e| e.to_string())
+    } else {
+        Ok(u.to_string())
+    }
+}
+
+fn email(e: &Email, d: &Digest, timeout: Duration) -> Result<(), String> {
+    use lettre::message::header::ContentType;
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::{Message, SmtpTransport, Transport};
+    let mut msg = Message::builder().from(e.from.parse().map_err(|err| format!("from {:?}: {err}", e.from))?).subject(&d.subject);
+    for to in &e.to {
+        msg = msg.to(to.parse().map_err(|err| format!("to {to:?}: {err}"))?);
+    }
+    let msg = msg.header(ContentType::TEXT_PLAIN).body(d.body.clone()).map_err(|err| err.to_string())?;
+    let builder = match e.tls {
+        SmtpTls::StartTls => SmtpTransport::starttls_relay(&e.host).map_err(|err| err.to_string())?,
+        SmtpTls::Tls => SmtpTransport::relay(&e.host).map_err(|err| err.to_string())?,
+        SmtpTls::None => SmtpTransport::builder_dangerous(&e.host),
+    };
+    let mut builder = builder.port(e.port).timeout(Some(timeout));
+    if let Some(user) = &e.username {
+        let password = match &e.password_file {
+            Some(p) => crate::fsutil::read_secret_line(p).map_err(|err| err.to_string())?.to_string(),
+            None => String::new(),
+        };
+        builder = builder.credentials(Credentials::new(user.clone(), password));
+    }
+    builder.build().send(&msg).map(|_| ()).map_err(|err| format!("{}:{}: {err}", e.host, e.port))
+}
+
+/// A run's phase, for healthchecks pings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ping {
+    Start,
+    Success,
+    Fail,
+}
+
+/// Pings the healthchecks check URL for `run_id`: `/start`, the URL itself, or `/fail`, with
+/// `body` as the log. A start without an end is how a run that never finished is noticed.
+pub fn healthchecks(cfg: &AlertsConfig, phase: Ping, run_id: &str, body: &str) {
+    let Some(url) = &cfg.healthchecks else { return };
+    let result = secret_url(url).and_then(|base| {
+        let base = base.trim_end_matches('/');
+        let url = match phase {
+            Ping::Start => format!("{base}/start?rid={run_id}"),
+            Ping::Success => format!("{base}?rid={run_id}"),
+            Ping::Fail => format!("{base}/fail?rid={run_id}"),
+        };
+        http_post(&url, "text/plain; charset=utf-8", &[], cut(body, 10_000).as_bytes(), cfg.timeout)
+    });
+    if let Err(e) = result {
+        tracing::warn!("could not ping healthchecks ({phase:?}): {e}");
+    }
+}
+
+/// A new run id (a random UUID, as healthchecks expects).
+pub fn run_id() -> String {
+    let b: [u8; 16] = rand::random();
+    let h = hex::encode(b);
+    format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
+}
