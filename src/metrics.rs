@@ -86,17 +86,68 @@ pub fn write(cfg: &Config, remotes: &[&Remote]) -> Result<()> {
                 *local.entry(*t).or_default() += 1;
             }
         }
+        if let Some(newest) = listing.databases().next_back() {
+            put(
+                "pgtier_newest_backup_timestamp_seconds",
+                "Unix time the newest database backup on this host was taken.",
+                l.clone(),
+                newest.stem.time.timestamp().to_string(),
+            );
+        }
+        // The newest drill of any backup: when, how it went, and how long the restore took
+        // (the measured time to restore).
+        if let Some(v) = listing.databases().flat_map(|b| b.manifest.verifications.iter()).max_by_key(|v| v.at) {
+            put(
+                "pgtier_last_verify_timestamp_seconds",
+                "Unix time of the last restore drill, passed or failed.",
+                l.clone(),
+                v.at.timestamp().to_string(),
+            );
+            put("pgtier_last_verify_ok", "1 if the last restore drill passed, 0 if it failed.", l.clone(), u8::from(v.ok).to_string());
+            if let Some(secs) = v.seconds {
+                put(
+                    "pgtier_last_verify_duration_seconds",
+                    "How long the last restore drill took: the measured time to restore.",
+                    l.clone(),
+                    format!("{secs}"),
+                );
+            }
+        }
         let mut remote_counts: BTreeMap<TierName, u64> = BTreeMap::new();
+        let offsite: Vec<TierName> =
+            project.policy.tiers.iter().filter(|t| t.lives(crate::config::Location::Remote)).map(|t| t.name).collect();
         for r in remotes {
-            let counts = RemoteCatalog::load(r, &project.name, &env, Some(&listing)).map(|c| c.database_copies()).unwrap_or_default();
-            for (t, n) in &counts {
+            let Ok(cat) = RemoteCatalog::load(r, &project.name, &env, Some(&listing)) else { continue };
+            let counts = cat.database_copies();
+            for t in offsite.iter().filter(|t| r.config.holds(**t)) {
+                let n = counts.get(t).copied().unwrap_or(0);
                 *remote_counts.entry(*t).or_default() += n;
-                if remotes.len() > 1 {
+                // Every tier this destination should hold, 0 included: a missing copy is a zero.
+                put(
+                    "pgtier_destination_backups",
+                    "Database backup copies per tier on each off-site destination.",
+                    format!("{l},tier=\"{t}\",destination=\"{}\"", esc(r.name())),
+                    n.to_string(),
+                );
+                // The lock horizon of a locked tier: nothing in it can be deleted before. A
+                // listing does not carry locks: one HEAD per copy of a locked tier.
+                let locked = project.policy.tiers.iter().any(|x| x.name == *t && x.object_lock.is_some());
+                let horizon = if locked {
+                    cat.backups
+                        .values()
+                        .filter_map(|b| b.copies.get(t))
+                        .filter_map(|o| r.store.head(&o.key).ok()?.lock)
+                        .map(|k| k.until)
+                        .max()
+                } else {
+                    None
+                };
+                if let Some(h) = horizon {
                     put(
-                        "pgtier_destination_backups",
-                        "Database backup copies per tier on each off-site destination.",
+                        "pgtier_lock_horizon_timestamp_seconds",
+                        "The latest Object Lock retain-until date among a locked tier's copies.",
                         format!("{l},tier=\"{t}\",destination=\"{}\"", esc(r.name())),
-                        n.to_string(),
+                        h.timestamp().to_string(),
                     );
                 }
             }
