@@ -37,6 +37,7 @@ pub mod pipeline;
 pub mod postgres;
 pub mod prune;
 pub mod remote;
+pub mod report;
 pub mod restore;
 pub mod retention;
 pub mod run;

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use support::{Scratch, cluster, db_name, repo};
 
 /// Object keys whose own keys are data (tier, destination, table or setting names), not fields.
-const DATA_KEYED: [&str; 5] = ["latest_per_tier", "local", "offsite", "per_tier", "envs"];
+const DATA_KEYED: [&str; 6] = ["latest_per_tier", "local", "offsite", "per_tier", "envs", "unreadable"];
 
 fn collect_keys(v: &serde_json::Value, parent: &str, out: &mut BTreeSet<String>) {
     match v {
@@ -63,6 +63,7 @@ fn every_json_output_is_one_enveloped_object_and_every_field_is_documented() {
         ("audit", vec!["audit", "--now", now]),
         ("policy simulate", vec!["policy", "simulate", "default", "--days", "30", "--now", now]),
         ("adopt", vec!["adopt", "shop", "production", "--dry-run"]),
+        ("report", vec!["report", "--now", now]),
         ("restore", vec!["restore", "shop", "production", "--target-db", &side]),
         ("restore-globals", vec!["restore-globals", "shop", "production"]),
     ];

@@ -41,9 +41,35 @@ pub fn staleness(cfg: &Config, project: &Project, newest: DateTime<Utc>, now: Da
 
 /// Audits the local side of one project/env as of `now`.
 pub fn audit_local(cfg: &Config, project: &Project, env: &str, now: DateTime<Utc>, remote: Option<&RemoteState>) -> Result<EnvAudit> {
+    audit_local_with(cfg, project, env, now, remote, true)
+}
+
+/// `audit_local`, re-hashing every backup file only with `hash` (the report reads manifests
+/// only: hashing is `audit`'s job, and reads every byte).
+pub fn audit_local_with(
+    cfg: &Config,
+    project: &Project,
+    env: &str,
+    now: DateTime<Utc>,
+    remote: Option<&RemoteState>,
+    hash: bool,
+) -> Result<EnvAudit> {
+    let listing = Listing::scan(&cfg.env_dir(&project.name, env), &project.name, env)?;
+    Ok(audit_listing(cfg, project, env, now, remote, &listing, hash))
+}
+
+/// The local audit of a listing already read.
+pub fn audit_listing(
+    cfg: &Config,
+    project: &Project,
+    env: &str,
+    now: DateTime<Utc>,
+    remote: Option<&RemoteState>,
+    listing: &Listing,
+    hash: bool,
+) -> EnvAudit {
     let dir = cfg.env_dir(&project.name, env);
-    let listing = Listing::scan(&dir, &project.name, env)?;
-    let plan = plan_env(&listing, project, env, now, remote);
+    let plan = plan_env(listing, project, env, now, remote);
     let mut findings = Vec::new();
     let mut notes = Vec::new();
     for (path, why) in &listing.broken {
@@ -52,7 +78,7 @@ pub fn audit_local(cfg: &Config, project: &Project, env: &str, now: DateTime<Utc
     if let Some(why) = plan.clock_problem() {
         findings.push(Finding::new("clock", dir.display(), why));
     }
-    for b in &listing.backups {
+    for b in listing.backups.iter().filter(|_| hash) {
         match crate::pipeline::sha256_file(&b.data_path) {
             Ok(d) if d.size == b.manifest.size && d.sha256 == b.manifest.sha256 => {}
             Ok(d) => findings.push(Finding::new(
@@ -106,7 +132,7 @@ pub fn audit_local(cfg: &Config, project: &Project, env: &str, now: DateTime<Utc
     if cfg.remotes.is_empty() && project.policy.wants_remote() {
         notes.push("no remote: configured: tiers that would live off-site are kept on this host".into());
     }
-    Ok(EnvAudit { project: project.name.clone(), env: env.to_string(), findings, notes, locks: Vec::new(), plan })
+    EnvAudit { project: project.name.clone(), env: env.to_string(), findings, notes, locks: Vec::new(), plan }
 }
 
 /// Policy sanity: a remote tier must keep its copies at least as long as its storage class bills.

@@ -11,6 +11,7 @@ mod overview;
 mod policy;
 mod prune;
 mod remote;
+mod report;
 mod restore;
 mod restore_globals;
 mod run;
@@ -83,6 +84,8 @@ pub enum Command {
     Config(ConfigCommand),
     /// Check now, online, everything the first night needs; one line per check with its fix.
     Doctor(doctor::DoctorArgs),
+    /// A year of backups at a glance: one self-contained HTML page (--html) or its data (--json).
+    Report(report::ReportArgs),
     /// Off-site destination commands.
     #[command(subcommand)]
     Remote(remote::RemoteCommand),
@@ -169,6 +172,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Adopt(_) => "adopt",
         Command::Config(_) => "config check",
         Command::Doctor(_) => "doctor",
+        Command::Report(_) => "report",
         Command::Remote(_) => "remote init",
         Command::Completions(_) => "completions",
         Command::Man(_) => "man",
@@ -290,6 +294,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::Adopt(a) => adopt::run(ctx, a),
         Command::Config(ConfigCommand::Check) => config_check::run(ctx),
         Command::Doctor(a) => doctor::run(ctx, a),
+        Command::Report(a) => report::run(ctx, a),
         Command::Completions(a) => docs::completions(a),
         Command::Man(a) => docs::man(a),
     }
