@@ -125,6 +125,9 @@ impl<'c> EnvContext<'c> {
     /// The local listing and `remote`'s catalog of this env (or why it could not be read).
     pub fn both(&mut self, remote: &Remote) -> Result<(&Listing, std::result::Result<&EnvOffsite, &Error>)> {
         self.load_offsite(remote)?;
+        // The catalog may have been read before the local folder changed (a prune since): the
+        // listing is read again then, the catalog is not.
+        self.listing()?;
         let listing = self.listing.as_ref().expect("read above");
         Ok((listing, self.offsite[remote.name()].as_ref()))
     }

@@ -175,6 +175,43 @@ pub fn run(cfg: &Config, selected: &[(&Project, String)], opts: &RunOptions, ui:
     Ok(report)
 }
 
+/// Locked tiers whose newest lock ends within a day: new locked copies are not arriving, and
+/// soon nothing in the tier will be protected. Read from the HEADs the sync already made.
+fn short_lock_horizons(ctx: &mut EnvContext, now: DateTime<Utc>) -> Vec<String> {
+    let project = ctx.project;
+    let world = ctx.world();
+    let mut out = Vec::new();
+    for (name, r) in world.destinations() {
+        let Ok(r) = r else { continue };
+        let Ok((_, Ok(o))) = ctx.both(r) else { continue };
+        for t in project
+            .policy
+            .tiers
+            .iter()
+            .filter(|t| t.object_lock.is_some() && t.lives(crate::config::Location::Remote) && r.config.holds(t.name))
+        {
+            let horizon = o
+                .cat
+                .backups
+                .values()
+                .filter_map(|b| b.copies.get(&t.name))
+                .filter_map(|c| o.heads.get(&c.key)?.lock.as_ref())
+                .map(|l| l.until)
+                .max();
+            if let Some(h) = horizon
+                && h - now < chrono::Duration::days(1)
+            {
+                out.push(format!(
+                    "the {} copies on {name} are locked only until {}: new locked copies are not arriving",
+                    t.name,
+                    h.format("%Y-%m-%d %H:%M UTC")
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// `run --dry-run` of one env: what would be backed up, synced and pruned.
 fn plan_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, e: &mut EnvRun) {
     e.warnings.push(format!("would back up database {:?}", ctx.project.databases.get(&ctx.env).map(String::as_str).unwrap_or("")));
@@ -274,7 +311,9 @@ fn run_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: &Outcomes
     {
         let keys = project.keys().unwrap_or_default();
         if keys.is_empty() && project.encryption.is_some() {
-            e.warnings.push("a restore drill is due, but this host holds no decryption key: run `pgtier verify` where the key is".into());
+            let w = "a restore drill is due, but this host holds no decryption key: run `pgtier verify` where the key is";
+            outcomes.warning(Some(&project.name), Some(env), "verify", w);
+            e.warnings.push(w.into());
         } else {
             let source = crate::restore::Source {
                 input: crate::restore::Input::Named(e.backup.clone().unwrap_or_default()),
@@ -290,6 +329,11 @@ fn run_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: &Outcomes
                 e.errors.push(EnvError::new("verify", err));
             }
         }
+    }
+    for w in short_lock_horizons(ctx, opts.now) {
+        tracing::warn!("{}/{env}: {w}", project.name);
+        outcomes.warning(Some(&project.name), Some(env), "lock", w.clone());
+        e.warnings.push(w);
     }
     // Temporary files and databases of restores and drills that were killed.
     crate::scratch::sweep_stale();
