@@ -4,9 +4,8 @@
 # when requirements.lock changes.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-VENV=$ROOT/.state/localstack/venv
 LOCK=$ROOT/localstack/requirements.lock
-STAMP=$VENV/.installed-$(sha256sum "$LOCK" | cut -c1-16)
+STAMP=$ROOT/.state/localstack/venv/.installed-$(sha256sum "$LOCK" | cut -c1-16)
 [ -f "$STAMP" ] && exit 0
 
 PY=""
@@ -16,8 +15,5 @@ for cand in "${PGTIER_PYTHON:-}" python3.13 python3.14 /root/.pyenv/versions/3.1
   if "$cand" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 13) else 1)' 2>/dev/null; then PY=$cand; break; fi
 done
 [ -n "$PY" ] || { echo "localstack/install.sh: no Python >= 3.13 found (set PGTIER_PYTHON)" >&2; exit 1; }
-echo "localstack: installing the pinned localstack-core into $VENV (with $PY)" >&2
-rm -rf "$VENV"
-"$PY" -m venv "$VENV"
-"$VENV/bin/pip" install -q --disable-pip-version-check -r "$LOCK"
-touch "$STAMP"
+source "$ROOT/scripts/lib/pinned-venv.sh"
+pinned_venv localstack "$LOCK" "$PY"
