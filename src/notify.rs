@@ -44,8 +44,13 @@ pub fn compose(cfg: &Config, events: &[Alert], remotes: &[&Remote], now: DateTim
         let error = a.error.strip_prefix(&format!("{}: ", a.operation)).unwrap_or(&a.error);
         body += &format!("{} {}: {error}\n", if a.severity == "error" { "FAILED" } else { "WARNING" }, what(a));
     }
-    let mut envs: Vec<(String, String)> = events.iter().filter_map(|a| Some((a.project.clone()?, a.env.clone()?))).collect();
-    envs.dedup();
+    // Each project/env once, in the order they first failed or warned.
+    let mut envs: Vec<(String, String)> = Vec::new();
+    for pe in events.iter().filter_map(|a| Some((a.project.clone()?, a.env.clone()?))) {
+        if !envs.contains(&pe) {
+            envs.push(pe);
+        }
+    }
     if !envs.is_empty() {
         body += "\nStill safe:\n";
         for (p, e) in &envs {
