@@ -78,13 +78,13 @@ impl Alerter {
         let body = serde_json::to_vec(alert).expect("alert serialises");
         let mut out = Vec::new();
         if let Some(url) = &self.cfg.webhook {
-            out.push(("webhook", post(url, &body)));
+            out.push(("webhook", http_post(url, "application/json", &[], &body, self.cfg.timeout)));
         }
         // One JSON object per line on the command's stdin (JSON Lines).
         let mut line = body.clone();
         line.push(b'\n');
         if let Some(cmd) = &self.cfg.command {
-            out.push(("command", run_command(cmd, &line)));
+            out.push(("command", run_command(cmd, &line, self.cfg.timeout)));
         }
         out
     }
@@ -92,14 +92,17 @@ impl Alerter {
     /// Pings the success URL (healthchecks-style) with the run's summary.
     pub fn success(&self, summary: &serde_json::Value) {
         if let Some(url) = &self.cfg.success_ping
-            && let Err(e) = post(url, &serde_json::to_vec(summary).expect("summary serialises"))
+            && let Err(e) =
+                http_post(url, "application/json", &[], &serde_json::to_vec(summary).expect("summary serialises"), self.cfg.timeout)
         {
             tracing::warn!("could not ping {url}: {e}");
         }
     }
 }
 
-fn run_command(cmd: &str, body: &[u8]) -> Result<(), String> {
+/// Runs the alert command with `body` on its stdin; given up on (and killed) after `timeout`,
+/// so a command that hangs cannot hold the run.
+fn run_command(cmd: &str, body: &[u8], timeout: Duration) -> Result<(), String> {
     let mut child = Command::new("sh")
         .args(["-c", cmd])
         .stdin(Stdio::piped())
@@ -108,16 +111,29 @@ fn run_command(cmd: &str, body: &[u8]) -> Result<(), String> {
         .spawn()
         .map_err(|e| format!("{cmd}: {e}"))?;
     let _ = child.stdin.take().expect("piped stdin").write_all(body);
-    let out = child.wait_with_output().map_err(|e| format!("{cmd}: {e}"))?;
-    if out.status.success() { Ok(()) } else { Err(format!("{cmd}: {} {}", out.status, String::from_utf8_lossy(&out.stderr).trim())) }
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let said = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    });
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait().map_err(|e| format!("{cmd}: {e}"))? {
+            Some(status) => break status,
+            None if std::time::Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("{cmd}: still running after {} s; stopped", timeout.as_secs()));
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    if status.success() { Ok(()) } else { Err(format!("{cmd}: {status} {}", said.join().unwrap_or_default().trim())) }
 }
 
-/// POSTs JSON with a 10 s timeout over http or https (rustls, the system's roots).
-pub fn post(url: &str, body: &[u8]) -> Result<(), String> {
-    http_post(url, "application/json", &[], body, Duration::from_secs(10))
-}
-
-/// POSTs `body` with `content_type` and extra `headers`; the whole exchange is bounded by
+/// POSTs `body` with `content_type` and extra `headers` over http or https (rustls, the
+/// system's roots); the whole exchange is bounded by
 /// `timeout`, so a receiver that hangs cannot hold the run.
 pub fn http_post(url: &str, content_type: &str, headers: &[(&str, String)], body: &[u8], timeout: Duration) -> Result<(), String> {
     use http_body_util::{BodyExt, Full};

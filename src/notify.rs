@@ -14,6 +14,7 @@ use crate::catalog::Listing;
 use crate::config::alerts::{Email, SmtpTls};
 use crate::config::{AlertsConfig, Channel, Config};
 use crate::remote::{Remote, RemoteCatalog};
+use crate::ui::cut;
 
 /// A run's message.
 #[derive(Debug, Clone)]
@@ -135,10 +136,6 @@ fn send_one(ch: &Channel, d: &Digest, timeout: Duration) -> Result<(), String> {
         }
         Channel::Email(e) => email(e, d, timeout),
     }
-}
-
-fn cut(s: &str, n: usize) -> String {
-    if s.chars().count() <= n { s.to_string() } else { format!("{}…", s.chars().take(n - 1).collect::<String>()) }
 }
 
 /// A URL as configured, or the secret it points at: `env:NAME` or `file:/path` (first line).

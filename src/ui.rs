@@ -132,6 +132,11 @@ pub fn human_size(n: u64) -> String {
     if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
 }
 
+/// `s` cut to `n` characters, with an ellipsis when cut.
+pub fn cut(s: &str, n: usize) -> String {
+    if s.chars().count() <= n { s.to_string() } else { format!("{}…", s.chars().take(n - 1).collect::<String>()) }
+}
+
 /// How long ago `t` was, for people: "45 s ago", "12 min ago", "3 h ago", "2 d ago".
 pub fn ago(t: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) -> String {
     match (now - t).num_seconds() {

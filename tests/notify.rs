@@ -2,7 +2,7 @@
 //! each in its own format, naming the project, env, operation and error and what is still safe;
 //! healthchecks gets start and fail pings with one run id. A healthy run sends the success ping
 //! only. A channel that is down or hangs changes neither the exit code nor, past its timeout,
-//! how long the run takes. Real parts: aiosmtpd (pinned) and a loopback HTTP receiver.
+//! how long the run takes (an alert command that hangs is stopped too). Real parts: aiosmtpd (pinned) and a loopback HTTP receiver.
 
 mod support;
 
@@ -113,7 +113,7 @@ fn a_channel_that_is_down_or_hangs_changes_neither_the_exit_code_nor_the_run_pas
     let down = format!("http://127.0.0.1:{}/down", support::free_port());
     let s = Scratch::new(
         &format!("shop:\n{}", c.database_block(&[("production", "no_such_database_either")])),
-        &format!("alerts:\n  slack: [{}/stuck, {down}, {}/slack]\n  timeout_seconds: 2\n", hang.base, rec.base),
+        &format!("alerts:\n  slack: [{}/stuck, {down}, {}/slack]\n  command: sleep 30\n  timeout_seconds: 2\n", hang.base, rec.base),
     );
     s.write("policies/default.yml", "tiers:\n  daily: {keep: 3, locations: [local]}\n");
     let t = Instant::now();
@@ -124,5 +124,6 @@ fn a_channel_that_is_down_or_hangs_changes_neither_the_exit_code_nor_the_run_pas
     assert!(took.as_secs_f64() < 12.0, "a hanging channel held the run for {took:?} (timeout 2 s)");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no answer within 2 s") && err.contains("could not deliver"), "the failed deliveries are logged: {err}");
+    assert!(err.contains("sleep 30: still running after 2 s; stopped"), "an alert command that hangs is stopped: {err}");
     assert_eq!(rec.to("/slack").len(), 1, "the channel that works still gets its message");
 }

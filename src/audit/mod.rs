@@ -41,24 +41,12 @@ pub fn staleness(cfg: &Config, project: &Project, newest: DateTime<Utc>, now: Da
 
 /// Audits the local side of one project/env as of `now`.
 pub fn audit_local(cfg: &Config, project: &Project, env: &str, now: DateTime<Utc>, remote: Option<&RemoteState>) -> Result<EnvAudit> {
-    audit_local_with(cfg, project, env, now, remote, true)
-}
-
-/// `audit_local`, re-hashing every backup file only with `hash` (the report reads manifests
-/// only: hashing is `audit`'s job, and reads every byte).
-pub fn audit_local_with(
-    cfg: &Config,
-    project: &Project,
-    env: &str,
-    now: DateTime<Utc>,
-    remote: Option<&RemoteState>,
-    hash: bool,
-) -> Result<EnvAudit> {
     let listing = Listing::scan(&cfg.env_dir(&project.name, env), &project.name, env)?;
-    Ok(audit_listing(cfg, project, env, now, remote, &listing, hash))
+    Ok(audit_listing(cfg, project, env, now, remote, &listing, true))
 }
 
-/// The local audit of a listing already read.
+/// The local audit of a listing already read; re-hashing every backup file only with `hash`
+/// (the report reads manifests only: hashing is `audit`'s job, and reads every byte).
 pub fn audit_listing(
     cfg: &Config,
     project: &Project,

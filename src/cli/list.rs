@@ -42,11 +42,6 @@ fn drill_words(r: &Row, when: impl Fn(chrono::DateTime<chrono::Utc>) -> String) 
     }
 }
 
-/// `s` cut to `n` characters, with an ellipsis when cut.
-fn fit(s: &str, n: usize) -> String {
-    if s.chars().count() <= n { s.to_string() } else { format!("{}…", s.chars().take(n - 1).collect::<String>()) }
-}
-
 /// The table that fits 100 columns: ages relative to now, where each backup lives.
 fn print_narrow(rows: &[Row], now: chrono::DateTime<chrono::Utc>) {
     use crate::ui::ago;
@@ -59,8 +54,8 @@ fn print_narrow(rows: &[Row], now: chrono::DateTime<chrono::Utc>) {
             r.backup,
             ago(r.created_at, now),
             human_size(r.size),
-            fit(&if tiers.is_empty() { "-".into() } else { tiers.join(",") }, 20),
-            fit(&place.join("+"), 14),
+            crate::ui::cut(&if tiers.is_empty() { "-".into() } else { tiers.join(",") }, 20),
+            crate::ui::cut(&place.join("+"), 14),
             drill_words(r, |t| ago(t, now))
         );
     }

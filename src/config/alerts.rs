@@ -54,7 +54,7 @@ pub struct RawEmail {
 }
 
 /// `alerts:`, validated.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AlertsConfig {
     pub webhook: Option<String>,
     pub command: Option<String>,
@@ -65,6 +65,21 @@ pub struct AlertsConfig {
     /// healthchecks.io (or a compatible) check URL: start, success and fail pings.
     pub healthchecks: Option<String>,
     pub timeout: std::time::Duration,
+}
+
+impl Default for AlertsConfig {
+    /// No channel; a 50% drop is an anomaly; 10 s per channel.
+    fn default() -> AlertsConfig {
+        AlertsConfig {
+            webhook: None,
+            command: None,
+            success_ping: None,
+            anomaly_threshold_percent: 50,
+            channels: Vec::new(),
+            healthchecks: None,
+            timeout: std::time::Duration::from_secs(10),
+        }
+    }
 }
 
 /// One place a run's message goes.
@@ -190,13 +205,14 @@ pub fn resolve(file: &Path, base: &Path, a: RawAlerts, problems: &mut Vec<Error>
             to,
         }));
     }
+    let defaults = AlertsConfig::default();
     AlertsConfig {
         webhook: a.webhook,
         command: a.command,
         success_ping: a.success_ping,
-        anomaly_threshold_percent: a.anomaly_threshold_percent.unwrap_or(50),
+        anomaly_threshold_percent: a.anomaly_threshold_percent.unwrap_or(defaults.anomaly_threshold_percent),
         channels,
         healthchecks: a.healthchecks,
-        timeout: std::time::Duration::from_secs(a.timeout_seconds.unwrap_or(10).clamp(1, 300)),
+        timeout: a.timeout_seconds.map_or(defaults.timeout, |s| std::time::Duration::from_secs(s.clamp(1, 300))),
     }
 }

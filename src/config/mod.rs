@@ -162,7 +162,7 @@ impl Config {
             notes.push("no remote: configured, so tiers that would live off-site are kept on this host".into());
         }
 
-        let mut alerts = AlertsConfig { anomaly_threshold_percent: 50, timeout: std::time::Duration::from_secs(10), ..Default::default() };
+        let mut alerts = AlertsConfig::default();
         if let Some(a) = raw.alerts {
             let mut found = Vec::new();
             alerts = alerts::resolve(file, &base, a, &mut found);
