@@ -61,9 +61,9 @@ pub fn backup(cfg: &Config, project: &Project, env: &str, opts: &BackupOptions, 
         Ok(w) => w,
         Err(e) => {
             // A pg_dump that failed on its own says why; one that pgtier stopped does not.
-            return match dump.wait() {
-                Err(tool) if !tool.to_string().contains("killed by a signal") => {
-                    Err(tool.context(format!("backup of {}/{env} (database {database:?})", project.name)))
+            return match dump.finish() {
+                Err(tool) if !tool.killed() => {
+                    Err(crate::Error::from(tool).context(format!("backup of {}/{env} (database {database:?})", project.name)))
                 }
                 _ => Err(e),
             };

@@ -15,7 +15,7 @@ use crate::vocab::TierName;
 pub const FORMAT_VERSION: u32 = 1;
 
 /// Manifests are small; a larger file is not one of ours.
-const MAX_MANIFEST_BYTES: u64 = 16 << 20;
+pub const MAX_MANIFEST_BYTES: u64 = 16 << 20;
 
 /// Everything pgtier records about one backup.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -44,3 +44,18 @@ pub fn check_io() -> std::io::Result<()> {
 pub fn check() -> crate::error::Result<()> {
     if interrupted() { Err(crate::error::Error::Cancelled) } else { Ok(()) }
 }
+
+/// Sleeps for `d`, waking early (with `Error::Cancelled`) when a signal arrives: every wait of
+/// pgtier's own (retries, backoff, polling a thaw or a lock) ends within a tenth of a second of
+/// SIGINT or SIGTERM.
+pub fn sleep(d: std::time::Duration) -> crate::error::Result<()> {
+    let until = std::time::Instant::now() + d;
+    loop {
+        check()?;
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        std::thread::sleep(left.min(std::time::Duration::from_millis(50)));
+    }
+}

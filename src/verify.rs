@@ -56,6 +56,31 @@ pub struct VerifyResult {
     /// `ok`, `failed` (the backup is proven bad: checksum, decoding, restore or comparison) or
     /// `not_verified` (interrupted, or the backup or the server could not be reached).
     pub outcome: Outcome,
+    /// Fallbacks taken to reach the backup (another destination, another copy).
+    pub warnings: Vec<String>,
+}
+
+impl VerifyResult {
+    /// A drill of `backup` that has not run yet.
+    fn new(project: &Project, env: &str, backup: String, from: Origin, now: DateTime<Utc>) -> VerifyResult {
+        VerifyResult {
+            project: project.name.clone(),
+            env: env.to_string(),
+            backup,
+            from,
+            ok: false,
+            error: None,
+            remedy: None,
+            at: now,
+            seconds: 0.0,
+            tables: Vec::new(),
+            indexes_checked: None,
+            objects_checked: None,
+            notes: Vec::new(),
+            outcome: Outcome::NotVerified,
+            warnings: Vec::new(),
+        }
+    }
 }
 
 /// A drill that failed on a local file whose bytes no longer match its manifest failed because
@@ -113,31 +138,29 @@ pub fn verify(cfg: &Config, project: &Project, env: &str, source: &Source, keys:
             .and_then(|n| n.to_str())
             .map(|n| n.split('.').next().unwrap_or(n).to_string())
             .unwrap_or_else(|| s.clone()),
-        _ => newest(cfg, project, env, from).unwrap_or_else(|| "newest".into()),
+        _ => match newest(cfg, project, env, source) {
+            Ok(n) => n,
+            // The newest cannot be named (its manifest does not read, nothing is there): the
+            // drill says so instead of proving an older backup in its place.
+            Err(e) => {
+                let mut r = VerifyResult::new(project, env, "newest".into(), from, now);
+                r.outcome = if proves_nothing(&e, false, from == Origin::Remote) { Outcome::NotVerified } else { Outcome::Failed };
+                r.remedy = e.remedy_of();
+                r.error = Some(e.to_string());
+                r.seconds = (started.elapsed().as_secs_f64() * 100.0).round() / 100.0;
+                return r;
+            }
+        },
     };
     // The drill restores into a throwaway database: the checksum is checked while streaming
     // (a second read of the file was a drill's largest cost), and a failure re-hashes the file
     // so a damaged one is named as such.
     let source = &Source { check_first: false, ..source.with_input(Input::Named(name.clone())) };
-    let mut result = VerifyResult {
-        project: project.name.clone(),
-        env: env.to_string(),
-        backup: name,
-        from,
-        ok: false,
-        error: None,
-        remedy: None,
-        at: now,
-        seconds: 0.0,
-        tables: Vec::new(),
-        indexes_checked: None,
-        objects_checked: None,
-        notes: Vec::new(),
-        outcome: Outcome::NotVerified,
-    };
+    let mut result = VerifyResult::new(project, env, name, from, now);
     let mut opened_ok = false;
     let outcome = open_source(cfg, project, env, source, Kind::Database, ui).and_then(|opened| {
         opened_ok = true;
+        result.warnings.extend(opened.warnings.iter().cloned());
         if let Some(m) = &opened.manifest
             && let Some(stem) = m.stem()
         {
@@ -309,15 +332,22 @@ fn record(cfg: &Config, project: &Project, env: &str, result: &VerifyResult) -> 
     Ok(())
 }
 
-/// The newest database backup's name where `from` looks first.
-fn newest(cfg: &Config, project: &Project, env: &str, from: Origin) -> Option<String> {
-    if from != Origin::Remote
-        && let Ok(l) = Listing::scan(&cfg.env_dir(&project.name, env), &project.name, env)
-        && let Some(b) = l.latest()
-    {
-        return Some(b.stem.to_string());
+/// The newest database backup's name where `source.from` looks: here (`local`), here else
+/// off-site (`auto`), or off-site (`remote`, from every destination and tier it may use).
+fn newest(cfg: &Config, project: &Project, env: &str, source: &Source) -> Result<String> {
+    if source.from != Origin::Remote {
+        let dir = cfg.env_dir(&project.name, env);
+        let local = Listing::scan(&dir, &project.name, env)?;
+        if let Some(b) = local.latest() {
+            return Ok(b.stem.to_string());
+        }
+        if source.from == Origin::Local || cfg.remotes.is_empty() {
+            return Err(Error::NotFound(format!("no backups of {}/{env} in {}", project.name, dir.display())));
+        }
     }
-    all_backups(cfg, project, env, Origin::Remote).ok()?.pop()
+    let world = crate::context::Context::new(cfg);
+    let chosen = crate::restore::choose_remote(&world, project, env, &source.with_input(Input::Latest), Kind::Database)?;
+    Ok(chosen.backup.stem.to_string())
 }
 
 /// The backups `verify --all` drills: every database backup here, or off-site with `--from remote`.
@@ -329,7 +359,8 @@ pub fn all_backups(cfg: &Config, project: &Project, env: &str, from: Origin) -> 
         return Ok(cat
             .backups
             .values()
-            .filter(|b| b.stem.kind == Kind::Database && b.manifest.is_some() && !b.copies.is_empty())
+            // A backup whose manifest does not read is drilled too: the drill then says so.
+            .filter(|b| b.stem.kind == Kind::Database && !b.manifest_keys.is_empty() && !b.copies.is_empty())
             .map(|b| b.stem.to_string())
             .collect());
     }

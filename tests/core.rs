@@ -281,7 +281,10 @@ fn hand_made_dumps_restore_from_a_path_or_stdin_with_a_warning() {
     let t1 = db_name("handmade_file");
     let out = s.run(&["restore", "app", "production", plain.to_str().unwrap(), "--target-db", &t1]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no manifest"), "expected a warning");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("warning: ") && String::from_utf8_lossy(&out.stdout).contains("no manifest"),
+        "expected a warning"
+    );
     assert_eq!(c.fingerprint(&t1), expected);
 
     let t2 = db_name("handmade_stdin");

@@ -183,6 +183,9 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
                 report.large_objects.filter(|n| *n > 0).map(|n| format!(" and {n} large objects")).unwrap_or_default()
             );
         }
+        for w in &report.warnings {
+            crate::outln!("warning: {w}");
+        }
         if let Some(old) = &report.old_database {
             crate::outln!("the previous database is kept as {old} (drop it with DROP DATABASE, or restore with --drop-old)");
         }

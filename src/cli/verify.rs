@@ -113,6 +113,9 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
             if let Some(e) = &r.error {
                 crate::outln!("        {e}{}", super::remedy_words(r.remedy));
             }
+            for w in &r.warnings {
+                crate::outln!("        warning: {w}");
+            }
         }
     }
     Ok(if results.iter().all(|r| r.ok) { 0 } else { 1 })

@@ -244,22 +244,60 @@ pub struct Running {
     collector: Option<std::thread::JoinHandle<()>>,
 }
 
+/// How a PostgreSQL tool ended when it did not succeed: its exit status (None: a signal killed
+/// it) and what it said on stderr.
+#[derive(Debug, Clone)]
+pub struct ToolFailure {
+    pub tool: String,
+    pub code: Option<i32>,
+    pub stderr: String,
+}
+
+impl ToolFailure {
+    /// Whether a signal ended it (pgtier stopping it, the OOM killer, an operator): it then
+    /// says nothing about the data it was handling.
+    pub fn killed(&self) -> bool {
+        self.code.is_none()
+    }
+}
+
+impl std::fmt::Display for ToolFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.code {
+            Some(c) => write!(f, "{} exited with status {c}", self.tool)?,
+            None => write!(f, "{} was killed by a signal", self.tool)?,
+        }
+        if !self.stderr.is_empty() {
+            write!(f, ": {}", self.stderr)?;
+        }
+        Ok(())
+    }
+}
+
+impl From<ToolFailure> for Error {
+    fn from(t: ToolFailure) -> Error {
+        Error::Failed(t.to_string())
+    }
+}
+
 impl Running {
     /// Waits for the tool; a non-zero exit becomes an error carrying its stderr.
-    pub fn wait(mut self) -> Result<()> {
-        let status = self.child.wait().map_err(|e| crate::failed!("waiting for {}: {e}", self.tool))?;
+    pub fn wait(self) -> Result<()> {
+        self.finish().map_err(Error::from)
+    }
+
+    /// Waits for the tool and says how it ended.
+    pub fn finish(mut self) -> std::result::Result<(), ToolFailure> {
+        let status = self.child.wait();
         if let Some(c) = self.collector.take() {
             let _ = c.join();
         }
-        if status.success() {
-            return Ok(());
+        let stderr = self.stderr_text();
+        match status {
+            Ok(s) if s.success() => Ok(()),
+            Ok(s) => Err(ToolFailure { tool: self.tool.clone(), code: s.code(), stderr }),
+            Err(e) => Err(ToolFailure { tool: self.tool.clone(), code: Some(-1), stderr: format!("waiting for it: {e}") }),
         }
-        let err = self.stderr_text();
-        let how = match status.code() {
-            Some(c) => format!("exited with status {c}"),
-            None => "was killed by a signal".to_string(),
-        };
-        Err(crate::failed!("{} {how}{}", self.tool, if err.is_empty() { String::new() } else { format!(": {err}") }))
     }
 
     /// Kills the tool (after a failure elsewhere in the pipeline) and reaps it.

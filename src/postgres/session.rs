@@ -20,6 +20,16 @@ pub struct Session {
     stdout: BufReader<ChildStdout>,
     marker: String,
     database: String,
+    /// Why psql ended, once it did: every later statement fails with the same cause.
+    ended: Option<Ended>,
+}
+
+/// Why a session's psql ended.
+enum Ended {
+    /// A statement failed (the server's message).
+    Statement(String),
+    /// The connection broke or psql was killed: says nothing about the data.
+    Connection(String),
 }
 
 impl Session {
@@ -30,10 +40,14 @@ impl Session {
         let stdin = running.child.stdin.take().expect("piped stdin");
         let stdout = BufReader::new(running.child.stdout.take().expect("piped stdout"));
         let marker = format!("--pgtier-end-{}-{}--", std::process::id(), rand_suffix());
-        let mut s = Session { running: Some(running), stdin: Some(stdin), stdout, marker, database: database.to_string() };
-        s.query_lines("SELECT 1").map_err(|e| {
-            crate::error::Error::Unreachable(format!("cannot connect to database {database:?}: {}", strip_prefix(&e.to_string())))
-        })?;
+        let mut s = Session { running: Some(running), stdin: Some(stdin), stdout, marker, database: database.to_string(), ended: None };
+        if let Err(e) = s.query_lines("SELECT 1") {
+            let why = match &s.ended {
+                Some(Ended::Statement(w) | Ended::Connection(w)) => w.clone(),
+                None => e.to_string(),
+            };
+            return Err(crate::error::Error::Unreachable(format!("cannot connect to database {database:?}: {why}")));
+        }
         // The startup options lift these too; this covers servers that have more of them.
         s.exec(GUARDS_OFF)?;
         Ok(s)
@@ -41,7 +55,9 @@ impl Session {
 
     /// Runs one statement and returns its output lines (unaligned, tuples only).
     pub fn query_lines(&mut self, sql: &str) -> Result<Vec<String>> {
-        let stdin = self.stdin.as_mut().expect("session open");
+        // A session whose psql died (a terminated backend, a killed psql) stays an error for
+        // every later statement, never a panic.
+        let Some(stdin) = self.stdin.as_mut() else { return Err(self.died()) };
         let script = format!("{sql};\n\\echo {}\n", self.marker);
         if stdin.write_all(script.as_bytes()).and_then(|_| stdin.flush()).is_err() {
             return Err(self.died());
@@ -90,13 +106,25 @@ impl Session {
     /// psql exited: its stderr says why.
     fn died(&mut self) -> crate::error::Error {
         self.stdin.take();
-        let database = self.database.clone();
-        match self.running.take() {
-            Some(r) => match r.wait() {
-                Err(e) => crate::failed!("database {database:?}: {}", strip_prefix(&e.to_string())),
-                Ok(()) => crate::failed!("database {database:?}: psql ended unexpectedly"),
-            },
-            None => crate::failed!("database {database:?}: the session is closed"),
+        if self.ended.is_none() {
+            let ended = match self.running.take() {
+                Some(r) => match r.finish() {
+                    // ON_ERROR_STOP: a statement failed, and the server said why.
+                    Err(t) if t.code == Some(3) => Ended::Statement(strip_prefix(&t.to_string())),
+                    // The connection went bad (2), or a signal killed psql: nothing about the data.
+                    Err(t) if t.code == Some(2) || t.killed() => Ended::Connection(strip_prefix(&t.to_string())),
+                    Err(t) => Ended::Statement(strip_prefix(&t.to_string())),
+                    Ok(()) => Ended::Connection("psql ended unexpectedly".to_string()),
+                },
+                None => Ended::Connection("the session is closed".to_string()),
+            };
+            self.ended = Some(ended);
+        }
+        match self.ended.as_ref().expect("set above") {
+            Ended::Statement(why) => crate::failed!("database {:?}: {why}", self.database),
+            Ended::Connection(why) => {
+                crate::error::Error::Unreachable(format!("database {:?}: the session with PostgreSQL ended: {why}", self.database))
+            }
         }
     }
 }

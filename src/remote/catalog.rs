@@ -74,6 +74,11 @@ pub struct RemoteBackup {
     pub copies: BTreeMap<TierName, ObjectMeta>,
     /// Manifest objects by tier.
     pub manifest_keys: BTreeMap<TierName, String>,
+    /// Why none of its manifest objects could be read (after retries), tier by tier, when none
+    /// could.
+    pub manifest_error: Option<String>,
+    /// The tiers whose manifest failed (and why) while another tier's copy was read instead.
+    pub fallbacks: Vec<(TierName, String)>,
 }
 
 /// Everything under one project/env's remote folder.
@@ -111,12 +116,31 @@ impl RemoteCatalog {
                 b.manifest = Some(l.manifest.clone());
                 continue;
             }
-            let Some(key) = b.manifest_keys.values().next().cloned() else { continue };
-            match read_manifest(remote, &key, stem) {
-                Ok(m) if m.project == project && m.env == env => b.manifest = Some(m),
-                Ok(m) => broken.push((key, format!("describes {}/{}, not {project}/{env}", m.project, m.env))),
-                Err(e) => broken.push((key, e.to_string())),
+            // Every tier holds its own copy of the manifest: one that cannot be read (a 503, a
+            // reset, a stall) is no reason to lose sight of the backup while another reads.
+            let mut failed: Vec<(String, String)> = Vec::new();
+            let mut said: Vec<(TierName, String)> = Vec::new();
+            for (tier, key) in &b.manifest_keys {
+                let why = match read_manifest(remote, key, stem) {
+                    Ok(m) if m.project == project && m.env == env => {
+                        b.manifest = Some(m);
+                        break;
+                    }
+                    Ok(m) => format!("describes {}/{}, not {project}/{env}", m.project, m.env),
+                    Err(e) => e.to_string(),
+                };
+                // The store's messages name the object; the tier says which one here.
+                let url = remote.url(key);
+                let short = why.strip_prefix(&format!("reading {url}: ")).or_else(|| why.strip_prefix(&format!("{url}: "))).unwrap_or(&why);
+                said.push((*tier, short.to_string()));
+                failed.push((key.clone(), why));
             }
+            match (&b.manifest, said.is_empty()) {
+                (_, true) => {}
+                (Some(_), false) => b.fallbacks = said,
+                (None, false) => b.manifest_error = Some(said.iter().map(|(t, why)| format!("{t}: {why}")).collect::<Vec<_>>().join("; ")),
+            }
+            broken.extend(failed);
         }
         cat.broken = broken;
         // A data object whose name is not the file its manifest describes is not pgtier's.
@@ -137,6 +161,8 @@ impl RemoteCatalog {
             manifest: None,
             copies: BTreeMap::new(),
             manifest_keys: BTreeMap::new(),
+            manifest_error: None,
+            fallbacks: Vec::new(),
         })
     }
 
@@ -193,10 +219,34 @@ pub fn is_confirmed(head: &ObjectMeta, m: &Manifest) -> bool {
     head.size == m.size && head.sha256.as_deref() == Some(m.sha256.as_str())
 }
 
+/// How many times a manifest is read before it counts as unreadable, and the pause before
+/// each retry (the store's own retries of each request come on top).
+const MANIFEST_ATTEMPTS: u32 = 3;
+const MANIFEST_BACKOFF: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Reads one manifest object, retrying transport faults (an error answer, a connection reset
+/// mid-body) with backoff; a manifest that is missing or does not parse is not retried.
 fn read_manifest(remote: &Remote, key: &str, stem: &Stem) -> Result<Manifest> {
-    let mut bytes = Vec::new();
-    remote.store.get(key)?.take(16 << 20).read_to_end(&mut bytes).map_err(|e| crate::failed!("{}: {e}", remote.url(key)))?;
-    Manifest::from_bytes(&bytes, std::path::Path::new(&remote.url(key)), Some(stem))
+    let mut attempt = 1;
+    loop {
+        let fetched = remote.store.get(key).map_err(crate::error::Error::from).and_then(|r| {
+            let mut bytes = Vec::new();
+            r.take(crate::manifest::MAX_MANIFEST_BYTES)
+                .read_to_end(&mut bytes)
+                .map_err(|e| crate::error::Error::Unreachable(format!("{}: {e}", remote.url(key))))?;
+            Ok(bytes)
+        });
+        match fetched {
+            Ok(bytes) => return Manifest::from_bytes(&bytes, std::path::Path::new(&remote.url(key)), Some(stem)),
+            Err(e @ (crate::error::Error::NotFound(_) | crate::error::Error::Cancelled)) => return Err(e),
+            Err(e) if attempt >= MANIFEST_ATTEMPTS => return Err(crate::error::Error::Unreachable(format!("{e} ({attempt} tries)"))),
+            Err(e) => {
+                tracing::debug!("reading {} (attempt {attempt} of {MANIFEST_ATTEMPTS}): {e}", remote.url(key));
+                crate::signals::sleep(MANIFEST_BACKOFF * 4u32.pow(attempt - 1))?;
+                attempt += 1;
+            }
+        }
+    }
 }
 
 /// One env's off-site side, read once: the catalog and a HEAD of every copy.

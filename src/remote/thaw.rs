@@ -29,34 +29,60 @@ pub fn thaw_eta(class: StorageClass, tier: &str) -> &'static str {
 
 /// Opens the best copy of a remote backup: a readable one if there is one (daily first), else
 /// an archived one after its thaw, waiting for it when `wait` is given; otherwise fails saying
-/// the thaw was requested and when to run again. Returns the reader and the key read.
+/// the thaw was requested and when to run again. A copy that cannot be read (its HEAD or GET
+/// fails, its size is wrong) gives way to the next, and says so. Returns the reader, the key
+/// read and those fallbacks.
 pub fn open_copy(
     remote: &Remote,
     b: &RemoteBackup,
     wait: Option<ThawWait>,
     thaw_tier: Option<&str>,
     ui: &crate::ui::Ui,
-) -> Result<(Box<dyn Read + Send>, String)> {
+) -> Result<(Box<dyn Read + Send>, String, Vec<String>)> {
     let m = b.manifest.as_ref().ok_or_else(|| crate::failed!("{}: no manifest off-site; cannot check it", b.stem))?;
     let mut archived: Option<ObjectMeta> = None;
+    let mut skipped: Vec<String> = Vec::new();
+    let mut last_err: Option<crate::error::Error> = None;
     for o in b.copies.values() {
         let h = match remote.store.head(&o.key) {
             Ok(h) => h,
             Err(StoreError::NotFound(_)) => continue,
-            Err(e) => return Err(e.into()),
+            Err(StoreError::Cancelled) => return Err(crate::error::Error::Cancelled),
+            Err(e) => {
+                skipped.push(format!("{} could not be read ({e}): tried another copy", remote.url(&o.key)));
+                last_err = Some(e.into());
+                continue;
+            }
         };
         if h.size != m.size {
-            tracing::warn!("{}: size {} is not the manifest's {}; trying another copy", remote.url(&o.key), h.size, m.size);
+            skipped.push(format!("{}: size {} is not the manifest's {}: tried another copy", remote.url(&o.key), h.size, m.size));
             continue;
         }
         if h.thaw.readable() {
-            return Ok((remote.store.get(&o.key)?, o.key.clone()));
+            match remote.store.get(&o.key) {
+                Ok(r) => return Ok((r, o.key.clone(), skipped)),
+                Err(StoreError::Cancelled) => return Err(crate::error::Error::Cancelled),
+                Err(e) => {
+                    skipped.push(format!("{} could not be read ({e}): tried another copy", remote.url(&o.key)));
+                    last_err = Some(e.into());
+                    continue;
+                }
+            }
         }
         if archived.is_none() {
             archived = Some(h);
         }
     }
-    let h = archived.ok_or_else(|| crate::failed!("{}: no usable copy off-site", b.stem))?;
+    let Some(h) = archived else {
+        return Err(match last_err {
+            Some(e) => e.context(format!("{}: no copy off-site could be read ({})", b.stem, skipped.join("; "))),
+            None => crate::failed!(
+                "{}: no usable copy off-site{}",
+                b.stem,
+                if skipped.is_empty() { String::new() } else { format!(" ({})", skipped.join("; ")) }
+            ),
+        });
+    };
     let tier = thaw_tier.map(str::to_string).unwrap_or_else(|| remote.config.restore_tier.clone());
     if h.thaw == Thaw::Needed {
         remote.store.request_thaw(&h.key, remote.config.restore_days, &tier)?;
@@ -82,7 +108,7 @@ pub fn open_copy(
         if now.thaw.readable() {
             progress.finish();
             tracing::info!("{} is thawed after {:.0?}", remote.url(&h.key), started.elapsed());
-            return Ok((remote.store.get(&h.key)?, h.key.clone()));
+            return Ok((remote.store.get(&h.key)?, h.key.clone(), skipped));
         }
         if started.elapsed() >= w.timeout {
             progress.finish();
@@ -92,10 +118,7 @@ pub fn open_copy(
                 w.timeout
             )));
         }
-        if crate::signals::interrupted() {
-            return Err(crate::failed!("interrupted while waiting for the thaw of {}", remote.url(&h.key)));
-        }
         progress.label(&format!("thawing {:.0?}", started.elapsed()));
-        std::thread::sleep(w.poll.min(w.timeout.saturating_sub(started.elapsed())).max(Duration::from_millis(10)));
+        crate::signals::sleep(w.poll.min(w.timeout.saturating_sub(started.elapsed())).max(Duration::from_millis(10)))?;
     }
 }

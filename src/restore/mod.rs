@@ -30,7 +30,7 @@ pub use databases::TempDb;
 pub use databases::check_db_name;
 use databases::swap;
 pub use databases::{TEMP_DB_PREFIX, admin_session, drop_database, drop_stale_temp_dbs, old_db_name, temp_db_name};
-pub use source::{Input, Opened, Origin, Source, open_local, open_remote, open_source};
+pub use source::{Chosen, Input, Opened, Origin, Source, choose_remote, open_local, open_remote, open_source};
 use sql_guard::SqlGuard;
 
 /// How to restore.
@@ -139,11 +139,9 @@ pub fn restore_opened(
 ) -> Result<RestoreReport> {
     let target = opts.target_db.clone().unwrap_or_else(|| database.to_string());
     check_db_name(&target)?;
-    let mut warnings = Vec::new();
+    let mut warnings = opened.warnings.clone();
     if opened.manifest.is_none() {
-        let w = format!("{}: no manifest, so the checksum and row-count checks are skipped", opened.source);
-        tracing::warn!("{w}");
-        warnings.push(w);
+        warnings.push(format!("{}: no manifest, so the checksum and row-count checks are skipped", opened.source));
     }
     if opts.jobs.is_some_and(|j| j > 1) && opts.table.is_some() {
         return Err(crate::usage!("a parallel restore does not apply to one table, which restores in one transaction"));
@@ -244,9 +242,6 @@ pub fn restore_opened(
             outcome
         };
         progress.finish();
-        for n in &outcome.notes {
-            tracing::warn!("{n}");
-        }
         report.warnings.extend(outcome.notes);
         report.tables_checked = Some(outcome.tables);
         report.rows = outcome.rows;
@@ -259,9 +254,6 @@ pub fn restore_opened(
         Some(toc) => {
             let created = fidelity::create_like_archive(&mut admin, &temp, toc, !opts.no_owner)
                 .map_err(|e| e.context(format!("creating temporary database {temp:?}")))?;
-            for w in &created.warnings {
-                tracing::warn!("{w}");
-            }
             report.warnings.extend(created.warnings);
             created.creation_differs
         }

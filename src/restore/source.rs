@@ -83,6 +83,9 @@ pub struct Opened {
     /// Set when the stream was not checked beforehand: its digest, known at end of stream,
     /// must match the manifest before the data is trusted.
     pub digest: Option<DigestCell>,
+    /// Fallbacks taken to open it (another destination, another copy, remote instead of
+    /// local): every report shows them.
+    pub warnings: Vec<String>,
 }
 
 impl Opened {
@@ -95,6 +98,7 @@ impl Opened {
             from: self.from,
             size: self.size,
             digest: self.digest,
+            warnings: self.warnings,
         };
         (self.reader, check)
     }
@@ -131,22 +135,37 @@ pub fn open_source(cfg: &Config, project: &Project, env: &str, source: &Source, 
                 tracing::info!("restoring from the local copy {}", o.source);
                 Ok(o)
             }
-            Err(e) if !cfg.remotes.is_empty() => {
-                tracing::warn!("no usable local copy ({e}); restoring from the remote copy");
-                open_remote(cfg, project, env, source, kind, ui)
+            Err(e) if !cfg.remotes.is_empty() && !matches!(e, Error::Cancelled) => {
+                let mut o = open_remote(cfg, project, env, source, kind, ui)?;
+                o.warnings.insert(0, format!("no usable local copy ({e}): read the off-site copy"));
+                Ok(o)
             }
             Err(e) => Err(e),
         },
     }
 }
 
-/// Opens a remote backup (the newest of `kind`, or the named one); works with `backup_root`
-/// gone. Looks on the destination `source.destination` names, or on every one: the backup is
-/// read from a destination holding a hot copy if there is one, else from the first holding a
-/// cold copy (thawed first).
-pub fn open_remote(cfg: &Config, project: &Project, env: &str, source: &Source, kind: Kind, ui: &Ui) -> Result<Opened> {
-    let (input, wait, thaw_tier) = (&source.input, source.wait, source.thaw_tier.as_deref());
-    let world = crate::context::Context::new(cfg);
+/// A remote backup chosen for reading, on the destination that will serve it, and every
+/// fallback taken on the way (another destination, another tier's manifest).
+pub struct Chosen<'w> {
+    pub remote: &'w crate::remote::Remote,
+    pub backup: crate::remote::RemoteBackup,
+    pub warnings: Vec<String>,
+}
+
+/// Picks a remote backup (the newest of `kind`, or the named one) from everything the
+/// destinations know: every destination `source` allows, every tier's manifest. The newest
+/// means the newest: when its manifest cannot be read anywhere (after retries), this refuses
+/// rather than take an older one, and names the newest that does read.
+pub fn choose_remote<'w>(
+    world: &'w crate::context::Context,
+    project: &Project,
+    env: &str,
+    source: &Source,
+    kind: Kind,
+) -> Result<Chosen<'w>> {
+    let cfg = world.cfg;
+    let mut warnings = Vec::new();
     let remotes: Vec<&crate::remote::Remote> = match &source.destination {
         Some(name) => vec![world.destination(name)?],
         None if !world.has_remote() => {
@@ -154,60 +173,121 @@ pub fn open_remote(cfg: &Config, project: &Project, env: &str, source: &Source, 
         }
         None => {
             let mut open = Vec::new();
+            let mut first_err = None;
             for (name, r) in world.destinations() {
                 match r {
                     Ok(r) => open.push(r),
-                    Err(e) => tracing::warn!("destination {name} is not usable ({e}); trying the others"),
+                    Err(e) => {
+                        warnings.push(format!("destination {name} could not be opened ({e}): its copies were not considered"));
+                        first_err.get_or_insert(e);
+                    }
                 }
+            }
+            if open.is_empty() {
+                return Err(first_err.unwrap_or_else(|| crate::failed!("no destination could be opened")));
             }
             open
         }
     };
-    let wanted = match input {
+    let wanted = match &source.input {
         Input::Named(spec) => {
             let name = Path::new(spec).file_name().and_then(|n| n.to_str()).unwrap_or(spec);
             Some(crate::names::Stem::parse(name).or_else(|| crate::names::Stem::split_file_name(name).map(|(s, _)| s)))
         }
         _ => None,
     };
-    // Each destination's copy of the backup asked for.
+    // Each destination's backups that a finished sync put there (a copy and a manifest).
     let mut found: Vec<(&crate::remote::Remote, crate::remote::RemoteBackup)> = Vec::new();
+    let mut listed = 0;
     let mut problems = Vec::new();
     for r in &remotes {
         let cat = match crate::remote::RemoteCatalog::load(r, &project.name, env, None) {
             Ok(c) => c,
-            Err(e) if remotes.len() > 1 => {
+            Err(e) if remotes.len() > 1 && !matches!(e, Error::Cancelled) => {
+                warnings.push(format!("destination {} could not be listed ({e}): its copies were not considered", r.name()));
                 problems.push(format!("destination {}: {e}", r.name()));
                 continue;
             }
             Err(e) => return Err(e),
         };
-        for (key, why) in &cat.broken {
-            tracing::warn!("{}: {why}", r.url(key));
-        }
-        let b = match &wanted {
-            None => cat.backups.values().rev().find(|b| b.stem.kind == kind && b.manifest.is_some() && !b.copies.is_empty()),
-            Some(stem) => stem.as_ref().and_then(|s| cat.backups.get(s)),
+        listed += 1;
+        let matches = |b: &crate::remote::RemoteBackup| match &wanted {
+            None => b.stem.kind == kind,
+            Some(stem) => stem.as_ref() == Some(&b.stem),
         };
-        if let Some(b) = b {
-            found.push((r, b.clone()));
-        }
+        found.extend(
+            cat.backups.into_values().filter(|b| matches(b) && !b.copies.is_empty() && !b.manifest_keys.is_empty()).map(|b| (*r, b)),
+        );
     }
-    // The newest backup any destination holds (or the one named); hot copies first.
-    let newest = found.iter().map(|(_, b)| b.stem.clone()).max();
-    found.retain(|(_, b)| Some(&b.stem) == newest.as_ref());
-    found.sort_by_key(|(_, b)| !b.copies.values().any(|o| !o.class().needs_thaw()));
-    let Some((remote, b)) = found.into_iter().next() else {
+    if listed == 0 {
+        return Err(crate::failed!("no destination could be listed ({})", problems.join("; ")));
+    }
+    let what = format!("{}/{env}", project.name);
+    let Some(newest) = found.iter().map(|(_, b)| b.stem.clone()).max() else {
         let places: Vec<String> = remotes.iter().map(|r| r.url(r.layout(&project.name, env).prefix())).collect();
-        let mut msg = format!("no such backup of {}/{env} off-site under {}", project.name, places.join(", "));
+        let mut msg = format!("no such backup of {what} off-site under {}", places.join(", "));
         if !problems.is_empty() {
             msg.push_str(&format!(" ({})", problems.join("; ")));
         }
         return Err(Error::NotFound(msg));
     };
+    // The newest readable one, should the newest not read: named so the operator can choose it.
+    let next_readable = found.iter().filter(|(_, b)| b.stem < newest && b.manifest.is_some()).map(|(_, b)| b.stem.clone()).max();
+    let (readable, unreadable): (Vec<_>, Vec<_>) =
+        found.into_iter().filter(|(_, b)| b.stem == newest).partition(|(_, b)| b.manifest.is_some());
+    let several = remotes.len() > 1;
+    let on = |r: &crate::remote::Remote| if several { format!(" on destination {}", r.name()) } else { String::new() };
+    for (r, b) in &unreadable {
+        if !readable.is_empty() {
+            warnings.push(format!(
+                "the manifest of {}{} could not be read ({}): read from another destination",
+                b.stem,
+                on(r),
+                b.manifest_error.as_deref().unwrap_or("unknown")
+            ));
+        }
+    }
+    let mut readable = readable;
+    if readable.is_empty() {
+        let why: Vec<String> =
+            unreadable.iter().map(|(r, b)| format!("{}{}", b.manifest_error.as_deref().unwrap_or("unknown"), on(r))).collect();
+        let which = if wanted.is_some() {
+            format!("backup {newest} of {what}")
+        } else {
+            format!("the newest backup of {what} off-site, {newest},")
+        };
+        let instead = match (&wanted, next_readable) {
+            (None, Some(n)) => format!(
+                ". Not falling back to an older backup: try again, or name the backup to use (the newest whose manifest reads is {n})"
+            ),
+            _ => ". Try again".to_string(),
+        };
+        return Err(Error::Unreachable(format!(
+            "{which} cannot be read: no copy of its manifest could be read ({}){instead}",
+            why.join("; ")
+        )));
+    }
+    // Hot copies first, then the configured order of destinations.
+    readable.sort_by_key(|(_, b)| !b.copies.values().any(|o| !o.class().needs_thaw()));
+    let (remote, backup) = readable.into_iter().next().expect("not empty");
+    warnings.extend(
+        backup.fallbacks.iter().map(|(tier, why)| {
+            format!("the {tier} manifest of {} could not be read ({why}): read another tier's copy instead", backup.stem)
+        }),
+    );
+    Ok(Chosen { remote, backup, warnings })
+}
+
+/// Opens a remote backup (the newest of `kind`, or the named one; see `choose_remote`); works
+/// with `backup_root` gone. The backup is read from a destination holding a hot copy if there
+/// is one, else from the first holding a cold copy (thawed first).
+pub fn open_remote(cfg: &Config, project: &Project, env: &str, source: &Source, kind: Kind, ui: &Ui) -> Result<Opened> {
+    let world = crate::context::Context::new(cfg);
+    let Chosen { remote, backup: b, mut warnings } = choose_remote(&world, project, env, source, kind)?;
     let manifest = b.manifest.clone().ok_or_else(|| crate::failed!("{}: its manifest is missing off-site", b.stem))?;
-    let (reader, key) = crate::remote::open_copy(remote, &b, wait, thaw_tier, ui)?;
-    if remotes.len() > 1 {
+    let (reader, key, copy_warnings) = crate::remote::open_copy(remote, &b, source.wait, source.thaw_tier.as_deref(), ui)?;
+    warnings.extend(copy_warnings);
+    if world.names().len() > 1 {
         tracing::info!("reading {} from destination {}", b.stem, remote.name());
     }
     let (reader, digest) = HashReader::new(reader);
@@ -218,6 +298,7 @@ pub fn open_remote(cfg: &Config, project: &Project, env: &str, source: &Source, 
         size: Some(manifest.size),
         manifest: Some(manifest),
         digest: Some(digest),
+        warnings,
     })
 }
 
@@ -232,6 +313,7 @@ pub fn open_local(cfg: &Config, project: &Project, env: &str, input: &Input, kin
             from: Origin::Stdin,
             size: None,
             digest: None,
+            warnings: Vec::new(),
         }),
         Input::Latest => {
             let listing = Listing::scan(&dir, &project.name, env)?;
@@ -257,7 +339,15 @@ pub fn open_local(cfg: &Config, project: &Project, env: &str, input: &Input, kin
                     None => {
                         let f = std::fs::File::open(path).at(path)?;
                         let size = f.metadata().ok().map(|m| m.len());
-                        Ok(Opened { reader: Box::new(f), manifest: None, source: spec.clone(), from: Origin::File, size, digest: None })
+                        Ok(Opened {
+                            reader: Box::new(f),
+                            manifest: None,
+                            source: spec.clone(),
+                            from: Origin::File,
+                            size,
+                            digest: None,
+                            warnings: Vec::new(),
+                        })
                     }
                 };
             }
@@ -302,6 +392,7 @@ fn open_checked(path: &Path, manifest: Manifest, from: Origin, check_first: bool
             size: Some(size),
             manifest: Some(manifest),
             digest: Some(digest),
+            warnings: Vec::new(),
         });
     }
     let digest = pipeline::sha256_file(path)?;
@@ -323,5 +414,6 @@ fn open_checked(path: &Path, manifest: Manifest, from: Origin, check_first: bool
         size: Some(manifest.size),
         manifest: Some(manifest),
         digest: None,
+        warnings: Vec::new(),
     })
 }

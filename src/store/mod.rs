@@ -32,6 +32,13 @@ pub enum StoreError {
     /// The store could not be reached, or the request timed out.
     #[error("{0}")]
     Unreachable(String),
+    /// A signal arrived while waiting for the store: the request was abandoned.
+    #[error("interrupted by a signal")]
+    Cancelled,
+    /// The bytes are not the ones expected (an upload whose bytes hash to something other than
+    /// the manifest's SHA-256 refuses to finish).
+    #[error("{0}")]
+    Mismatch(String),
     #[error("{0}")]
     Other(String),
 }
@@ -42,6 +49,8 @@ impl From<StoreError> for crate::error::Error {
         match e {
             StoreError::NotFound(_) => Error::NotFound(e.to_string()),
             StoreError::Unreachable(m) => Error::Unreachable(m),
+            StoreError::Cancelled => Error::Cancelled,
+            StoreError::Mismatch(m) => Error::Integrity(m),
             StoreError::Archived(_) | StoreError::Other(_) | StoreError::ChecksumsRejected(_) => Error::Failed(e.to_string()),
         }
     }
