@@ -101,3 +101,87 @@ fn a_remote_restore_never_takes_an_older_backup_when_the_newest_manifest_fails()
     s.ok(&["restore", "shop", "production", &stem(7), "--from", "remote", "--target-db", &copy3]);
     assert_eq!(c.psql(&copy3, "SELECT night FROM marker"), "7");
 }
+
+/// Flips one byte in the middle of a file (same size).
+fn flip_byte(path: &std::path::Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x5a;
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// The data file of backup `stem` in an env folder.
+fn data_file(s: &Scratch, stem: &str) -> std::path::PathBuf {
+    std::fs::read_dir(s.env_dir("shop", "production"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            let f = p.file_name().unwrap().to_string_lossy().into_owned();
+            f.starts_with(&format!("{stem}.")) && !f.ends_with(".json")
+        })
+        .unwrap_or_else(|| panic!("no data file for {stem}"))
+}
+
+#[test]
+fn a_corrupted_local_file_never_becomes_a_confirmed_off_site_copy() {
+    let c = cluster();
+    let db = db_name("corrupt_up");
+    c.create_sample_db(&db, 3000);
+    let bucket = localstack().bucket();
+    // The setting the docs recommend for R2, B2, GCS, Hetzner: the store checks no SHA-256.
+    let s = Scratch::new(
+        &format!("shop:\n{}", c.database_block(&[("production", &db)])),
+        &format!("{}  request_checksum_calculation: when_required\n", localstack().remote_yaml(&bucket, "c")),
+    );
+    s.write("policies/default.yml", TWO_TIERS);
+    for n in 1..=7 {
+        s.ok(&["run", "--now", &night(n)]);
+    }
+    // Night 8 (a Monday) is backed up, then one byte of its file flips on disk.
+    s.ok(&["backup", "shop", "production", "--now", &night(8)]);
+    let newest = stem(8);
+    flip_byte(&data_file(&s, &newest));
+    let out = s.run(&["sync", "--now", &night(8)]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("corrupt"), "the refusal says why: {}", text(&out));
+    let stored: Vec<String> = localstack().objects(&bucket, "c/").into_iter().map(|(k, _, _)| k).filter(|k| k.contains(&newest)).collect();
+    assert!(stored.is_empty(), "nothing of the corrupted backup is off-site, in any tier: {stored:?}");
+    let listed: serde_json::Value = json(&s.ok(&["list", "shop", "production", "--all", "--json"]));
+    let row = listed.as_array().unwrap().iter().find(|r| r["backup"] == newest.as_str()).unwrap().clone();
+    assert!(row["remote"].as_array().unwrap().is_empty(), "list shows no off-site copy: {row}");
+
+    // A copy damaged off-site (as an older pgtier could upload one: bad bytes, the manifest's
+    // SHA-256 in its metadata) looks whole to a HEAD; reading it back finds it.
+    let victim = stem(7);
+    let file = data_file(&s, &victim);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(file.with_file_name(format!("{victim}.json"))).unwrap()).unwrap();
+    let damaged = s.path().join("damaged");
+    std::fs::copy(&file, &damaged).unwrap();
+    flip_byte(&damaged);
+    let key = format!("c/shop/production/daily/{}", file.file_name().unwrap().to_string_lossy());
+    let put = localstack().aws(&[
+        "s3api",
+        "put-object",
+        "--bucket",
+        &bucket,
+        "--key",
+        &key,
+        "--body",
+        damaged.to_str().unwrap(),
+        "--metadata",
+        &format!("sha256={}", manifest["sha256"].as_str().unwrap()),
+    ]);
+    assert!(put.status.success(), "{}", String::from_utf8_lossy(&put.stderr));
+    let out = s.run(&["audit", "shop", "production", "--now", &night(8), "--read-data", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let audit: serde_json::Value = json(&out.stdout);
+    let findings = audit["envs"][0]["findings"].as_array().unwrap();
+    assert!(
+        findings.iter().any(|f| f["rule"] == "remote-checksum" && f["file"].as_str().unwrap().ends_with(&key)),
+        "reading back names the damaged copy: {findings:#?}"
+    );
+    let read = &audit["envs"][0]["read_back"][0];
+    assert!(read["copies_read"].as_u64().unwrap() >= 8 && read["mismatched"].as_u64() == Some(1), "{read}");
+}

@@ -14,6 +14,7 @@ use crate::prune::{EnvPlan, LocalAction, plan_env};
 use crate::remote::RemoteState;
 
 pub mod locks;
+pub mod read_data;
 
 pub use crate::vocab::Finding;
 
@@ -27,6 +28,9 @@ pub struct EnvAudit {
     /// Each locked tier on each destination: its horizon and what its canary proved.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub locks: Vec<locks::TierLock>,
+    /// With `--read-data`: what reading the copies back found, per destination.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub read_back: Vec<read_data::ReadBack>,
     pub plan: EnvPlan,
 }
 
@@ -120,7 +124,7 @@ pub fn audit_listing(
     if cfg.remotes.is_empty() && project.policy.wants_remote() {
         notes.push("no remote: configured: tiers that would live off-site are kept on this host".into());
     }
-    EnvAudit { project: project.name.clone(), env: env.to_string(), findings, notes, locks: Vec::new(), plan }
+    EnvAudit { project: project.name.clone(), env: env.to_string(), findings, notes, locks: Vec::new(), read_back: Vec::new(), plan }
 }
 
 /// Policy sanity: a remote tier must keep its copies at least as long as its storage class bills.
@@ -203,9 +207,34 @@ pub fn audit_remote(
     for (key, why) in &cat.broken {
         out.push(Finding::new("broken-manifest", remote.url(key), why.clone()));
     }
+    // A copy whose size or SHA-256 (the store's own, or the one recorded when it was sent)
+    // differs from its manifest's is damaged, not missing: say so, once.
+    let mut damaged = std::collections::BTreeSet::new();
+    for b in cat.backups.values() {
+        let Some(m) = &b.manifest else { continue };
+        for o in b.copies.values() {
+            let Some(h) = heads.get(&o.key) else { continue };
+            let why = if h.size != m.size {
+                format!("the store holds {} bytes, the manifest says {}", h.size, m.size)
+            } else if let Some(c) = h.content_sha256.as_deref().filter(|c| *c != m.sha256) {
+                format!("the store's SHA-256 of its bytes is {c}, the manifest's {}", m.sha256)
+            } else if h.sha256.as_deref().is_some_and(|s| s != m.sha256) {
+                format!("it was stored as sha256 {}, the manifest says {}", h.sha256.as_deref().unwrap_or(""), m.sha256)
+            } else {
+                continue;
+            };
+            damaged.insert(o.key.clone());
+            out.push(Finding::new(
+                "remote-checksum",
+                remote.url(&o.key),
+                format!("{why}: this copy of {} is damaged; run `pgtier sync` to replace it from the local copy", b.stem),
+            ));
+        }
+    }
     for a in &plan.actions {
         use crate::sync::Action;
         match a {
+            Action::Upload { key, .. } | Action::Copy { to: key, .. } if damaged.contains(key) => {}
             Action::Upload { key, .. } | Action::Copy { to: key, .. } => out.push(Finding::new(
                 "missing-offsite",
                 remote.url(key),

@@ -12,13 +12,21 @@ use crate::error::Result;
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  pgtier audit                       every project/env: retention, integrity, freshness, keys, locks\n  pgtier -q audit                    print only when something is wrong (cron)\n  pgtier audit shop production --json"
+    after_help = "Examples:\n  pgtier audit                       every project/env: retention, integrity, freshness, keys, locks\n  pgtier -q audit                    print only when something is wrong (cron)\n  pgtier audit --read-data=1/7       also download a seventh of the off-site copies and check their bytes\n  pgtier audit shop production --json"
 )]
 pub struct AuditArgs {
     /// A project of projects.yml (default: every one).
     pub project: Option<String>,
     /// An environment of PROJECT (default: every one).
     pub env: Option<String>,
+    /// Also download every off-site copy (or a sample: 10% at random, or 2/7 for the second of
+    /// seven fixed groups) and check its bytes against the manifest. Cold copies are not read.
+    #[arg(long, value_name = "all|N%|n/t", num_args = 0..=1, require_equals = true, default_missing_value = "all", value_parser = parse_sample)]
+    pub read_data: Option<crate::audit::read_data::Sample>,
+}
+
+fn parse_sample(s: &str) -> std::result::Result<crate::audit::read_data::Sample, String> {
+    crate::audit::read_data::Sample::parse(s).ok_or_else(|| format!("expected all, a percentage like 10% or a group like 2/7, got {s:?}"))
 }
 
 pub fn run(ctx: &Ctx, a: AuditArgs) -> Result<i32> {
@@ -46,6 +54,11 @@ pub fn run(ctx: &Ctx, a: AuditArgs) -> Result<i32> {
                         audit.findings.extend(found.findings);
                         audit.notes.extend(found.notes);
                         audit.locks.extend(found.locks);
+                        if let Some(sample) = a.read_data {
+                            let (read, findings) = crate::audit::read_data::read_back(r, o, sample)?;
+                            audit.findings.extend(findings);
+                            audit.read_back.push(read);
+                        }
                     }
                     (_, Err(err)) => audit.findings.push(Finding::new("remote-unreachable", r.store.describe(), err.to_string())),
                 },
@@ -70,6 +83,20 @@ pub fn run(ctx: &Ctx, a: AuditArgs) -> Result<i32> {
             }
             for f in &e.findings {
                 crate::outln!("FINDING {}/{} [{}] {}: {}", e.project, e.env, f.rule, f.file, f.message);
+            }
+            for rb in &e.read_back {
+                crate::outln!(
+                    "read    {}/{} on {}: {} cop{} ({}) read back, {} damaged, {} unreadable{}",
+                    e.project,
+                    e.env,
+                    rb.destination,
+                    rb.copies_read,
+                    if rb.copies_read == 1 { "y" } else { "ies" },
+                    crate::ui::human_size(rb.bytes_read),
+                    rb.mismatched,
+                    rb.unreadable,
+                    if rb.cold_skipped > 0 { format!(", {} cold (not read: a thaw is paid)", rb.cold_skipped) } else { String::new() }
+                );
             }
             if !verbose {
                 continue;

@@ -214,9 +214,11 @@ impl RemoteCatalog {
     }
 }
 
-/// A remote copy is confirmed when its size and stored SHA-256 are the manifest's.
+/// A remote copy is confirmed when its size and SHA-256 are the manifest's: the store's own
+/// SHA-256 of its bytes where it keeps one, and always the one pgtier recorded as it hashed the
+/// bytes it sent (a copy whose bytes were never hashed against the manifest is not confirmed).
 pub fn is_confirmed(head: &ObjectMeta, m: &Manifest) -> bool {
-    head.size == m.size && head.sha256.as_deref() == Some(m.sha256.as_str())
+    head.size == m.size && head.sha256.as_deref() == Some(m.sha256.as_str()) && head.content_sha256.as_deref().is_none_or(|c| c == m.sha256)
 }
 
 /// How many times a manifest is read before it counts as unreadable, and the pause before

@@ -59,11 +59,17 @@ impl LocalStore {
             sha256: sidecar.and_then(|s| s.sha256),
             thaw: Thaw::NotNeeded,
             lock: None,
+            content_sha256: None,
         })
     }
 
     /// Writes `fill` into `key`'s place atomically, with its sidecar written first.
-    fn write(&self, key: &str, opts: &PutOptions, fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>) -> Result<(), StoreError> {
+    fn write(
+        &self,
+        key: &str,
+        opts: &PutOptions,
+        fill: impl FnOnce(&mut std::fs::File) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         if opts.lock.is_some() {
             return Err(StoreError::Other(format!("{}: a folder cannot hold a locked copy", self.describe())));
         }
@@ -74,7 +80,7 @@ impl LocalStore {
         crate::fsutil::write_atomic(&Self::sidecar_path(&path), &serde_json::to_vec(&sidecar).expect("sidecar"))
             .map_err(|e| StoreError::Other(e.to_string()))?;
         let mut partial = PartialFile::create(&path).map_err(|e| StoreError::Other(e.to_string()))?;
-        fill(partial.file()).map_err(|e| self.io(key, e))?;
+        fill(partial.file())?;
         partial.commit().map_err(|e| StoreError::Other(e.to_string()))
     }
 }
@@ -123,15 +129,18 @@ impl Store for LocalStore {
     }
 
     fn put_file(&self, key: &str, path: &Path, opts: &PutOptions, progress: &Progress) -> Result<(), StoreError> {
-        let mut src = crate::fsutil::open_own(path).map_err(|e| StoreError::Other(e.to_string()))?;
+        let src = crate::fsutil::open_own(path).map_err(|e| StoreError::Other(e.to_string()))?;
+        let (mut src, digest) = crate::pipeline::HashReader::new(src);
         self.write(key, opts, |f| {
-            crate::pipeline::copy_counted(&mut src, f, progress)?;
-            Ok(())
+            crate::pipeline::copy_counted(&mut src, f, progress).map_err(|e| self.io(key, e))?;
+            // Hashed as written: only the manifest's bytes are committed under the key.
+            let d = digest.get().ok_or_else(|| StoreError::Other(format!("{}: not read to its end", path.display())))?;
+            super::check_sent(&format!("{}/{key}", self.describe()), opts, d.size, &d.sha256)
         })
     }
 
     fn put_bytes(&self, key: &str, bytes: &[u8], opts: &PutOptions) -> Result<(), StoreError> {
-        self.write(key, opts, |f| f.write_all(bytes))
+        self.write(key, opts, |f| f.write_all(bytes).map_err(|e| self.io(key, e)))
     }
 
     fn copy(&self, from: &str, to: &str, class: StorageClass, lock: Option<&super::Lock>) -> Result<(), StoreError> {
@@ -147,7 +156,7 @@ impl Store for LocalStore {
                 .map_err(|e| StoreError::Other(e.to_string()));
         }
         let mut src = std::fs::File::open(self.path(from)?).map_err(|e| self.io(from, e))?;
-        self.write(to, &opts, |f| std::io::copy(&mut src, f).map(|_| ()))
+        self.write(to, &opts, |f| std::io::copy(&mut src, f).map(|_| ()).map_err(|e| self.io(to, e)))
     }
 
     fn get(&self, key: &str) -> Result<Box<dyn Read + Send>, StoreError> {

@@ -43,6 +43,7 @@ impl MemoryStore {
             sha256: opts.sha256.clone(),
             thaw,
             lock: opts.lock,
+            content_sha256: None,
         };
         self.objects.lock().expect("store").insert(key.to_string(), Object { bytes, meta, thaw_left: None });
     }
@@ -103,6 +104,8 @@ impl Store for MemoryStore {
         check_key(key)?;
         let bytes = std::fs::read(path).map_err(|e| StoreError::Other(format!("{}: {e}", path.display())))?;
         progress.inc(bytes.len() as u64);
+        use sha2::Digest as _;
+        super::check_sent(key, opts, bytes.len() as u64, &hex::encode(sha2::Sha256::digest(&bytes)))?;
         self.insert(key, bytes, opts);
         Ok(())
     }

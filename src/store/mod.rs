@@ -84,8 +84,12 @@ pub struct ObjectMeta {
     /// None where the store has no classes or does not say (S3 omits STANDARD in HEAD).
     pub storage_class: Option<StorageClass>,
     pub last_modified: Option<DateTime<Utc>>,
-    /// The SHA-256 (hex) pgtier stored with the object; only HEAD returns it.
+    /// The SHA-256 (hex) pgtier stored with the object, which it writes only for bytes it
+    /// hashed as it sent them; only HEAD returns it.
     pub sha256: Option<String>,
+    /// The store's own SHA-256 (hex) of the object's bytes, where it keeps one for the whole
+    /// object (S3 for single-request uploads and their copies); only HEAD returns it.
+    pub content_sha256: Option<String>,
     pub thaw: Thaw,
     /// Its Object Lock retention, where the store has one; only HEAD returns it.
     pub lock: Option<Lock>,
@@ -171,7 +175,9 @@ pub trait Store: Send + Sync {
 
     /// Uploads the file at `path` to `key`. A write barrier: the object appears only complete,
     /// and an interrupted upload never leaves anything that lists or reads as the object.
-    /// Re-running after an interruption resumes where the store allows it.
+    /// Re-running after an interruption resumes where the store allows it. With `opts.sha256`,
+    /// the bytes are hashed as they are sent and the upload refuses to finish (`Mismatch`,
+    /// nothing stored) when they are not those bytes (`check_sent`).
     fn put_file(&self, key: &str, path: &Path, opts: &PutOptions, progress: &Progress) -> Result<(), StoreError>;
 
     /// Writes a small object (a manifest) whole.
@@ -201,6 +207,19 @@ pub trait Store: Send + Sync {
     /// Aborts unfinished multipart uploads under `prefix` except those for `keep` keys; returns
     /// how many were aborted.
     fn abort_incomplete(&self, prefix: &str, keep: &[String]) -> Result<usize, StoreError>;
+}
+
+/// Refuses to finish an upload whose bytes, hashed as they were read and sent, are not the
+/// ones `opts.sha256` names: a copy counts as off-site only for the bytes the manifest
+/// describes, whatever the store checks on its side.
+pub fn check_sent(key: &str, opts: &PutOptions, sent_size: u64, sent_sha256: &str) -> Result<(), StoreError> {
+    match &opts.sha256 {
+        Some(want) if want != sent_sha256 => Err(StoreError::Mismatch(format!(
+            "{key}: the bytes read for upload ({sent_size} bytes, sha256 {sent_sha256}) are not the ones the manifest describes \
+             (sha256 {want}): the local file is corrupt or changed; nothing was stored"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Opens the configured remote.

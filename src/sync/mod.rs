@@ -265,11 +265,38 @@ pub fn execute(plan: &SyncPlan, r: &Remote, local: &Listing, remote: &RemoteCata
         }
         match a {
             Action::Upload { backup, key, path, class, size, sha256, lock, .. } => {
+                // A file whose size is not its manifest's never starts an upload.
+                match std::fs::symlink_metadata(path) {
+                    Ok(m) if m.len() == *size => {}
+                    Ok(m) => {
+                        fail(
+                            &mut rep,
+                            &mut failed_backups,
+                            backup,
+                            format!(
+                                "{}: {} bytes, but its manifest says {size}: the file is corrupt or changed; not uploading it",
+                                path.display(),
+                                m.len()
+                            ),
+                        );
+                        continue;
+                    }
+                    Err(e) => {
+                        fail(&mut rep, &mut failed_backups, backup, format!("{}: {e}", path.display()));
+                        continue;
+                    }
+                }
                 let progress = ui.progress("upload", Some(*size));
                 let put = r.store.put_file(key, path, &PutOptions { class: *class, sha256: Some(sha256.clone()), lock: *lock }, &progress);
                 progress.finish();
                 match put.and_then(|_| r.store.head(key)) {
-                    Ok(h) if h.size == *size && h.sha256.as_deref() == Some(sha256) => {
+                    // What the store reports of the bytes (its own SHA-256, where it keeps one)
+                    // and what pgtier hashed as it sent them: both must be the manifest's.
+                    Ok(h)
+                        if h.size == *size
+                            && h.sha256.as_deref() == Some(sha256)
+                            && h.content_sha256.as_deref().is_none_or(|c| c == sha256) =>
+                    {
                         crate::fault::point("sync:after-upload");
                         tracing::info!("uploaded {} as {class}", r.url(key));
                         rep.uploaded += 1;
@@ -281,10 +308,10 @@ pub fn execute(plan: &SyncPlan, r: &Remote, local: &Listing, remote: &RemoteCata
                         &mut failed_backups,
                         backup,
                         format!(
-                            "{}: after upload the store reports size {} and sha256 {:?}, expected {size} and {sha256}",
+                            "{}: after upload the store reports size {} and sha256 {}, expected {size} and {sha256}",
                             r.url(key),
                             h.size,
-                            h.sha256
+                            h.content_sha256.or(h.sha256).unwrap_or_else(|| "(none)".into())
                         ),
                     ),
                     Err(e) => fail(&mut rep, &mut failed_backups, backup, format!("uploading {}: {e}", backup)),

@@ -80,6 +80,19 @@ pub fn run_all(store: &dyn Store, prefix: &str, can: Capabilities) {
         let h = store.head(&key).unwrap();
         assert_eq!((h.size, h.class(), h.sha256.clone()), (*size as u64, StorageClass::StandardIa, Some(sha(&data))), "{size} bytes");
         assert_eq!(sha(&read_all(store, &key)), sha(&data), "{size} bytes read back");
+        // Bytes that are not the ones named (a file corrupted on disk) are never stored: the
+        // upload hashes what it sends and refuses to finish.
+        if *size > 0 {
+            let wrong = k(&format!("files/wrong{i}.dump.gz"));
+            let refused = store.put_file(
+                &wrong,
+                &path,
+                &PutOptions { class: StorageClass::Standard, sha256: Some(sha(b"other bytes")), lock: None },
+                &Progress::hidden(),
+            );
+            assert!(matches!(refused, Err(StoreError::Mismatch(_))), "{size} bytes under another sha256: {refused:?}");
+            assert!(matches!(store.head(&wrong), Err(StoreError::NotFound(_))), "{size} bytes: nothing stored under {wrong}");
+        }
     }
 
     // Copies keep the sha256 and take the new class; archive classes are unreadable until thawed.

@@ -278,6 +278,10 @@ impl S3Store {
         std::io::Read::read_to_end(&mut crate::fsutil::open_own(path).map_err(|e| StoreError::Other(e.to_string()))?, &mut bytes)
             .map_err(|e| StoreError::Other(format!("{}: {e}", path.display())))?;
         let len = bytes.len() as u64;
+        {
+            use sha2::Digest as _;
+            super::check_sent(&self.url(key), opts, len, &hex::encode(sha2::Sha256::digest(&bytes)))?;
+        }
         self.put_bytes_once(key, &bytes, opts)?;
         progress.inc(len);
         Ok(())
@@ -338,6 +342,7 @@ impl Store for S3Store {
                         sha256: None,
                         thaw: if class.is_some_and(StorageClass::needs_thaw) { Thaw::Needed } else { Thaw::NotNeeded },
                         lock: None,
+                        content_sha256: None,
                     });
                 }
             }
@@ -348,8 +353,20 @@ impl Store for S3Store {
     fn head(&self, key: &str) -> Result<ObjectMeta, StoreError> {
         check_key(key)?;
         self.rt.block_on(async {
-            let o = self.client().head_object().bucket(&self.bucket).key(key).send().await.map_err(|e| self.other("reading", key, e))?;
+            let mut req = self.client().head_object().bucket(&self.bucket).key(key);
+            if !self.legacy() {
+                // The store's own checksum of the bytes, where it keeps one for the whole object.
+                req = req.checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled);
+            }
+            let o = req.send().await.map_err(|e| self.other("reading", key, e))?;
             let class = o.storage_class().and_then(|c| StorageClass::parse(c.as_str()));
+            let content_sha256 = o
+                .checksum_sha256()
+                .filter(|_| o.checksum_type() != Some(&aws_sdk_s3::types::ChecksumType::Composite))
+                .filter(|c| !c.contains('-'))
+                .and_then(|c| aws_smithy_types::base64::decode(c).ok())
+                .filter(|b| b.len() == 32)
+                .map(hex::encode);
             Ok(ObjectMeta {
                 key: key.to_string(),
                 size: o.content_length().unwrap_or(0) as u64,
@@ -358,6 +375,7 @@ impl Store for S3Store {
                 sha256: o.metadata().and_then(|m| m.get("sha256")).cloned(),
                 thaw: parse_restore(o.restore(), class.is_some_and(StorageClass::needs_thaw)),
                 lock: lock::from_head(o.object_lock_mode(), o.object_lock_retain_until_date()),
+                content_sha256,
             })
         })
     }

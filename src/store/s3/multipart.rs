@@ -97,39 +97,51 @@ impl S3Store {
             Ok((id, Default::default()))
         })?;
 
-        let result = self.upload_parts(key, &upload_id, &mut file, size, psize, &done, progress).and_then(|(completed, full_crc)| {
-            self.rt.block_on(async {
-                let legacy = self.legacy();
-                let completed = if legacy {
-                    completed
-                        .into_iter()
-                        .map(|p| {
-                            CompletedPart::builder()
-                                .part_number(p.part_number().unwrap_or(0))
-                                .set_e_tag(p.e_tag().map(str::to_string))
-                                .build()
-                        })
-                        .collect()
-                } else {
-                    completed
-                };
-                let body = CompletedMultipartUpload::builder().set_parts(Some(completed)).build();
-                let mut req =
-                    self.client().complete_multipart_upload().bucket(&self.bucket).key(key).upload_id(&upload_id).multipart_upload(body);
-                if !legacy {
-                    req = req
-                        .checksum_crc32_c(b64(&full_crc.to_be_bytes()))
-                        .checksum_type(ChecksumType::FullObject)
-                        .mpu_object_size(size as i64);
-                }
-                req.send().await.map_err(|e| self.other("completing the upload of", key, e))
-            })
-        });
+        let result =
+            self.upload_parts(key, &upload_id, &mut file, size, psize, &done, progress).and_then(|(completed, full_crc, sha256)| {
+                // Every part was hashed as it was read and sent: the object comes into being only
+                // for the manifest's bytes.
+                crate::store::check_sent(&self.url(key), opts, size, &sha256)?;
+                self.rt.block_on(async {
+                    let legacy = self.legacy();
+                    let completed = if legacy {
+                        completed
+                            .into_iter()
+                            .map(|p| {
+                                CompletedPart::builder()
+                                    .part_number(p.part_number().unwrap_or(0))
+                                    .set_e_tag(p.e_tag().map(str::to_string))
+                                    .build()
+                            })
+                            .collect()
+                    } else {
+                        completed
+                    };
+                    let body = CompletedMultipartUpload::builder().set_parts(Some(completed)).build();
+                    let mut req = self
+                        .client()
+                        .complete_multipart_upload()
+                        .bucket(&self.bucket)
+                        .key(key)
+                        .upload_id(&upload_id)
+                        .multipart_upload(body);
+                    if !legacy {
+                        req = req
+                            .checksum_crc32_c(b64(&full_crc.to_be_bytes()))
+                            .checksum_type(ChecksumType::FullObject)
+                            .mpu_object_size(size as i64);
+                    }
+                    req.send().await.map_err(|e| self.other("completing the upload of", key, e))
+                })
+            });
         match result {
             Ok(_) => Ok(()),
             // The completion may have happened with its answer lost (a dropped connection, then
             // a retry told NoSuchUpload): the object itself says whether the upload is done.
-            Err(e) if self.completed_as_expected(key, size, opts.sha256.as_deref()) => {
+            Err(e)
+                if !matches!(e, StoreError::Mismatch(_) | StoreError::Cancelled)
+                    && self.completed_as_expected(key, size, opts.sha256.as_deref()) =>
+            {
                 tracing::info!(
                     "{}: the store's answer to completing the upload was lost ({e}), but the object is there, whole",
                     self.url(key)
@@ -160,9 +172,11 @@ impl S3Store {
         psize: u64,
         done: &std::collections::BTreeMap<i32, (u64, String, String)>,
         progress: &Progress,
-    ) -> Result<(Vec<CompletedPart>, u32), StoreError> {
+    ) -> Result<(Vec<CompletedPart>, u32, String), StoreError> {
+        use sha2::Digest as _;
         let sem = Arc::new(tokio::sync::Semaphore::new(self.concurrency));
         let mut full = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi);
+        let mut sha = sha2::Sha256::new();
         let mut handles = Vec::new();
         let mut completed = Vec::new();
         let mut offset = 0u64;
@@ -177,6 +191,7 @@ impl S3Store {
             file.read_exact(&mut buf).map_err(|e| StoreError::Other(format!("reading part {n}: {e}")))?;
             offset += len as u64;
             full.update(&buf);
+            sha.update(&buf);
             let crc = b64(&crc32c(&buf).to_be_bytes());
             if let Some((psz, pcrc, etag)) = done.get(&n)
                 && *psz == len as u64
@@ -213,7 +228,7 @@ impl S3Store {
             completed.push(self.part_done(key, h)?);
         }
         completed.sort_by_key(|p| p.part_number());
-        Ok((completed, full.finalize() as u32))
+        Ok((completed, full.finalize() as u32, hex::encode(sha.finalize())))
     }
 
     /// Waits for one part's upload and returns its completion record, or the error naming it.
