@@ -100,9 +100,16 @@ impl Alerter {
     }
 }
 
+/// How long a channel may take now: its own timeout, or at most 2 s once SIGINT or SIGTERM
+/// arrived (the failure still goes out, and the command still ends within seconds).
+pub fn patience(timeout: Duration) -> Duration {
+    if crate::signals::interrupted() { timeout.min(Duration::from_secs(2)) } else { timeout }
+}
+
 /// Runs the alert command with `body` on its stdin; given up on (and killed) after `timeout`,
 /// so a command that hangs cannot hold the run.
 fn run_command(cmd: &str, body: &[u8], timeout: Duration) -> Result<(), String> {
+    let timeout = patience(timeout);
     let mut child = Command::new("sh")
         .args(["-c", cmd])
         .stdin(Stdio::piped())
@@ -136,6 +143,7 @@ fn run_command(cmd: &str, body: &[u8], timeout: Duration) -> Result<(), String> 
 /// system's roots); the whole exchange is bounded by
 /// `timeout`, so a receiver that hangs cannot hold the run.
 pub fn http_post(url: &str, content_type: &str, headers: &[(&str, String)], body: &[u8], timeout: Duration) -> Result<(), String> {
+    let timeout = patience(timeout);
     use http_body_util::{BodyExt, Full};
     use hyper_util::client::legacy::Client;
     use hyper_util::rt::TokioExecutor;

@@ -13,7 +13,8 @@ fn main() {
             e.exit_code()
         }
     };
-    let code = if pgtier::signals::interrupted() && code != 0 { pgtier::error::EXIT_INTERRUPTED } else { code };
+    // A command a signal reached did not finish what it was asked: never exit 0 then.
+    let code = if pgtier::signals::interrupted() { pgtier::error::EXIT_INTERRUPTED } else { code };
     if std::env::var_os("PGTIER_REPORT_PEAK_RSS").is_some() {
         report_peak_rss();
     }

@@ -163,7 +163,7 @@ fn email(e: &Email, d: &Digest, timeout: Duration) -> Result<(), String> {
         SmtpTls::Tls => SmtpTransport::relay(&e.host).map_err(|err| err.to_string())?,
         SmtpTls::None => SmtpTransport::builder_dangerous(&e.host),
     };
-    let mut builder = builder.port(e.port).timeout(Some(timeout));
+    let mut builder = builder.port(e.port).timeout(Some(crate::alerts::patience(timeout)));
     if let Some(user) = &e.username {
         let password = match &e.password_file {
             Some(p) => crate::fsutil::read_secret_line(p).map_err(|err| err.to_string())?.to_string(),

@@ -151,6 +151,9 @@ pub fn apply(dir: &Path, listing: &Listing, plan: &EnvPlan) -> Result<usize> {
     // In batches: every manifest of a batch becomes a tombstone (one fsync), then the files go
     // (one fsync), so a backlog of 50,000 costs 100 fsyncs, not 100,000.
     for batch in doomed.chunks(1000) {
+        // No deletion starts after SIGINT or SIGTERM (a batch under way is finished: its
+        // tombstones already commit it).
+        crate::signals::check()?;
         for (_, b) in batch {
             std::fs::rename(&b.manifest_path, tombstone_path(&b.manifest_path)).at(&b.manifest_path)?;
         }

@@ -269,6 +269,11 @@ fn run_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: &Outcomes
             Err(err) => e.errors.push(EnvError::new("globals", err)),
         }
     }
+    // After SIGINT or SIGTERM nothing more starts: no sync, no prune, no drill.
+    if crate::signals::interrupted() {
+        e.errors.push(EnvError::new("run", crate::signals::CANCELLED));
+        return;
+    }
     // Every destination gets the night's backup; one failing never stops the others, and
     // its failure names it.
     let world = ctx.world();
@@ -285,6 +290,10 @@ fn run_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: &Outcomes
             }
             Err(err) => e.errors.push(EnvError::new("sync", format!("destination {name}: {err}"))),
         }
+    }
+    if crate::signals::interrupted() {
+        e.errors.push(EnvError::new("run", crate::signals::CANCELLED));
+        return;
     }
     let confirmed = match ctx.remote_state() {
         Ok(c) => c,
@@ -306,6 +315,7 @@ fn run_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: &Outcomes
     }
     // The restore drill the policy schedules (`verify: weekly`), on the newest backup.
     if e.backup.is_some()
+        && !crate::signals::interrupted()
         && let Ok(listing) = ctx.listing()
         && crate::verify::due(project, listing, opts.now)
     {
@@ -337,7 +347,9 @@ fn run_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: &Outcomes
     }
     // Temporary files and databases of restores and drills that were killed.
     crate::scratch::sweep_stale();
-    if let Ok(pg) = crate::postgres::Pg::connect(&project.connection, cfg.pg_bindir.as_deref(), ctx.database()) {
+    if !crate::signals::interrupted()
+        && let Ok(pg) = crate::postgres::Pg::connect(&project.connection, cfg.pg_bindir.as_deref(), ctx.database())
+    {
         match crate::restore::drop_stale_temp_dbs(&pg) {
             Ok(dropped) => e.warnings.extend(dropped.into_iter().map(|d| format!("dropped {d}, left by an interrupted restore or verify"))),
             Err(err) => e.warnings.push(format!("could not clean up temporary databases: {err}")),

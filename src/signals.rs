@@ -9,7 +9,8 @@ extern "C" fn on_signal(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
 }
 
-/// Installs the handlers for SIGINT and SIGTERM.
+/// Installs the handlers for SIGINT and SIGTERM, and the watcher that passes the signal on to
+/// the PostgreSQL tools running at that moment.
 pub fn install() {
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
@@ -18,6 +19,49 @@ pub fn install() {
         libc::sigemptyset(&mut sa.sa_mask);
         libc::sigaction(libc::SIGINT, &sa, std::ptr::null_mut());
         libc::sigaction(libc::SIGTERM, &sa, std::ptr::null_mut());
+    }
+    let _ = std::thread::Builder::new().name("signals".into()).spawn(watch);
+}
+
+/// The tools running now (pg_dump, pg_restore, psql, pg_dumpall), by process id.
+static CHILDREN: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
+
+/// How long a tool gets to end after the SIGINT passed on to it, before it is killed.
+const CHILD_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Records a tool that is running, so a signal reaches it too.
+pub fn track_child(pid: u32) {
+    if let Ok(mut c) = CHILDREN.lock() {
+        c.push(pid as i32);
+    }
+}
+
+/// The tool has been waited for.
+pub fn untrack_child(pid: u32) {
+    if let Ok(mut c) = CHILDREN.lock() {
+        c.retain(|p| *p != pid as i32);
+    }
+}
+
+/// Waits for SIGINT or SIGTERM, then passes SIGINT on to the tools running at that moment: a
+/// tool in the middle of a long statement (an index build, a count, amcheck) cancels it on the
+/// server, as it does at a terminal, so the command ends in seconds instead of when the
+/// statement would have. A tool still there after a grace period is killed. Tools started for
+/// the cleanup afterwards (dropping a temporary database) are left alone.
+fn watch() {
+    while !interrupted() {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let running: Vec<i32> = CHILDREN.lock().map(|c| c.clone()).unwrap_or_default();
+    for pid in &running {
+        // SAFETY: signalling a child of ours that has not been reaped (it is still tracked).
+        unsafe { libc::kill(*pid, libc::SIGINT) };
+    }
+    std::thread::sleep(CHILD_GRACE);
+    let still: Vec<i32> = CHILDREN.lock().map(|c| c.iter().filter(|p| running.contains(p)).copied().collect()).unwrap_or_default();
+    for pid in still {
+        // SAFETY: as above; a tool that ignored SIGINT is stopped for good.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
     }
 }
 

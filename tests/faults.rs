@@ -185,3 +185,99 @@ fn a_corrupted_local_file_never_becomes_a_confirmed_off_site_copy() {
     let read = &audit["envs"][0]["read_back"][0];
     assert!(read["copies_read"].as_u64().unwrap() >= 8 && read["mismatched"].as_u64() == Some(1), "{read}");
 }
+
+/// Starts `cmd`, sends `sig` once `ready` says so (or after `after`), and returns the exit code
+/// and how long the command outlived the signal.
+fn signal_when(
+    mut cmd: std::process::Command,
+    sig: i32,
+    after: std::time::Duration,
+    ready: impl Fn() -> bool,
+) -> (Option<i32>, std::time::Duration, String) {
+    use std::time::{Duration, Instant};
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let started = Instant::now();
+    while !(ready() && started.elapsed() >= after) {
+        assert!(child.try_wait().unwrap().is_none(), "the command ended before the signal");
+        assert!(started.elapsed() < Duration::from_secs(120), "never ready for the signal");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, sig) };
+    let signalled = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if signalled.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = signalled.elapsed();
+    let out = child.wait_with_output().unwrap();
+    (out.status.code(), took, text(&out))
+}
+
+#[test]
+fn a_signal_ends_every_wait_on_the_network_within_seconds() {
+    use std::time::Duration;
+    let c = cluster();
+    let db = db_name("stalled");
+    c.create_sample_db(&db, 200);
+    let bucket = localstack().bucket();
+    let proxy = Proxy::start(&localstack().endpoint);
+    let s = Scratch::new(&format!("shop:\n{}", c.database_block(&[("production", &db)])), &remote_yaml_at(&proxy.endpoint, &bucket, "s"));
+    // An endpoint that accepts and never answers.
+    proxy.set_rule(|_| Verdict::Stall);
+    for args in [
+        vec!["remote", "init"],
+        vec!["run", "--now", &night(1)],
+        vec!["restore", "shop", "production", "--from", "remote", "--target-db", "never"],
+    ] {
+        let seen = proxy.count(|_| true);
+        let p = &proxy;
+        let (code, took, said) = signal_when(s.cmd(&args), libc::SIGTERM, Duration::from_millis(300), || p.count(|_| true) > seen);
+        assert_eq!(code, Some(130), "{args:?}: {said}");
+        assert!(took < Duration::from_secs(10), "{args:?} outlived SIGTERM by {took:?}: {said}");
+    }
+    proxy.release();
+
+    // Without a signal, a stalled endpoint gives up in bounded time, saying what to change.
+    let slow = Scratch::new(
+        &format!("shop:\n{}", c.database_block(&[("production", &db)])),
+        &format!("{}  timeout_seconds: 2\n  attempts: 2\n", remote_yaml_at(&proxy.endpoint, &bucket, "s")),
+    );
+    let stalled = Proxy::start(&localstack().endpoint);
+    slow.write("pgtier.yml", &std::fs::read_to_string(slow.path().join("pgtier.yml")).unwrap().replace(&proxy.endpoint, &stalled.endpoint));
+    stalled.set_rule(|_| Verdict::Stall);
+    let started = std::time::Instant::now();
+    let out = slow.cmd(&["remote", "init"]).env_remove("PGTIER_S3_MAX_ATTEMPTS").output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(started.elapsed() < Duration::from_secs(20), "gave up after {:?}", started.elapsed());
+    assert!(text(&out).contains("no answer within 2 s") && text(&out).contains("timeout_seconds"), "{}", text(&out));
+    stalled.release();
+}
+
+#[test]
+fn no_deletion_starts_after_a_signal_and_the_run_says_130() {
+    use std::time::Duration;
+    let db = db_name("sigdel");
+    let proxy = Proxy::start(&localstack().endpoint);
+    let s = synced(&db, &proxy, 6);
+    // The policy now keeps one day off-site: five nights of daily copies are due for deletion,
+    // and each DELETE takes a second to answer.
+    s.write("policies/default.yml", "tiers:\n  daily: {keep_days: 1, locations: [local, remote]}\n  weekly: {keep: 4, locations: [remote], storage_class: STANDARD_IA}\n");
+    proxy.set_rule(|r| if r.method == "DELETE" { Verdict::Delay(Duration::from_secs(1)) } else { Verdict::Forward });
+    let deletes = || proxy.count(|r| r.method == "DELETE");
+    let (code, took, said) = signal_when(s.cmd(&["sync", "--now", &night(7)]), libc::SIGTERM, Duration::ZERO, || deletes() >= 1);
+    let at_signal = deletes();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(code, Some(130), "{said}");
+    assert!(took < Duration::from_secs(10), "outlived SIGTERM by {took:?}");
+    assert!(deletes() <= at_signal, "a deletion started after the signal: {} DELETEs, {at_signal} when it arrived\n{said}", deletes());
+    // The next sync finishes the job.
+    proxy.set_rule(|_| Verdict::Forward);
+    s.ok(&["sync", "--now", &night(7)]);
+}

@@ -146,6 +146,9 @@ pub struct Remote {
     pub restore_tier: Option<String>,
     pub restore_days: Option<u32>,
     pub concurrency: Option<u32>,
+    pub timeout_seconds: Option<u32>,
+    pub connect_timeout_seconds: Option<u32>,
+    pub attempts: Option<u32>,
 }
 
 /// `encryption:` in pgtier.yml.

@@ -25,6 +25,12 @@ pub struct RemoteConfig {
     pub restore_days: u32,
     /// Parallel part uploads/downloads.
     pub concurrency: usize,
+    /// How long one request may wait for the store's answer (or for the next bytes of it).
+    pub timeout: std::time::Duration,
+    /// How long connecting may take.
+    pub connect_timeout: std::time::Duration,
+    /// How many times a request is tried (the first try included), with backoff in between.
+    pub attempts: u32,
     /// Whether requests carry the newer `x-amz-checksum-*` headers.
     pub checksums: Checksums,
     /// The off-site tiers this destination holds (None: every one).
@@ -158,6 +164,13 @@ fn remote_config(file: &Path, key: &str, r: raw::Remote, name: &str) -> Result<R
     if !(1..=32).contains(&concurrency) {
         return Err(err("concurrency", "expected 1 to 32".into()));
     }
+    let bounded = |k: &str, v: Option<u32>, default: u32, max: u32| -> Result<u32> {
+        let v = v.unwrap_or(default);
+        if (1..=max).contains(&v) { Ok(v) } else { Err(err(k, format!("expected 1 to {max}, got {v}"))) }
+    };
+    let timeout = bounded("timeout_seconds", r.timeout_seconds, 60, 3600)?;
+    let connect_timeout = bounded("connect_timeout_seconds", r.connect_timeout_seconds, 10, 600)?;
+    let attempts = bounded("attempts", r.attempts, 6, 20)?;
     let checksums = match r.request_checksum_calculation.as_deref().unwrap_or("when_supported") {
         "when_supported" => Checksums::WhenSupported,
         "when_required" => Checksums::WhenRequired,
@@ -191,6 +204,9 @@ fn remote_config(file: &Path, key: &str, r: raw::Remote, name: &str) -> Result<R
         restore_tier,
         restore_days: r.restore_days.unwrap_or(3).max(1),
         concurrency: concurrency as usize,
+        timeout: std::time::Duration::from_secs(timeout as u64),
+        connect_timeout: std::time::Duration::from_secs(connect_timeout as u64),
+        attempts,
         checksums,
         tiers,
         storage_classes,

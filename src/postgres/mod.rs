@@ -210,6 +210,7 @@ impl Pg {
         let stderr = child.stderr.take().expect("piped stderr");
         let tail = Arc::new(Mutex::new(Vec::new()));
         let collector = spawn_stderr_collector(tool.to_string(), stderr, Arc::clone(&tail));
+        crate::signals::track_child(child.id());
         Ok(Running { tool: tool.to_string(), child, stderr: tail, collector: Some(collector) })
     }
 
@@ -289,6 +290,7 @@ impl Running {
     /// Waits for the tool and says how it ended.
     pub fn finish(mut self) -> std::result::Result<(), ToolFailure> {
         let status = self.child.wait();
+        crate::signals::untrack_child(self.child.id());
         if let Some(c) = self.collector.take() {
             let _ = c.join();
         }
@@ -304,6 +306,7 @@ impl Running {
     pub fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        crate::signals::untrack_child(self.child.id());
         if let Some(c) = self.collector.take() {
             let _ = c.join();
         }

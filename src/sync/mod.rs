@@ -260,7 +260,7 @@ pub fn execute(plan: &SyncPlan, r: &Remote, local: &Listing, remote: &RemoteCata
     rep.done = vec![false; plan.actions.len()];
     for (i, a) in plan.actions.iter().enumerate() {
         if crate::signals::interrupted() {
-            rep.errors.push("interrupted by a signal".into());
+            rep.errors.push(crate::signals::CANCELLED.into());
             return rep;
         }
         match a {
@@ -335,6 +335,10 @@ pub fn execute(plan: &SyncPlan, r: &Remote, local: &Listing, remote: &RemoteCata
         }
     }
     for (i, a) in plan.actions.iter().enumerate() {
+        if crate::signals::interrupted() {
+            rep.errors.push(crate::signals::CANCELLED.into());
+            return rep;
+        }
         match a {
             Action::PutManifest { backup, key, lock, .. } if !failed_backups.contains(backup) => match manifest_bytes(backup) {
                 Some(bytes) => {
@@ -388,6 +392,11 @@ pub fn execute(plan: &SyncPlan, r: &Remote, local: &Listing, remote: &RemoteCata
     }
     for (i, a) in plan.actions.iter().enumerate() {
         if let Action::Delete { backup, key, manifest_key, reason, .. } = a {
+            // No deletion starts after SIGINT or SIGTERM.
+            if crate::signals::interrupted() {
+                rep.errors.push(crate::signals::CANCELLED.into());
+                return rep;
+            }
             // Data first: a manifest left alone is ours and is cleaned up next time; a data
             // object left without its manifest would be foreign and never touched again.
             let done = r.store.delete(key).and_then(|_| {

@@ -68,7 +68,7 @@ impl S3Store {
     /// Deletes every version (and delete marker) of `key`, so nothing is left behind in a
     /// versioned bucket; in an unversioned one that is the object itself.
     pub(super) fn delete_all_versions(&self, key: &str) -> Result<(), StoreError> {
-        self.rt.block_on(async {
+        self.block(async {
             let listed = self.client().list_object_versions().bucket(&self.bucket).prefix(key).send().await;
             let listed = match listed {
                 Ok(l) => l,
@@ -102,7 +102,7 @@ impl Locks for S3Store {
         check_key(key)?;
         let retention =
             ObjectLockRetention::builder().mode(ObjectLockRetentionMode::from(lock.mode.as_str())).retain_until_date(until(lock)).build();
-        self.rt.block_on(async {
+        self.block(async {
             let mut req = self.client().put_object_retention().bucket(&self.bucket).key(key).retention(retention);
             if bypass_governance {
                 req = req.bypass_governance_retention(true);
@@ -114,7 +114,7 @@ impl Locks for S3Store {
 
     fn current_version(&self, key: &str) -> Result<String, StoreError> {
         check_key(key)?;
-        self.rt.block_on(async {
+        self.block(async {
             let o = self.client().head_object().bucket(&self.bucket).key(key).send().await.map_err(|e| self.other("reading", key, e))?;
             Ok(o.version_id().unwrap_or("null").to_string())
         })
@@ -122,7 +122,7 @@ impl Locks for S3Store {
 
     fn delete_version(&self, key: &str, version: &str, bypass_governance: bool) -> Result<(), StoreError> {
         check_key(key)?;
-        self.rt.block_on(async {
+        self.block(async {
             let mut req = self.client().delete_object().bucket(&self.bucket).key(key).version_id(version);
             if bypass_governance {
                 req = req.bypass_governance_retention(true);
@@ -133,7 +133,7 @@ impl Locks for S3Store {
     }
 
     fn bucket(&self) -> Result<BucketState, StoreError> {
-        self.rt.block_on(async {
+        self.block(async {
             match self.client().head_bucket().bucket(&self.bucket).send().await {
                 Ok(_) => {}
                 Err(e)
@@ -173,7 +173,7 @@ impl S3Store {
         let b = &self.bucket;
         let mut said = Vec::new();
         let would = |s: String| if dry_run { format!("would {s}") } else { s };
-        self.rt.block_on(async {
+        self.block(async {
             if !state.exists {
                 said.push(would(format!("create bucket {b}{}", if lock { " with Object Lock" } else { "" })));
                 if !dry_run {

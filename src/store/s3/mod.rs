@@ -49,6 +49,8 @@ pub struct S3Store {
     /// Shared with open downloads, which must outlive the store that started them.
     rt: Arc<tokio::runtime::Runtime>,
     concurrency: usize,
+    /// What a request that timed out says: how long, how many attempts, the setting to change.
+    patience: String,
 }
 
 /// The part size that fits `size` in 10,000 parts, whole MiB, at least 8 MiB (a 5 TB object
@@ -101,6 +103,21 @@ fn http_status<E>(e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Op
     e.raw_response().map(|r| r.status().as_u16())
 }
 
+/// `op`, or `Cancelled` as soon as a signal arrives.
+pub(super) async fn until_signal<T>(op: impl std::future::Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    tokio::select! {
+        r = op => r,
+        _ = signalled() => Err(StoreError::Cancelled),
+    }
+}
+
+/// Ends when SIGINT or SIGTERM has arrived (the handler only sets a flag: it is polled).
+async fn signalled() {
+    while !crate::signals::interrupted() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The one async runtime of the process, shared by every S3 client (started on first use).
 fn runtime() -> crate::error::Result<Arc<tokio::runtime::Runtime>> {
     static RUNTIME: std::sync::OnceLock<Arc<tokio::runtime::Runtime>> = std::sync::OnceLock::new();
@@ -122,24 +139,24 @@ impl S3Store {
     pub fn new(remote: &RemoteConfig, bucket: &str) -> crate::error::Result<S3Store> {
         let rt = runtime()?;
         let region = remote.region.clone();
-        let conf = rt.block_on(async move {
-            let chain = RegionProviderChain::first_try(region.map(aws_config::Region::new))
-                .or_default_provider()
-                .or_else(aws_config::Region::new("us-east-1"));
-            aws_config::defaults(BehaviorVersion::latest()).region(chain).load().await
-        });
-        let retries = std::env::var("PGTIER_S3_MAX_ATTEMPTS").ok().and_then(|v| v.parse().ok()).unwrap_or(6);
+        let conf = rt
+            .block_on(until_signal(async move {
+                let chain = RegionProviderChain::first_try(region.map(aws_config::Region::new))
+                    .or_default_provider()
+                    .or_else(aws_config::Region::new("us-east-1"));
+                Ok(aws_config::defaults(BehaviorVersion::latest()).region(chain).load().await)
+            }))
+            .map_err(crate::error::Error::from)?;
+        let attempts = std::env::var("PGTIER_S3_MAX_ATTEMPTS").ok().and_then(|v| v.parse().ok()).unwrap_or(remote.attempts).max(1);
         let mut b = aws_sdk_s3::config::Builder::from(&conf)
             .force_path_style(remote.force_path_style)
             .retry_config(
                 RetryConfig::standard()
-                    .with_max_attempts(retries)
+                    .with_max_attempts(attempts)
                     .with_initial_backoff(Duration::from_millis(200))
                     .with_max_backoff(Duration::from_secs(20)),
             )
-            .timeout_config(
-                TimeoutConfig::builder().connect_timeout(Duration::from_secs(10)).read_timeout(Duration::from_secs(120)).build(),
-            );
+            .timeout_config(TimeoutConfig::builder().connect_timeout(remote.connect_timeout).read_timeout(remote.timeout).build());
         if let Some(e) = &remote.endpoint_url {
             b = b.endpoint_url(e);
         }
@@ -159,7 +176,23 @@ impl S3Store {
             bucket: bucket.to_string(),
             rt,
             concurrency: remote.concurrency.max(1),
+            patience: format!(
+                "no answer within {} s, {attempts} attempt{}: the endpoint is stalled or unreachable; check it, or raise timeout_seconds on destination {}",
+                remote.timeout.as_secs(),
+                if attempts == 1 { "" } else { "s" },
+                remote.name
+            ),
         })
+    }
+
+    /// Runs one operation (its requests, the SDK's retries and their backoff) on the store's
+    /// runtime until it ends, or until SIGINT or SIGTERM: then it is abandoned at once
+    /// (`Cancelled`), so no wait on the network outlives a signal by more than 50 ms.
+    pub(super) fn block<T>(&self, op: impl std::future::Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+        if crate::signals::interrupted() {
+            return Err(StoreError::Cancelled);
+        }
+        self.rt.block_on(until_signal(op))
     }
 
     /// The client to use now.
@@ -226,7 +259,10 @@ impl S3Store {
             (Some("AccessDenied"), _) => {
                 StoreError::Other(format!("{what} {}: access denied (check the credentials and the bucket policy)", self.url(key)))
             }
-            _ if matches!(e, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)) => {
+            _ if matches!(e, SdkError::TimeoutError(_)) || matches!(&e, SdkError::DispatchFailure(d) if d.is_timeout()) => {
+                StoreError::Unreachable(format!("{what} {}: {}", self.url(key), self.patience))
+            }
+            _ if matches!(e, SdkError::DispatchFailure(_)) => {
                 StoreError::Unreachable(format!("{what} {}: {}", self.url(key), describe(&e)))
             }
             _ => StoreError::Other(format!("{what} {}: {}", self.url(key), describe(&e))),
@@ -247,7 +283,7 @@ impl S3Store {
             }
         };
         let client = if legacy { &self.plain } else { &self.full };
-        self.rt.block_on(async {
+        self.block(async {
             let mut req = client
                 .put_object()
                 .bucket(&self.bucket)
@@ -326,7 +362,7 @@ impl Store for S3Store {
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
-        self.rt.block_on(async {
+        self.block(async {
             let mut out = Vec::new();
             let mut pages = self.client().list_objects_v2().bucket(&self.bucket).prefix(prefix).into_paginator().send();
             while let Some(page) = pages.next().await {
@@ -352,7 +388,7 @@ impl Store for S3Store {
 
     fn head(&self, key: &str) -> Result<ObjectMeta, StoreError> {
         check_key(key)?;
-        self.rt.block_on(async {
+        self.block(async {
             let mut req = self.client().head_object().bucket(&self.bucket).key(key);
             if !self.legacy() {
                 // The store's own checksum of the bytes, where it keeps one for the whole object.
@@ -406,7 +442,7 @@ impl Store for S3Store {
         if src.size > COPY_MAX {
             return self.copy_multipart(from, to, class, src.size, src.sha256, lock);
         }
-        self.rt.block_on(async {
+        self.block(async {
             let mut req = self
                 .client()
                 .copy_object()
@@ -437,13 +473,15 @@ impl Store for S3Store {
 
     fn get(&self, key: &str) -> Result<Box<dyn Read + Send>, StoreError> {
         check_key(key)?;
-        let first =
-            self.rt.block_on(self.client().get_object().bucket(&self.bucket).key(key).send()).map_err(|e| self.other("reading", key, e))?;
+        let first = self.block(async {
+            self.client().get_object().bucket(&self.bucket).key(key).send().await.map_err(|e| self.other("reading", key, e))
+        })?;
         let total = first.content_length().unwrap_or(0) as u64;
         let etag = first.e_tag().map(str::to_string);
         let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(16);
         let (client, bucket, key_s) = (self.client().clone(), self.bucket.clone(), key.to_string());
-        self.rt.spawn(async move {
+        let on_signal = tx.clone();
+        let work = async move {
             let mut body = first.body;
             let mut offset = 0u64;
             let mut resumes = 0;
@@ -488,6 +526,16 @@ impl Store for S3Store {
                     }
                 }
             }
+        };
+        // A signal ends the download where it waits (a stalled body, a resume's backoff): the
+        // reader gets the error nothing retries.
+        self.rt.spawn(async move {
+            tokio::select! {
+                _ = work => {}
+                _ = signalled() => {
+                    let _ = on_signal.send(Err(crate::signals::cancelled())).await;
+                }
+            }
         });
         Ok(Box::new(ChannelReader { rx, buf: Bytes::new(), _rt: Arc::clone(&self.rt) }))
     }
@@ -503,7 +551,7 @@ impl Store for S3Store {
 
     fn request_thaw(&self, key: &str, days: u32, tier: &str) -> Result<(), StoreError> {
         check_key(key)?;
-        self.rt.block_on(async {
+        self.block(async {
             let params = GlacierJobParameters::builder().tier(Tier::from(tier)).build().map_err(|e| StoreError::Other(e.to_string()))?;
             let req = RestoreRequest::builder().days(days as i32).glacier_job_parameters(params).build();
             match self.client().restore_object().bucket(&self.bucket).key(key).restore_request(req).send().await {
@@ -515,7 +563,7 @@ impl Store for S3Store {
     }
 
     fn abort_incomplete(&self, prefix: &str, keep: &[String]) -> Result<usize, StoreError> {
-        self.rt.block_on(async {
+        self.block(async {
             let mut n = 0;
             let mut key_marker: Option<String> = None;
             let mut id_marker: Option<String> = None;

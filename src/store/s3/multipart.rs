@@ -72,7 +72,7 @@ impl S3Store {
         let size = file.metadata().map_err(|e| StoreError::Other(format!("{}: {e}", path.display())))?.len();
         let psize = part_size(size);
         let parts = size.div_ceil(psize);
-        let (upload_id, done) = self.rt.block_on(async {
+        let (upload_id, done) = self.block(async {
             if let Some(id) = self.find_upload(key).await? {
                 // Without part checksums a part cannot be proven whole: send them all again.
                 let done = if self.legacy() { Default::default() } else { self.list_parts(key, &id).await? };
@@ -102,7 +102,7 @@ impl S3Store {
                 // Every part was hashed as it was read and sent: the object comes into being only
                 // for the manifest's bytes.
                 crate::store::check_sent(&self.url(key), opts, size, &sha256)?;
-                self.rt.block_on(async {
+                self.block(async {
                     let legacy = self.legacy();
                     let completed = if legacy {
                         completed
@@ -150,10 +150,22 @@ impl S3Store {
             }
             Err(e) => {
                 // A failed upload is aborted so nothing half-made lingers; a killed one is resumed.
-                let aborted =
-                    self.rt.block_on(self.client().abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(&upload_id).send());
+                // An interrupted upload is kept: the next run resumes it part by part.
+                if matches!(e, StoreError::Cancelled) {
+                    return Err(e);
+                }
+                let aborted = self.block(async {
+                    self.client()
+                        .abort_multipart_upload()
+                        .bucket(&self.bucket)
+                        .key(key)
+                        .upload_id(&upload_id)
+                        .send()
+                        .await
+                        .map_err(|a| StoreError::Other(describe(&a)))
+                });
                 if let Err(a) = aborted {
-                    tracing::warn!("could not abort the failed upload of {} ({}); the next run cleans it up", self.url(key), describe(&a));
+                    tracing::warn!("could not abort the failed upload of {} ({a}); the next run cleans it up", self.url(key));
                 }
                 Err(e)
             }
@@ -183,7 +195,7 @@ impl S3Store {
         let mut n = 0i32;
         while offset < size {
             if crate::signals::interrupted() {
-                return Err(StoreError::Other("interrupted by a signal".into()));
+                return Err(StoreError::Cancelled);
             }
             n += 1;
             let len = psize.min(size - offset) as usize;
@@ -201,7 +213,8 @@ impl S3Store {
                 progress.inc(len as u64);
                 continue;
             }
-            let permit = self.rt.block_on(sem.clone().acquire_owned()).expect("semaphore open");
+            let permit =
+                self.block(async { sem.clone().acquire_owned().await.map_err(|e| StoreError::Other(format!("upload slots: {e}"))) })?;
             let (client, bucket, key_s, id, progress, legacy) =
                 (self.client().clone(), self.bucket.clone(), key.to_string(), upload_id.to_string(), progress.clone(), self.legacy());
             handles.push(self.rt.spawn(async move {
@@ -237,7 +250,7 @@ impl S3Store {
         key: &str,
         h: tokio::task::JoinHandle<Result<CompletedPart, (i32, bool, String)>>,
     ) -> Result<CompletedPart, StoreError> {
-        match self.rt.block_on(h) {
+        match self.block(async { Ok(h.await) })? {
             Ok(Ok(p)) => {
                 crate::fault::point("upload:after-part");
                 Ok(p)
@@ -258,7 +271,7 @@ impl S3Store {
         lock: Option<&crate::store::Lock>,
     ) -> Result<(), StoreError> {
         let source = format!("{}/{}", self.bucket, encode_key(from));
-        self.rt.block_on(async {
+        self.block(async {
             let mut req = self.client().create_multipart_upload().bucket(&self.bucket).key(to).storage_class(class.as_str().into());
             if let Some(sha) = &sha256 {
                 req = req.metadata("sha256", sha);
