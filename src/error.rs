@@ -141,6 +141,12 @@ impl Error {
     }
 }
 
+/// What a caught panic says, as an error a person reads (it is pgtier's bug, not theirs).
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    let what = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_default();
+    format!("internal error, a bug in pgtier ({what}); nothing after it ran. Please report it with the log above")
+}
+
 /// Builds an `Error::Failed` from a format string.
 #[macro_export]
 macro_rules! failed {

@@ -149,10 +149,17 @@ pub fn run(cfg: &Config, selected: &[(&Project, String)], opts: &RunOptions, ui:
             e.skipped = Some("backups are disabled in projects.yml".into());
         } else {
             let mut ctx = world.env(project, env);
-            if opts.dry_run {
-                plan_env(&mut ctx, opts, ui, &mut e);
-            } else {
-                run_env(&mut ctx, opts, ui, &outcomes, &mut e);
+            // A bug in one env's night is that env's failure, alerted like any other; the
+            // other envs still run.
+            let night = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if opts.dry_run {
+                    plan_env(&mut ctx, opts, ui, &mut e);
+                } else {
+                    run_env(&mut ctx, opts, ui, &outcomes, &mut e);
+                }
+            }));
+            if let Err(p) = night {
+                e.errors.push(EnvError::new("run", crate::error::panic_message(&*p)));
             }
         }
         e.ok = e.errors.is_empty();

@@ -281,3 +281,41 @@ fn no_deletion_starts_after_a_signal_and_the_run_says_130() {
     proxy.set_rule(|_| Verdict::Forward);
     s.ok(&["sync", "--now", &night(7)]);
 }
+
+#[test]
+fn a_drill_whose_sessions_are_terminated_fails_cleanly_and_is_alerted() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let c = cluster();
+    let db = db_name("terminated");
+    c.create_sample_db(&db, 5000);
+    let rec = support::Recorder::start(false);
+    let tmp = tempfile::tempdir().unwrap();
+    let alerts = tmp.path().join("alerts.jsonl");
+    let s = Scratch::new(
+        &format!("shop:\n{}", c.database_block(&[("production", &db)])),
+        &format!("alerts:\n  command: cat >> {}\n  healthchecks: {}/hc/n\n  timeout_seconds: 3\n", alerts.display(), rec.base),
+    );
+    s.write("policies/default.yml", "tiers:\n  daily: {keep: 30, locations: [local]}\nverify: daily\n");
+    // Every connection to the drill's temporary database is terminated as soon as it appears.
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let st = stop.clone();
+    let port = c.port;
+    let bindir = c.bindir.clone();
+    let killer = std::thread::spawn(move || {
+        while !st.load(Ordering::SeqCst) {
+            let _ = std::process::Command::new(bindir.join("psql"))
+                .args(["-X", "-q", "-h", "127.0.0.1", "-U", "postgres", "-p", &port.to_string(), "-d", "postgres", "-c"])
+                .arg("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname LIKE 'pgtier_tmp_%' AND pid <> pg_backend_pid()")
+                .output();
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    });
+    let out = s.run(&["run", "--now", "2025-03-01T02:00:00Z"]);
+    stop.store(true, Ordering::SeqCst);
+    killer.join().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(!text(&out).contains("panicked"), "{}", text(&out));
+    let said = std::fs::read_to_string(&alerts).unwrap_or_default();
+    assert!(said.contains("\"operation\":\"verify\""), "the failed drill is alerted: {said:?}\n{}", text(&out));
+    assert_eq!(rec.to("/hc/n/fail").len(), 1, "healthchecks gets the fail ping");
+}

@@ -96,7 +96,7 @@ fn a_database_in_its_own_tablespace_comes_back_there_or_says_why_not() {
     let new = Cluster::start_new();
     s.write("projects.yml", &format!("fx:\n{}", new.database_block(&[("production", &db)])));
     let out = s.run(&["restore", "fx", "production", "--no-owner"]);
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{err}");
     assert!(err.contains(&format!("tablespace \"{space}\", which does not exist on this server")), "{err}");
     assert_eq!(new.psql(&db, "SELECT count(*) FROM t"), "10");

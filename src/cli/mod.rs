@@ -251,7 +251,9 @@ pub fn run(cli: Cli) -> Result<i32> {
     if hold {
         HELD.with(|h| *h.borrow_mut() = Some(Vec::new()));
     }
-    let result = dispatch(&ctx, cli.command);
+    // A bug is an error with a message (exit 1, alerted as below), never a bare exit 101.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(&ctx, cli.command)))
+        .unwrap_or_else(|p| Err(crate::error::Error::Failed(crate::error::panic_message(&*p))));
     if hold {
         let held = HELD.with(|h| h.borrow_mut().take()).unwrap_or_default();
         if !matches!(result, Ok(0)) {

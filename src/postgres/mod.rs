@@ -53,6 +53,7 @@ impl Version {
 const VERSIONED_BINDIRS: &str = "/usr/lib/postgresql";
 
 /// A way to run PostgreSQL tools against one server, with its credentials set up.
+#[derive(Clone)]
 pub struct Pg {
     conn: Connection,
     /// Folder of the tools matching the server (direct mode); None means PATH.

@@ -1,6 +1,10 @@
 //! A psql process driven over pipes: each statement is followed by an `\echo` of a marker, so
 //! the caller knows where its output ends. psql flushes after every result, and a transaction
-//! (for an exported snapshot) stays open for as long as the session does.
+//! (for an exported snapshot) stays open for as long as the session does. psql stops at the
+//! first failed statement (`ON_ERROR_STOP`); outside a transaction the session then starts a
+//! new psql for the next statement, so a caller may try something else after a failure (create
+//! a database another way, say). Inside a transaction it stays ended: what followed would no
+//! longer be in that transaction.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{ChildStdin, ChildStdout, Stdio};
@@ -15,12 +19,16 @@ const GUARDS_OFF: &str = "SELECT count(set_config(name, '0', false)) FROM pg_set
 
 /// An open psql session on one database.
 pub struct Session {
+    /// What a new psql for this session is started with.
+    pg: Pg,
     running: Option<Running>,
     stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
+    stdout: Option<BufReader<ChildStdout>>,
     marker: String,
     database: String,
-    /// Why psql ended, once it did: every later statement fails with the same cause.
+    /// Whether a transaction the caller began is open.
+    in_transaction: bool,
+    /// Why psql ended for good: every later statement fails with the same cause.
     ended: Option<Ended>,
 }
 
@@ -35,29 +43,67 @@ enum Ended {
 impl Session {
     /// Starts psql on `database` and checks that it connected.
     pub fn start(pg: &Pg, database: &str) -> Result<Session> {
-        let args: Vec<String> = ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "--no-password"].iter().map(|s| s.to_string()).collect();
-        let mut running = pg.spawn("psql", Some(database), &args, Stdio::piped())?;
-        let stdin = running.child.stdin.take().expect("piped stdin");
-        let stdout = BufReader::new(running.child.stdout.take().expect("piped stdout"));
         let marker = format!("--pgtier-end-{}-{}--", std::process::id(), rand_suffix());
-        let mut s = Session { running: Some(running), stdin: Some(stdin), stdout, marker, database: database.to_string(), ended: None };
-        if let Err(e) = s.query_lines("SELECT 1") {
-            let why = match &s.ended {
+        let mut s = Session {
+            pg: pg.clone(),
+            running: None,
+            stdin: None,
+            stdout: None,
+            marker,
+            database: database.to_string(),
+            in_transaction: false,
+            ended: None,
+        };
+        s.spawn()?;
+        Ok(s)
+    }
+
+    /// Starts (or starts again) this session's psql and lifts the timeouts.
+    fn spawn(&mut self) -> Result<()> {
+        let args: Vec<String> = ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "--no-password"].iter().map(|s| s.to_string()).collect();
+        let mut running = self.pg.spawn("psql", Some(&self.database), &args, Stdio::piped())?;
+        let (Some(stdin), Some(stdout)) = (running.child.stdin.take(), running.child.stdout.take()) else {
+            running.kill();
+            return Err(crate::failed!("psql was started without its pipes"));
+        };
+        self.running = Some(running);
+        self.stdin = Some(stdin);
+        self.stdout = Some(BufReader::new(stdout));
+        self.ended = None;
+        self.in_transaction = false;
+        if let Err(e) = self.roundtrip("SELECT 1") {
+            let why = match &self.ended {
                 Some(Ended::Statement(w) | Ended::Connection(w)) => w.clone(),
                 None => e.to_string(),
             };
-            return Err(crate::error::Error::Unreachable(format!("cannot connect to database {database:?}: {why}")));
+            self.ended = Some(Ended::Connection(why.clone()));
+            return Err(crate::error::Error::Unreachable(format!("cannot connect to database {:?}: {why}", self.database)));
         }
         // The startup options lift these too; this covers servers that have more of them.
-        s.exec(GUARDS_OFF)?;
-        Ok(s)
+        self.roundtrip(GUARDS_OFF).map(|_| ())
     }
 
     /// Runs one statement and returns its output lines (unaligned, tuples only).
     pub fn query_lines(&mut self, sql: &str) -> Result<Vec<String>> {
+        // After a failed statement outside a transaction, a new psql takes over.
+        if self.running.is_none() && self.ended.is_none() {
+            self.spawn()?;
+        }
+        let head = sql.trim_start().to_ascii_uppercase();
+        let lines = self.roundtrip(sql)?;
+        if head.starts_with("BEGIN") || head.starts_with("START TRANSACTION") {
+            self.in_transaction = true;
+        } else if ["COMMIT", "ROLLBACK", "END", "ABORT"].iter().any(|w| head.starts_with(w)) {
+            self.in_transaction = false;
+        }
+        Ok(lines)
+    }
+
+    /// Sends one statement and reads its output up to the marker.
+    fn roundtrip(&mut self, sql: &str) -> Result<Vec<String>> {
         // A session whose psql died (a terminated backend, a killed psql) stays an error for
         // every later statement, never a panic.
-        let Some(stdin) = self.stdin.as_mut() else { return Err(self.died()) };
+        let (Some(stdin), Some(_)) = (self.stdin.as_mut(), self.stdout.as_ref()) else { return Err(self.died()) };
         let script = format!("{sql};\n\\echo {}\n", self.marker);
         if stdin.write_all(script.as_bytes()).and_then(|_| stdin.flush()).is_err() {
             return Err(self.died());
@@ -65,7 +111,11 @@ impl Session {
         let mut lines = Vec::new();
         loop {
             let mut line = String::new();
-            match self.stdout.read_line(&mut line) {
+            let read = match self.stdout.as_mut() {
+                Some(out) => out.read_line(&mut line),
+                None => Ok(0),
+            };
+            match read {
                 Ok(0) | Err(_) => return Err(self.died()),
                 Ok(_) => {}
             }
@@ -103,9 +153,11 @@ impl Session {
         }
     }
 
-    /// psql exited: its stderr says why.
+    /// psql exited: its stderr says why. A failed statement outside a transaction leaves the
+    /// session usable (the next statement starts a new psql); anything else ends it.
     fn died(&mut self) -> crate::error::Error {
         self.stdin.take();
+        self.stdout.take();
         if self.ended.is_none() {
             let ended = match self.running.take() {
                 Some(r) => match r.finish() {
@@ -120,12 +172,17 @@ impl Session {
             };
             self.ended = Some(ended);
         }
-        match self.ended.as_ref().expect("set above") {
-            Ended::Statement(why) => crate::failed!("database {:?}: {why}", self.database),
-            Ended::Connection(why) => {
+        let err = match self.ended.as_ref() {
+            Some(Ended::Statement(why)) => crate::failed!("database {:?}: {why}", self.database),
+            Some(Ended::Connection(why)) => {
                 crate::error::Error::Unreachable(format!("database {:?}: the session with PostgreSQL ended: {why}", self.database))
             }
+            None => crate::failed!("database {:?}: the session is closed", self.database),
+        };
+        if matches!(self.ended, Some(Ended::Statement(_))) && !self.in_transaction {
+            self.ended = None;
         }
+        err
     }
 }
 
