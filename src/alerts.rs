@@ -120,9 +120,18 @@ fn run_command(cmd: &str, body: &[u8], timeout: Duration) -> Result<(), String> 
     let _ = child.stdin.take().expect("piped stdin").write_all(body);
     let mut stderr = child.stderr.take().expect("piped stderr");
     let said = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
-        text
+        // What the command says is kept to a small cap; the rest is read and dropped, so the
+        // command never blocks on a full pipe.
+        let mut kept = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            match std::io::Read::read(&mut stderr, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) if kept.len() < RESPONSE_CAP => kept.extend_from_slice(&buf[..n.min(RESPONSE_CAP - kept.len())]),
+                Ok(_) => {}
+            }
+        }
+        String::from_utf8_lossy(&kept).into_owned()
     });
     let deadline = std::time::Instant::now() + timeout;
     let status = loop {
@@ -138,6 +147,9 @@ fn run_command(cmd: &str, body: &[u8], timeout: Duration) -> Result<(), String> 
     };
     if status.success() { Ok(()) } else { Err(format!("{cmd}: {status} {}", said.join().unwrap_or_default().trim())) }
 }
+
+/// How much of a receiver's answer is read (its status is what counts).
+const RESPONSE_CAP: usize = 64 * 1024;
 
 /// POSTs `body` with `content_type` and extra `headers` over http or https (rustls, the
 /// system's roots); the whole exchange is bounded by
@@ -168,7 +180,15 @@ pub fn http_post(url: &str, content_type: &str, headers: &[(&str, String)], body
         let exchange = async {
             let resp = client.request(req).await.map_err(|e| format!("{shown}: {e}"))?;
             let status = resp.status();
-            let _ = resp.into_body().collect().await;
+            // The answer is read to a small cap and no further: a receiver cannot fill memory.
+            let mut body = resp.into_body();
+            let mut read = 0usize;
+            while read < RESPONSE_CAP {
+                match body.frame().await {
+                    Some(Ok(f)) => read += f.data_ref().map_or(0, |d| d.len()),
+                    _ => break,
+                }
+            }
             if status.is_success() { Ok(()) } else { Err(format!("{shown}: HTTP {status}")) }
         };
         tokio::time::timeout(timeout, exchange).await.map_err(|_| format!("{shown}: no answer within {} s", timeout.as_secs()))?

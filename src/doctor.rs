@@ -345,9 +345,9 @@ fn scratch_object(what: &str, r: &Remote, rc: &RemoteConfig) -> Check {
     if let Err(e) = r.store.put_bytes(&key, body, &PutOptions::standard()) {
         return Check::fail(what, format!("cannot write {url}: {e}"), fix_store(&e.to_string()));
     }
-    let back = r.store.get(&key).map_err(|e| e.to_string()).and_then(|mut rd| {
+    let back = r.store.get(&key).map_err(|e| e.to_string()).and_then(|rd| {
         let mut v = Vec::new();
-        rd.read_to_end(&mut v).map_err(|e| e.to_string())?;
+        rd.take(body.len() as u64 + 1).read_to_end(&mut v).map_err(|e| e.to_string())?;
         Ok(v)
     });
     let deleted = r.store.delete(&key);

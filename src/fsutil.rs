@@ -294,9 +294,25 @@ pub fn remove_if_exists(p: &Path) -> Result<()> {
     }
 }
 
+/// Key files, recipients files and secrets are small: a larger file is refused rather than
+/// read whole.
+pub const SMALL_FILE_MAX: u64 = 1 << 20;
+
+/// Reads a small file (a key, a secret, a sidecar) whole, refusing one larger than `max` bytes
+/// without reading it.
+pub fn read_small(path: &Path, max: u64) -> Result<Vec<u8>> {
+    let mut f = File::open(path).at(path)?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(&mut f, max + 1), &mut bytes).at(path)?;
+    if bytes.len() as u64 > max {
+        return Err(crate::failed!("{}: larger than {} bytes; that is not a file pgtier expects here", path.display(), max));
+    }
+    Ok(bytes)
+}
+
 /// Reads the first line of a secret file, without its line ending.
 pub fn read_secret_line(path: &Path) -> Result<zeroize::Zeroizing<String>> {
-    let bytes = zeroize::Zeroizing::new(std::fs::read(path).at(path)?);
+    let bytes = zeroize::Zeroizing::new(read_small(path, SMALL_FILE_MAX)?);
     let text = std::str::from_utf8(&bytes).map_err(|_| crate::failed!("{}: is not UTF-8 text", path.display()))?;
     let line = text.split('\n').next().unwrap_or("").trim_end_matches('\r');
     if line.is_empty() {

@@ -1,68 +1,94 @@
 //! A private folder for pgtier's temporary files (a decrypted archive spooled for
-//! `pg_restore --jobs`, restore lists): `{backup_root}/.tmp`, mode 0700, where the backup host's
-//! key and disk policy hold, instead of the system's shared temporary folder. Every file's name
-//! carries its process id, and what a killed pgtier left is removed at the next start.
+//! `pg_restore --jobs`, restore lists): `{backup_root}/.tmp` (or `scratch_dir:`), mode 0700,
+//! where the backup host's key and disk policy hold, never the system's shared temporary
+//! folder. Every file's name carries its process id; what a killed pgtier left is removed when
+//! the next command starts.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use crate::error::Result;
 
-static ROOT: OnceLock<PathBuf> = OnceLock::new();
+/// The configured folder.
+static CONFIGURED: OnceLock<PathBuf> = OnceLock::new();
 
-/// The folder's name under the backup root.
+/// The default folder's name under the backup root.
 pub const NAME: &str = ".tmp";
 
-/// Remembers the backup root; nothing is created until a temporary file is needed.
-pub fn init(backup_root: &Path) {
-    let _ = ROOT.set(backup_root.to_path_buf());
+/// Remembers the scratch folder and sweeps what dead pgtier processes left in it (and, from
+/// older versions, in the system's temporary folder). Nothing is created until a temporary
+/// file is needed.
+pub fn init(dir: &Path) {
+    let _ = CONFIGURED.set(dir.to_path_buf());
+    sweep_stale();
 }
 
-/// `{backup_root}/.tmp`, created (0700) and swept of what dead pgtier processes left; None when
-/// the backup root does not exist or cannot be written (a host-loss restore, a read-only root),
-/// and then temporary files go to the system's temporary folder.
-fn dir() -> Option<PathBuf> {
-    static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let root = ROOT.get().filter(|r| r.is_dir())?;
-        let dir = root.join(NAME);
-        crate::fsutil::ensure_private_dir(&dir).ok()?;
-        sweep(&dir);
-        Some(dir)
-    })
-    .clone()
+/// The scratch folder, created (0700, with its parents: after a host loss the backup root
+/// may not exist yet) on first use.
+fn dir() -> Result<PathBuf> {
+    static READY: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
+    READY
+        .get_or_init(|| {
+            let dir = CONFIGURED.get().ok_or("no scratch folder is configured")?;
+            crate::fsutil::ensure_private_dir(dir).map_err(|e| {
+                format!("cannot create the scratch folder {} ({e}): make it writable, or set scratch_dir in pgtier.yml to a private folder with room", dir.display())
+            })?;
+            Ok(dir.clone())
+        })
+        .clone()
+        .map_err(|e| crate::failed!("{e}"))
 }
 
-/// Removes what killed pgtier processes left (the nightly run calls this).
+/// Removes what killed pgtier processes left in the scratch folder, and what older versions
+/// left in the system's temporary folder.
 pub fn sweep_stale() {
-    let _ = dir();
-}
-
-/// A new private temporary file named `pgtier-{what}-{pid}-…`.
-pub fn tempfile(what: &str) -> Result<tempfile::NamedTempFile> {
-    let prefix = format!("pgtier-{what}-{}-", std::process::id());
-    let mut b = tempfile::Builder::new();
-    b.prefix(&prefix);
-    match dir() {
-        Some(dir) => b.tempfile_in(dir),
-        None => b.tempfile(),
+    if let Some(dir) = CONFIGURED.get().filter(|d| d.is_dir()) {
+        sweep(dir);
     }
-    .map_err(|e| crate::failed!("cannot create a temporary file: {e}"))
+    sweep(&std::env::temp_dir());
 }
 
-/// Removes `pgtier-*-{pid}-*` files whose process no longer exists.
+/// A new private temporary file named `pgtier-{what}-{pid}-…` in the scratch folder.
+pub fn tempfile(what: &str) -> Result<tempfile::NamedTempFile> {
+    let dir = dir()?;
+    tempfile::Builder::new()
+        .prefix(&format!("pgtier-{what}-{}-", std::process::id()))
+        .tempfile_in(&dir)
+        .map_err(|e| crate::failed!("cannot create a temporary file in {}: {e}", dir.display()))
+}
+
+/// Removes this user's `pgtier-*-{pid}-*` files whose process no longer exists.
 fn sweep(dir: &Path) {
+    use std::os::unix::fs::MetadataExt as _;
     let Ok(entries) = std::fs::read_dir(dir) else { return };
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let pid: Option<i32> = name.strip_prefix("pgtier-").and_then(|r| r.split('-').nth(1)).and_then(|p| p.parse().ok());
-        if let Some(pid) = pid
-            && !crate::fsutil::process_alive(pid)
-        {
+        let Some(pid) = pid else { continue };
+        let ours = e.metadata().is_ok_and(|m| m.is_file() && m.uid() == me);
+        if ours && !crate::fsutil::process_alive(pid) {
             match std::fs::remove_file(e.path()) {
                 Ok(()) => tracing::info!("removed {}, left by pgtier process {pid}", e.path().display()),
                 Err(err) => tracing::warn!("could not remove {}: {err}", e.path().display()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn files_of_dead_processes_are_swept_and_others_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let dead = dir.path().join("pgtier-restore-999999999-abc");
+        let alive = dir.path().join(format!("pgtier-restore-{}-abc", std::process::id()));
+        let foreign = dir.path().join("other-999999999-abc");
+        for p in [&dead, &alive, &foreign] {
+            std::fs::write(p, b"x").unwrap();
+        }
+        super::sweep(dir.path());
+        assert!(!dead.exists() && alive.exists() && foreign.exists());
     }
 }

@@ -319,3 +319,111 @@ fn a_drill_whose_sessions_are_terminated_fails_cleanly_and_is_alerted() {
     assert!(said.contains("\"operation\":\"verify\""), "the failed drill is alerted: {said:?}\n{}", text(&out));
     assert_eq!(rec.to("/hc/n/fail").len(), 1, "healthchecks gets the fail ping");
 }
+
+#[test]
+fn nothing_decrypted_outlives_a_killed_host_loss_restore() {
+    let c = cluster();
+    let db = db_name("leak");
+    c.psql("postgres", &format!("CREATE DATABASE {db}"));
+    c.psql(&db, "CREATE TABLE t AS SELECT i, md5(i::text) AS h FROM generate_series(1, 300000) i; CREATE INDEX ON t (h)");
+    let bucket = localstack().bucket();
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("key.txt");
+    let out = std::process::Command::new("age-keygen").arg("-o").arg(&key).output().expect("age-keygen (install age)");
+    let public = String::from_utf8_lossy(&out.stderr).trim().trim_start_matches("Public key: ").to_string();
+    let s = Scratch::new(
+        &format!("shop:\n{}", c.database_block(&[("production", &db)])),
+        &format!(
+            "{}encryption:\n  type: age\n  recipients: [{public}]\n  identity_file: {}\n",
+            localstack().remote_yaml(&bucket, "l"),
+            key.display()
+        ),
+    );
+    s.ok(&["run", "--now", &night(1)]);
+    // The host is lost; the restore runs with a system temporary folder of its own, to see
+    // that nothing lands there.
+    std::fs::remove_dir_all(s.backup_root()).unwrap();
+    let systmp = tempfile::tempdir().unwrap();
+    let target = db_name("leak_copy");
+    let spool_dir = s.backup_root().join(".tmp");
+    let mut child = s
+        .cmd(&["restore", "shop", "production", "--from", "remote", "--jobs", "2", "--target-db", &target])
+        .env("TMPDIR", systmp.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // SIGKILL once the decrypted archive is spooled and the temporary database exists.
+    support::wait_until(std::time::Duration::from_secs(120), "the spool and the temporary database", || {
+        let spooled = std::fs::read_dir(&spool_dir)
+            .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("pgtier-restore-")))
+            .unwrap_or(false);
+        spooled && !c.temp_dbs_for(&target).is_empty()
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(std::fs::read_dir(systmp.path()).unwrap().count(), 0, "nothing in the system temporary folder");
+    assert!(!c.temp_dbs_for(&target).is_empty(), "the killed restore left its temporary database");
+    // The next command of any kind sweeps the spool; the next run drops the database.
+    s.ok(&["list", "shop", "production", "--remote"]);
+    let left: Vec<_> = std::fs::read_dir(&spool_dir).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "the next command removes the decrypted spool: {left:?}");
+    s.ok(&["run", "--now", &night(2)]);
+    assert!(c.temp_dbs_for(&target).is_empty(), "the next run drops the temporary database");
+}
+
+/// An HTTP receiver that answers every request with 200 and a body of `size` bytes, streamed
+/// for as long as the client reads.
+fn flood(size: u64) -> String {
+    use std::io::{BufRead, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut r = std::io::BufReader::new(conn.try_clone().unwrap());
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                }
+                let _ = write!(conn, "HTTP/1.1 200 OK\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n");
+                let chunk = vec![b'x'; 1 << 20];
+                let mut sent = 0;
+                while sent < size && conn.write_all(&chunk).is_ok() {
+                    sent += chunk.len() as u64;
+                }
+            });
+        }
+    });
+    base
+}
+
+#[test]
+fn an_alert_receiver_answering_gigabytes_costs_no_memory() {
+    let c = cluster();
+    let db = db_name("flood");
+    c.create_sample_db(&db, 10);
+    let base = flood(3 << 29);
+    let s = Scratch::new(
+        &format!("shop:\n{}", c.database_block(&[("production", &db)])),
+        &format!("alerts:\n  webhook: {base}/hook\n  slack: {base}/slack\n  success_ping: {base}/ok\n  timeout_seconds: 20\n"),
+    );
+    c.psql("postgres", &format!("ALTER DATABASE {db} RENAME TO {db}_gone"));
+    let started = std::time::Instant::now();
+    let out = s.cmd(&["run"]).env("PGTIER_REPORT_PEAK_RSS", "1").output().unwrap();
+    c.psql("postgres", &format!("ALTER DATABASE {db}_gone RENAME TO {db}"));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let rss: u64 = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .find_map(|l| l.strip_prefix("pgtier-peak-rss-kib: ").and_then(|v| v.trim().parse().ok()))
+        .expect("peak RSS reported");
+    assert!(rss < 100 * 1024, "peak RSS {rss} KiB while receivers answered 1.5 GiB each");
+    assert!(started.elapsed() < std::time::Duration::from_secs(15), "took {:?}", started.elapsed());
+    // A good night's success ping is answered the same way.
+    let out = s.cmd(&["run"]).env("PGTIER_REPORT_PEAK_RSS", "1").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+}

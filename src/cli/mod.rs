@@ -132,7 +132,7 @@ impl Ctx {
     /// Loads and validates the configuration.
     pub fn config(&self) -> Result<Config> {
         let cfg = Config::load(&self.config_path)?;
-        crate::scratch::init(&cfg.backup_root);
+        crate::scratch::init(&cfg.scratch_dir);
         Ok(cfg)
     }
 

@@ -39,6 +39,9 @@ pub struct Config {
     pub lock_wait_timeout: Duration,
     pub max_backup_age_hours: u64,
     pub lock_file: PathBuf,
+    /// Where temporary files go (a decrypted archive spooled for a parallel restore):
+    /// `{backup_root}/.tmp` unless `scratch_dir:` says otherwise. Swept at every start.
+    pub scratch_dir: PathBuf,
     pub globals: GlobalsConfig,
     /// Things worth saying that are not problems (e.g. no remote: remote tiers kept locally).
     pub notes: Vec<String>,
@@ -200,6 +203,7 @@ impl Config {
             keep(Err(Error::config(file, "max_backup_age_hours", m)));
         }
         let lock_file = raw.lock_file.map(|p| rel(&p)).unwrap_or_else(|| backup_root.join(".pgtier.lock"));
+        let scratch_dir = raw.scratch_dir.map(|p| rel(&p)).unwrap_or_else(|| backup_root.join(crate::scratch::NAME));
         problems.extend(policy_problems);
         problems.extend(project_problems);
         Some(Config {
@@ -216,6 +220,7 @@ impl Config {
             lock_wait_timeout,
             max_backup_age_hours: raw.max_backup_age_hours.unwrap_or(26),
             lock_file,
+            scratch_dir,
             globals: GlobalsConfig {
                 enabled: raw.globals.as_ref().and_then(|g| g.enabled).unwrap_or(true),
                 role_passwords: raw.globals.as_ref().and_then(|g| g.role_passwords).unwrap_or(false),

@@ -38,6 +38,7 @@ pub struct Agent {
     pub lock_wait_timeout: Option<NumOrText>,
     pub max_backup_age_hours: Option<u64>,
     pub lock_file: Option<String>,
+    pub scratch_dir: Option<String>,
     pub globals: Option<Globals>,
 }
 
@@ -104,6 +105,7 @@ impl Agent {
                 "lock_wait_timeout" => set(&mut agent.lock_wait_timeout, file, &key, v, problems),
                 "max_backup_age_hours" => set(&mut agent.max_backup_age_hours, file, &key, v, problems),
                 "lock_file" => set(&mut agent.lock_file, file, &key, v, problems),
+                "scratch_dir" => set(&mut agent.scratch_dir, file, &key, v, problems),
                 "globals" => set(&mut agent.globals, file, &key, v, problems),
                 other => problems.push(Error::config(file, other, format!("unknown setting; expected one of {}", AGENT_KEYS.join(", ")))),
             }
@@ -112,7 +114,7 @@ impl Agent {
     }
 }
 
-const AGENT_KEYS: [&str; 15] = [
+const AGENT_KEYS: [&str; 16] = [
     "projects",
     "policies",
     "backup_root",
@@ -127,6 +129,7 @@ const AGENT_KEYS: [&str; 15] = [
     "lock_wait_timeout",
     "max_backup_age_hours",
     "lock_file",
+    "scratch_dir",
     "globals",
 ];
 

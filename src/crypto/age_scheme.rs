@@ -80,7 +80,9 @@ pub fn check(file: &Path, key: &str, cfg: &EncryptionConfig) -> Result<()> {
 /// Reads an identity file: age identities (one per line, several for key rotation) or an
 /// unencrypted ssh private key.
 fn load_identities(path: &Path) -> std::result::Result<Vec<Box<dyn age::Identity + Send + Sync>>, String> {
-    let bytes = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?);
+    let bytes = zeroize::Zeroizing::new(
+        crate::fsutil::read_small(path, crate::fsutil::SMALL_FILE_MAX).map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+    );
     if bytes.starts_with(b"-----BEGIN") {
         let id = age::ssh::Identity::from_buffer(&bytes[..], Some(path.display().to_string()))
             .map_err(|e| format!("{}: not an ssh private key: {e}", path.display()))?;

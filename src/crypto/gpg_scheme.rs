@@ -40,7 +40,9 @@ fn encryption_subkey(key: &SignedPublicKey) -> Option<usize> {
 }
 
 fn load_secret(path: &Path) -> std::result::Result<SignedSecretKey, String> {
-    let bytes = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?);
+    let bytes = zeroize::Zeroizing::new(
+        crate::fsutil::read_small(path, crate::fsutil::SMALL_FILE_MAX).map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+    );
     let (key, _) =
         SignedSecretKey::from_reader_single(&bytes[..]).map_err(|e| format!("{}: not an OpenPGP secret key: {e}", path.display()))?;
     Ok(key)

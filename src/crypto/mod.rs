@@ -93,7 +93,8 @@ impl Keys {
 
     /// Adds an age identity file or an OpenPGP secret key file given on the command line.
     pub fn add_key_file(&mut self, path: &Path) -> Result<()> {
-        let text = std::fs::read(path).map_err(|e| Error::Failed(format!("{}: cannot read: {e}", path.display())))?;
+        let text = crate::fsutil::read_small(path, crate::fsutil::SMALL_FILE_MAX)
+            .map_err(|e| Error::Failed(format!("{}: cannot read: {e}", path.display())))?;
         // An armored PGP block, or a binary OpenPGP packet; anything else is an age identity file.
         let looks_pgp = text.trim_ascii_start().starts_with(b"-----BEGIN PGP") || text.first().is_some_and(|b| b & 0x80 != 0);
         if looks_pgp {
@@ -167,7 +168,13 @@ fn key_error(file: &Path, key: &str, sub: &str, msg: impl Into<String>) -> Error
 
 /// Lines of a recipients file that are not blank or comments.
 fn recipient_lines(path: &Path) -> std::io::Result<Vec<String>> {
-    Ok(std::fs::read_to_string(path)?.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_string).collect())
+    let bytes = crate::fsutil::read_small(path, crate::fsutil::SMALL_FILE_MAX).map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(String::from_utf8_lossy(&bytes)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect())
 }
 
 impl crate::pipeline::Decrypt for Keys {

@@ -87,7 +87,33 @@ static TEMP_SEQ: AtomicU32 = AtomicU32::new(0);
 /// `pgtier_tmp_{pid}_{n}_{target}`, cut to PostgreSQL's 63 bytes.
 pub fn temp_db_name(target: &str) -> String {
     let n = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
-    truncate_name(&format!("{TEMP_DB_PREFIX}{}_{n}_{target}", std::process::id()))
+    truncate_name(&format!("{TEMP_DB_PREFIX}{}_{}_{n}_{target}", host_tag(), std::process::id()))
+}
+
+/// This host, in a temporary database's name (`h` and six hex digits of its name's hash): a
+/// server shared by several pgtier hosts has each one clean up only its own leftovers.
+fn host_tag() -> String {
+    use sha2::Digest as _;
+    let h = sha2::Sha256::digest(crate::alerts::hostname().as_bytes());
+    format!("h{}", &hex::encode(h)[..6])
+}
+
+/// Whether a temporary database was left by a pgtier process of this host that is gone. Names
+/// without a host tag (older versions) are judged by their process id alone.
+fn left_by_a_dead_process(name: &str) -> bool {
+    let rest = &name[TEMP_DB_PREFIX.len()..];
+    let mut parts = rest.split('_');
+    let first = parts.next().unwrap_or_default();
+    let pid = if first.len() == 7 && first.starts_with('h') && first[1..].chars().all(|c| c.is_ascii_hexdigit()) {
+        if first != host_tag() {
+            return false;
+        }
+        parts.next()
+    } else {
+        Some(first)
+    };
+    let pid: Option<i32> = pid.and_then(|p| p.parse().ok());
+    !pid.is_some_and(crate::fsutil::process_alive)
 }
 
 /// `{target}_pgtier_old_{YYYYMMDD_HHMMSS}` (then `_2`, `_3`, … when taken), the target cut so
@@ -158,9 +184,7 @@ pub fn drop_stale_temp_dbs(pg: &Pg) -> Result<Vec<String>> {
     let mut admin = admin_session(pg)?;
     let mut dropped = Vec::new();
     for name in admin.databases_like(TEMP_DB_PREFIX)? {
-        let pid: Option<i32> = name[TEMP_DB_PREFIX.len()..].split('_').next().and_then(|p| p.parse().ok());
-        let alive = pid.is_some_and(crate::fsutil::process_alive);
-        if !alive {
+        if left_by_a_dead_process(&name) {
             drop_database(pg, &name)?;
             dropped.push(name);
         }

@@ -49,7 +49,8 @@ impl LocalStore {
 
     fn meta_of(&self, key: &str, path: &Path) -> Result<ObjectMeta, StoreError> {
         let m = std::fs::metadata(path).map_err(|e| self.io(key, e))?;
-        let sidecar: Option<Sidecar> = std::fs::read(Self::sidecar_path(path)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let sidecar: Option<Sidecar> =
+            crate::fsutil::read_small(&Self::sidecar_path(path), 64 * 1024).ok().and_then(|b| serde_json::from_slice(&b).ok());
         let last_modified: Option<DateTime<Utc>> = m.modified().ok().map(DateTime::<Utc>::from);
         Ok(ObjectMeta {
             key: key.to_string(),
