@@ -95,7 +95,7 @@ impl Alerter {
             && let Err(e) =
                 http_post(url, "application/json", &[], &serde_json::to_vec(summary).expect("summary serialises"), self.cfg.timeout)
         {
-            tracing::warn!("could not ping {url}: {e}");
+            tracing::warn!("could not send the success ping: {e}");
         }
     }
 }
@@ -159,7 +159,7 @@ pub fn http_post(url: &str, content_type: &str, headers: &[(&str, String)], body
     use http_body_util::{BodyExt, Full};
     use hyper_util::client::legacy::Client;
     use hyper_util::rt::TokioExecutor;
-    let shown = redact(url);
+    let shown = crate::ui::redact_url(url);
     let uri: hyper::Uri = url.parse().map_err(|e| format!("{shown}: {e}"))?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async {
@@ -178,7 +178,7 @@ pub fn http_post(url: &str, content_type: &str, headers: &[(&str, String)], body
         }
         let req = req.body(Full::new(bytes::Bytes::copy_from_slice(body))).map_err(|e| e.to_string())?;
         let exchange = async {
-            let resp = client.request(req).await.map_err(|e| format!("{shown}: {e}"))?;
+            let resp = client.request(req).await.map_err(|e| format!("{shown}: {}", innermost(&e)))?;
             let status = resp.status();
             // The answer is read to a small cap and no further: a receiver cannot fill memory.
             let mut body = resp.into_body();
@@ -195,13 +195,13 @@ pub fn http_post(url: &str, content_type: &str, headers: &[(&str, String)], body
     })
 }
 
-/// A URL for messages: its path cut off (webhook paths carry their token).
-fn redact(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let host = rest.split('/').next().unwrap_or(rest);
-            if rest.len() > host.len() + 1 { format!("{scheme}://{host}/…") } else { url.to_string() }
-        }
-        None => "(not a URL)".into(),
+/// The innermost cause of an error, in its own words ("Connection refused (os error 111)"),
+/// rather than the outermost wrapper's ("client error (Connect)").
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
     }
+    let said = cur.to_string();
+    if said.is_empty() { e.to_string() } else { said }
 }

@@ -147,3 +147,36 @@ pub fn ago(t: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>)
         s => format!("{} d ago", s / 86_400),
     }
 }
+
+/// A URL as pgtier prints it: scheme, host and port only. Whatever else a URL holds may be a
+/// secret (`user:password@`, `?token=`, a webhook's path, a healthchecks UUID, a bot token),
+/// so every URL of a channel goes through here before it reaches a message, a log or `--json`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return "(a URL)".into() };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let tail = if rest[end..].trim_matches('/').is_empty() { "" } else { "/…" };
+    format!("{scheme}://{host}{tail}")
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact_url;
+
+    #[test]
+    fn every_part_that_may_be_a_secret_goes() {
+        for (url, shown) in [
+            ("https://hooks.slack.com/services/T0/B0/SECRET", "https://hooks.slack.com/…"),
+            ("https://user:pass@ntfy.example:8443/topic?auth=tok", "https://ntfy.example:8443/…"),
+            ("https://hooks.example?token=abc", "https://hooks.example/…"),
+            ("https://hc-ping.com/0f1e2d3c-aaaa-bbbb-cccc-123456789abc", "https://hc-ping.com/…"),
+            ("https://api.telegram.org/bot123:ABC/sendMessage", "https://api.telegram.org/…"),
+            ("http://a@b@host/x#frag", "http://host/…"),
+            ("https://example.com/", "https://example.com"),
+            ("not a url with SECRET", "(a URL)"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
+}

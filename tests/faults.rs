@@ -427,3 +427,76 @@ fn an_alert_receiver_answering_gigabytes_costs_no_memory() {
     let out = s.cmd(&["run"]).env("PGTIER_REPORT_PEAK_RSS", "1").output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
 }
+
+#[test]
+fn secrets_in_alert_channels_never_reach_any_output() {
+    let c = cluster();
+    let db = db_name("secrets");
+    c.create_sample_db(&db, 10);
+    let tmp = tempfile::tempdir().unwrap();
+    let (smtp_port, _maildir) = support::smtp_server(tmp.path());
+    let token = tmp.path().join("tg.token");
+    std::fs::write(&token, "123456:TGSECRETTOKEN\n").unwrap();
+    let mailpass = tmp.path().join("mail.pass");
+    std::fs::write(&mailpass, "MAILSECRETPASS\n").unwrap();
+    let ntfy_file = tmp.path().join("ntfy.url");
+    std::fs::write(&ntfy_file, "http://127.0.0.1:1/ntfytopic-FILESECRET\n").unwrap();
+    // Every channel points where nothing listens, so every delivery fails and says so.
+    let dead = "http://127.0.0.1:1";
+    let secrets = [
+        "WHUSER",
+        "WHPASS",
+        "WHPATHSECRET",
+        "WHQUERYSECRET",
+        "SPPATHSECRET",
+        "SPQUERYSECRET",
+        "SLACKSECRET",
+        "DISCORDSECRET",
+        "TEAMSSIG",
+        "NTFYPASS",
+        "NTFYAUTH",
+        "TGSECRETTOKEN",
+        "MAILSECRETPASS",
+        "0f1e2d3c-aaaa-bbbb-cccc-123456789abc",
+        "ENVSECRET",
+        "FILESECRET",
+    ];
+    let alerts = format!(
+        "alerts:\n  webhook: http://WHUSER:WHPASS@127.0.0.1:1/hook/WHPATHSECRET?token=WHQUERYSECRET\n  success_ping: {dead}/ping/SPPATHSECRET?key=SPQUERYSECRET\n  slack: [{dead}/services/T0/B0/SLACKSECRET, \"env:PGTIER_TEST_SLACK\"]\n  discord: {dead}/api/webhooks/1/DISCORDSECRET\n  teams: \"{dead}/workflows/x?sig=TEAMSSIG\"\n  ntfy: [\"http://u:NTFYPASS@127.0.0.1:1/topic?auth=NTFYAUTH\", \"file:{}\"]\n  telegram: {{bot_token_file: {}, chat_id: \"1\", api_url: \"{dead}\"}}\n  email: {{smtp: \"127.0.0.1:{smtp_port}\", tls: none, username: ops, password_file: {}, from: a@b.example, to: [c@d.example]}}\n  healthchecks: {dead}/0f1e2d3c-aaaa-bbbb-cccc-123456789abc\n  timeout_seconds: 2\n",
+        ntfy_file.display(),
+        token.display(),
+        mailpass.display()
+    );
+    let s = Scratch::new(&format!("shop:\n{}", c.database_block(&[("production", &db)])), &alerts);
+    let mut everything = String::new();
+    let mut run = |args: &[&str]| {
+        let out = s.cmd(args).env("PGTIER_TEST_SLACK", "http://127.0.0.1:1/services/ENVSECRET").stdin(Stdio::null()).output().unwrap();
+        everything += &format!("$ pgtier {}\n{}\n", args.join(" "), text(&out));
+    };
+    run(&["config", "check"]);
+    run(&["config", "check", "--json"]);
+    run(&["run"]);
+    run(&["-v", "run", "--json"]);
+    run(&["doctor"]);
+    run(&["-v", "doctor", "--send-test-alert"]);
+    run(&["doctor", "--send-test-alert", "--json"]);
+    run(&["status"]);
+    run(&["audit"]);
+    // A failing night: every channel is tried and fails, saying where (without the secrets).
+    c.psql("postgres", &format!("ALTER DATABASE {db} RENAME TO {db}_away"));
+    run(&["run"]);
+    run(&["-vv", "backup", "shop", "production"]);
+    run(&["run", "--json"]);
+    c.psql("postgres", &format!("ALTER DATABASE {db}_away RENAME TO {db}"));
+    assert!(everything.contains("127.0.0.1:1"), "deliveries were tried and named:\n{everything}");
+    for secret in secrets {
+        assert!(!everything.contains(secret), "{secret} was printed:\n{everything}");
+    }
+    // A password never crosses the network in clear: tls: none only to a relay on this host.
+    s.write(
+        "pgtier.yml",
+        &std::fs::read_to_string(s.path().join("pgtier.yml")).unwrap().replace(&format!("127.0.0.1:{smtp_port}"), "smtp.example.com:25"),
+    );
+    let said = s.fails(2, &["config", "check"]);
+    assert!(said.contains("alerts.email[0].tls") && said.contains("in clear"), "{said}");
+}

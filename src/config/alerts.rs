@@ -143,7 +143,12 @@ fn url(file: &Path, key: &str, u: &str, problems: &mut Vec<Error>) {
         || u.strip_prefix("env:").is_some_and(|n| !n.is_empty())
         || u.strip_prefix("file:").is_some_and(|p| !p.is_empty());
     if !ok {
-        problems.push(Error::config(file, key, format!("expected an http:// or https:// URL (or env:NAME, file:/path), got {u:?}")));
+        // The value is not repeated: a webhook URL missing its scheme is still a secret.
+        problems.push(Error::config(
+            file,
+            key,
+            "expected an http:// or https:// URL (or env:NAME, file:/path); the value given is neither",
+        ));
     }
 }
 
@@ -190,6 +195,15 @@ pub fn resolve(file: &Path, base: &Path, a: RawAlerts, problems: &mut Vec<Error>
         };
         if e.password_file.is_some() && e.username.is_none() {
             problems.push(Error::config(file, key("username"), "password_file needs a username"));
+        }
+        // Without TLS the password crosses the network in clear: only to a relay on this host.
+        let loopback = matches!(host.trim_matches(['[', ']']), "localhost" | "::1") || host.starts_with("127.");
+        if tls == SmtpTls::None && e.username.is_some() && !loopback {
+            problems.push(Error::config(
+                file,
+                key("tls"),
+                format!("tls: none would send the SMTP password to {host} in clear; use starttls or tls (none is only for a relay on this host, 127.0.0.1 or ::1)"),
+            ));
         }
         let to = e.to.into_vec();
         if to.is_empty() {
