@@ -110,7 +110,17 @@ pub fn patience(timeout: Duration) -> Duration {
 /// so a command that hangs cannot hold the run.
 fn run_command(cmd: &str, body: &[u8], timeout: Duration) -> Result<(), String> {
     let timeout = patience(timeout);
-    let mut child = Command::new("sh")
+    let mut child = Command::new("sh");
+    // The command gets only what a shell needs, never pgtier's secrets (AWS credentials,
+    // webhook URLs in the environment).
+    child.env_clear();
+    for (k, v) in std::env::vars_os() {
+        let keep = k.to_str().is_some_and(|n| ALERT_COMMAND_ENV.contains(&n) || n.starts_with("LC_"));
+        if keep {
+            child.env(k, v);
+        }
+    }
+    let mut child = child
         .args(["-c", cmd])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -148,6 +158,9 @@ fn run_command(cmd: &str, body: &[u8], timeout: Duration) -> Result<(), String> 
     if status.success() { Ok(()) } else { Err(format!("{cmd}: {status} {}", said.join().unwrap_or_default().trim())) }
 }
 
+/// The environment the alert command gets (and `LC_*`); documented in docs/operations.md.
+pub const ALERT_COMMAND_ENV: [&str; 7] = ["PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR"];
+
 /// How much of a receiver's answer is read (its status is what counts).
 const RESPONSE_CAP: usize = 64 * 1024;
 
@@ -178,7 +191,7 @@ pub fn http_post(url: &str, content_type: &str, headers: &[(&str, String)], body
         }
         let req = req.body(Full::new(bytes::Bytes::copy_from_slice(body))).map_err(|e| e.to_string())?;
         let exchange = async {
-            let resp = client.request(req).await.map_err(|e| format!("{shown}: {}", innermost(&e)))?;
+            let resp = client.request(req).await.map_err(|e| format!("{shown}: {}", crate::error::innermost(&e)))?;
             let status = resp.status();
             // The answer is read to a small cap and no further: a receiver cannot fill memory.
             let mut body = resp.into_body();
@@ -193,15 +206,4 @@ pub fn http_post(url: &str, content_type: &str, headers: &[(&str, String)], body
         };
         tokio::time::timeout(timeout, exchange).await.map_err(|_| format!("{shown}: no answer within {} s", timeout.as_secs()))?
     })
-}
-
-/// The innermost cause of an error, in its own words ("Connection refused (os error 111)"),
-/// rather than the outermost wrapper's ("client error (Connect)").
-fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    let said = cur.to_string();
-    if said.is_empty() { e.to_string() } else { said }
 }

@@ -141,6 +141,17 @@ impl Error {
     }
 }
 
+/// The innermost cause of an error, in its own words ("Connection refused (os error 111)"),
+/// rather than the outermost wrapper's ("client error (Connect)").
+pub fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    let said = cur.to_string();
+    if said.is_empty() { e.to_string() } else { said }
+}
+
 /// What a caught panic says, as an error a person reads (it is pgtier's bug, not theirs).
 pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     let what = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_default();

@@ -214,7 +214,15 @@ impl DirLock {
     /// Blocks until the lock on `dir` is ours.
     pub fn acquire(dir: &Path) -> Result<DirLock> {
         let path = dir.join(".pgtier-lock");
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(&path).at(&path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(|e| link_refused(&path, e))?;
         // SAFETY: flock on a valid open descriptor has no memory-safety preconditions.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
         if rc != 0 {
@@ -319,4 +327,15 @@ pub fn read_secret_line(path: &Path) -> Result<zeroize::Zeroizing<String>> {
         return Err(crate::failed!("{}: the first line is empty", path.display()));
     }
     Ok(zeroize::Zeroizing::new(line.to_string()))
+}
+
+/// The error for a lock file that could not be opened, saying so plainly when it is a link.
+pub fn link_refused(path: &Path, e: std::io::Error) -> Error {
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        return crate::failed!(
+            "{} is a symbolic link: pgtier does not lock (and so overwrite) a file through a link; remove it",
+            path.display()
+        );
+    }
+    Error::io(path, e)
 }

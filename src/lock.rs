@@ -21,7 +21,16 @@ impl RunLock {
         if let Some(dir) = path.parent() {
             crate::fsutil::ensure_private_dir(dir)?;
         }
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path).at(path)?;
+        // Never through a symbolic link: a link there must not get its target overwritten.
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(|e| crate::fsutil::link_refused(path, e))?;
         let started = Instant::now();
         loop {
             match crate::fsutil::try_lock(&file) {

@@ -98,17 +98,20 @@ fn send_one(ch: &Channel, d: &Digest, timeout: Duration) -> Result<(), String> {
     let text = format!("{}\n\n{}", d.subject, d.body);
     let json_post =
         |url: &str, v: serde_json::Value| http_post(&secret_url(url)?, "application/json", &[], v.to_string().as_bytes(), timeout);
+    // The text quotes names from outside (a database called `<!channel>`): each service gets
+    // it in a form it shows literally, so it can neither ping anyone nor disguise a link.
     match ch {
-        Channel::Slack(url) => json_post(url, json!({ "text": text })),
+        Channel::Slack(url) => json_post(url, json!({ "text": slack_text(&text) })),
         // Discord refuses a message over 2,000 characters.
-        Channel::Discord(url) => json_post(url, json!({ "content": cut(&text, 1990) })),
+        Channel::Discord(url) => json_post(url, json!({ "content": discord_text(&text, 1990), "allowed_mentions": { "parse": [] } })),
+        // Text runs are shown as they are (a TextBlock would read Markdown).
         Channel::Teams(url) => json_post(
             url,
             json!({ "type": "message", "attachments": [{ "contentType": "application/vnd.microsoft.card.adaptive", "content": {
                 "type": "AdaptiveCard", "version": "1.4", "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
                 "body": [
-                    { "type": "TextBlock", "text": d.subject, "weight": "Bolder", "wrap": true, "color": if d.failed { "Attention" } else { "Warning" } },
-                    { "type": "TextBlock", "text": d.body, "wrap": true, "fontType": "Monospace" }
+                    { "type": "RichTextBlock", "inlines": [{ "type": "TextRun", "text": d.subject, "weight": "Bolder", "color": if d.failed { "Attention" } else { "Warning" } }] },
+                    { "type": "RichTextBlock", "inlines": [{ "type": "TextRun", "text": d.body, "fontType": "Monospace" }] }
                 ] } }] }),
         ),
         Channel::Telegram { bot_token_file, chat_id, api_url } => {
@@ -119,7 +122,8 @@ fn send_one(ch: &Channel, d: &Digest, timeout: Duration) -> Result<(), String> {
                 &url,
                 "application/json",
                 &[],
-                json!({ "chat_id": chat_id, "text": cut(&text, 4000) }).to_string().as_bytes(),
+                // No parse_mode: Telegram shows the text as it is.
+                json!({ "chat_id": chat_id, "text": cut(&text, 4000), "disable_web_page_preview": true }).to_string().as_bytes(),
                 timeout,
             )
             .map_err(|e| e.replace(token.as_str(), "<token>"))
@@ -129,13 +133,40 @@ fn send_one(ch: &Channel, d: &Digest, timeout: Duration) -> Result<(), String> {
             http_post(
                 &secret_url(url)?,
                 "text/plain; charset=utf-8",
-                &[("Title", d.subject.clone()), ("Priority", priority.into()), ("Tags", tags.into())],
+                &[
+                    ("Title", d.subject.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()),
+                    ("Priority", priority.into()),
+                    ("Tags", tags.into()),
+                ],
                 d.body.as_bytes(),
                 timeout,
             )
         }
         Channel::Email(e) => email(e, d, timeout),
     }
+}
+
+/// Text for Slack and the services that take its payload (Mattermost, Rocket.Chat): `&`, `<`
+/// and `>` escaped, so `<!channel>` or `<https://x|y>` stay text; `@channel`, `@here`, `@all`
+/// and `@everyone` broken with a zero-width space, so nobody is pinged.
+fn slack_text(text: &str) -> String {
+    let escaped = text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    no_mass_mentions(&escaped)
+}
+
+/// Text for Discord: inside a code block (no Markdown, no masked links, no mentions shown), cut
+/// to `max` characters.
+fn discord_text(text: &str, max: usize) -> String {
+    let inner = no_mass_mentions(&text.replace("```", "ʼʼʼ"));
+    format!("```\n{}\n```", cut(&inner, max.saturating_sub(8)))
+}
+
+fn no_mass_mentions(text: &str) -> String {
+    let mut out = text.to_string();
+    for word in ["@channel", "@here", "@all", "@everyone"] {
+        out = out.replace(word, &format!("@\u{200b}{}", &word[1..]));
+    }
+    out
 }
 
 /// A URL as configured, or the secret it points at: `env:NAME` or `file:/path` (first line).

@@ -174,6 +174,14 @@ pub fn run(cfg: &Config, selected: &[(&Project, String)], opts: &RunOptions, ui:
         }
         report.envs.push(e);
     }
+    // Once per destination, not per env: this host's clock against the store's.
+    for (_, r) in world.destinations() {
+        if let Some(w) = r.ok().and_then(|r| r.clock_problem()) {
+            tracing::warn!("{w}");
+            outcomes.warning(None, None, "clock", w.clone());
+            report.warnings.push(w);
+        }
+    }
     if !opts.dry_run {
         let success = report.ok.then(|| serde_json::json!({ "ok": true, "envs": report.envs.len(), "time": Utc::now() }));
         let remotes: Vec<_> = world.destinations().into_iter().filter_map(|(_, r)| r.ok()).collect();

@@ -139,12 +139,16 @@ pub fn cut(s: &str, n: usize) -> String {
 
 /// How long ago `t` was, for people: "45 s ago", "12 min ago", "3 h ago", "2 d ago".
 pub fn ago(t: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) -> String {
-    match (now - t).num_seconds() {
-        s if s < 0 => "in the future".to_string(),
-        s if s < 90 => format!("{s} s ago"),
-        s if s < 90 * 60 => format!("{} min ago", s / 60),
-        s if s < 48 * 3600 => format!("{} h ago", s / 3600),
-        s => format!("{} d ago", s / 86_400),
+    if now < t { "in the future".to_string() } else { format!("{} ago", span(now - t)) }
+}
+
+/// A length of time in the largest unit that reads well: "45 s", "12 min", "3 h", "2 d".
+pub fn span(d: chrono::Duration) -> String {
+    match d.num_seconds().abs() {
+        s if s < 90 => format!("{s} s"),
+        s if s < 90 * 60 => format!("{} min", s / 60),
+        s if s < 48 * 3600 => format!("{} h", s / 3600),
+        s => format!("{} d", s / 86_400),
     }
 }
 

@@ -156,23 +156,43 @@ pub fn verify(cfg: &Config, project: &Project, env: &str, source: &Source, keys:
     // (a second read of the file was a drill's largest cost), and a failure re-hashes the file
     // so a damaged one is named as such.
     let source = &Source { check_first: false, ..source.with_input(Input::Named(name.clone())) };
-    let mut result = VerifyResult::new(project, env, name, from, now);
     let mut opened_ok = false;
-    let outcome = open_source(cfg, project, env, source, Kind::Database, ui).and_then(|opened| {
-        opened_ok = true;
-        result.warnings.extend(opened.warnings.iter().cloned());
-        if let Some(m) = &opened.manifest
-            && let Some(stem) = m.stem()
-        {
-            result.backup = stem.to_string();
+    // A copy read from a store is read again when a drill of it fails: a fault on the way (a
+    // corrupted or cut download) is not a failed backup. Two attempts that fail alike are the
+    // backup's (or the server's) answer; three attempts are the most.
+    let mut failures: Vec<String> = Vec::new();
+    let (outcome, mut result) = loop {
+        let mut attempt = VerifyResult::new(project, env, name.clone(), from, now);
+        let outcome = open_source(cfg, project, env, source, Kind::Database, ui).and_then(|opened| {
+            opened_ok = true;
+            attempt.warnings.extend(opened.warnings.iter().cloned());
+            if let Some(m) = &opened.manifest
+                && let Some(stem) = m.stem()
+            {
+                attempt.backup = stem.to_string();
+            }
+            attempt.from = opened.from;
+            let local = (opened.from != Origin::Remote).then(|| (std::path::PathBuf::from(&opened.source), opened.manifest.clone()));
+            drill(cfg, project, env, opened, keys, ui, &mut attempt).map_err(|e| match local {
+                Some((path, Some(m))) => name_corruption(e, &path, &m),
+                _ => e,
+            })
+        });
+        attempt.warnings.splice(0..0, failures.iter().map(|f| format!("a read of the off-site copy failed ({f}); it was read again")));
+        match outcome {
+            Err(e)
+                if attempt.from == Origin::Remote
+                    && failures.len() < 2
+                    && !failures.contains(&e.to_string())
+                    && !matches!(e, Error::Cancelled)
+                    && !crate::signals::interrupted() =>
+            {
+                tracing::warn!("the drill of {} from the off-site copy failed ({e}); reading it again", attempt.backup);
+                failures.push(e.to_string());
+            }
+            other => break (other, attempt),
         }
-        result.from = opened.from;
-        let local = (opened.from != Origin::Remote).then(|| (std::path::PathBuf::from(&opened.source), opened.manifest.clone()));
-        drill(cfg, project, env, opened, keys, ui, &mut result).map_err(|e| match local {
-            Some((path, Some(m))) => name_corruption(e, &path, &m),
-            _ => e,
-        })
-    });
+    };
     result.seconds = (started.elapsed().as_secs_f64() * 100.0).round() / 100.0;
     match outcome {
         Ok(()) => {

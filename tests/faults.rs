@@ -500,3 +500,163 @@ fn secrets_in_alert_channels_never_reach_any_output() {
     let said = s.fails(2, &["config", "check"]);
     assert!(said.contains("alerts.email[0].tls") && said.contains("in clear"), "{said}");
 }
+
+#[test]
+fn a_host_clock_ahead_of_the_store_waits_for_locks_instead_of_failing_every_night() {
+    use chrono::{Timelike, Utc};
+    let at = |t: chrono::DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let c = cluster();
+    let db = db_name("skew");
+    c.create_sample_db(&db, 5);
+    let bucket = localstack().bucket_name();
+    let proxy = Proxy::start(&localstack().endpoint);
+    let s = Scratch::new(&format!("shop:\n{}", c.database_block(&[("production", &db)])), &remote_yaml_at(&proxy.endpoint, &bucket, "k"));
+    s.write(
+        "policies/default.yml",
+        "tiers:\n  daily: {keep: 1, locations: [local, remote], object_lock: GOVERNANCE, object_lock_days: 1}\n",
+    );
+    s.ok(&["remote", "init"]);
+    // Night 1's daily copy is locked until an hour from now (the store's clock).
+    let t0 = Utc::now().with_nanosecond(0).unwrap();
+    s.ok(&["run", "--now", &at(t0 - chrono::Duration::days(1) + chrono::Duration::hours(1))]);
+    // This host's clock now runs three hours ahead of the store's: its night 2 is at t0 + 3 h,
+    // and the store's answers are dated three hours earlier than this host's clock.
+    let store_time = (Utc::now() - chrono::Duration::hours(3)).format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    proxy.set_rule(move |_| Verdict::RewriteHeader("Date", store_time.clone()));
+    let host = at(t0 + chrono::Duration::hours(3));
+    let out = s.run(&["run", "--now", &host]);
+    assert!(out.status.success(), "the night succeeds: {}", text(&out));
+    assert!(text(&out).contains("clock is 3 h ahead"), "and says the clocks differ: {}", text(&out));
+    let plan = s.ok(&["sync", "--dry-run", "--now", &host]);
+    assert!(plan.contains("locked (GOVERNANCE)") && plan.contains("waits for the store's"), "the copy waits for its lock: {plan}");
+    let audit = s.run(&["audit", "--now", &host, "--json"]);
+    let v: serde_json::Value = json(&audit.stdout);
+    assert!(v["envs"][0]["findings"].to_string().contains("clock-skew"), "{v}");
+}
+
+#[test]
+fn a_download_corrupted_on_the_way_is_read_again_before_a_drill_is_called_failed() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let db = db_name("transit");
+    let proxy = Proxy::start(&localstack().endpoint);
+    let s = synced(&db, &proxy, 2);
+    // The first download of the backup's bytes arrives with one byte flipped.
+    let once = std::sync::Arc::new(AtomicBool::new(false));
+    let o = once.clone();
+    proxy.set_rule(move |r| {
+        if r.method == "GET" && r.target.contains(".dump.") && !o.swap(true, Ordering::SeqCst) {
+            Verdict::Corrupt
+        } else {
+            Verdict::Forward
+        }
+    });
+    let out = s.run(&["verify", "shop", "production", "--from", "remote", "--json"]);
+    assert!(out.status.success(), "a sound backup is proven: {}", text(&out));
+    assert!(once.load(Ordering::SeqCst), "the corruption was injected");
+    let v: serde_json::Value = json(&out.stdout);
+    assert_eq!(v[0]["outcome"], "ok", "{v}");
+    assert!(v[0]["warnings"].to_string().contains("read again"), "the retry is said: {v}");
+    // A copy that is damaged in the store fails every read: that is a failed drill.
+    proxy.set_rule(|r| if r.method == "GET" && r.target.contains(".dump.") { Verdict::Corrupt } else { Verdict::Forward });
+    let out = s.run(&["verify", "shop", "production", "--from", "remote", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let v: serde_json::Value = json(&out.stdout);
+    assert_eq!(v[0]["outcome"], "failed", "{v}");
+}
+
+#[test]
+fn the_alert_command_gets_no_secrets_lock_files_are_never_followed_and_sync_says_what_was_done() {
+    let c = cluster();
+    let db = db_name("small");
+    c.create_sample_db(&db, 10);
+    let tmp = tempfile::tempdir().unwrap();
+    let env_file = tmp.path().join("env.txt");
+    let nas = tempfile::tempdir().unwrap();
+    let s = Scratch::new(
+        &format!("shop:\n{}", c.database_block(&[("production", &db)])),
+        &format!("remote:\n  url: file://{}\nalerts:\n  command: env > {}\n", nas.path().display(), env_file.display()),
+    );
+    // The alert command sees a shell's environment, not pgtier's secrets.
+    c.psql("postgres", &format!("ALTER DATABASE {db} RENAME TO {db}_x"));
+    let out = s
+        .cmd(&["backup", "shop", "production"])
+        .env("AWS_SECRET_ACCESS_KEY", "AWSSECRET")
+        .env("PGTIER_TEST_TOKEN", "TOKENSECRET")
+        .output()
+        .unwrap();
+    c.psql("postgres", &format!("ALTER DATABASE {db}_x RENAME TO {db}"));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let env = std::fs::read_to_string(&env_file).expect("the alert command ran");
+    assert!(env.contains("PATH="), "{env}");
+    assert!(!env.contains("AWSSECRET") && !env.contains("TOKENSECRET") && !env.contains("AWS_"), "{env}");
+
+    // sync --json says, for every step, whether it was done.
+    s.ok(&["backup", "shop", "production"]);
+    let v: serde_json::Value = json(&s.ok(&["sync", "--json"]));
+    let actions = v["actions"].as_array().unwrap();
+    assert!(!actions.is_empty() && actions.iter().all(|a| a["done"] == true), "{v}");
+    let v: serde_json::Value = json(&s.ok(&["sync", "--json", "--dry-run"]));
+    assert!(v["actions"].as_array().unwrap().iter().all(|a| a["done"] == false), "{v}");
+
+    // A manifest that lies about its file's size never starts an upload.
+    let out = s.ok(&["backup", "shop", "production", "--now", "2030-01-01T02:00:00Z"]);
+    let data = std::path::PathBuf::from(out.trim());
+    let mpath = data.with_file_name(format!("{}.json", data.file_name().unwrap().to_string_lossy().split('.').next().unwrap()));
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mpath).unwrap()).unwrap();
+    m["size"] = (m["size"].as_u64().unwrap() + 7).into();
+    std::fs::write(&mpath, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    let out = s.run(&["sync", "--now", "2030-01-01T02:00:00Z"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("its manifest says"), "{}", text(&out));
+    let stem = data.file_name().unwrap().to_string_lossy().split('.').next().unwrap().to_string();
+    let stored: Vec<_> = walk(nas.path()).into_iter().filter(|p| p.contains(&stem)).collect();
+    assert!(stored.is_empty(), "nothing of it is off-site: {stored:?}");
+    std::fs::remove_file(&data).unwrap();
+    std::fs::remove_file(&mpath).unwrap();
+
+    // A lock file that is a symbolic link is refused; its target stays as it was.
+    let precious = tmp.path().join("precious");
+    std::fs::write(&precious, "keep me\n").unwrap();
+    std::os::unix::fs::symlink(&precious, s.backup_root().join(".pgtier.lock")).unwrap();
+    let said = s.fails(1, &["run"]);
+    assert!(said.contains("symbolic link"), "{said}");
+    std::fs::remove_file(s.backup_root().join(".pgtier.lock")).unwrap();
+    let dir_lock = s.env_dir("shop", "production").join(".pgtier-lock");
+    let _ = std::fs::remove_file(&dir_lock);
+    std::os::unix::fs::symlink(&precious, &dir_lock).unwrap();
+    let said = s.fails(1, &["backup", "shop", "production"]);
+    assert!(said.contains("symbolic link"), "{said}");
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me\n");
+}
+
+/// Every file under `dir` (paths as text).
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p.display().to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn store_errors_are_said_in_words_once() {
+    let c = cluster();
+    let db = db_name("words");
+    c.create_sample_db(&db, 10);
+    let s = Scratch::new(
+        &format!("shop:\n{}", c.database_block(&[("production", &db)])),
+        &remote_yaml_at("http://127.0.0.1:1", "nobucket", "w"),
+    );
+    let out = s.cmd(&["run"]).env("PGTIER_S3_MAX_ATTEMPTS", "1").output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let said = text(&out);
+    assert!(said.contains("cannot reach the S3 endpoint") && said.contains("Connection refused"), "{said}");
+    for debris in ["DispatchFailure", "ConnectorError", "source:", "kind:", "destination default: destination default"] {
+        assert!(!said.contains(debris), "{debris:?} in:\n{said}");
+    }
+}

@@ -80,10 +80,10 @@ fn a_failed_run_sends_one_message_per_channel_and_a_good_one_only_the_success_pi
     );
     assert!(text.contains("pgtier doctor shop production"), "the next command is named: {text}");
     let discord: serde_json::Value = serde_json::from_str(&one("/discord").body).unwrap();
-    assert!(discord["content"].as_str().unwrap().starts_with(subject_start), "{discord}");
+    assert!(discord["content"].as_str().unwrap().trim_start_matches("```\n").starts_with(subject_start), "{discord}");
     let teams: serde_json::Value = serde_json::from_str(&one("/teams").body).unwrap();
     assert_eq!(teams["attachments"][0]["contentType"], "application/vnd.microsoft.card.adaptive", "{teams}");
-    assert!(teams["attachments"][0]["content"]["body"][0]["text"].as_str().unwrap().starts_with(subject_start), "{teams}");
+    assert!(teams["attachments"][0]["content"]["body"][0]["inlines"][0]["text"].as_str().unwrap().starts_with(subject_start), "{teams}");
     let ntfy = one("/ntfy/pgtier");
     assert!(header(&ntfy, "title").starts_with(subject_start) && header(&ntfy, "priority") == "high", "{ntfy:?}");
     assert!(ntfy.body.contains("FAILED backup shop/production"), "{ntfy:?}");
@@ -126,4 +126,33 @@ fn a_channel_that_is_down_or_hangs_changes_neither_the_exit_code_nor_the_run_pas
     assert!(err.contains("no answer within 2 s") && err.contains("could not deliver"), "the failed deliveries are logged: {err}");
     assert!(err.contains("sleep 30: still running after 2 s; stopped"), "an alert command that hangs is stopped: {err}");
     assert_eq!(rec.to("/slack").len(), 1, "the channel that works still gets its message");
+}
+
+#[test]
+fn names_from_outside_are_shown_as_text_never_as_mentions_or_links() {
+    let c = cluster();
+    let rec = Recorder::start(false);
+    let b = &rec.base;
+    // A database name (it appears in the error) written to be a mass mention and a disguised link.
+    let hostile = "<!channel> <https://e.x|y> @everyone [d](https://e.x)";
+    let s = Scratch::new(
+        &format!(
+            "shop:\n  database:\n    type: postgresql\n    host: 127.0.0.1\n    port: {}\n    user: postgres\n    databases:\n      production: \"{hostile}\"\n",
+            c.port
+        ),
+        &format!("alerts:\n  slack: {b}/slack\n  discord: {b}/discord\n  teams: {b}/teams\n  timeout_seconds: 3\n"),
+    );
+    let out = s.run(&["run", "--now", "2025-01-06T02:00:00Z"]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let one = |p: &str| rec.to(p).pop().unwrap_or_else(|| panic!("nothing sent to {p}"));
+    let slack: serde_json::Value = serde_json::from_str(&one("/slack").body).unwrap();
+    let text = slack["text"].as_str().unwrap();
+    assert!(text.contains("&lt;!channel&gt;") && !text.contains("<!channel>") && !text.contains("<https://"), "{text}");
+    assert!(!text.contains("@everyone"), "{text}");
+    let discord: serde_json::Value = serde_json::from_str(&one("/discord").body).unwrap();
+    assert_eq!(discord["allowed_mentions"]["parse"], serde_json::json!([]), "{discord}");
+    let content = discord["content"].as_str().unwrap();
+    assert!(content.starts_with("```\n") && content.ends_with("\n```") && content.matches("```").count() == 2, "{content}");
+    let teams = one("/teams").body;
+    assert!(!teams.contains("\"type\":\"TextBlock\"") && teams.contains("TextRun"), "Teams reads no Markdown in a text run: {teams}");
 }

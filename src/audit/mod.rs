@@ -280,5 +280,8 @@ pub fn audit_remote(
     }
     let (lock_findings, locks) = locks::prove(remote, project, env, offsite);
     out.extend(lock_findings);
+    if let Some(why) = remote.clock_problem() {
+        out.push(Finding::new("clock-skew", remote.store.describe(), why));
+    }
     RemoteAudit { findings: out, notes, locks }
 }

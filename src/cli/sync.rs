@@ -64,7 +64,15 @@ pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<i32> {
                     totals.manifests += rep.manifests;
                     totals.bytes_uploaded += rep.bytes_uploaded;
                     totals.locked += rep.locked;
-                    all_actions.extend(plan.actions);
+                    // Each step says whether it was done (never, in a dry run).
+                    all_actions.extend(plan.actions.into_iter().enumerate().map(|(i, act)| {
+                        let done = !a.dry_run && rep.done.get(i).copied().unwrap_or(false);
+                        let mut v = serde_json::to_value(&act).unwrap_or_default();
+                        if let Some(o) = v.as_object_mut() {
+                            o.insert("done".into(), done.into());
+                        }
+                        (act, v)
+                    }));
                     envs.push(rep);
                 }
                 Err(err) => {
@@ -87,7 +95,7 @@ pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<i32> {
             "bytes_uploaded": totals.bytes_uploaded,
             "locked": totals.locked,
             "envs": envs,
-            "actions": all_actions,
+            "actions": all_actions.iter().map(|(_, v)| v).collect::<Vec<_>>(),
         }));
     } else {
         crate::outln!(
@@ -101,7 +109,8 @@ pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<i32> {
             totals.deferred,
             totals.blocked
         );
-        let billing = all_actions.iter().filter(|x| matches!(x, Action::Defer { reason, .. } if !reason.starts_with("locked"))).count();
+        let billing =
+            all_actions.iter().filter(|(x, _)| matches!(x, Action::Defer { reason, .. } if !reason.starts_with("locked"))).count();
         if billing > 0 && !a.allow_early_delete {
             crate::outln!(
                 "(--allow-early-delete deletes the {billing} cop{} kept for billing now; a lock cannot be cut short)",

@@ -50,4 +50,21 @@ impl Remote {
     pub fn url(&self, key: &str) -> String {
         format!("{}/{key}", self.store.describe())
     }
+
+    /// What to say when this host's clock and the store's differ by more than five minutes
+    /// (from the store's latest answer): locks end by the store's clock.
+    pub fn clock_problem(&self) -> Option<String> {
+        let skew = self.store.clock_skew().filter(|s| s.num_seconds().abs() > 300)?;
+        let (how, then) = if skew > chrono::Duration::zero() {
+            ("ahead of", "copies whose lock ended by this host's clock are deleted only once the store's clock agrees")
+        } else {
+            ("behind", "copies are kept until this host's clock catches up")
+        };
+        Some(format!(
+            "this host's clock is {} {how} the clock of destination {} ({}): {then}; set the host's time right (NTP)",
+            crate::ui::span(skew),
+            self.name(),
+            self.store.describe()
+        ))
+    }
 }

@@ -56,6 +56,10 @@ impl Store for PrefixStore {
         self.inner.put_bytes(&self.full(key), bytes, opts)
     }
 
+    fn clock_skew(&self) -> Option<chrono::Duration> {
+        self.inner.clock_skew()
+    }
+
     fn copy(&self, from: &str, to: &str, class: StorageClass, lock: Option<&Lock>) -> Result<(), StoreError> {
         self.inner.copy(&self.full(from), &self.full(to), class, lock)
     }

@@ -207,6 +207,13 @@ pub trait Store: Send + Sync {
     /// Aborts unfinished multipart uploads under `prefix` except those for `keep` keys; returns
     /// how many were aborted.
     fn abort_incomplete(&self, prefix: &str, keep: &[String]) -> Result<usize, StoreError>;
+
+    /// How far this host's clock is ahead of the store's (negative: behind), from the `Date`
+    /// of the store's latest answer; None where the store has no clock of its own or has not
+    /// answered yet. An Object Lock ends by the store's clock, not this host's.
+    fn clock_skew(&self) -> Option<chrono::Duration> {
+        None
+    }
 }
 
 /// Refuses to finish an upload whose bytes, hashed as they were read and sent, are not the

@@ -84,6 +84,13 @@ pub fn plan(
     let remote_only: Vec<_> = remote.backups.values().filter_map(|b| Some(b.manifest.as_ref()?.candidate(&b.stem))).collect();
     let decisions = crate::prune::decide(local, &remote_only, policy, now);
     let layout = r.layout(&project.name, env);
+    // Locks and minimum durations end by the store's clock: a host whose clock runs ahead of
+    // the store's waits for it, instead of asking for deletions the store refuses.
+    let ahead = store_ahead(r);
+    let store_now = now - ahead.unwrap_or_else(Duration::zero);
+    let skew_note = ahead
+        .map(|a| format!("; this host's clock is {} ahead of the store's, so it waits for the store's", crate::ui::span(a)))
+        .unwrap_or_default();
 
     // The off-site tiers this destination holds, in its own storage classes.
     let remote_tiers: Vec<crate::config::Tier> = policy
@@ -201,18 +208,23 @@ pub fn plan(
                         continue;
                     }
                     // A copy still locked stays, with the reason, until its lock ends.
-                    if let Some(l) = heads.get(&o.key).and_then(|h| h.lock).filter(|l| l.holds(now)) {
+                    if let Some(l) = heads.get(&o.key).and_then(|h| h.lock).filter(|l| l.holds(store_now)) {
                         actions.push(Action::Defer {
                             backup: id.clone(),
                             tier: *tier,
                             key: o.key.clone(),
                             until: l.until,
-                            reason: format!("locked ({}) until {}", l.mode, l.until.format("%Y-%m-%d %H:%M UTC")),
+                            reason: format!(
+                                "locked ({}) until {}{}",
+                                l.mode,
+                                l.until.format("%Y-%m-%d %H:%M UTC"),
+                                if l.holds(now) { "" } else { skew_note.as_str() }
+                            ),
                         });
                         continue;
                     }
                     match until {
-                        Some(until) if min > Duration::zero() && until > now && !allow_early_delete => actions.push(Action::Defer {
+                        Some(until) if min > Duration::zero() && until > store_now && !allow_early_delete => actions.push(Action::Defer {
                             backup: id.clone(),
                             tier: *tier,
                             key: o.key.clone(),
@@ -238,6 +250,12 @@ pub fn plan(
         }
     }
     SyncPlan { project: project.name.clone(), env: env.to_string(), destination: r.name().to_string(), actions }
+}
+
+/// How far this host's clock runs ahead of `r`'s, when it does by more than an answer's `Date`
+/// can be off (its one-second resolution and the trip back).
+pub fn store_ahead(r: &Remote) -> Option<Duration> {
+    r.store.clock_skew().filter(|s| *s > Duration::seconds(2))
 }
 
 /// Carries out a plan: uploads, then copies, then manifests, then deletes. A failed upload or
@@ -314,7 +332,7 @@ pub fn execute(plan: &SyncPlan, r: &Remote, local: &Listing, remote: &RemoteCata
                             h.content_sha256.or(h.sha256).unwrap_or_else(|| "(none)".into())
                         ),
                     ),
-                    Err(e) => fail(&mut rep, &mut failed_backups, backup, format!("uploading {}: {e}", backup)),
+                    Err(e) => fail(&mut rep, &mut failed_backups, backup, format!("{backup}: {e}")),
                 }
             }
             Action::Copy { backup, from, to, class, lock, .. } => {
@@ -347,7 +365,7 @@ pub fn execute(plan: &SyncPlan, r: &Remote, local: &Listing, remote: &RemoteCata
                             rep.manifests += 1;
                             rep.done[i] = true;
                         }
-                        Err(e) => fail(&mut rep, &mut failed_backups, backup, format!("writing {}: {e}", r.url(key))),
+                        Err(e) => fail(&mut rep, &mut failed_backups, backup, format!("{backup}: {e}")),
                     }
                 }
                 None => fail(&mut rep, &mut failed_backups, backup, format!("{backup}: no manifest to write")),
@@ -368,7 +386,7 @@ pub fn execute(plan: &SyncPlan, r: &Remote, local: &Listing, remote: &RemoteCata
                         rep.locked += 1;
                         rep.done[i] = true;
                     }
-                    Err(e) => fail(&mut rep, &mut failed_backups, backup, format!("locking {}: {e}", r.url(key))),
+                    Err(e) => fail(&mut rep, &mut failed_backups, backup, format!("{backup}: {e}")),
                 }
             }
             Action::Defer { key, until, .. } => {
@@ -411,7 +429,7 @@ pub fn execute(plan: &SyncPlan, r: &Remote, local: &Listing, remote: &RemoteCata
                         rep.deleted += 1;
                     }
                 }
-                Err(e) => fail(&mut rep, &mut failed_backups, backup, format!("deleting {}: {e}", r.url(key))),
+                Err(e) => fail(&mut rep, &mut failed_backups, backup, format!("{backup}: {e}")),
             }
         }
     }
@@ -440,7 +458,7 @@ pub fn sync_env(e: &mut EnvContext, r: &Remote, opts: SyncOptions, ui: &Ui) -> c
     let (local, offsite) = e.both(r)?;
     let offsite = match offsite {
         Ok(o) => o,
-        Err(err) => return Err(crate::failed!("destination {}: {err}", r.name())),
+        Err(err) => return Err(crate::failed!("{err}")),
     };
     let remote = &offsite.cat;
     for (key, why) in &remote.broken {

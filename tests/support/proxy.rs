@@ -56,6 +56,8 @@ pub enum Verdict {
     Truncate(usize),
     /// Forward, then replace the value of a response header.
     RewriteHeader(&'static str, String),
+    /// Forward, then flip one byte in the middle of the response body (a corruption on the way).
+    Corrupt,
 }
 
 type Rule = Arc<dyn Fn(&Request) -> Verdict + Send + Sync>;
@@ -208,6 +210,12 @@ fn handle(
     let rhead = lines.join("\r\n") + "\r\n\r\n";
     client.write_all(rhead.as_bytes())?;
     match verdict {
+        Verdict::Corrupt if !rbody.is_empty() => {
+            let mut body = rbody.to_vec();
+            let mid = body.len() / 2;
+            body[mid] ^= 0x5a;
+            client.write_all(&body)?;
+        }
         Verdict::Truncate(n) => {
             client.write_all(&rbody[..n.min(rbody.len())])?;
             let _ = client.shutdown(Shutdown::Both);

@@ -51,6 +51,32 @@ pub struct S3Store {
     concurrency: usize,
     /// What a request that timed out says: how long, how many attempts, the setting to change.
     patience: String,
+    /// The store's clock, as its answers tell it.
+    clock: StoreClock,
+}
+
+/// How far this host's clock is ahead of the store's, read from the `Date` header of every
+/// answer (an interceptor on both clients).
+#[derive(Debug, Clone, Default)]
+struct StoreClock(Arc<std::sync::Mutex<Option<chrono::Duration>>>);
+
+impl aws_sdk_s3::config::Intercept for StoreClock {
+    fn name(&self) -> &'static str {
+        "pgtier-store-clock"
+    }
+
+    fn read_before_deserialization(
+        &self,
+        ctx: &aws_sdk_s3::config::interceptors::BeforeDeserializationInterceptorContextRef<'_>,
+        _: &aws_sdk_s3::config::RuntimeComponents,
+        _: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), aws_sdk_s3::error::BoxError> {
+        let store = ctx.response().headers().get("date").and_then(|d| DateTime::parse_from_rfc2822(d).ok());
+        if let (Some(store), Ok(mut skew)) = (store, self.0.lock()) {
+            *skew = Some(Utc::now() - store.with_timezone(&Utc));
+        }
+        Ok(())
+    }
 }
 
 /// The part size that fits `size` in 10,000 parts, whole MiB, at least 8 MiB (a 5 TB object
@@ -87,15 +113,20 @@ fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(e: &SdkError<
             return "no AWS credentials found: pgtier looked in the environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), the shared files (~/.aws/credentials, AWS_PROFILE) and the instance role; set one of them for this host".to_string();
         }
     }
+    // In words: the S3 error code and message, or the innermost cause, never the SDK's
+    // debug rendering of its whole chain.
+    let status = http_status(e).map(|s| format!("HTTP {s}")).unwrap_or_else(|| "no HTTP status".into());
     match e {
-        SdkError::DispatchFailure(_) => format!("cannot reach the S3 endpoint: {}", DisplayErrorContext(e)),
+        SdkError::DispatchFailure(_) => format!("cannot reach the S3 endpoint: {}", crate::error::innermost(e)),
         SdkError::TimeoutError(_) => "the S3 request timed out".to_string(),
         SdkError::ServiceError(_) => match (e.code(), e.message()) {
             (Some(c), Some(m)) => format!("{c}: {m}"),
-            (Some(c), None) => c.to_string(),
-            _ => format!("{}", DisplayErrorContext(e)),
+            (Some(c), None) => format!("{c} ({status})"),
+            (None, Some(m)) => format!("{m} ({status})"),
+            (None, None) => format!("the store answered {status} without saying why"),
         },
-        _ => format!("{}", DisplayErrorContext(e)),
+        SdkError::ResponseError(_) => format!("the store's answer could not be read ({status}): {}", crate::error::innermost(e)),
+        _ => crate::error::innermost(e),
     }
 }
 
@@ -164,6 +195,8 @@ impl S3Store {
         // the store; the SDK's own check of a response checksum adds nothing to that and breaks
         // on stores that compute full-object checksums their own way (moto's CRC32C, say).
         b = b.response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired);
+        let clock = StoreClock::default();
+        b = b.interceptor(clock.clone());
         let plain = b
             .clone()
             .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
@@ -182,6 +215,7 @@ impl S3Store {
                 if attempts == 1 { "" } else { "s" },
                 remote.name
             ),
+            clock,
         })
     }
 
@@ -547,6 +581,10 @@ impl Store for S3Store {
 
     fn locks(&self) -> Option<&dyn super::Locks> {
         Some(self)
+    }
+
+    fn clock_skew(&self) -> Option<chrono::Duration> {
+        self.clock.0.lock().ok().and_then(|s| *s)
     }
 
     fn request_thaw(&self, key: &str, days: u32, tier: &str) -> Result<(), StoreError> {
