@@ -4,7 +4,7 @@
 //! is resumed part by part by the next run; a failed one is aborted. Downloads stream and resume
 //! with a ranged GET if the connection drops.
 
-use std::io::{self, Read};
+use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,11 +17,14 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{GlacierJobParameters, MetadataDirective, RestoreRequest, Tier};
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
+mod download;
 mod lock;
 mod multipart;
+mod runtime;
+
+use runtime::{StoreClock, runtime, until_signal};
 
 use super::{ObjectMeta, PutOptions, Store, StoreError, Thaw, check_key};
 use crate::config::{RemoteConfig, StorageClass};
@@ -53,30 +56,6 @@ pub struct S3Store {
     patience: String,
     /// The store's clock, as its answers tell it.
     clock: StoreClock,
-}
-
-/// How far this host's clock is ahead of the store's, read from the `Date` header of every
-/// answer (an interceptor on both clients).
-#[derive(Debug, Clone, Default)]
-struct StoreClock(Arc<std::sync::Mutex<Option<chrono::Duration>>>);
-
-impl aws_sdk_s3::config::Intercept for StoreClock {
-    fn name(&self) -> &'static str {
-        "pgtier-store-clock"
-    }
-
-    fn read_before_deserialization(
-        &self,
-        ctx: &aws_sdk_s3::config::interceptors::BeforeDeserializationInterceptorContextRef<'_>,
-        _: &aws_sdk_s3::config::RuntimeComponents,
-        _: &mut aws_sdk_s3::config::ConfigBag,
-    ) -> Result<(), aws_sdk_s3::error::BoxError> {
-        let store = ctx.response().headers().get("date").and_then(|d| DateTime::parse_from_rfc2822(d).ok());
-        if let (Some(store), Ok(mut skew)) = (store, self.0.lock()) {
-            *skew = Some(Utc::now() - store.with_timezone(&Utc));
-        }
-        Ok(())
-    }
 }
 
 /// The part size that fits `size` in 10,000 parts, whole MiB, at least 8 MiB (a 5 TB object
@@ -132,36 +111,6 @@ fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(e: &SdkError<
 
 fn http_status<E>(e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Option<u16> {
     e.raw_response().map(|r| r.status().as_u16())
-}
-
-/// `op`, or `Cancelled` as soon as a signal arrives.
-pub(super) async fn until_signal<T>(op: impl std::future::Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
-    tokio::select! {
-        r = op => r,
-        _ = signalled() => Err(StoreError::Cancelled),
-    }
-}
-
-/// Ends when SIGINT or SIGTERM has arrived (the handler only sets a flag: it is polled).
-async fn signalled() {
-    while !crate::signals::interrupted() {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The one async runtime of the process, shared by every S3 client (started on first use).
-fn runtime() -> crate::error::Result<Arc<tokio::runtime::Runtime>> {
-    static RUNTIME: std::sync::OnceLock<Arc<tokio::runtime::Runtime>> = std::sync::OnceLock::new();
-    if let Some(rt) = RUNTIME.get() {
-        return Ok(rt.clone());
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("s3")
-        .enable_all()
-        .build()
-        .map_err(|e| crate::failed!("cannot start the S3 client runtime: {e}"))?;
-    Ok(RUNTIME.get_or_init(|| Arc::new(rt)).clone())
 }
 
 impl S3Store {
@@ -507,71 +456,7 @@ impl Store for S3Store {
 
     fn get(&self, key: &str) -> Result<Box<dyn Read + Send>, StoreError> {
         check_key(key)?;
-        let first = self.block(async {
-            self.client().get_object().bucket(&self.bucket).key(key).send().await.map_err(|e| self.other("reading", key, e))
-        })?;
-        let total = first.content_length().unwrap_or(0) as u64;
-        let etag = first.e_tag().map(str::to_string);
-        let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(16);
-        let (client, bucket, key_s) = (self.client().clone(), self.bucket.clone(), key.to_string());
-        let on_signal = tx.clone();
-        let work = async move {
-            let mut body = first.body;
-            let mut offset = 0u64;
-            let mut resumes = 0;
-            loop {
-                match body.next().await {
-                    Some(Ok(chunk)) => {
-                        offset += chunk.len() as u64;
-                        if tx.send(Ok(chunk)).await.is_err() {
-                            return;
-                        }
-                    }
-                    None if offset >= total => return,
-                    // An error after the last byte is not a dropped connection: say it as it is.
-                    Some(Err(e)) if offset >= total => {
-                        let _ = tx.send(Err(io::Error::other(format!("downloading {key_s}: {e}")))).await;
-                        return;
-                    }
-                    failed => {
-                        // The connection dropped mid-stream: continue from where it stopped.
-                        let why = match failed {
-                            Some(Err(e)) => e.to_string(),
-                            _ => format!("the stream ended at byte {offset} of {total}"),
-                        };
-                        if resumes >= 5 {
-                            let _ = tx.send(Err(io::Error::other(format!("downloading {key_s}: {why}")))).await;
-                            return;
-                        }
-                        resumes += 1;
-                        tracing::warn!("download of {key_s} interrupted at byte {offset} ({why}); resuming");
-                        tokio::time::sleep(Duration::from_millis(200 * (1 << resumes))).await;
-                        let mut req = client.get_object().bucket(&bucket).key(&key_s).range(format!("bytes={offset}-"));
-                        if let Some(t) = &etag {
-                            req = req.if_match(t);
-                        }
-                        match req.send().await {
-                            Ok(o) => body = o.body,
-                            Err(e) => {
-                                let _ = tx.send(Err(io::Error::other(format!("downloading {key_s}: {}", describe(&e))))).await;
-                                return;
-                            }
-                        }
-                    }
-                }
-            }
-        };
-        // A signal ends the download where it waits (a stalled body, a resume's backoff): the
-        // reader gets the error nothing retries.
-        self.rt.spawn(async move {
-            tokio::select! {
-                _ = work => {}
-                _ = signalled() => {
-                    let _ = on_signal.send(Err(crate::signals::cancelled())).await;
-                }
-            }
-        });
-        Ok(Box::new(ChannelReader { rx, buf: Bytes::new(), _rt: Arc::clone(&self.rt) }))
+        self.download(key)
     }
 
     fn delete(&self, key: &str) -> Result<(), StoreError> {
@@ -640,29 +525,6 @@ impl Store for S3Store {
                 }
             }
         })
-    }
-}
-
-/// The synchronous end of a download; keeps the runtime running the download alive.
-struct ChannelReader {
-    rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>,
-    buf: Bytes,
-    _rt: Arc<tokio::runtime::Runtime>,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.buf.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(b)) => self.buf = b,
-                Some(Err(e)) => return Err(e),
-                None => return Ok(0),
-            }
-        }
-        let n = out.len().min(self.buf.len());
-        out[..n].copy_from_slice(&self.buf[..n]);
-        let _ = self.buf.split_to(n);
-        Ok(n)
     }
 }
 
