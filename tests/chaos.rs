@@ -1,9 +1,12 @@
 //! Chaos: many replayed nights of `pgtier run` (age-encrypted, synced through a proxy that
-//! fails S3 requests at random), each killed (SIGKILL), signalled (SIGTERM) or left alone at a
-//! random moment. Then a ledger check: every backup a run reported complete is present and sound
-//! here or off-site (the policy prunes nothing in this window); nothing decrypted or secret is
-//! left in any temporary folder; no process outlived its SIGTERM by more than 10 s. Bounded: a
-//! fixed number of nights, a fixed seed (`PGTIER_CHAOS_SEED` replays another).
+//! fails S3 requests at random), each killed (SIGKILL), signalled (SIGTERM), robbed of one of
+//! its PostgreSQL tools (SIGKILL to pg_dump, psql, pg_restore…) or left alone at a random
+//! moment. Then a ledger check: every backup a run reported complete is present and sound here
+//! or off-site (the policy prunes nothing in this window); nothing decrypted or secret is left
+//! in any temporary folder; no process outlived its SIGTERM by more than 10 s; no run panicked.
+//! Last, host-loss restores through the faulty proxy (errors, drops, corrupted bodies): each
+//! brings back the newest backup or refuses, never an older one. Bounded: a fixed number of
+//! nights, a fixed seed (`PGTIER_CHAOS_SEED` replays another).
 
 mod support;
 
@@ -15,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use support::localstack::{localstack, remote_yaml_at};
 use support::proxy::{Proxy, Verdict};
-use support::{Scratch, cluster, db_name, json, require_tool};
+use support::{Scratch, cluster, db_name, json, kill_a_pg_tool, require_tool};
 
 /// A small deterministic generator (xorshift), so a failing seed can be replayed.
 struct Rng(u64);
@@ -55,6 +58,8 @@ fn random_kills_and_signals_over_many_nights_lose_nothing() {
     let c = cluster();
     let db = db_name("chaos");
     c.create_sample_db(&db, 300);
+    // Each night's backup holds its night's number: a restore tells which one came back.
+    c.psql(&db, "CREATE TABLE night (n int)");
     let bucket = localstack().bucket();
     let proxy = Proxy::start(&localstack().endpoint);
     let keys = tempfile::tempdir().unwrap();
@@ -91,8 +96,10 @@ fn random_kills_and_signals_over_many_nights_lose_nothing() {
     let mut reported: BTreeSet<String> = BTreeSet::new();
     let mut worst_stop = Duration::ZERO;
     let mut fates = Vec::new();
+    let mut tool_kills = 0;
     for d in 1..=nights {
-        let fate = rng.below(3); // 0: left alone, 1: SIGKILL, 2: SIGTERM
+        c.psql(&db, &format!("DELETE FROM night; INSERT INTO night VALUES ({d})"));
+        let fate = rng.below(4); // 0: left alone, 1: SIGKILL, 2: SIGTERM, 3: one of its tools killed
         let delay = Duration::from_millis(rng.below(2500));
         let mut child = s
             .cmd(&["run", "--json", "--now", &night(d)])
@@ -103,11 +110,17 @@ fn random_kills_and_signals_over_many_nights_lose_nothing() {
             .unwrap();
         let started = Instant::now();
         let mut signalled_at = None;
+        let mut tool_killed = false;
         loop {
             if let Some(_status) = child.try_wait().unwrap() {
                 break;
             }
-            if fate != 0 && signalled_at.is_none() && started.elapsed() >= delay {
+            // One tool a night; the run itself is left to end on its own.
+            if fate == 3 && !tool_killed && started.elapsed() >= delay && kill_a_pg_tool(child.id()).is_some() {
+                tool_kills += 1;
+                tool_killed = true;
+            }
+            if (fate == 1 || fate == 2) && signalled_at.is_none() && started.elapsed() >= delay {
                 let sig = if fate == 1 { libc::SIGKILL } else { libc::SIGTERM };
                 // SAFETY: signalling our own child.
                 unsafe { libc::kill(child.id() as i32, sig) };
@@ -124,6 +137,7 @@ fn random_kills_and_signals_over_many_nights_lose_nothing() {
         }
         let out = child.wait_with_output().unwrap();
         fates.push((d, fate, delay, out.status.code()));
+        assert_ne!(out.status.code(), Some(101), "night {d} panicked (seed {seed}): {}", String::from_utf8_lossy(&out.stderr));
         // A run that printed its report names the backups it completed.
         if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) {
             for e in v["result"]["envs"].as_array().into_iter().flatten() {
@@ -136,6 +150,7 @@ fn random_kills_and_signals_over_many_nights_lose_nothing() {
 
     // The faults stop; one more night catches up and cleans up.
     proxy.set_rule(|_| Verdict::Forward);
+    c.psql(&db, &format!("DELETE FROM night; INSERT INTO night VALUES ({})", nights + 1));
     s.ok(&["run", "--now", &night(nights + 1)]);
     let listed: serde_json::Value = json(&s.ok(&["list", "shop", "production", "--json"]));
     let present: BTreeSet<String> =
@@ -155,5 +170,54 @@ fn random_kills_and_signals_over_many_nights_lose_nothing() {
     let left: Vec<_> = std::fs::read_dir(&scratch).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
     assert!(left.is_empty(), "backup_root/.tmp still holds {left:?} after a clean run (seed {seed})");
     assert!(c.dbs_like("pgtier_tmp_").iter().all(|d| !d.contains(&db)), "temporary databases left (seed {seed})");
-    eprintln!("chaos seed {seed}: {} nights, {} backups reported, slowest stop after SIGTERM {worst_stop:?}", nights, reported.len());
+
+    // The host is lost; restores from S3 through the faulty proxy (errors, dropped connections,
+    // bodies corrupted on the way) bring back the newest backup or refuse: never an older one.
+    let fs = Arc::clone(&fault_seed);
+    proxy.set_rule(move |r| {
+        let mut x = fs.load(Ordering::Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        fs.store(x, Ordering::Relaxed);
+        match x % 10 {
+            0 => Verdict::Fail(503, "SlowDown"),
+            1 => Verdict::Drop,
+            2 if r.method == "GET" => Verdict::Corrupt,
+            _ => Verdict::Forward,
+        }
+    });
+    std::fs::remove_dir_all(s.backup_root()).unwrap();
+    let (mut restored, mut refused) = (0, 0);
+    for i in 0..6 {
+        let target = db_name(&format!("chaos_dr{i}"));
+        let out = s
+            .cmd(&["restore", "shop", "production", "--from", "remote", "--target-db", &target])
+            .env("PGTIER_S3_MAX_ATTEMPTS", "3")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr).into_owned();
+        match out.status.code() {
+            Some(0) => {
+                restored += 1;
+                assert_eq!(
+                    c.psql(&target, "SELECT n FROM night"),
+                    (nights + 1).to_string(),
+                    "an older backup came back (seed {seed}): {said}"
+                );
+            }
+            Some(1) => {
+                refused += 1;
+                assert!(!c.db_exists(&target), "a refused restore left {target} (seed {seed})");
+            }
+            other => panic!("restore exited {other:?} (seed {seed}): {said}"),
+        }
+    }
+    assert!(restored > 0, "no restore got through 20 % faults in six tries (seed {seed})");
+    eprintln!(
+        "chaos seed {seed}: {} nights, {} backups reported, {tool_kills} tools killed, slowest stop after SIGTERM {worst_stop:?}, host-loss restores: {restored} newest, {refused} refused",
+        nights,
+        reported.len()
+    );
 }

@@ -11,9 +11,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::{Recorder, Scratch, cluster, db_name, json};
-
-const TOOLS: [&str; 4] = ["pg_dump", "pg_dumpall", "pg_restore", "psql"];
+use support::{Recorder, Scratch, cluster, db_name, descendants, json};
 
 /// A small deterministic generator (xorshift), so a failing seed can be replayed.
 struct Rng(u64);
@@ -25,32 +23,6 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0 % n
     }
-}
-
-/// Processes below `root` (children, grandchildren…): (pid, command name).
-fn descendants(root: u32) -> Vec<(u32, String)> {
-    let mut parent = std::collections::HashMap::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
-        let comm = stat[open + 1..close].to_string();
-        let ppid: u32 = stat[close + 2..].split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
-        parent.insert(pid, (ppid, comm));
-    }
-    let mut out = Vec::new();
-    for (pid, (_, comm)) in &parent {
-        let mut p = *pid;
-        for _ in 0..8 {
-            let Some((pp, _)) = parent.get(&p) else { break };
-            if *pp == root {
-                out.push((*pid, comm.clone()));
-                break;
-            }
-            p = *pp;
-        }
-    }
-    out
 }
 
 /// Runs `cmd`; kills the `nth` PostgreSQL tool it starts, `delay` after it appears. Returns the
@@ -66,7 +38,7 @@ fn with_a_child_killed(mut cmd: std::process::Command, nth: usize, delay: Durati
         let mut seen_pids = BTreeSet::new();
         while !d.load(std::sync::atomic::Ordering::SeqCst) {
             for (pid, comm) in descendants(root) {
-                if TOOLS.contains(&comm.as_str()) && seen_pids.insert(pid) {
+                if support::PG_TOOLS.contains(&comm.as_str()) && seen_pids.insert(pid) {
                     seen.push((pid, comm));
                 }
             }

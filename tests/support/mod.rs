@@ -445,3 +445,40 @@ pub fn maildir_messages(maildir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// Processes below `root` (children, grandchildren…): (pid, command name).
+pub fn descendants(root: u32) -> Vec<(u32, String)> {
+    let mut parent = std::collections::HashMap::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let comm = stat[open + 1..close].to_string();
+        let ppid: u32 = stat[close + 2..].split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+        parent.insert(pid, (ppid, comm));
+    }
+    let mut out = Vec::new();
+    for (pid, (_, comm)) in &parent {
+        let mut p = *pid;
+        for _ in 0..8 {
+            let Some((pp, _)) = parent.get(&p) else { break };
+            if *pp == root {
+                out.push((*pid, comm.clone()));
+                break;
+            }
+            p = *pp;
+        }
+    }
+    out
+}
+
+/// The PostgreSQL tools pgtier runs.
+pub const PG_TOOLS: [&str; 4] = ["pg_dump", "pg_dumpall", "pg_restore", "psql"];
+
+/// Kills (SIGKILL) one PostgreSQL tool running below `root`, if one is; returns its name.
+pub fn kill_a_pg_tool(root: u32) -> Option<String> {
+    let (pid, comm) = descendants(root).into_iter().find(|(_, c)| PG_TOOLS.contains(&c.as_str()))?;
+    // SAFETY: SIGKILL to a process of this test's own tree.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    Some(comm)
+}
