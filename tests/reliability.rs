@@ -415,12 +415,12 @@ fn a_full_disk_while_spooling_a_download_fails_cleanly() {
     let (s, _bucket) = setup(&db, 1, true, "");
     std::fs::remove_dir_all(s.backup_root()).unwrap();
     let before = c.fingerprint(&db);
+    // The scratch folder (where the spool goes) is on a 1 MiB disk.
     let disk = Mount::tmpfs("1m");
-    let out = s
-        .cmd(&["restore", "shop", "production", "--from", "remote", "--jobs", "2", "--force"])
-        .env("TMPDIR", disk.path())
-        .output()
-        .unwrap();
+    let cfg = s.path().join("pgtier.yml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("{text}scratch_dir: {}\n", disk.path().display())).unwrap();
+    let out = s.cmd(&["restore", "shop", "production", "--from", "remote", "--jobs", "2", "--force"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("No space left on device"), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(c.fingerprint(&db), before);

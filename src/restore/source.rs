@@ -268,8 +268,15 @@ pub fn choose_remote<'w>(
         )));
     }
     // Hot copies first, then the configured order of destinations.
-    readable.sort_by_key(|(_, b)| !b.copies.values().any(|o| !o.class().needs_thaw()));
+    let first = readable.first().map(|(r, b)| (r.name().to_string(), b.copies.values().map(|o| o.class()).max()));
+    let hot = |b: &crate::remote::RemoteBackup| b.copies.values().any(|o| !o.class().needs_thaw());
+    readable.sort_by_key(|(_, b)| !hot(b));
     let (remote, backup) = readable.into_iter().next().expect("not empty");
+    if let Some((name, Some(class))) = first
+        && name != remote.name()
+    {
+        warnings.push(format!("read from destination {}: its copy needs no thaw, unlike the one on {name} ({class})", remote.name()));
+    }
     warnings.extend(
         backup.fallbacks.iter().map(|(tier, why)| {
             format!("the {tier} manifest of {} could not be read ({why}): read another tier's copy instead", backup.stem)
