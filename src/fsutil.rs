@@ -214,15 +214,7 @@ impl DirLock {
     /// Blocks until the lock on `dir` is ours.
     pub fn acquire(dir: &Path) -> Result<DirLock> {
         let path = dir.join(".pgtier-lock");
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(|e| link_refused(&path, e))?;
+        let file = open_lock_file(&path)?;
         // SAFETY: flock on a valid open descriptor has no memory-safety preconditions.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
         if rc != 0 {
@@ -329,8 +321,22 @@ pub fn read_secret_line(path: &Path) -> Result<zeroize::Zeroizing<String>> {
     Ok(zeroize::Zeroizing::new(line.to_string()))
 }
 
+/// Opens (creating, 0600) a lock file, never through a symbolic link: a link there must not
+/// get its target overwritten.
+pub fn open_lock_file(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| link_refused(path, e))
+}
+
 /// The error for a lock file that could not be opened, saying so plainly when it is a link.
-pub fn link_refused(path: &Path, e: std::io::Error) -> Error {
+fn link_refused(path: &Path, e: std::io::Error) -> Error {
     if e.raw_os_error() == Some(libc::ELOOP) {
         return crate::failed!(
             "{} is a symbolic link: pgtier does not lock (and so overwrite) a file through a link; remove it",

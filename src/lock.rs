@@ -1,9 +1,8 @@
 //! One `run` per backup root: an flock on `{backup_root}/.pgtier.lock` that records who holds it,
 //! so a second run can say so (or wait its turn with `--wait-lock`).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -21,16 +20,7 @@ impl RunLock {
         if let Some(dir) = path.parent() {
             crate::fsutil::ensure_private_dir(dir)?;
         }
-        // Never through a symbolic link: a link there must not get its target overwritten.
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-            .map_err(|e| crate::fsutil::link_refused(path, e))?;
+        let mut file = crate::fsutil::open_lock_file(path)?;
         let started = Instant::now();
         loop {
             match crate::fsutil::try_lock(&file) {

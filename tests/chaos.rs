@@ -40,6 +40,25 @@ fn night(day: u64) -> String {
     format!("{t}T02:00:00Z")
 }
 
+/// A proxy rule failing a tenth of requests with 503 SlowDown and a tenth by dropping the
+/// connection, and with `corrupt` a tenth of downloads with a byte flipped on the way.
+fn faults(seed: &Arc<AtomicU64>, corrupt: bool) -> impl Fn(&support::proxy::Request) -> Verdict + Send + Sync + 'static {
+    let fs = Arc::clone(seed);
+    move |r| {
+        let mut x = fs.load(Ordering::Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        fs.store(x, Ordering::Relaxed);
+        match x % 10 {
+            0 => Verdict::Fail(503, "SlowDown"),
+            1 => Verdict::Drop,
+            2 if corrupt && r.method == "GET" => Verdict::Corrupt,
+            _ => Verdict::Forward,
+        }
+    }
+}
+
 fn temp_leftovers() -> BTreeSet<String> {
     std::fs::read_dir(std::env::temp_dir())
         .unwrap()
@@ -78,19 +97,7 @@ fn random_kills_and_signals_over_many_nights_lose_nothing() {
     s.write("policies/default.yml", "tiers:\n  daily: {keep_days: 90, locations: [local, remote]}\n  weekly: {keep: 12, locations: [remote], storage_class: STANDARD_IA}\nverify: daily\n");
     // S3 fails a share of requests at random (503 SlowDown, dropped connections).
     let fault_seed = Arc::new(AtomicU64::new(seed | 1));
-    let fs = Arc::clone(&fault_seed);
-    proxy.set_rule(move |_| {
-        let mut x = fs.load(Ordering::Relaxed);
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        fs.store(x, Ordering::Relaxed);
-        match x % 10 {
-            0 => Verdict::Fail(503, "SlowDown"),
-            1 => Verdict::Drop,
-            _ => Verdict::Forward,
-        }
-    });
+    proxy.set_rule(faults(&fault_seed, false));
     let tmp_before = temp_leftovers();
 
     let mut reported: BTreeSet<String> = BTreeSet::new();
@@ -173,20 +180,7 @@ fn random_kills_and_signals_over_many_nights_lose_nothing() {
 
     // The host is lost; restores from S3 through the faulty proxy (errors, dropped connections,
     // bodies corrupted on the way) bring back the newest backup or refuse: never an older one.
-    let fs = Arc::clone(&fault_seed);
-    proxy.set_rule(move |r| {
-        let mut x = fs.load(Ordering::Relaxed);
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        fs.store(x, Ordering::Relaxed);
-        match x % 10 {
-            0 => Verdict::Fail(503, "SlowDown"),
-            1 => Verdict::Drop,
-            2 if r.method == "GET" => Verdict::Corrupt,
-            _ => Verdict::Forward,
-        }
-    });
+    proxy.set_rule(faults(&fault_seed, true));
     std::fs::remove_dir_all(s.backup_root()).unwrap();
     let (mut restored, mut refused) = (0, 0);
     for i in 0..6 {
