@@ -53,7 +53,7 @@ pub enum TocError {
     Invalid(String),
 }
 
-/// The archive versions this reader knows (pg_dump 11 to 17 write 1.13 to 1.16).
+/// The archive versions this reader knows (pg_dump 11 to 18 write 1.13 to 1.16).
 const MIN_VERSION: (u8, u8) = (1, 12);
 const MAX_VERSION: (u8, u8) = (1, 16);
 
@@ -120,7 +120,7 @@ pub fn parse(buf: &[u8]) -> Result<(Toc, usize), TocError> {
     let version = (c.byte()?, c.byte()?, c.byte()?);
     if (version.0, version.1) < MIN_VERSION || (version.0, version.1) > MAX_VERSION {
         return Err(TocError::Invalid(format!(
-            "archive format {}.{} is not one this pgtier reads (it reads {}.{} to {}.{}, written by pg_dump 11 to 17)",
+            "archive format {}.{} is not one this pgtier reads (it reads {}.{} to {}.{}, written by pg_dump 11 to 18)",
             version.0, version.1, MIN_VERSION.0, MIN_VERSION.1, MAX_VERSION.0, MAX_VERSION.1
         )));
     }
@@ -227,8 +227,10 @@ fn is_session_entry(e: &TocEntry) -> bool {
 /// Entries that carry data rather than schema (a schema-only dump has none of them): table
 /// rows, large objects with their grants and comments, sequence values, materialized view rows.
 pub fn is_data_entry(e: &TocEntry) -> bool {
-    matches!(e.desc.as_str(), "TABLE DATA" | "BLOBS" | "BLOB" | "BLOB METADATA" | "SEQUENCE SET" | "MATERIALIZED VIEW DATA")
-        || (matches!(e.desc.as_str(), "COMMENT" | "ACL" | "SECURITY LABEL") && e.tag.starts_with("LARGE OBJECT"))
+    matches!(
+        e.desc.as_str(),
+        "TABLE DATA" | "BLOBS" | "BLOB" | "BLOB METADATA" | "SEQUENCE SET" | "MATERIALIZED VIEW DATA" | "STATISTICS DATA"
+    ) || (matches!(e.desc.as_str(), "COMMENT" | "ACL" | "SECURITY LABEL") && e.tag.starts_with("LARGE OBJECT"))
 }
 
 /// The sequence values an archive sets: (sequence as written in SQL, last value, is_called).
@@ -268,9 +270,17 @@ impl Toc {
         self.entries.iter().find(|e| e.desc == "DATABASE")
     }
 
-    /// The large objects the archive holds.
+    /// The large objects the archive holds: one `BLOB` entry each up to pg_dump 16; from 17 on,
+    /// `BLOB METADATA` entries of up to 1,000 each, their definition one OID a line.
     pub fn large_objects(&self) -> u64 {
-        self.entries.iter().filter(|e| e.desc == "BLOB").count() as u64
+        self.entries
+            .iter()
+            .map(|e| match e.desc.as_str() {
+                "BLOB" => 1,
+                "BLOB METADATA" => e.defn.lines().filter(|l| !l.trim().is_empty()).count() as u64,
+                _ => 0,
+            })
+            .sum()
     }
 
     /// Entries by dump id.
@@ -284,7 +294,7 @@ impl Toc {
         let db = &self.database;
         let mut out = BTreeMap::new();
         for e in &self.entries {
-            if is_session_entry(e) || is_data_entry(e) {
+            if is_session_entry(e) || is_data_entry(e) || super::canonical::is_version_artefact(e) {
                 continue;
             }
             if opts.ignore_privileges && e.desc == "ACL" {
@@ -293,7 +303,7 @@ impl Toc {
             let (key, defn) = if is_database_entry(e) {
                 (format!("{} (database)", e.desc), database_sql(e, db, "(database)", opts))
             } else {
-                (entry_key(e), e.defn.clone())
+                (entry_key(e), super::canonical::definition(e))
             };
             let owner = if opts.ignore_owners { "" } else { e.owner.as_str() };
             let value = format!("{defn}\u{1}{owner}\u{1}{}", e.tablespace);
@@ -307,7 +317,8 @@ impl Toc {
         out
     }
 
-    /// SHA-256 over `objects()`: one value that changes when any object or property does.
+    /// SHA-256 over `objects()`: one value that changes when any object or property does (and
+    /// not with the pg_dump or server version that wrote it: see `canonical`).
     pub fn fingerprint(&self) -> String {
         let mut h = Sha256::new();
         for (k, v) in self.objects(CompareOptions::default()) {
@@ -327,12 +338,79 @@ pub fn differences(backup: &Toc, restored: &Toc, opts: CompareOptions) -> Vec<St
     for (k, v) in &a {
         match b.get(k) {
             None => out.push(format!("{k} is missing")),
-            Some(w) if w != v => out.push(format!("{k} differs")),
+            Some(w) if w != v => out.push(format!("{k}: {}", what_differs(v, w))),
             _ => {}
         }
     }
     for k in b.keys().filter(|k| !a.contains_key(*k)) {
         out.push(format!("{k} was not in the backup"));
+    }
+    out
+}
+
+/// Which property of an entry differs and both values: its owner, its tablespace, an option
+/// of `CREATE DATABASE`, or the first line of its definition that differs.
+fn what_differs(backup: &str, restored: &str) -> String {
+    let cut = |s: &str| crate::ui::cut(s.trim(), 160);
+    let parts = |v: &str| -> Vec<(String, String, String)> {
+        v.split('\u{2}')
+            .map(|e| {
+                let mut p = e.split('\u{1}');
+                (p.next().unwrap_or("").to_string(), p.next().unwrap_or("").to_string(), p.next().unwrap_or("").to_string())
+            })
+            .collect()
+    };
+    let (a, b) = (parts(backup), parts(restored));
+    if a.len() != b.len() {
+        return format!("the backup has {} entries of this name, the restored database {}", a.len(), b.len());
+    }
+    for ((da, oa, ta), (db, ob, tb)) in a.iter().zip(&b) {
+        if oa != ob {
+            return format!("owner differs: {oa:?} in the backup, {ob:?} restored");
+        }
+        if ta != tb {
+            return format!("tablespace differs: {ta:?} in the backup, {tb:?} restored");
+        }
+        if da != db {
+            if da.starts_with("CREATE DATABASE") && db.starts_with("CREATE DATABASE") {
+                let (oa, ob) = (create_options(da), create_options(db));
+                for key in oa.keys().chain(ob.keys()).collect::<BTreeSet<_>>() {
+                    let (x, y) = (oa.get(key), ob.get(key));
+                    if x != y {
+                        let show = |v: Option<&String>| v.map_or("(not set)".to_string(), |v| v.clone());
+                        return format!("{key} differs: {} in the backup, {} restored", show(x), show(y));
+                    }
+                }
+            }
+            let (la, lb): (Vec<&str>, Vec<&str>) = (da.lines().collect(), db.lines().collect());
+            let n = la.iter().zip(&lb).position(|(x, y)| x != y).unwrap_or(la.len().min(lb.len()));
+            return format!(
+                "definition differs at line {}: {:?} in the backup, {:?} restored",
+                n + 1,
+                cut(la.get(n).copied().unwrap_or("(nothing)")),
+                cut(lb.get(n).copied().unwrap_or("(nothing)"))
+            );
+        }
+    }
+    "differs".to_string()
+}
+
+/// The `KEY = value` options of a `CREATE DATABASE … WITH …` statement.
+fn create_options(sql: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let Some((_, with)) = sql.split_once(" WITH ") else { return out };
+    let mut rest = with.trim().trim_end_matches(';');
+    while let Some((key, after)) = rest.split_once(" = ") {
+        let key = key.trim().to_string();
+        let (value, next) = if let Some(q) = after.strip_prefix('\'') {
+            let end = q.find('\'').unwrap_or(q.len());
+            (format!("'{}'", &q[..end]), q.get(end + 1..).unwrap_or(""))
+        } else {
+            let end = after.find(' ').unwrap_or(after.len());
+            (after[..end].to_string(), &after[end..])
+        };
+        out.insert(key, value);
+        rest = next.trim_start();
     }
     out
 }
@@ -402,7 +480,7 @@ pub fn database_statements(toc: &Toc, to: &str, opts: CompareOptions) -> Vec<Str
 
 /// A database entry's SQL renamed to `to`, less role settings when owners are ignored.
 fn database_sql(e: &TocEntry, from: &str, to: &str, opts: CompareOptions) -> String {
-    let sql = rename_database(&e.defn, from, to);
+    let sql = rename_database(&super::canonical::definition(e), from, to);
     if !opts.ignore_owners {
         return sql;
     }
@@ -441,6 +519,18 @@ mod tests {
         assert_eq!(
             rename_database("COMMENT ON DATABASE a IS 'it''s DATABASE a';", "a", "B"),
             "COMMENT ON DATABASE \"B\" IS 'it''s DATABASE a';"
+        );
+    }
+
+    #[test]
+    fn a_difference_names_the_property_and_both_values() {
+        let a = "CREATE DATABASE (database) WITH TEMPLATE = template0 ENCODING = 'UTF8' LOCALE = 'C';\n\u{1}app\u{1}";
+        let b = "CREATE DATABASE (database) WITH TEMPLATE = template0 ENCODING = 'UTF8' LOCALE = 'en_US.UTF-8';\n\u{1}app\u{1}";
+        assert_eq!(what_differs(a, b), "LOCALE differs: 'C' in the backup, 'en_US.UTF-8' restored");
+        assert_eq!(what_differs("x\u{1}app\u{1}", "x\u{1}other\u{1}"), "owner differs: \"app\" in the backup, \"other\" restored");
+        assert!(
+            what_differs("a\nb\u{1}o\u{1}", "a\nc\u{1}o\u{1}")
+                .starts_with("definition differs at line 2: \"b\" in the backup, \"c\" restored")
         );
     }
 
