@@ -157,6 +157,7 @@ fn database(cfg: &Config, p: &Project, env: &str, db: &str) -> Vec<Check> {
         &what,
         format!("{db:?} {where_} as {}: PostgreSQL {}, pg_dump {}", pg.user(), pg.server_version(), pg.pg_dump_version()),
     )];
+    out.push(tools(cfg, p, env, &pg));
     let mut session = match Session::start(&pg, db) {
         Ok(s) => s,
         Err(e) => {
@@ -168,6 +169,35 @@ fn database(cfg: &Config, p: &Project, env: &str, db: &str) -> Vec<Check> {
     out.push(snapshot(&mut session, &format!("{}/{env} snapshot", p.name)));
     let _ = session.close();
     out
+}
+
+/// Which tools the backup, the restores and the drills of this env use, and whether each can
+/// work: the backups this host writes, and the newest one here if another pg_dump wrote it.
+fn tools(cfg: &Config, p: &Project, env: &str, pg: &Pg) -> Check {
+    use crate::postgres::tools::{major_of, written_by};
+    let what = format!("{}/{env} tools", p.name);
+    let mut writers = vec![pg.pg_dump_version().major];
+    let dir = cfg.env_dir(&p.name, env);
+    if let Ok(listing) = crate::catalog::Listing::scan(&dir, &p.name, env)
+        && let Some(major) = listing.latest().and_then(|b| b.manifest.pg_dump_version.as_deref()).and_then(major_of)
+        && !writers.contains(&major)
+    {
+        writers.push(major);
+    }
+    let mut said = vec![format!("backup: pg_dump {}", pg.pg_dump_version())];
+    for w in writers {
+        match pg.restore_tool(written_by(w)) {
+            Ok(t) => said.push(format!("restore and drill of pg_dump {w}'s backups: {}", t.describe())),
+            Err(e) => {
+                return Check::fail(
+                    what,
+                    format!("restores and drills of pg_dump {w}'s backups cannot run here: {e}"),
+                    "install the client tools named above",
+                );
+            }
+        }
+    }
+    Check::ok(what, said.join("; "))
 }
 
 /// Whether the role can read everything pg_dump reads.

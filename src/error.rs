@@ -11,6 +11,11 @@ pub enum Error {
     /// A configuration file is wrong: names the file, the key path and what was expected (exit 2).
     #[error("{file}: {key}: {message}")]
     Config { file: PathBuf, key: String, message: String },
+    /// What this host cannot do as asked, said before anything was created or changed: no
+    /// PostgreSQL tool here fits (naming the major to install), or a restore onto an older
+    /// major (exit 2).
+    #[error("{0}")]
+    Unsupported(String),
     /// An operation failed or found a problem (exit 1).
     #[error("{0}")]
     Failed(String),
@@ -85,7 +90,7 @@ impl Error {
     /// decided in `main`).
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage(_) | Error::Config { .. } => EXIT_USAGE,
+            Error::Usage(_) | Error::Config { .. } | Error::Unsupported(_) => EXIT_USAGE,
             Error::Failed(_)
             | Error::Io { .. }
             | Error::Integrity(_)
@@ -126,6 +131,7 @@ impl Error {
     pub fn context(self, what: impl std::fmt::Display) -> Self {
         match self {
             Error::Usage(m) => Error::Usage(format!("{what}: {m}")),
+            Error::Unsupported(m) => Error::Unsupported(format!("{what}: {m}")),
             Error::Failed(m) => Error::Failed(format!("{what}: {m}")),
             Error::Integrity(m) => Error::Integrity(format!("{what}: {m}")),
             Error::Unreachable(m) => Error::Unreachable(format!("{what}: {m}")),

@@ -96,6 +96,10 @@ pub struct Verification {
     /// What the drill could not compare, e.g. "restored; no row counts to compare".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Optional checks the drill could not run here, each with why (`amcheck: …`); the row
+    /// counts and the schema comparison are never among them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
 }
 
 impl Manifest {

@@ -53,6 +53,11 @@ pub struct VerifyResult {
     pub objects_checked: Option<usize>,
     /// What the drill could not do or compare, and why.
     pub notes: Vec<String>,
+    /// Optional checks it could not run here (amcheck without the right to install it), each
+    /// with why; the counts and the comparison are never optional.
+    pub skipped: Vec<String>,
+    /// The restored database's schema fingerprint, when it matched the manifest's.
+    pub fingerprint: Option<String>,
     /// `ok`, `failed` (the backup is proven bad: checksum, decoding, restore or comparison) or
     /// `not_verified` (interrupted, or the backup or the server could not be reached).
     pub outcome: Outcome,
@@ -77,6 +82,8 @@ impl VerifyResult {
             indexes_checked: None,
             objects_checked: None,
             notes: Vec::new(),
+            skipped: Vec::new(),
+            fingerprint: None,
             outcome: Outcome::NotVerified,
             warnings: Vec::new(),
         }
@@ -231,7 +238,8 @@ fn drill(cfg: &Config, project: &Project, env: &str, opened: Opened, keys: &Keys
         Some(toc) => {
             let missing = fidelity::missing_roles(&mut admin, toc)?;
             let skip = fidelity::policies_naming(toc, &missing);
-            let load = Load { no_owner: !missing.is_empty(), no_privileges: !missing.is_empty(), jobs: None, skip };
+            let mut load = Load { no_owner: !missing.is_empty(), no_privileges: !missing.is_empty(), jobs: None, skip, tool: None };
+            crate::restore::tool_for(&pg, toc, &mut load, &mut result.notes)?;
             if !missing.is_empty() {
                 result.notes.push(format!(
                     "role(s) {} do not exist on this server: owners, grants and {} policies naming them were neither restored nor compared",
@@ -258,8 +266,23 @@ fn drill(cfg: &Config, project: &Project, env: &str, opened: Opened, keys: &Keys
     restored?;
     if let Some(toc) = &toc {
         fidelity::apply_properties(&mut admin, &temp, toc, load.compare())?;
-        let diffs = fidelity::compare(&pg, &temp, toc, &load, creation_differs)?;
+        let compared = fidelity::compare(&pg, &temp, toc, &load, creation_differs)?;
         result.objects_checked = Some(toc.objects(load.compare()).len());
+        let mut diffs = compared.diffs;
+        // The fingerprint recorded when the backup was taken, against the restored database's
+        // (both in the canonical form that no pg_dump or server version changes).
+        if let (Some(restored), Some(recorded)) = (&compared.fingerprint, &manifest.schema_fingerprint) {
+            if *recorded == toc.fingerprint() {
+                if restored != recorded {
+                    diffs.push(format!("schema fingerprint differs: {recorded} in the manifest, {restored} restored"));
+                }
+                result.fingerprint = Some(restored.clone());
+            } else {
+                result
+                    .notes
+                    .push("the manifest's schema fingerprint was taken by an older pgtier: the archive's own was compared instead".into());
+            }
+        }
         if !diffs.is_empty() {
             return Err(crate::failed!("{}: the restored database differs from the backup: {}", manifest.file, diffs.join("; ")));
         }
@@ -267,7 +290,14 @@ fn drill(cfg: &Config, project: &Project, env: &str, opened: Opened, keys: &Keys
     admin.close()?;
     let mut s = pg.session(&temp)?;
     let actual = s.count_rows()?;
-    result.indexes_checked = amcheck(&mut s)?;
+    result.indexes_checked = match amcheck(&mut s)? {
+        Amcheck::Checked(n) => Some(n),
+        Amcheck::NotOffered => None,
+        Amcheck::Skipped(why) => {
+            result.skipped.push(format!("amcheck: {why}"));
+            None
+        }
+    };
     s.close()?;
     guard.drop_now().map_err(|e| crate::failed!("the drill's temporary database {temp:?} could not be dropped: {e}"))?;
     let expected = manifest.tables.clone().unwrap_or_default();
@@ -290,18 +320,37 @@ fn drill(cfg: &Config, project: &Project, env: &str, opened: Opened, keys: &Keys
     Ok(())
 }
 
+/// What the index check did.
+enum Amcheck {
+    /// Every btree index checked: how many.
+    Checked(u64),
+    /// The server has no amcheck.
+    NotOffered,
+    /// The role may not install it here: why.
+    Skipped(String),
+}
+
 /// Checks every btree index with amcheck when the server offers it, the partitions' indexes
-/// included (a partitioned index has no storage of its own); returns how many, or None when
-/// amcheck is not available here. A check that fails is an error, never ignored.
-fn amcheck(s: &mut crate::postgres::Session) -> Result<Option<u64>> {
+/// included (a partitioned index has no storage of its own). A check that fails is an error,
+/// never ignored; a role that may not install amcheck (the application's own role, say) skips
+/// it, and the drill says so.
+fn amcheck(s: &mut crate::postgres::Session) -> Result<Amcheck> {
     let available = s.query_value("SELECT count(*) FROM pg_available_extensions WHERE name = 'amcheck'")?;
     if available.trim() != "1" {
-        return Ok(None);
+        return Ok(Amcheck::NotOffered);
     }
-    s.exec("CREATE EXTENSION IF NOT EXISTS amcheck").map_err(|e| e.context("installing amcheck in the drill's database"))?;
-    let sql = "SELECT count(bt_index_check(c.oid)) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam JOIN pg_namespace n ON n.oid = c.relnamespace WHERE am.amname = 'btree' AND c.relkind = 'i' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND c.relpersistence <> 't'";
+    if let Err(e) = s.exec("CREATE EXTENSION IF NOT EXISTS amcheck") {
+        if matches!(e, Error::Cancelled | Error::Unreachable(_)) {
+            return Err(e);
+        }
+        let why = e.to_string();
+        let why = why.split_once(": ").map_or(why.as_str(), |(_, w)| w).trim().to_string();
+        return Ok(Amcheck::Skipped(format!("the role cannot install it in the drill's database ({why})")));
+    }
+    // pg_toast indexes are the server's own; the user's btree indexes are the ones to prove.
+    let sql = "SELECT count(bt_index_check(c.oid)) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam JOIN pg_namespace n ON n.oid = c.relnamespace WHERE am.amname = 'btree' AND c.relkind = 'i' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast' AND c.relpersistence <> 't'";
     let n = s.query_value(sql).map_err(|e| e.context("amcheck found a damaged index"))?;
-    Ok(n.trim().parse().ok())
+    Ok(n.trim().parse().map_or(Amcheck::NotOffered, Amcheck::Checked))
 }
 
 /// Appends the outcome to the backup's manifest, locally (atomically) and in every tier folder.
@@ -313,6 +362,7 @@ fn record(cfg: &Config, project: &Project, env: &str, result: &VerifyResult) -> 
         error: result.error.clone(),
         seconds: Some(result.seconds),
         note: result.ok.then(|| result.notes.join("; ")).filter(|n| !n.is_empty()),
+        skipped: result.skipped.clone(),
     };
     let dir = cfg.env_dir(&project.name, env);
     let mut updated: Option<Manifest> = None;

@@ -375,8 +375,9 @@ fn an_older_pg_dump_is_refused() {
     s.write("oldbin/pg_dump", "#!/bin/sh\necho 'pg_dump (PostgreSQL) 14.11'\n");
     std::fs::set_permissions(bindir.join("pg_dump"), std::fs::Permissions::from_mode(0o755)).unwrap();
     s.write("pgtier.yml", &format!("projects: projects.yml\nbackup_root: backups\npg_bindir: {}\n", bindir.display()));
-    let err = s.fails(1, &["backup", "app", "production"]);
-    assert!(err.contains("pg_dump 14.11") && err.contains("older than the server"), "{err}");
+    // What this host cannot do is said before anything happens, naming what to install: exit 2.
+    let err = s.fails(2, &["backup", "app", "production"]);
+    assert!(err.contains("pg_dump 14.11") && err.contains("older than the server") && err.contains("Install the PostgreSQL 15 client tools"), "{err}");
 }
 
 #[test]

@@ -41,8 +41,8 @@ YML
   row "\`pgtier sync\` of the same backup to two destinations (this S3 + a \`file://\` folder) vs one" "$(ratio "${WALL[s3_pgtier_sync_two]}" "${WALL[s3_pgtier_sync]}")× wall (${WALL[s3_pgtier_sync_two]} s vs ${WALL[s3_pgtier_sync]} s)" "one dump; read from disk: $(mib_field s3_pgtier_sync_two read_bytes) MiB for two vs $(mib_field s3_pgtier_sync read_bytes) MiB for one (through read(): $(mib_field s3_pgtier_sync_two rchar) vs $(mib_field s3_pgtier_sync rchar) MiB, the second pass from the page cache); peak RSS ${RSS[s3_pgtier_sync_two]} KiB" "the dump read once"
   BEFORE_EACH="rm -f '$WORK/dl.dump'" measure s3_aws_download "$AWS" --endpoint-url "$S3" s3 cp --quiet s3://bench/baseline/raw.dump "$WORK/dl.dump"
   BEFORE_EACH="fresh_db bench_dl_restore" measure s3_local_pg_restore "$PG_BINDIR/pg_restore" -h 127.0.0.1 -p "$PORT" -U postgres -d bench_dl_restore "$WORK/dl.dump"
-  BEFORE_EACH="drop_db bench_remote_restore" measure s3_pgtier_remote_restore "$PGTIER" restore bench1g raw --from remote --target-db bench_remote_restore
+  BEFORE_EACH="drop_db bench_remote_restore" measure s3_pgtier_remote_restore "$PGTIER" restore bench1g raw --from remote --target-db bench_remote_restore --no-analyze
   base=$(echo "${WALL[s3_aws_download]} + ${WALL[s3_local_pg_restore]}" | bc)
-  row "\`pgtier restore --from remote\` vs download + \`pg_restore\` of the local file" "$(ratio "${WALL[s3_pgtier_remote_restore]}" "$base")× wall (${WALL[s3_pgtier_remote_restore]} s vs ${WALL[s3_aws_download]} + ${WALL[s3_local_pg_restore]} s)" "peak RSS ${RSS[s3_pgtier_remote_restore]} KiB" "≤ 1.15×, ≤ 128 MiB"
+  row "\`pgtier restore --from remote --no-analyze\` vs download + \`pg_restore\` of the local file" "$(ratio "${WALL[s3_pgtier_remote_restore]}" "$base")× wall (${WALL[s3_pgtier_remote_restore]} s vs ${WALL[s3_aws_download]} + ${WALL[s3_local_pg_restore]} s)" "peak RSS ${RSS[s3_pgtier_remote_restore]} KiB" "≤ 1.15×, ≤ 128 MiB"
   drop_db bench_dl_restore; drop_db bench_remote_restore; rm -f "$WORK/dl.dump"
 fi

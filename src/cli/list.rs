@@ -37,7 +37,7 @@ pub struct ListArgs {
 fn drill_words(r: &Row, when: impl Fn(chrono::DateTime<chrono::Utc>) -> String) -> String {
     match (&r.last_verification, &r.last_successful_verification) {
         (Some(d), _) if !d.ok => format!("FAILED {}", when(d.at)),
-        (_, Some(d)) => format!("ok {}", when(d.at)),
+        (_, Some(d)) => format!("ok {}{}", when(d.at), skipped_words(&d.skipped)),
         _ => "-".into(),
     }
 }
@@ -140,12 +140,24 @@ pub struct Drill {
     pub ok: bool,
     /// Where the drill read the backup: `local` or `remote`.
     pub from: String,
+    /// Optional checks it could not run (`amcheck: why`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
 }
 
 impl Drill {
     fn of(v: &crate::manifest::Verification) -> Drill {
-        Drill { at: v.at, ok: v.ok, from: v.from.clone() }
+        Drill { at: v.at, ok: v.ok, from: v.from.clone(), skipped: v.skipped.clone() }
     }
+}
+
+/// `, skipped amcheck` for the optional checks a passed drill could not run, else nothing.
+pub fn skipped_words(skipped: &[String]) -> String {
+    if skipped.is_empty() {
+        return String::new();
+    }
+    let names: Vec<&str> = skipped.iter().map(|s| s.split(':').next().unwrap_or(s)).collect();
+    format!(", skipped {}", names.join(", "))
 }
 
 pub fn run(ctx: &Ctx, a: ListArgs) -> Result<i32> {

@@ -34,6 +34,9 @@ pub struct Drill {
     pub backup: String,
     pub at: DateTime<Utc>,
     pub ok: bool,
+    /// Optional checks it could not run (`amcheck: why`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
 }
 
 use crate::ui::ago;
@@ -72,7 +75,7 @@ pub fn run(ctx: &Ctx, project: Option<&str>) -> Result<i32> {
                     if let Some(v) = b.manifest.verifications.last()
                         && o.last_verification.as_ref().is_none_or(|d| v.at > d.at)
                     {
-                        o.last_verification = Some(Drill { backup: b.stem.to_string(), at: v.at, ok: v.ok });
+                        o.last_verification = Some(Drill { backup: b.stem.to_string(), at: v.at, ok: v.ok, skipped: v.skipped.clone() });
                     }
                 }
             }
@@ -113,7 +116,7 @@ pub fn run(ctx: &Ctx, project: Option<&str>) -> Result<i32> {
                 _ => "no backup yet".to_string(),
             };
             let drill = match &o.last_verification {
-                Some(d) if d.ok => format!("last drill ok {}", ago(d.at, ctx.now)),
+                Some(d) if d.ok => format!("last drill ok {}{}", ago(d.at, ctx.now), super::list::skipped_words(&d.skipped)),
                 Some(d) => format!("last drill FAILED {}", ago(d.at, ctx.now)),
                 None => "never drilled".to_string(),
             };

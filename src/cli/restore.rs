@@ -25,7 +25,7 @@ pub struct RestoreArgs {
     /// Drop the replaced database after a successful swap instead of keeping it.
     #[arg(long)]
     pub drop_old: bool,
-    /// Parallel pg_restore jobs (spools the archive to a temporary file first).
+    /// Parallel pg_restore jobs (spools the archive to scratch_dir first).
     #[arg(long)]
     pub jobs: Option<u32>,
     /// Restore only this table (schema.table or table).
@@ -34,6 +34,9 @@ pub struct RestoreArgs {
     /// Do not restore object ownership (pg_restore --no-owner).
     #[arg(long)]
     pub no_owner: bool,
+    /// Swap the restored database in without gathering planner statistics first (ANALYZE).
+    #[arg(long)]
+    pub no_analyze: bool,
     /// An extra decryption key: an age identity file or an OpenPGP secret key (repeatable).
     #[arg(long = "identity", value_name = "FILE")]
     pub identities: Vec<std::path::PathBuf>,
@@ -149,6 +152,7 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
         table: a.table,
         no_owner: a.no_owner,
         now: ctx.now,
+        analyze: !a.no_analyze,
     };
     let mut keys = project.keys()?;
     for f in &a.identities {
@@ -182,6 +186,9 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
                 "compared {n} schema objects and database properties{}: match the backup",
                 report.large_objects.filter(|n| *n > 0).map(|n| format!(" and {n} large objects")).unwrap_or_default()
             );
+        }
+        if let Some(secs) = report.analyze_seconds {
+            crate::outln!("planner statistics gathered (ANALYZE) in {secs:.1} s, before the database was put in place");
         }
         for w in &report.warnings {
             crate::outln!("warning: {w}");

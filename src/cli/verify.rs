@@ -116,6 +116,9 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
             for w in &r.warnings {
                 crate::outln!("        warning: {w}");
             }
+            for k in &r.skipped {
+                crate::outln!("        skipped {k}");
+            }
         }
     }
     Ok(if results.iter().all(|r| r.ok) { 0 } else { 1 })

@@ -5,8 +5,10 @@
 
 mod admin;
 pub mod archive;
+pub mod canonical;
 pub mod rows;
 mod session;
+pub mod tools;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -58,6 +60,8 @@ pub struct Pg {
     conn: Connection,
     /// Folder of the tools matching the server (direct mode); None means PATH.
     bindir: Option<PathBuf>,
+    /// Whether the folder is the configured `pg_bindir` (then only its tools are used).
+    fixed_bindir: bool,
     server: Version,
     pg_dump: Version,
     /// The password from `password_file`, passed in the tool's environment.
@@ -81,6 +85,7 @@ impl Pg {
         let mut pg = Pg {
             conn: conn.clone(),
             bindir: pg_bindir.map(Path::to_path_buf).or_else(newest_bindir),
+            fixed_bindir: pg_bindir.is_some(),
             server: Version { major: 0, minor: 0 },
             pg_dump: Version { major: 0, minor: 0 },
             password: None,
@@ -98,14 +103,14 @@ impl Pg {
         }
         pg.pg_dump = pg.tool_version("pg_dump")?;
         if pg.pg_dump.major < pg.server.major {
-            return Err(crate::failed!(
-                "pg_dump {} ({}) is older than the server ({}): it cannot dump this server. Install the PostgreSQL {} client tools{}",
+            return Err(Error::Unsupported(format!(
+                "pg_dump {} ({}) is older than the server ({}): it cannot dump (or check a restore into) this server. Install the PostgreSQL {} client tools{}",
                 pg.pg_dump,
                 pg.tool_path("pg_dump").display(),
                 pg.server,
                 pg.server.major,
-                if conn.container.is_some() { " in the container" } else { " or set pg_bindir in pgtier.yml" }
-            ));
+                pg.where_to_install()
+            )));
         }
         Ok(pg)
     }
@@ -132,7 +137,7 @@ impl Pg {
         }
     }
 
-    fn tool_version(&self, tool: &str) -> Result<Version> {
+    pub(crate) fn tool_version(&self, tool: &str) -> Result<Version> {
         let out = self
             .command(tool, None)
             .arg("--version")
@@ -353,7 +358,7 @@ fn spawn_error(path: &Path, conn: &Connection, e: std::io::Error) -> Error {
 }
 
 /// Installed versioned tool folders (`/usr/lib/postgresql/N/bin`), by major version.
-fn versioned_bindirs() -> Vec<(u32, PathBuf)> {
+pub(crate) fn versioned_bindirs() -> Vec<(u32, PathBuf)> {
     let root = std::env::var_os("PGTIER_PG_VERSIONED_ROOT").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(VERSIONED_BINDIRS));
     let mut out: Vec<(u32, PathBuf)> = std::fs::read_dir(root)
         .into_iter()

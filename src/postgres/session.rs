@@ -83,6 +83,11 @@ impl Session {
         self.roundtrip(GUARDS_OFF).map(|_| ())
     }
 
+    /// The server's version.
+    pub fn server_version(&self) -> super::Version {
+        self.pg.server_version()
+    }
+
     /// Runs one statement and returns its output lines (unaligned, tuples only).
     pub fn query_lines(&mut self, sql: &str) -> Result<Vec<String>> {
         // After a failed statement outside a transaction, a new psql takes over.

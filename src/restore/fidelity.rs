@@ -33,6 +33,11 @@ pub fn create_like_archive(admin: &mut Session, db: &str, toc: &Toc, owned: bool
         return Ok(out);
     };
     let mut sql = archive::rename_database(entry.defn.trim().trim_end_matches(';'), &toc.database, db);
+    // pg_dump 15 and later name the default provider; servers before 15 have only that one and
+    // do not know the word.
+    if admin.server_version().major < 15 {
+        sql = sql.replace(" LOCALE_PROVIDER = libc", "");
+    }
     if let Some((clause, space)) = tablespace_clause(&sql) {
         let exists = admin.query_value(&format!("SELECT count(*) FROM pg_tablespace WHERE spcname = {}", quote_literal(&space)))?;
         if exists.trim() != "1" {
@@ -123,10 +128,20 @@ pub fn schema_of(pg: &Pg, db: &str) -> Result<Toc> {
     archive::parse(&bytes).map(|(toc, _)| toc).map_err(|e| crate::failed!("pg_dump's schema of {db:?} does not parse: {e:?}"))
 }
 
+/// What comparing a restored database with its archive found.
+pub struct Compared {
+    /// The differences, one line each, naming the object, the property and both values.
+    pub diffs: Vec<String>,
+    /// The restored database's schema fingerprint, in the canonical form the manifest's is in
+    /// (None where owners or grants were left out: it could not be the backup's).
+    pub fingerprint: Option<String>,
+}
+
 /// Compares the restored `db` with the archive: every schema object and database property, and
-/// the number of large objects. Returns the differences, one line each.
-pub fn compare(pg: &Pg, db: &str, toc: &Toc, load: &Load, creation_differs: bool) -> Result<Vec<String>> {
+/// the number of large objects.
+pub fn compare(pg: &Pg, db: &str, toc: &Toc, load: &Load, creation_differs: bool) -> Result<Compared> {
     let restored = schema_of(pg, db)?;
+    let fingerprint = (!load.no_owner && !load.no_privileges && load.skip.is_empty() && !creation_differs).then(|| restored.fingerprint());
     let by_id = toc.by_id();
     let skipped: Vec<String> = load.skip.iter().filter_map(|id| by_id.get(id)).map(|e| archive::entry_key(e)).collect();
     let mut diffs: Vec<String> = archive::differences(toc, &restored, load.compare())
@@ -146,7 +161,7 @@ pub fn compare(pg: &Pg, db: &str, toc: &Toc, load: &Load, creation_differs: bool
         }
     }
     s.close()?;
-    Ok(diffs)
+    Ok(Compared { diffs, fingerprint })
 }
 
 /// The roles a policy applies to (`CREATE POLICY … TO a, "B" USING …`), unquoted.

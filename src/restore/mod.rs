@@ -4,6 +4,7 @@
 
 mod databases;
 pub mod fidelity;
+mod script;
 mod source;
 mod sql_guard;
 pub mod table;
@@ -44,6 +45,8 @@ pub struct RestoreOptions {
     pub table: Option<String>,
     pub no_owner: bool,
     pub now: DateTime<Utc>,
+    /// ANALYZE a whole restored database before it is swapped in (`--no-analyze` skips it).
+    pub analyze: bool,
 }
 
 /// What a restore did.
@@ -68,6 +71,8 @@ pub struct RestoreReport {
     pub objects_checked: Option<usize>,
     /// Large objects the backup holds, all restored.
     pub large_objects: Option<u64>,
+    /// How long ANALYZE of the restored database took before the swap (None: not run).
+    pub analyze_seconds: Option<f64>,
     pub warnings: Vec<String>,
 }
 
@@ -107,6 +112,34 @@ pub struct Load {
     pub jobs: Option<u32>,
     /// Archive entries (dump ids) left out, e.g. policies naming roles this server lacks.
     pub skip: Vec<i64>,
+    /// The pg_restore to use (`tool_for`); None: the connection's own.
+    pub tool: Option<crate::postgres::tools::RestoreTool>,
+}
+
+/// Before anything is created: the backup is not of a newer major than this server (a
+/// downgrade pg_restore cannot do faithfully), and a pg_restore here restores its archive into
+/// this server (else what to install). A parallel restore the chosen tool cannot do is said in
+/// `warnings` and done in one job.
+pub fn tool_for(pg: &Pg, toc: &Toc, load: &mut Load, warnings: &mut Vec<String>) -> Result<()> {
+    let server = pg.server_version();
+    if let Some(from) = crate::postgres::tools::major_of(&toc.server_version)
+        && from > server.major
+    {
+        return Err(crate::error::Error::Unsupported(format!(
+            "this backup is of PostgreSQL {} (taken with pg_dump {}); restoring it onto PostgreSQL {server} would be a downgrade, which pg_restore cannot do faithfully. Restore it onto PostgreSQL {from} or newer; nothing was created",
+            toc.server_version, toc.dump_version
+        )));
+    }
+    let tool = pg.restore_tool((toc.version.0, toc.version.1))?;
+    if tool.through_psql && load.jobs.is_some_and(|j| j > 1) {
+        warnings.push(format!(
+            "{} cannot restore in parallel into PostgreSQL {server} (its script goes through psql): restored in one job",
+            tool.describe()
+        ));
+        load.jobs = None;
+    }
+    load.tool = Some(tool);
+    Ok(())
 }
 
 impl Load {
@@ -195,6 +228,7 @@ pub fn restore_opened(
         rows: None,
         objects_checked: None,
         large_objects: None,
+        analyze_seconds: None,
         warnings,
     };
     let manifest = opened.manifest.clone();
@@ -202,7 +236,10 @@ pub fn restore_opened(
     let (opened_reader, check) = opened.split();
     let (reader, decoded) = pipeline::decoder(with_progress(opened_reader, progress.clone()), keys, &report.source)?;
     let Payload { toc, reader } = payload(reader, decoded.payload(), &report.source)?;
-    let load = Load { no_owner: opts.no_owner, jobs: opts.jobs, ..Load::default() };
+    let mut load = Load { no_owner: opts.no_owner, jobs: opts.jobs, ..Load::default() };
+    if let Some(toc) = &toc {
+        tool_for(&pg, toc, &mut load, &mut report.warnings)?;
+    }
 
     if let Some(spec) = &opts.table {
         let Some(toc) = toc else {
@@ -210,13 +247,17 @@ pub fn restore_opened(
         };
         let root = table::resolve(&toc, spec)?;
         let name = table::TableName::of(root);
+        // pg_restore's script for the table runs with the tool chosen for this archive.
+        let tool_pg = load.tool.as_ref().map(|t| pg.with_restore_tool(t));
+        let tool_pg = tool_pg.as_ref().unwrap_or(&pg);
         report.table = Some(name.to_string());
         let outcome = if replacing {
             let mut s = pg.session(&target)?;
             let exists = s.query_value(&format!("SELECT to_regclass({}) IS NOT NULL", quote_literal(&name.sql())))?;
             s.close()?;
             let dest = if exists.trim() == "t" { table::Destination::Replace } else { table::Destination::CreateIn };
-            let outcome = table::restore_table(&pg, &target, &toc, root, dest, reader, manifest.as_ref(), opts.no_owner, &report.source)?;
+            let outcome =
+                table::restore_table(tool_pg, &target, &toc, root, dest, reader, manifest.as_ref(), opts.no_owner, &report.source)?;
             check.check_digest()?;
             outcome
         } else {
@@ -225,7 +266,7 @@ pub fn restore_opened(
             report.warnings.extend(created.warnings);
             let mut guard = TempDb::new(&pg, &temp);
             let outcome = table::restore_table(
-                &pg,
+                tool_pg,
                 &temp,
                 &toc,
                 root,
@@ -270,11 +311,11 @@ pub fn restore_opened(
         progress.finish();
         if let Some(toc) = &toc {
             fidelity::apply_properties(&mut admin, &temp, toc, load.compare())?;
-            let diffs = fidelity::compare(&pg, &temp, toc, &load, creation_differs)?;
-            if !diffs.is_empty() {
+            let compared = fidelity::compare(&pg, &temp, toc, &load, creation_differs)?;
+            if !compared.diffs.is_empty() {
                 return Err(crate::failed!(
                     "the restored database differs from the backup ({}); the original is untouched",
-                    diffs.join("; ")
+                    compared.diffs.join("; ")
                 ));
             }
             report.objects_checked = Some(toc.objects(load.compare()).len());
@@ -284,6 +325,15 @@ pub fn restore_opened(
             && project.verify_on_restore
         {
             check_counts(&pg, &temp, m, None, &mut report)?;
+        }
+        // Planner statistics before the application meets the database: a freshly restored
+        // database without them plans every query blind.
+        if opts.analyze {
+            let started = std::time::Instant::now();
+            let mut s = pg.session(&temp)?;
+            s.exec("ANALYZE").map_err(|e| e.context("gathering planner statistics (ANALYZE) before the swap"))?;
+            s.close()?;
+            report.analyze_seconds = Some((started.elapsed().as_secs_f64() * 100.0).round() / 100.0);
         }
         Ok(())
     })();
@@ -358,7 +408,12 @@ fn create_for_sql(
 pub fn restore_into(pg: &Pg, db: &str, toc: Option<&Toc>, reader: Box<dyn Read + Send>, load: &Load, source: &str) -> Result<Vec<String>> {
     match toc {
         Some(toc) => {
-            let mut args = restore_args(db, load.no_owner);
+            let pg = &match &load.tool {
+                Some(t) => pg.with_restore_tool(t),
+                None => pg.clone(),
+            };
+            let through_psql = load.tool.as_ref().is_some_and(|t| t.through_psql);
+            let mut args = if through_psql { restore_options(load.no_owner) } else { restore_args(db, load.no_owner) };
             if load.no_privileges {
                 args.push("--no-privileges".into());
             }
@@ -370,6 +425,7 @@ pub fn restore_into(pg: &Pg, db: &str, toc: Option<&Toc>, reader: Box<dyn Read +
                 Some(list)
             };
             match load.jobs.filter(|j| *j > 1) {
+                None if through_psql => script::whole(pg, db, &args, reader, source)?,
                 None => feed(pg, "pg_restore", None, &args, reader, source)?,
                 Some(jobs) => {
                     // pg_restore -j needs a seekable file: spool the decoded archive first.
@@ -409,10 +465,13 @@ fn restore_args(db: &str, no_owner: bool) -> Vec<String> {
     // A conninfo string, so no database name is ever read as connection options.
     let conninfo = format!("dbname='{}'", db.replace('\\', "\\\\").replace('\'', "\\'"));
     let mut args = vec!["--no-password".to_string(), "--exit-on-error".into(), format!("--dbname={conninfo}")];
-    if no_owner {
-        args.push("--no-owner".into());
-    }
+    args.extend(restore_options(no_owner));
     args
+}
+
+/// pg_restore's options other than where it restores to.
+fn restore_options(no_owner: bool) -> Vec<String> {
+    if no_owner { vec!["--no-owner".into()] } else { Vec::new() }
 }
 
 pub fn with_progress(input: Box<dyn Read + Send>, progress: Progress) -> Box<dyn Read + Send> {

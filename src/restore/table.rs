@@ -9,14 +9,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
-use std::process::Stdio;
 
 use crate::error::Result;
 use crate::manifest::Manifest;
-use crate::pipeline;
 use crate::postgres::archive::{Toc, TocEntry, closure_up, entry_key};
 use crate::postgres::{Pg, Session, quote_ident, quote_literal};
-use crate::ui::Progress;
 
 /// A table as schema and name, unquoted.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -181,6 +178,29 @@ pub fn partition_tree(toc: &Toc, root: i64) -> BTreeSet<i64> {
     }
 }
 
+/// The partitioned tables `root` is a partition of, up to the top: a partition's own definition
+/// stands alone (pg_dump writes `CREATE TABLE` and a separate `ATTACH PARTITION`), so restoring
+/// one partition needs none of them.
+fn partition_ancestors(toc: &Toc, root: i64) -> BTreeSet<i64> {
+    let by_id = toc.by_id();
+    let mut out = BTreeSet::new();
+    let mut child = root;
+    'up: loop {
+        for e in toc.entries.iter().filter(|e| e.desc == "TABLE ATTACH") {
+            let tables: Vec<&TocEntry> = e.deps.iter().filter_map(|d| by_id.get(d).copied()).filter(|t| t.desc == "TABLE").collect();
+            let is_child = |t: &&&TocEntry| t.tag == e.tag && t.namespace == e.namespace;
+            if tables.iter().find(is_child).is_some_and(|t| t.dump_id == child)
+                && let Some(parent) = tables.iter().find(|t| !is_child(t))
+                && out.insert(parent.dump_id)
+            {
+                child = parent.dump_id;
+                continue 'up;
+            }
+        }
+        return out;
+    }
+}
+
 /// Where one table is restored to.
 pub enum Destination {
     /// The table exists in the database: replace its rows in place.
@@ -236,7 +256,8 @@ pub fn restore_table(
         }
         Destination::CreateIn | Destination::CreateNew => {
             let live = if matches!(dest, Destination::CreateIn) { live_relations(&mut s)? } else { BTreeSet::new() };
-            let (ids, skipped) = belonging(toc, &set, matches!(dest, Destination::CreateNew), &live);
+            let ancestors = partition_ancestors(toc, root.dump_id);
+            let (ids, skipped) = belonging(toc, &set, &ancestors, matches!(dest, Destination::CreateNew), &live);
             out.notes.extend(skipped.into_iter().map(|k| format!("not restored: {k}")));
             (ids, String::new())
         }
@@ -340,9 +361,38 @@ fn never(e: &TocEntry) -> bool {
 /// policies, grants, comments, owned sequences, partitions) and, with `prereqs`, what they need
 /// (schemas, types, functions, extensions). Entries that need a relation outside the set that
 /// is not in `live` are left out and named.
-fn belonging(toc: &Toc, set: &BTreeSet<i64>, prereqs: bool, live: &BTreeSet<TableName>) -> (BTreeSet<i64>, Vec<String>) {
+fn belonging(
+    toc: &Toc,
+    set: &BTreeSet<i64>,
+    ancestors: &BTreeSet<i64>,
+    prereqs: bool,
+    live: &BTreeSet<TableName>,
+) -> (BTreeSet<i64>, Vec<String>) {
     let by_id = toc.by_id();
     let outside = |e: &TocEntry| is_relation(e) && !set.contains(&e.dump_id) && !live.contains(&TableName::of(e));
+    // The partitioned tables above a partition, and what belongs to them (their indexes and
+    // constraints): a partition's own definitions stand alone and do not need them; only the
+    // ATTACH statements that make it their partition do.
+    let parented: BTreeSet<i64> = if ancestors.is_empty() {
+        BTreeSet::new()
+    } else {
+        toc.entries
+            .iter()
+            .filter(|e| !set.contains(&e.dump_id))
+            .filter(|e| {
+                ancestors.contains(&e.dump_id) || closure_up(toc, &BTreeSet::from([e.dump_id])).iter().any(|d| ancestors.contains(d))
+            })
+            .map(|e| e.dump_id)
+            .collect()
+    };
+    let attaches = |id: i64| by_id.get(&id).is_some_and(|e| matches!(e.desc.as_str(), "TABLE ATTACH" | "INDEX ATTACH"));
+    let needs_outside = |id: i64| -> Option<&TocEntry> {
+        let mut needs = closure_up(toc, &BTreeSet::from([id]));
+        if !attaches(id) {
+            needs.retain(|d| !parented.contains(d));
+        }
+        needs.iter().filter_map(|d| by_id.get(d).copied()).find(|x| outside(x) || (attaches(id) && parented.contains(&x.dump_id)))
+    };
     let mut core: BTreeSet<i64> = set.clone();
     let mut rejected: BTreeMap<i64, String> = BTreeMap::new();
     loop {
@@ -358,8 +408,7 @@ fn belonging(toc: &Toc, set: &BTreeSet<i64>, prereqs: bool, live: &BTreeSet<Tabl
                 );
                 continue;
             }
-            let needs = closure_up(toc, &BTreeSet::from([e.dump_id]));
-            if let Some(other) = needs.iter().filter_map(|d| by_id.get(d)).find(|x| outside(x)) {
+            if let Some(other) = needs_outside(e.dump_id) {
                 rejected.insert(e.dump_id, format!("{} (it needs {}, which is not restored)", entry_key(e), entry_key(other)));
                 continue;
             }
@@ -372,8 +421,9 @@ fn belonging(toc: &Toc, set: &BTreeSet<i64>, prereqs: bool, live: &BTreeSet<Tabl
     }
     let mut selected = core.clone();
     if prereqs {
-        for id in closure_up(toc, &core) {
-            if by_id.get(&id).is_some_and(|e| !never(e) && !outside(e)) {
+        let own: BTreeSet<i64> = core.iter().filter(|id| !attaches(**id)).copied().collect();
+        for id in closure_up(toc, &own) {
+            if by_id.get(&id).is_some_and(|e| !never(e) && !outside(e)) && !parented.contains(&id) {
                 selected.insert(id);
             }
         }
@@ -434,67 +484,20 @@ fn run_script(
     selected: &BTreeSet<i64>,
     prefix: &str,
     suffix: &str,
-    mut reader: Box<dyn Read + Send>,
+    reader: Box<dyn Read + Send>,
     no_owner: bool,
     source: &str,
 ) -> Result<()> {
     let list = write_list(toc, |e| selected.contains(&e.dump_id))?;
-    let mut args = vec!["--file=-".to_string(), format!("--use-list={}", list.path().display())];
+    let mut args = vec![format!("--use-list={}", list.path().display())];
     if no_owner {
         args.push("--no-owner".into());
     }
-    let mut restore = pg.spawn("pg_restore", None, &args, Stdio::piped())?;
-    let psql_args: Vec<String> = ["-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "--no-password", "-o", "/dev/null"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let mut psql = match pg.spawn("psql", Some(db), &psql_args, Stdio::piped()) {
-        Ok(p) => p,
-        Err(e) => {
-            restore.kill();
-            return Err(e);
-        }
-    };
-    let mut restore_in = restore.child.stdin.take().expect("piped stdin");
-    let mut script = restore.child.stdout.take().expect("piped stdout");
-    let mut psql_in = psql.child.stdin.take().expect("piped stdin");
-    let mut psql_out = psql.child.stdout.take().expect("piped stdout");
-    let drain = std::thread::spawn(move || std::io::copy(&mut psql_out, &mut std::io::sink()));
-    let fed = std::thread::spawn(move || -> std::io::Result<u64> {
-        let n = pipeline::copy_counted(&mut reader, &mut restore_in, &Progress::hidden());
-        drop(restore_in);
-        match n {
-            // pg_restore stops reading once it has what it was asked for: read on, so the
-            // stream's checksum is still checked to the end.
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::io::copy(&mut reader, &mut std::io::sink()),
-            other => other,
-        }
-    });
-    let (prefix, suffix) = (prefix.to_string(), suffix.to_string());
-    let piped = std::thread::spawn(move || -> std::io::Result<()> {
-        psql_in.write_all(prefix.as_bytes())?;
-        std::io::copy(&mut script, &mut psql_in)?;
-        psql_in.write_all(suffix.as_bytes())
-    });
-    let restored = restore.wait();
-    let piped = piped.join().map_err(|_| crate::failed!("restore pipe panicked"))?;
-    let applied = psql.wait();
-    let fed = fed.join().map_err(|_| crate::failed!("restore feeder panicked"))?;
-    let _ = drain.join();
-    if let Err(e) = fed {
-        return Err(crate::failed!("reading {source}: {e} (the backup is corrupt or truncated); nothing was changed"));
-    }
-    restored?;
-    if let Err(e) = applied {
-        let text = e.to_string();
-        let reason = text.split("pgtier: ").nth(1).map(|r| r.lines().next().unwrap_or(r).trim().to_string());
-        return Err(match reason {
-            Some(r) => crate::failed!("refusing the restore: {r}"),
-            None => e.context("the restore failed and was rolled back; nothing was changed"),
-        });
-    }
-    piped.map_err(|e| crate::failed!("passing the restore script to psql: {e}"))?;
-    Ok(())
+    let script = super::script::Script { prefix, suffix, single_transaction: true };
+    super::script::through_psql(pg, db, &args, reader, &script, source).map_err(|e| match e {
+        super::script::Failure::Refused(r) => crate::failed!("refusing the restore: {r}"),
+        super::script::Failure::Other(e) => e,
+    })
 }
 
 /// A pg_restore list file (`--use-list`) of the entries `keep` accepts, in archive order, so

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod localstack;
+pub mod matrix;
 pub mod proxy;
 pub mod rich;
 
@@ -49,7 +50,28 @@ fn as_server_user(program: &Path) -> Command {
 pub struct Cluster {
     pub dir: PathBuf,
     pub port: u16,
+    /// The client tools the tests run against it (psql, pg_dump, pg_restore).
     pub bindir: PathBuf,
+    /// Its server's initdb, pg_ctl and postgres.
+    pub server_bindir: PathBuf,
+    /// Its major version.
+    pub major: u32,
+}
+
+/// Where `pgmajors/install.sh` put every major's servers and client tools.
+pub fn pgmajors() -> PathBuf {
+    let root = repo().join(".state/pgmajors");
+    assert!(
+        root.join("versions/18/bin/pg_dump").is_file() && root.join("servers/13/bin/initdb").is_file(),
+        "the PostgreSQL majors 13 to 18 are missing from {} (run scripts/setup, which runs pgmajors/install.sh)",
+        root.display()
+    );
+    root
+}
+
+/// The folder of versioned client tools (`N/bin`), for PGTIER_PG_VERSIONED_ROOT.
+pub fn versioned_root() -> PathBuf {
+    pgmajors().join("versions")
 }
 
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
@@ -65,8 +87,19 @@ impl Cluster {
         Cluster::start()
     }
 
+    /// A cluster of PostgreSQL `major` (13 to 18), with the client tools of that major (14's
+    /// for 13, which has none of its own).
+    pub fn start_major(major: u32) -> Cluster {
+        let root = pgmajors();
+        Cluster::start_with(root.join(format!("servers/{major}/bin")), root.join(format!("versions/{}/bin", major.max(14))), major)
+    }
+
     fn start() -> Cluster {
         let bindir = pg_bindir();
+        Cluster::start_with(bindir.clone(), bindir, PG_MAJOR)
+    }
+
+    fn start_with(server_bindir: PathBuf, bindir: PathBuf, major: u32) -> Cluster {
         let dir = std::env::temp_dir().join(format!("pgtier-test-pg-{}-{}", std::process::id(), unique()));
         std::fs::create_dir_all(&dir).unwrap();
         let data = dir.join("data");
@@ -74,7 +107,7 @@ impl Cluster {
             let ok = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir).status().unwrap().success();
             assert!(ok, "cannot chown the test cluster folder to the postgres user (does the user exist?)");
         }
-        let out = as_server_user(&bindir.join("initdb"))
+        let out = as_server_user(&server_bindir.join("initdb"))
             .args(["-D"])
             .arg(&data)
             .args(["-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"])
@@ -92,7 +125,7 @@ impl Cluster {
                 "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='{}' -c fsync=off -c max_connections=200 -c shared_buffers=64MB",
                 dir.display()
             );
-            let out = as_server_user(&bindir.join("pg_ctl"))
+            let out = as_server_user(&server_bindir.join("pg_ctl"))
                 .args(["-D"])
                 .arg(&data)
                 .args(["-o", &opts, "-l"])
@@ -102,8 +135,8 @@ impl Cluster {
                 .output()
                 .expect("run pg_ctl");
             if out.status.success() {
-                spawn_watchdog(&bindir, &dir, &data);
-                let c = Cluster { dir, port, bindir };
+                spawn_watchdog(&server_bindir, &dir, &data);
+                let c = Cluster { dir, port, bindir, server_bindir, major };
                 c.psql("postgres", "CREATE ROLE pwuser LOGIN PASSWORD 'pw:with\\odd''chars' SUPERUSER");
                 return c;
             }
@@ -229,13 +262,15 @@ pub fn db_name(prefix: &str) -> String {
 /// A scratch folder with pgtier.yml, projects.yml and a policies folder (copied from the repo).
 pub struct Scratch {
     pub tmp: tempfile::TempDir,
+    /// Environment variables every pgtier command of this scratch gets.
+    pub env: std::cell::RefCell<Vec<(String, String)>>,
 }
 
 impl Scratch {
     /// A scratch folder whose backup_root is inside it; `agent_extra` is appended to pgtier.yml.
     pub fn new(projects_yml: &str, agent_extra: &str) -> Scratch {
         let tmp = tempfile::Builder::new().prefix("pgtier-test-").tempdir().unwrap();
-        let s = Scratch { tmp };
+        let s = Scratch { tmp, env: Default::default() };
         std::fs::create_dir_all(s.path().join("policies")).unwrap();
         std::fs::copy(repo().join("policies/default.yml"), s.path().join("policies/default.yml")).unwrap();
         s.write("projects.yml", projects_yml);
@@ -270,7 +305,15 @@ impl Scratch {
         c.arg("--config").arg(self.path().join("pgtier.yml")).args(args);
         c.env_remove("PGTIER_CONFIG").env("PGTIER_LOG", "pgtier=info");
         localstack::aws_env(&mut c);
+        for (k, v) in self.env.borrow().iter() {
+            c.env(k, v);
+        }
         c
+    }
+
+    /// Sets an environment variable for every later command of this scratch.
+    pub fn set_env(&self, key: &str, value: impl Into<String>) {
+        self.env.borrow_mut().push((key.to_string(), value.into()));
     }
 
     /// Runs pgtier and returns its output.
