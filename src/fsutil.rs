@@ -189,8 +189,9 @@ impl PartialFile {
         crate::fault::point("file:before-rename");
         std::fs::rename(&self.partial, &self.target).at(&self.target)?;
         drop(file);
+        // A bare file name's folder is the current one (its parent is the empty path).
         if let Some(dir) = self.target.parent() {
-            sync_dir(dir)?;
+            sync_dir(if dir.as_os_str().is_empty() { Path::new(".") } else { dir })?;
         }
         Ok(())
     }

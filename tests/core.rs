@@ -377,7 +377,10 @@ fn an_older_pg_dump_is_refused() {
     s.write("pgtier.yml", &format!("projects: projects.yml\nbackup_root: backups\npg_bindir: {}\n", bindir.display()));
     // What this host cannot do is said before anything happens, naming what to install: exit 2.
     let err = s.fails(2, &["backup", "app", "production"]);
-    assert!(err.contains("pg_dump 14.11") && err.contains("older than the server") && err.contains("Install the PostgreSQL 15 client tools"), "{err}");
+    assert!(
+        err.contains("pg_dump 14.11") && err.contains("older than the server") && err.contains("Install the PostgreSQL 15 client tools"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -16,7 +16,10 @@ fn the_stated_minimum_rust_version_is_what_the_locked_dependencies_need() {
     let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let parse = |v: &str| -> Vec<u32> { v.split('.').map(|p| p.parse().unwrap_or(0)).chain(std::iter::repeat(0)).take(3).collect() };
     let packages = m["packages"].as_array().unwrap();
-    let ours = packages.iter().find(|p| p["name"] == "pgtier").unwrap()["rust_version"].as_str().expect("Cargo.toml states rust-version").to_string();
+    let ours = packages.iter().find(|p| p["name"] == "pgtier").unwrap()["rust_version"]
+        .as_str()
+        .expect("Cargo.toml states rust-version")
+        .to_string();
     let (needed, by) = packages
         .iter()
         .filter(|p| p["name"] != "pgtier")

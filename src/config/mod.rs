@@ -376,8 +376,10 @@ fn load_policies(
                 }
             }
         }
-        Err(e) if dir.is_some() => problems.push(Error::config(file, "policies", format!("cannot read folder {}: {e}", folder.display()))),
-        Err(_) => {}
+        // No folder is no policy of one's own: the built-in default applies (said below), and
+        // a project naming another policy is reported with its key.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => problems.push(Error::config(file, "policies", format!("cannot read folder {}: {e}", folder.display()))),
     }
     if !out.contains_key("default")
         && !problems.iter().any(|e| matches!(e, Error::Config { file, .. } if file.file_stem().is_some_and(|s| s == "default")))
@@ -385,7 +387,11 @@ fn load_policies(
         let builtin = Path::new("(built-in default policy)");
         let raw: raw::Policy = yaml::parse(builtin, BUILTIN_DEFAULT).expect("the built-in policy parses");
         out.insert("default".into(), Arc::new(Policy::from_raw("default", None, raw).expect("the built-in policy is valid")));
-        notes.push(format!("{} has no default.yml: using the built-in default policy", folder.display()));
+        notes.push(if folder.is_dir() {
+            format!("{} has no default.yml: using the built-in default policy", folder.display())
+        } else {
+            format!("there is no folder {}: using the built-in default policy", folder.display())
+        });
     }
     out
 }
@@ -420,7 +426,7 @@ fn load_projects(
             Ok(p) => {
                 out.insert(name, p);
             }
-            Err(e) => problems.push(e),
+            Err(e) => problems.extend(e),
         }
     }
     out
@@ -434,87 +440,105 @@ fn load_project(
     policies: &BTreeMap<String, Arc<Policy>>,
     default_encryption: &Option<Arc<EncryptionConfig>>,
     project_encryption: &BTreeMap<String, Option<Arc<EncryptionConfig>>>,
-) -> Result<Project> {
-    {
-        let name = name.to_string();
-        let prefix = format!("{name}.database");
-        check_component(&name).map_err(|m| Error::config(file, &name, format!("project name {m}")))?;
-        let db: raw::Database = yaml::from_value(file, &prefix, value)?;
-        let err = |k: &str, m: String| Error::config(file, format!("{prefix}.{k}"), m);
-        if db.kind != "postgresql" {
-            return Err(err("type", format!("only postgresql is supported, got {:?}", db.kind)));
-        }
-        if db.databases.is_empty() {
-            return Err(err("databases", "needs at least one env: database name".into()));
-        }
-        for (env, dbname) in &db.databases {
-            check_component(env).map_err(|m| err(&format!("databases.{env}"), format!("env name {m}")))?;
-            if dbname.is_empty() || dbname.len() > 63 || dbname.chars().any(|c| c.is_control()) {
-                return Err(err(&format!("databases.{env}"), "expected a PostgreSQL database name (1 to 63 bytes)".into()));
-            }
-        }
-        if db.user.is_empty() {
-            return Err(err("user", "must not be empty".into()));
-        }
-        if let Some(c) = &db.container
-            && (c.is_empty() || c.starts_with('-'))
-        {
-            return Err(err("container", format!("{c:?} is not a container name")));
-        }
-        let password_file = match db.password_file {
-            None => None,
-            Some(p) => {
-                let path = resolve(base, &p);
-                std::fs::File::open(&path).map_err(|e| err("password_file", format!("cannot read {}: {e}", path.display())))?;
-                Some(path)
-            }
-        };
-        let policy_name = db.policy.unwrap_or_else(|| "default".into());
-        let policy = policies.get(&policy_name).ok_or_else(|| {
-            let known: Vec<_> = policies.keys().map(String::as_str).collect();
-            err("policy", format!("unknown policy {policy_name:?} (known: {})", known.join(", ")))
-        })?;
-        let backup = db.backup.unwrap_or(raw::Backup { enabled: None, retention_days: None, verify_on_restore: None });
-        let policy = match backup.retention_days {
-            Some(0) => return Err(err("backup.retention_days", "must be positive".into())),
-            Some(days) => Arc::new((**policy).clone().with_daily_days(days)),
-            None => policy.clone(),
-        };
-        let encryption = match project_encryption.get(&name) {
-            Some(e) => e.clone(),
-            None => default_encryption.clone(),
-        };
-        if policy.encryption_required && encryption.is_none() {
-            return Err(err(
-                "policy",
-                format!("policy {policy_name:?} requires encryption but no encryption: is configured for this project"),
-            ));
-        }
-        let app_containers = match db.app_containers {
-            None => BTreeMap::new(),
-            Some(v @ serde_yaml::Value::Sequence(_)) => {
-                let all: Vec<String> = yaml::from_value(file, &format!("{prefix}.app_containers"), v)?;
-                db.databases.keys().map(|e| (e.clone(), all.clone())).collect()
-            }
-            Some(v @ serde_yaml::Value::Mapping(_)) => {
-                let per: BTreeMap<String, Vec<String>> = yaml::from_value(file, &format!("{prefix}.app_containers"), v)?;
-                if let Some(e) = per.keys().find(|e| !db.databases.contains_key(*e)) {
-                    return Err(err(&format!("app_containers.{e}"), "is not an env of databases:".into()));
-                }
-                per
-            }
-            Some(_) => return Err(err("app_containers", "expected a list of container names, or a map env -> list".into())),
-        };
-        let connection = Connection { container: db.container, host: db.host, port: db.port, user: db.user, password_file };
-        Ok(Project {
-            name,
-            connection,
-            databases: db.databases,
-            enabled: backup.enabled.unwrap_or(true),
-            verify_on_restore: backup.verify_on_restore.unwrap_or(true),
-            policy,
-            encryption,
-            app_containers,
-        })
+) -> std::result::Result<Project, Vec<Error>> {
+    let name = name.to_string();
+    let prefix = format!("{name}.database");
+    check_component(&name).map_err(|m| vec![Error::config(file, &name, format!("project name {m}"))])?;
+    let db: raw::Database = yaml::from_value(file, &prefix, value).map_err(|e| vec![e])?;
+    let err = |k: &str, m: String| Error::config(file, format!("{prefix}.{k}"), m);
+    // Every problem of the block is reported, not only the first.
+    let mut problems = Vec::new();
+    if db.kind != "postgresql" {
+        problems.push(err("type", format!("only postgresql is supported, got {:?}", db.kind)));
     }
+    if db.databases.is_empty() {
+        problems.push(err("databases", "needs at least one env: database name".into()));
+    }
+    for (env, dbname) in &db.databases {
+        if let Err(m) = check_component(env) {
+            problems.push(err(&format!("databases.{env}"), format!("env name {m}")));
+        }
+        if dbname.is_empty() || dbname.len() > 63 || dbname.chars().any(|c| c.is_control()) {
+            problems.push(err(&format!("databases.{env}"), "expected a PostgreSQL database name (1 to 63 bytes)".into()));
+        }
+    }
+    if db.user.is_empty() {
+        problems.push(err("user", "must not be empty".into()));
+    }
+    if let Some(c) = &db.container
+        && (c.is_empty() || c.starts_with('-'))
+    {
+        problems.push(err("container", format!("{c:?} is not a container name")));
+    }
+    let password_file = db.password_file.as_ref().map(|p| resolve(base, p));
+    if let Some(path) = &password_file
+        && let Err(e) = std::fs::File::open(path)
+    {
+        problems.push(err("password_file", format!("cannot read {}: {e}", path.display())));
+    }
+    let policy_name = db.policy.clone().unwrap_or_else(|| "default".into());
+    let backup = db.backup.unwrap_or(raw::Backup { enabled: None, retention_days: None, verify_on_restore: None });
+    let policy = match policies.get(&policy_name) {
+        None => {
+            let known: Vec<_> = policies.keys().map(String::as_str).collect();
+            problems.push(err("policy", format!("unknown policy {policy_name:?} (known: {})", known.join(", "))));
+            None
+        }
+        Some(policy) => match backup.retention_days {
+            Some(0) => {
+                problems.push(err("backup.retention_days", "must be positive".into()));
+                None
+            }
+            Some(days) => Some(Arc::new((**policy).clone().with_daily_days(days))),
+            None => Some(policy.clone()),
+        },
+    };
+    let encryption = match project_encryption.get(&name) {
+        Some(e) => e.clone(),
+        None => default_encryption.clone(),
+    };
+    if policy.as_ref().is_some_and(|p| p.encryption_required) && encryption.is_none() {
+        problems
+            .push(err("policy", format!("policy {policy_name:?} requires encryption but no encryption: is configured for this project")));
+    }
+    let app_containers = match db.app_containers {
+        None => BTreeMap::new(),
+        Some(v @ serde_yaml::Value::Sequence(_)) => match yaml::from_value::<Vec<String>>(file, &format!("{prefix}.app_containers"), v) {
+            Ok(all) => db.databases.keys().map(|e| (e.clone(), all.clone())).collect(),
+            Err(e) => {
+                problems.push(e);
+                BTreeMap::new()
+            }
+        },
+        Some(v @ serde_yaml::Value::Mapping(_)) => {
+            match yaml::from_value::<BTreeMap<String, Vec<String>>>(file, &format!("{prefix}.app_containers"), v) {
+                Ok(per) => {
+                    if let Some(e) = per.keys().find(|e| !db.databases.contains_key(*e)) {
+                        problems.push(err(&format!("app_containers.{e}"), "is not an env of databases:".into()));
+                    }
+                    per
+                }
+                Err(e) => {
+                    problems.push(e);
+                    BTreeMap::new()
+                }
+            }
+        }
+        Some(_) => {
+            problems.push(err("app_containers", "expected a list of container names, or a map env -> list".into()));
+            BTreeMap::new()
+        }
+    };
+    let Some(policy) = policy.filter(|_| problems.is_empty()) else { return Err(problems) };
+    let connection = Connection { container: db.container, host: db.host, port: db.port, user: db.user, password_file };
+    Ok(Project {
+        name,
+        connection,
+        databases: db.databases,
+        enabled: backup.enabled.unwrap_or(true),
+        verify_on_restore: backup.verify_on_restore.unwrap_or(true),
+        policy,
+        encryption,
+        app_containers,
+    })
 }

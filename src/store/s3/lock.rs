@@ -178,6 +178,14 @@ impl S3Store {
                 said.push(would(format!("create bucket {b}{}", if lock { " with Object Lock" } else { "" })));
                 if !dry_run {
                     let mut req = self.client().create_bucket().bucket(b);
+                    // Outside us-east-1, S3 wants the bucket's region said.
+                    if let Some(region) = self.region.as_deref().filter(|r| *r != "us-east-1") {
+                        req = req.create_bucket_configuration(
+                            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region))
+                                .build(),
+                        );
+                    }
                     if lock {
                         req = req.object_lock_enabled_for_bucket(true);
                     }

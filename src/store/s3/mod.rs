@@ -56,6 +56,8 @@ pub struct S3Store {
     patience: String,
     /// The store's clock, as its answers tell it.
     clock: StoreClock,
+    /// The region requests go to (a new bucket is made there).
+    region: Option<String>,
 }
 
 /// The part size that fits `size` in 10,000 parts, whole MiB, at least 8 MiB (a 5 TB object
@@ -165,6 +167,7 @@ impl S3Store {
                 remote.name
             ),
             clock,
+            region: conf.region().map(|r| r.to_string()),
         })
     }
 
