@@ -541,7 +541,7 @@ mod tests {
         assert_eq!(part_size(80 << 30), 9 << 20);
         let five_tb = 5u64 * 1024 * 1024 * 1024 * 1024;
         let p = part_size(five_tb);
-        assert!(five_tb.div_ceil(p) <= 10_000 && p % (1 << 20) == 0, "{p}");
+        assert!(five_tb.div_ceil(p) <= 10_000 && p.is_multiple_of(1 << 20), "{p}");
         assert!(p <= 5 << 30, "parts are at most 5 GiB");
     }
 
