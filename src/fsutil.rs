@@ -214,7 +214,12 @@ pub struct DirLock {
 impl DirLock {
     /// Blocks until the lock on `dir` is ours.
     pub fn acquire(dir: &Path) -> Result<DirLock> {
-        let path = dir.join(".pgtier-lock");
+        DirLock::acquire_file(&dir.join(".pgtier-lock"))
+    }
+
+    /// Blocks until the lock on the file `path` is ours.
+    pub fn acquire_file(path: &Path) -> Result<DirLock> {
+        let path = path.to_path_buf();
         let file = open_lock_file(&path)?;
         // SAFETY: flock on a valid open descriptor has no memory-safety preconditions.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };

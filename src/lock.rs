@@ -53,3 +53,11 @@ impl RunLock {
         Ok(RunLock { _file: file, path: path.to_path_buf() })
     }
 }
+
+impl Drop for RunLock {
+    /// The file keeps no stale "pid N since …" once the run is over (the flock goes with the
+    /// descriptor).
+    fn drop(&mut self) {
+        let _ = self._file.set_len(0);
+    }
+}

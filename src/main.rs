@@ -27,7 +27,7 @@ fn init_tracing(verbose: u8, quiet: bool) {
     // chain's retries, say) appears from -v on.
     let (level, others) = match (quiet, verbose) {
         (true, _) => ("error", "error"),
-        (false, 0) => ("info", "error"),
+        (false, 0) => ("warn", "error"),
         (false, 1) => ("debug", "warn"),
         (false, _) => ("trace", "debug"),
     };

@@ -43,7 +43,8 @@ pub fn load(cfg: &Config) -> State {
 /// Changes one env's state under a lock, so `run` and `verify` never lose each other's updates.
 pub fn update(cfg: &Config, project: &str, env: &str, f: impl FnOnce(&mut EnvState)) -> Result<()> {
     ensure_private_dir(&cfg.backup_root)?;
-    let _lock = DirLock::acquire(&cfg.backup_root)?;
+    // Its own lock file, named for what it guards (the run lock is .pgtier.lock beside it).
+    let _lock = DirLock::acquire_file(&cfg.backup_root.join(".pgtier-metrics.lock"))?;
     let mut state = load(cfg);
     f(state.envs.entry(format!("{project}/{env}")).or_default());
     write_atomic(&state_path(cfg), &serde_json::to_vec_pretty(&state).expect("state serialises"))

@@ -41,6 +41,9 @@ pub struct EnvRun {
     /// Every destination's sync, in the configured order.
     pub syncs: Vec<SyncReport>,
     pub pruned: usize,
+    /// Whether prune ran (a run that failed before it says nothing of pruning).
+    #[serde(skip)]
+    pub prune_ran: bool,
     /// Whether a restore drill ran (the policy's `verify:` schedule) and how it went.
     pub verified: Option<bool>,
     pub errors: Vec<EnvError>,
@@ -138,6 +141,7 @@ pub fn run(cfg: &Config, selected: &[(&Project, String)], opts: &RunOptions, ui:
             sync: None,
             syncs: Vec::new(),
             pruned: 0,
+            prune_ran: false,
             verified: None,
             errors: Vec::new(),
             warnings: Vec::new(),
@@ -261,6 +265,7 @@ fn plan_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, e: &mut EnvRun) {
 fn run_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: &Outcomes, e: &mut EnvRun) {
     let (cfg, project, env) = (ctx.cfg, ctx.project, ctx.env.clone());
     let env = env.as_str();
+    let mut server_down = false;
     match backup(cfg, project, env, &BackupOptions { tags: Vec::new(), now: opts.now }, ui) {
         Ok(b) => {
             ctx.local_changed();
@@ -273,9 +278,15 @@ fn run_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: &Outcomes
                 e.warnings.push(w);
             }
         }
-        Err(err) => e.errors.push(EnvError::new("backup", err)),
+        Err(err) => {
+            server_down = matches!(err, crate::error::Error::Unreachable(_));
+            e.errors.push(EnvError::new("backup", err));
+        }
     }
-    if cfg.globals.enabled {
+    // A server that cannot be reached fails the globals the same way: said once, not twice.
+    if cfg.globals.enabled && server_down {
+        e.warnings.push("the roles were not saved either: the same server could not be reached".into());
+    } else if cfg.globals.enabled {
         match backup_globals(cfg, project, env, opts.now, ui) {
             Ok(b) => {
                 ctx.local_changed();
@@ -320,6 +331,7 @@ fn run_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: &Outcomes
     match crate::prune::prune_env(ctx, opts.now, confirmed.as_ref(), false) {
         Ok(plan) => {
             e.pruned = plan.deletions().count();
+            e.prune_ran = true;
             if let Some(why) = plan.clock_problem() {
                 tracing::warn!("{}/{env}: {why}", project.name);
                 outcomes.warning(Some(&project.name), Some(env), "clock", why.to_string());

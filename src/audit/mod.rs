@@ -109,7 +109,7 @@ pub fn audit_listing(
                 "not-verified",
                 b.data_path.display(),
                 format!(
-                    "the newest backup has not been proven by a restore within {days} days (verify: {:?}); run `pgtier verify`",
+                    "the newest backup has not been proven by a restore within {days} days (the policy says verify: {}); run `pgtier verify`",
                     project.policy.verify
                 ),
             ));

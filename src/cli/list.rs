@@ -191,11 +191,17 @@ pub fn run(ctx: &Ctx, a: ListArgs) -> Result<i32> {
             rows.insert(b.stem.clone(), row(&b.stem, &b.manifest, Some(b.data_path.display().to_string())));
         }
     }
-    if a.remote || a.all {
-        let world = crate::context::Context::new(&cfg);
-        if !world.has_remote() {
-            return Err(crate::usage!("--remote needs remote: (or remotes:) in {}", cfg.file.display()));
-        }
+    let world = crate::context::Context::new(&cfg);
+    if a.remote && !world.has_remote() {
+        return Err(crate::usage!(
+            "--remote lists the off-site copies, and no destination is configured (remote: or remotes: in {})",
+            cfg.file.display()
+        ));
+    }
+    if a.all && !world.has_remote() {
+        tracing::warn!("no destination is configured (remote: or remotes: in {}): these are this host's backups only", cfg.file.display());
+    }
+    if (a.remote || a.all) && world.has_remote() {
         let several = world.names().len() > 1;
         for (_, remote) in world.destinations() {
             let remote = remote?;
@@ -235,12 +241,19 @@ pub fn run(ctx: &Ctx, a: ListArgs) -> Result<i32> {
     }
     if ctx.ui.json {
         ctx.print_json(&rows);
-    } else {
-        if a.wide {
-            print_wide(&rows);
+    } else if rows.is_empty() {
+        let place = if a.remote {
+            "off-site".to_string()
+        } else if a.all {
+            "here or off-site".to_string()
         } else {
-            print_narrow(&rows, ctx.now);
-        }
+            format!("in {}", dir.display())
+        };
+        crate::outln!("no backups of {}/{env} {place}", project.name);
+    } else if a.wide {
+        print_wide(&rows);
+    } else {
+        print_narrow(&rows, ctx.now);
     }
     for (p, why) in &listing.broken {
         tracing::warn!("{}: {why}", p.display());

@@ -68,7 +68,7 @@ pub enum Command {
     RestoreGlobals(restore_globals::RestoreGlobalsArgs),
     /// Prove backups restore: restore into a temporary database and compare every table's rows.
     Verify(verify::VerifyArgs),
-    /// The deployment manifest of a project/env as JSON: latest backups, proofs, what is off-site.
+    /// Every project/env at a glance; with PROJECT ENV, its deployment manifest (JSON).
     Status(status::StatusArgs),
     /// Delete local backups the policy no longer keeps (explains every decision).
     Prune(prune::PruneArgs),

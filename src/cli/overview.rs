@@ -19,10 +19,10 @@ pub struct EnvOverview {
     /// The newest database backup, as `backup` in `list` and `status PROJECT ENV`.
     pub backup: Option<String>,
     pub created_at: Option<DateTime<Utc>>,
-    /// Database backups per tier here.
-    pub local: BTreeMap<String, usize>,
+    /// Database backups per tier here (in tier order: daily, weekly, monthly, yearly).
+    pub local: BTreeMap<crate::vocab::TierName, usize>,
     /// Database backup copies per tier on each destination (an unreachable one is a problem).
-    pub offsite: BTreeMap<String, BTreeMap<String, usize>>,
+    pub offsite: BTreeMap<String, BTreeMap<crate::vocab::TierName, usize>>,
     pub last_verification: Option<Drill>,
     /// What needs a person, in plain words; empty when all is well.
     pub problems: Vec<String>,
@@ -47,6 +47,7 @@ pub fn run(ctx: &Ctx, project: Option<&str>) -> Result<i32> {
     let mut all = Vec::new();
     for (p, env) in cfg.select(project, None)? {
         let mut e = world.env(p, &env);
+        let mut no_local = false;
         let mut o = EnvOverview {
             project: p.name.clone(),
             env: env.clone(),
@@ -67,10 +68,11 @@ pub fn run(ctx: &Ctx, project: Option<&str>) -> Result<i32> {
                     }
                 } else if p.enabled {
                     o.problems.push("no backup on this host".into());
+                    no_local = true;
                 }
                 for b in listing.databases() {
                     for t in &b.manifest.tiers {
-                        *o.local.entry(t.to_string()).or_default() += 1;
+                        *o.local.entry(*t).or_default() += 1;
                     }
                     if let Some(v) = b.manifest.verifications.last()
                         && o.last_verification.as_ref().is_none_or(|d| v.at > d.at)
@@ -99,10 +101,20 @@ pub fn run(ctx: &Ctx, project: Option<&str>) -> Result<i32> {
             });
             match counts {
                 Ok(c) => {
-                    o.offsite.insert(name.to_string(), c.into_iter().map(|(t, n)| (t.to_string(), n as usize)).collect());
+                    o.offsite.insert(name.to_string(), c.into_iter().map(|(t, n)| (t, n as usize)).collect());
                 }
                 Err(err) => o.problems.push(format!("destination {name} cannot be read: {err}")),
             }
+        }
+        // After a host loss: say what is off-site and how to reach it.
+        let copies: usize = o.offsite.values().flat_map(|m| m.values()).sum();
+        if no_local && copies > 0 {
+            o.problems.push(format!(
+                "{copies} cop{} off-site: `pgtier list {} {} --remote` lists them, `--from remote` restores from them",
+                if copies == 1 { "y is" } else { "ies are" },
+                o.project,
+                o.env
+            ));
         }
         all.push(o);
     }
@@ -111,8 +123,10 @@ pub fn run(ctx: &Ctx, project: Option<&str>) -> Result<i32> {
         ctx.print_json(&all);
     } else {
         for o in &all {
+            let offsite: usize = o.offsite.values().flat_map(|m| m.values()).sum();
             let newest = match (&o.backup, o.created_at) {
                 (Some(b), Some(t)) => format!("newest {b} ({})", ago(t, ctx.now)),
+                _ if offsite > 0 => "no backup on this host".to_string(),
                 _ => "no backup yet".to_string(),
             };
             let drill = match &o.last_verification {
@@ -121,7 +135,7 @@ pub fn run(ctx: &Ctx, project: Option<&str>) -> Result<i32> {
                 None => "never drilled".to_string(),
             };
             crate::outln!("{}  {}/{}: {newest}; {drill}", if o.problems.is_empty() { "ok     " } else { "PROBLEM" }, o.project, o.env);
-            let tiers = |m: &BTreeMap<String, usize>| {
+            let tiers = |m: &BTreeMap<crate::vocab::TierName, usize>| {
                 if m.is_empty() { "-".to_string() } else { m.iter().map(|(t, n)| format!("{t} {n}")).collect::<Vec<_>>().join(", ") }
             };
             crate::outln!("         here: {}", tiers(&o.local));

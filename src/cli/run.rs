@@ -63,7 +63,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
                     sum(|s| s.deleted)
                 ));
             }
-            if !a.dry_run && e.skipped.is_none() {
+            if !a.dry_run && e.prune_ran && e.pruned > 0 {
                 parts.push(format!("pruned {}", e.pruned));
             }
             crate::outln!("{:<8} {}/{} {} ({:.1} s)", status, e.project, e.env, parts.join(", "), e.seconds);

@@ -95,21 +95,22 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
     } else {
         for r in &results {
             let rows: u64 = r.tables.iter().filter_map(|t| t.restored).sum();
-            crate::outln!(
-                "{:<7} {}/{} {} ({}): {} tables, {rows} rows{} in {:.1} s",
-                match r.outcome {
-                    crate::verify::Outcome::Ok => "ok",
-                    crate::verify::Outcome::Failed => "FAILED",
-                    crate::verify::Outcome::NotVerified => "NOT VERIFIED",
-                },
-                r.project,
-                r.env,
-                r.backup,
-                r.from,
-                r.tables.len(),
-                r.indexes_checked.map(|n| format!(", {n} indexes checked")).unwrap_or_default(),
-                r.seconds
-            );
+            let word = match r.outcome {
+                crate::verify::Outcome::Ok => "ok",
+                crate::verify::Outcome::Failed => "FAILED",
+                crate::verify::Outcome::NotVerified => "NOT VERIFIED",
+            };
+            // What was proven, when anything was; a drill that never restored says only why.
+            let proven = if r.tables.is_empty() && r.error.is_some() {
+                String::new()
+            } else {
+                format!(
+                    ": {} tables, {rows} rows{}",
+                    r.tables.len(),
+                    r.indexes_checked.map(|n| format!(", {n} indexes checked")).unwrap_or_default()
+                )
+            };
+            crate::outln!("{word:<7} {}/{} {} ({}){proven} in {:.1} s", r.project, r.env, r.backup, r.from, r.seconds);
             if let Some(e) = &r.error {
                 crate::outln!("        {e}{}", super::remedy_words(r.remedy));
             }

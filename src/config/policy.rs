@@ -65,6 +65,18 @@ pub enum VerifySchedule {
     Monthly,
 }
 
+impl std::fmt::Display for VerifySchedule {
+    /// As written in a policy: `never`, `daily`, `weekly`, `monthly`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            VerifySchedule::Never => "never",
+            VerifySchedule::Daily => "daily",
+            VerifySchedule::Weekly => "weekly",
+            VerifySchedule::Monthly => "monthly",
+        })
+    }
+}
+
 impl VerifySchedule {
     /// The window within which the newest backup must have been verified (a day of slack).
     pub fn window_days(self) -> Option<i64> {
