@@ -51,6 +51,11 @@ fn the_deb_installs_a_binary_man_pages_completions_and_units_that_work() {
         let path = r.join(format!("usr/share/man/man1/{page}.1.gz"));
         let text = run(Command::new(&man).arg("-l").arg(&path).env("MANPAGER", "cat").env("MANWIDTH", "100"));
         assert!(text.contains("NAME") && text.contains("SYNOPSIS"), "{page}: {text}");
+        // The sections a man page is expected to have, examples among them (not under EXTRA).
+        for section in ["EXAMPLES", "EXIT STATUS", "ENVIRONMENT", "FILES"] {
+            assert!(text.lines().any(|l| l == section), "{page} has no {section} section: {text}");
+        }
+        assert!(!text.contains("EXTRA"), "{page}: {text}");
     }
     let main_page = run(Command::new(&man).arg("-l").arg(r.join("usr/share/man/man1/pgtier.1.gz")).env("MANPAGER", "cat"));
     assert!(main_page.contains("restore") && main_page.contains("doctor"), "pgtier(1) lists the commands: {main_page}");

@@ -26,7 +26,15 @@ pub fn run(ctx: &Ctx, a: DoctorArgs) -> Result<i32> {
         Ok(c) => c,
         Err(e) => {
             // The first check: nothing else can be checked without it.
-            let fix = "fix the file and key it names (`pgtier config check` lists every problem)";
+            let fix = if ctx.config_path.exists() {
+                "fix the file and key it names (`pgtier config check` lists every problem)".to_string()
+            } else {
+                format!(
+                    "there is no {}: `pgtier config init {}` writes a commented one (and projects.yml) to start from",
+                    ctx.config_path.display(),
+                    ctx.config_path.parent().filter(|p| !p.as_os_str().is_empty()).map_or(".".into(), |p| p.display().to_string())
+                )
+            };
             let c = Check::fail("config", e.to_string(), fix);
             if ctx.ui.json {
                 ctx.print_json(&serde_json::json!({ "ok": false, "checks": [c] }));

@@ -4,6 +4,7 @@ mod adopt;
 mod audit;
 mod backup;
 mod config_check;
+mod config_init;
 mod docs;
 mod doctor;
 mod list;
@@ -31,7 +32,13 @@ use crate::ui::Ui;
 
 /// PostgreSQL backups in daily/weekly/monthly tiers, encrypted, off-site, proven to restore.
 #[derive(Debug, Parser)]
-#[command(name = "pgtier", version, about, max_term_width = 100)]
+#[command(
+    name = "pgtier",
+    version,
+    about,
+    max_term_width = 100,
+    after_help = "Examples:\n  pgtier config init /etc/pgtier     a commented pgtier.yml and projects.yml to start from\n  pgtier doctor --send-test-alert    check online what the first night needs\n  pgtier run                         the nightly job: backup, sync, prune, the scheduled drill\n  pgtier status                      every project/env at a glance\n  pgtier restore shop production --from remote   after losing the host"
+)]
 pub struct Cli {
     /// Agent configuration file.
     #[arg(long, global = true, env = "PGTIER_CONFIG", default_value = "pgtier.yml", help_heading = "Global options")]
@@ -97,6 +104,8 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
+    /// Write a commented pgtier.yml and projects.yml to start from (asks at a terminal).
+    Init(config_init::InitArgs),
     /// Validate pgtier.yml, projects.yml and the policies offline; report every problem.
     #[command(
         after_help = "Examples:\n  pgtier config check                       every file, every key (offline; `pgtier doctor` checks online)\n  pgtier --config /etc/pgtier/pgtier.yml config check --json"
@@ -170,7 +179,8 @@ fn command_name(c: &Command) -> &'static str {
         Command::Policy(_) => "policy simulate",
         Command::Audit(_) => "audit",
         Command::Adopt(_) => "adopt",
-        Command::Config(_) => "config check",
+        Command::Config(ConfigCommand::Check) => "config check",
+        Command::Config(ConfigCommand::Init(_)) => "config init",
         Command::Doctor(_) => "doctor",
         Command::Report(_) => "report",
         Command::Remote(_) => "remote init",
@@ -295,6 +305,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::Audit(a) => crate::manifest::without_row_counts(|| audit::run(ctx, a)),
         Command::Adopt(a) => adopt::run(ctx, a),
         Command::Config(ConfigCommand::Check) => config_check::run(ctx),
+        Command::Config(ConfigCommand::Init(a)) => config_init::run(ctx, a),
         Command::Doctor(a) => doctor::run(ctx, a),
         Command::Report(a) => report::run(ctx, a),
         Command::Completions(a) => docs::completions(a),

@@ -13,7 +13,7 @@ const MAX_CONFIG_BYTES: u64 = 1 << 20;
 pub fn read_text(file: &Path) -> Result<String> {
     let meta = std::fs::metadata(file).map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::NotFound && file.file_name().is_some_and(|n| n == "pgtier.yml") {
-            " (pgtier looks for ./pgtier.yml; give --config FILE or set PGTIER_CONFIG, e.g. /etc/pgtier/pgtier.yml)"
+            " (pgtier looks for ./pgtier.yml; give --config FILE or set PGTIER_CONFIG, e.g. /etc/pgtier/pgtier.yml; `pgtier config init DIR` writes a commented one to start from)"
         } else {
             ""
         };
