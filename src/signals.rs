@@ -29,8 +29,13 @@ static CHILDREN: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
 /// How long a tool gets to end after the SIGINT passed on to it, before it is killed.
 const CHILD_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Records a tool that is running, so a signal reaches it too.
+/// Records a tool that is running, so a signal reaches it too. A tool started after the signal
+/// is one of the cleanups (dropping a temporary database) and is not recorded: the watcher,
+/// which wakes up to 50 ms after the signal, must not cancel it.
 pub fn track_child(pid: u32) {
+    if interrupted() {
+        return;
+    }
     if let Ok(mut c) = CHILDREN.lock() {
         c.push(pid as i32);
     }

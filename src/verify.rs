@@ -233,6 +233,9 @@ fn drill(cfg: &Config, project: &Project, env: &str, opened: Opened, keys: &Keys
     let (reader, decoded) = pipeline::decoder(crate::restore::with_progress(reader, progress.clone()), keys, &check.source)?;
     let Payload { toc, reader } = payload(reader, decoded.payload(), &check.source)?;
     let temp = temp_db_name(&format!("verify_{database}"));
+    // Armed before the database exists: a Ctrl-C between CREATE DATABASE's commit and its
+    // answer still drops it (the drop is IF EXISTS).
+    let mut guard = TempDb::new(&pg, &temp);
     let mut admin = admin_session(&pg)?;
     let (load, creation_differs) = match &toc {
         Some(toc) => {
@@ -256,7 +259,6 @@ fn drill(cfg: &Config, project: &Project, env: &str, opened: Opened, keys: &Keys
             (Load { no_owner: true, no_privileges: true, ..Load::default() }, true)
         }
     };
-    let mut guard = TempDb::new(&pg, &temp);
     crate::fault::point("verify:restoring");
     let restored = restore_into(&pg, &temp, toc.as_deref(), reader, &load, &check.source).and_then(|notes| {
         result.notes.extend(notes);

@@ -125,12 +125,17 @@ fn an_interrupted_verify_leaves_nothing_the_next_run_does_not_clean_up() {
     s.ok(&["backup", "shop", "production"]);
     let temp = format!("verify_{db}");
     // Ctrl-C: pgtier drops its temporary database and exits 130.
-    let child = s.cmd(&["verify", "shop", "production"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = s.cmd(&["-v", "verify", "shop", "production"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     wait_until(Duration::from_secs(30), "the drill's database", || !c.temp_dbs_for(&temp).is_empty());
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(c.temp_dbs_for(&temp).is_empty(), "Ctrl-C must drop the drill's database");
+    assert!(
+        c.temp_dbs_for(&temp).is_empty(),
+        "Ctrl-C must drop the drill's database: {:?} left; {}",
+        c.temp_dbs_for(&temp),
+        String::from_utf8_lossy(&out.stderr)
+    );
     // kill -9: the database stays, and the next run drops it; a live pgtier's is left alone.
     let mut child = s.cmd(&["verify", "shop", "production"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     wait_until(Duration::from_secs(30), "the drill's database", || !c.temp_dbs_for(&temp).is_empty());

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::config::{Config, Project};
 use crate::crypto::Keys;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::names::Kind;
 use crate::pipeline::{self, Layer};
@@ -90,12 +90,21 @@ pub struct Payload {
     pub reader: Box<dyn Read + Send>,
 }
 
+/// A backup that could not be read to its end: interrupted by a signal (says so), else corrupt
+/// or truncated. `then` is added to the latter ("; nothing was changed").
+pub(crate) fn unreadable(source: &str, e: &std::io::Error, then: &str) -> Error {
+    if crate::signals::interrupted() || e.to_string() == crate::signals::CANCELLED {
+        Error::Cancelled
+    } else {
+        crate::failed!("reading {source}: {e} (the backup is corrupt or truncated){then}")
+    }
+}
+
 /// Reads what a decoded stream holds: an archive's table of contents, or SQL.
 pub fn payload(reader: Box<dyn Read + Send>, layer: Layer, source: &str) -> Result<Payload> {
     match layer {
         Layer::CustomArchive => {
-            let (toc, reader) =
-                archive::read_head(reader).map_err(|e| crate::failed!("{source}: {e} (the backup is corrupt or truncated)"))?;
+            let (toc, reader) = archive::read_head(reader).map_err(|e| unreadable(source, &e, ""))?;
             let toc = toc.map_err(|m| crate::failed!("{source}: {m}; nothing was changed"))?;
             Ok(Payload { toc: Some(Box::new(toc)), reader })
         }
@@ -262,9 +271,9 @@ pub fn restore_opened(
             outcome
         } else {
             let temp = temp_db_name(&target);
+            let mut guard = TempDb::new(&pg, &temp);
             let created = fidelity::create_like_archive(&mut admin, &temp, &toc, !opts.no_owner)?;
             report.warnings.extend(created.warnings);
-            let mut guard = TempDb::new(&pg, &temp);
             let outcome = table::restore_table(
                 tool_pg,
                 &temp,
@@ -291,6 +300,9 @@ pub fn restore_opened(
     }
 
     let temp = temp_db_name(&target);
+    // Armed before the database exists, so an interruption between CREATE DATABASE's commit
+    // and its answer still drops it (the drop is IF EXISTS).
+    let mut guard = TempDb::new(&pg, &temp);
     let creation_differs = match &toc {
         Some(toc) => {
             let created = fidelity::create_like_archive(&mut admin, &temp, toc, !opts.no_owner)
@@ -303,7 +315,6 @@ pub fn restore_opened(
             true
         }
     };
-    let mut guard = TempDb { pg: &pg, name: Some(temp.clone()) };
     let result = (|| -> Result<()> {
         let notes = restore_into(&pg, &temp, toc.as_deref(), reader, &load, &report.source)?;
         report.warnings.extend(notes);
@@ -515,9 +526,7 @@ fn feed(pg: &Pg, tool: &str, database: Option<&str>, args: &[String], mut reader
         (_, Err(e)) if e.to_string().contains("backslash commands are restricted") => Err(crate::usage!(
             "refusing {source}: it contains a psql command (a backslash command inside a line), which pgtier does not run; nothing was changed"
         )),
-        (Err(e), _) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(crate::failed!("reading {source}: {e} (the backup is corrupt or truncated)"))
-        }
+        (Err(e), _) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(unreadable(source, &e, "")),
         (_, Err(e)) => Err(e),
         (_, Ok(())) => Ok(()),
     }

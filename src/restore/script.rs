@@ -97,7 +97,7 @@ pub(super) fn through_psql(
     let fed = fed.join().map_err(|_| Failure::Other(crate::failed!("restore feeder panicked")))?;
     let _ = drain.join();
     if let Err(e) = fed {
-        return Err(Failure::Other(crate::failed!("reading {source}: {e} (the backup is corrupt or truncated); nothing was changed")));
+        return Err(Failure::Other(super::unreadable(source, &e, "; nothing was changed")));
     }
     // psql first: when it stops at an error, pg_restore dies writing to it (SIGPIPE), and the
     // server's message is the one that says why.
