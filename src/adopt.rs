@@ -52,7 +52,7 @@ pub fn adopt(cfg: &Config, project: &Project, env: &str, dry_run: bool) -> Resul
         let mut head = [0u8; 512];
         let n = read_head(&path, &mut head)?;
         let (format, compression) = match sniff(&head[..n]) {
-            // The guide's pg_dump --format=custom --compress=9 wrote an archive named .sql.gz.
+            // The old scripts' pg_dump --format=custom --compress=9 wrote an archive named .sql.gz.
             Layer::CustomArchive => ("custom", "none"),
             Layer::Gzip => match inside_gzip(&path)? {
                 Layer::CustomArchive => ("custom", "gzip"),

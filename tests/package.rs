@@ -10,7 +10,7 @@
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use support::{repo, require_tool};
@@ -88,10 +88,26 @@ fn the_deb_installs_a_binary_man_pages_completions_and_units_that_work() {
 
     // The example config and cron file, where the docs say.
     for file in
-        ["usr/share/doc/pgtier/examples/pgtier.yml", "usr/share/doc/pgtier/examples/cron.d-pgtier", "usr/share/doc/pgtier/copyright"]
+        ["usr/share/doc/pgtier/contrib/pgtier.yml.example", "usr/share/doc/pgtier/contrib/cron.d/pgtier", "usr/share/doc/pgtier/copyright"]
     {
         assert!(r.join(file).exists(), "{file} is missing from the package");
     }
+    // Every relative link in the installed README and docs leads to an installed file.
+    let doc = r.join("usr/share/doc/pgtier");
+    let pages: Vec<PathBuf> = std::iter::once(doc.join("README.md"))
+        .chain(std::fs::read_dir(doc.join("docs")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "md")))
+        .collect();
+    assert!(pages.len() > 5, "{pages:?}");
+    let mut broken = Vec::new();
+    for page in &pages {
+        let text = std::fs::read_to_string(page).unwrap();
+        for link in relative_links(&text) {
+            if !page.parent().unwrap().join(&link).exists() {
+                broken.push(format!("{}: {link}", page.strip_prefix(&r).unwrap().display()));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "links that lead nowhere in the installed docs: {broken:?}");
 
     // The units, checked against the scratch root: syntax, calendar specs and that ExecStart
     // names the installed binary. --recursive-errors=no: the root has no systemd of its own.
@@ -127,4 +143,19 @@ fn the_deb_installs_a_binary_man_pages_completions_and_units_that_work() {
         .output()
         .unwrap();
     assert!(!out.status.success(), "systemd-analyze accepted a unit whose binary is missing");
+}
+
+/// The targets of a markdown page's relative links (`[text](target)`), without their `#anchor`.
+fn relative_links(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("](") {
+        rest = &rest[i + 2..];
+        let Some(end) = rest.find(')') else { break };
+        let target = rest[..end].split('#').next().unwrap_or_default().trim();
+        if !target.is_empty() && !target.contains("://") && !target.starts_with("mailto:") {
+            out.push(target.to_string());
+        }
+    }
+    out
 }

@@ -162,7 +162,7 @@ fn pgtier_yml(a: &Answers) -> String {
     };
     format!(
         "# pgtier's agent configuration, written by `pgtier config init`. Every key is described in
-# docs/configuration.md (/usr/share/doc/pgtier/configuration.md from the Debian package).
+# docs/configuration.md (/usr/share/doc/pgtier/docs/configuration.md from the Debian package).
 # `pgtier config check` validates it offline; `pgtier doctor` checks online what it points at.
 
 projects: projects.yml          # each project's database: block

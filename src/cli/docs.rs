@@ -162,5 +162,8 @@ const FILES: &[(&str, &str)] = &[
     ),
     ("BACKUP_ROOT/.pgtier.lock", "The run lock: one pgtier run at a time."),
     ("BACKUP_ROOT/.tmp/", "Temporary files (scratch_dir), swept of what killed runs left when any command starts."),
-    ("/usr/share/doc/pgtier/", "The documentation: configuration, operations, off-site copies, reliability, the --json contract."),
+    (
+        "/usr/share/doc/pgtier/",
+        "The README, the documentation (docs/: configuration, operations, off-site copies, reliability, the --json contract) and contrib/ (example configuration, cron.d file, dashboards).",
+    ),
 ];

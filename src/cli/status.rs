@@ -1,4 +1,4 @@
-//! `pgtier status PROJECT ENV`: the guide's deployment manifest, as JSON: the latest backup, the
+//! `pgtier status PROJECT ENV`: the old scripts' deployment manifest, as JSON: the latest backup, the
 //! latest of each tier, the deployment (tagged) backup, the last proof of restore, what is off-site.
 //! `pgtier status [PROJECT]`: a human overview of every project/env, one block each.
 
@@ -88,7 +88,7 @@ fn manifest(ctx: &Ctx, target: &Target) -> Result<i32> {
         "globals": listing.backups.iter().rev().find(|b| b.stem.kind == Kind::Globals).map(|b| b.stem.to_string()),
         "last_run": state,
     });
-    // The guide's deployment manifest, as the old scripts printed it; with --json, in the
+    // The deployment manifest, as the old scripts printed it; with --json, in the
     // envelope every --json output shares.
     if ctx.ui.json {
         ctx.print_json(&status);

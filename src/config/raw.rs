@@ -199,7 +199,7 @@ pub struct ProjectEntry {
     pub database: Option<serde_yaml::Value>,
 }
 
-/// A project's `database:` block: the guide's schema plus pgtier's optional keys.
+/// A project's `database:` block: the old scripts' schema plus pgtier's optional keys.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Database {
