@@ -39,6 +39,11 @@ pub enum Error {
     /// (exit 75, EX_TEMPFAIL in sysexits.h: a temporary failure, retry).
     #[error("{0}")]
     ThawPending(String),
+    /// Only a copy in an archive class (GLACIER, DEEP_ARCHIVE) holds the backup, and no thaw
+    /// was asked for: nothing was read or requested (exit 1 where it ends a command; a drill
+    /// reports it as "cold, not drilled").
+    #[error("{0}")]
+    Cold(String),
     /// Another pgtier run holds the run lock (exit 11, as restic's "failed to lock").
     #[error("{0}")]
     Locked(String),
@@ -97,6 +102,7 @@ impl Error {
             | Error::Unreachable(_)
             | Error::Incomplete(_)
             | Error::NotFound(_)
+            | Error::Cold(_)
             | Error::Cancelled => EXIT_FAILED,
             Error::ThawPending(_) => EXIT_THAW_PENDING,
             Error::Locked(_) => EXIT_LOCKED,
@@ -137,6 +143,7 @@ impl Error {
             Error::Unreachable(m) => Error::Unreachable(format!("{what}: {m}")),
             Error::Incomplete(m) => Error::Incomplete(format!("{what}: {m}")),
             Error::NotFound(m) => Error::NotFound(format!("{what}: {m}")),
+            Error::Cold(m) => Error::Cold(format!("{what}: {m}")),
             Error::Cancelled => Error::Cancelled,
             Error::ThawPending(m) => Error::ThawPending(format!("{what}: {m}")),
             Error::Locked(m) => Error::Locked(format!("{what}: {m}")),

@@ -359,6 +359,8 @@ fn run_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: &Outcomes
                 wait: None,
                 check_first: false,
                 thaw_tier: None,
+                thaw: false,
+                tier: None,
             };
             let r = crate::verify::verify(cfg, project, env, &source, &keys, opts.now, ui);
             e.verified = Some(r.ok);

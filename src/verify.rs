@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::catalog::Listing;
-use crate::config::{Config, Project, StorageClass};
+use crate::config::{Config, Project, StorageClass, TierName};
 use crate::crypto::Keys;
 use crate::error::{Error, Result};
 use crate::fsutil::{DirLock, write_atomic};
@@ -63,6 +63,11 @@ pub struct VerifyResult {
     pub outcome: Outcome,
     /// Fallbacks taken to reach the backup (another destination, another copy).
     pub warnings: Vec<String>,
+    /// The tier whose off-site copy was read (`verify --each-tier`); null otherwise.
+    pub tier: Option<TierName>,
+    /// Set when this copy was read back and hashed, not restored: the backup was restored in
+    /// this run from that tier's copy (`verify --each-tier`, a backup newest in several tiers).
+    pub same_as: Option<TierName>,
 }
 
 impl VerifyResult {
@@ -86,6 +91,30 @@ impl VerifyResult {
             fingerprint: None,
             outcome: Outcome::NotVerified,
             warnings: Vec::new(),
+            tier: None,
+            same_as: None,
+        }
+    }
+}
+
+impl VerifyResult {
+    /// How a drill that did not pass ended: cold (not an error: the reason is a note and
+    /// `error` stays empty), thawing, not verified (`opened`: the backup was reached) or failed.
+    fn set_error(&mut self, e: Error, opened: bool, from_remote: bool) {
+        match e {
+            Error::Cold(why) => {
+                self.outcome = Outcome::Cold;
+                self.notes.push(why);
+            }
+            Error::ThawPending(_) => {
+                self.outcome = Outcome::Thawing;
+                self.error = Some(e.to_string());
+            }
+            e => {
+                self.outcome = if proves_nothing(&e, opened, from_remote) { Outcome::NotVerified } else { Outcome::Failed };
+                self.remedy = e.remedy_of();
+                self.error = Some(e.to_string());
+            }
         }
     }
 }
@@ -113,6 +142,19 @@ pub enum Outcome {
     Ok,
     Failed,
     NotVerified,
+    /// Held off-site only in an archive class, and no thaw was asked for: nothing was read or
+    /// requested, and nothing is wrong.
+    Cold,
+    /// A thaw was asked for and is under way: the drill runs when the same command runs again
+    /// after it (or waits for it with `--wait`). Nothing is recorded.
+    Thawing,
+}
+
+impl Outcome {
+    /// Whether the drill leaves nothing to fix: proven, or cold and not asked to thaw.
+    pub fn is_fine(self) -> bool {
+        matches!(self, Outcome::Ok | Outcome::Cold)
+    }
 }
 
 /// Whether an error proves something about the backup, or only that the drill could not run:
@@ -151,9 +193,7 @@ pub fn verify(cfg: &Config, project: &Project, env: &str, source: &Source, keys:
             // drill says so instead of proving an older backup in its place.
             Err(e) => {
                 let mut r = VerifyResult::new(project, env, "newest".into(), from, now);
-                r.outcome = if proves_nothing(&e, false, from == Origin::Remote) { Outcome::NotVerified } else { Outcome::Failed };
-                r.remedy = e.remedy_of();
-                r.error = Some(e.to_string());
+                r.set_error(e, false, from == Origin::Remote);
                 r.seconds = (started.elapsed().as_secs_f64() * 100.0).round() / 100.0;
                 return r;
             }
@@ -170,6 +210,7 @@ pub fn verify(cfg: &Config, project: &Project, env: &str, source: &Source, keys:
     let mut failures: Vec<String> = Vec::new();
     let (outcome, mut result) = loop {
         let mut attempt = VerifyResult::new(project, env, name.clone(), from, now);
+        attempt.tier = source.tier;
         let outcome = open_source(cfg, project, env, source, Kind::Database, ui).and_then(|opened| {
             opened_ok = true;
             attempt.warnings.extend(opened.warnings.iter().cloned());
@@ -191,7 +232,7 @@ pub fn verify(cfg: &Config, project: &Project, env: &str, source: &Source, keys:
                 if attempt.from == Origin::Remote
                     && failures.len() < 2
                     && !failures.contains(&e.to_string())
-                    && !matches!(e, Error::Cancelled)
+                    && !matches!(e, Error::Cancelled | Error::Cold(_) | Error::ThawPending(_))
                     && !crate::signals::interrupted() =>
             {
                 tracing::warn!("the drill of {} from the off-site copy failed ({e}); reading it again", attempt.backup);
@@ -207,11 +248,17 @@ pub fn verify(cfg: &Config, project: &Project, env: &str, source: &Source, keys:
             result.outcome = Outcome::Ok;
         }
         Err(e) => {
-            result.outcome =
-                if proves_nothing(&e, opened_ok, result.from == Origin::Remote) { Outcome::NotVerified } else { Outcome::Failed };
-            result.remedy = e.remedy_of();
-            result.error = Some(e.to_string());
+            let remote = result.from == Origin::Remote;
+            result.set_error(e, opened_ok, remote);
         }
+    }
+    if matches!(result.outcome, Outcome::Cold | Outcome::Thawing) {
+        tracing::info!(
+            "{} is cold and was not drilled{}",
+            result.backup,
+            if result.outcome == Outcome::Thawing { " yet: thawing" } else { "" }
+        );
+        return result;
     }
     if result.outcome == Outcome::NotVerified {
         tracing::warn!("{} was not verified, and nothing is recorded: {}", result.backup, result.error.as_deref().unwrap_or(""));
@@ -420,6 +467,105 @@ fn newest(cfg: &Config, project: &Project, env: &str, source: &Source) -> Result
     let world = crate::context::Context::new(cfg);
     let chosen = crate::restore::choose_remote(&world, project, env, &source.with_input(Input::Latest), Kind::Database)?;
     Ok(chosen.backup.stem.to_string())
+}
+
+/// What `verify --each-tier` drills: for each tier off-site, the newest backup with a copy in
+/// it that reads without a thaw, or, when there is none (or `thaw` is set), the tier's newest.
+/// In tier order (daily, weekly, monthly, yearly); a backup may appear for several tiers.
+pub fn each_tier(cfg: &Config, project: &Project, env: &str, source: &Source) -> Result<Vec<(TierName, String)>> {
+    let world = crate::context::Context::new(cfg);
+    let remotes: Vec<&crate::remote::Remote> = match &source.destination {
+        Some(name) => vec![world.destination(name)?],
+        None => {
+            let remote = world.require_remote("verifying each tier off-site")?;
+            let mut all = vec![remote];
+            all.extend(world.destinations().into_iter().filter_map(|(_, r)| r.ok()).filter(|r| r.name() != remote.name()));
+            all
+        }
+    };
+    // tier -> (newest readable, newest)
+    let mut newest: BTreeMap<TierName, (Option<crate::names::Stem>, crate::names::Stem)> = BTreeMap::new();
+    // Manifests this host has are not read again: only which tiers hold which copies matters.
+    let local = Listing::scan(&cfg.env_dir(&project.name, env), &project.name, env)?;
+    for remote in remotes {
+        let cat = crate::remote::RemoteCatalog::load(remote, &project.name, env, Some(&local))?;
+        for b in cat.databases() {
+            if b.manifest_keys.is_empty() {
+                continue;
+            }
+            for (tier, o) in &b.copies {
+                let e = newest.entry(*tier).or_insert_with(|| (None, b.stem.clone()));
+                if b.stem > e.1 {
+                    e.1 = b.stem.clone();
+                }
+                if o.thaw.readable() && e.0.as_ref().is_none_or(|s| b.stem > *s) {
+                    e.0 = Some(b.stem.clone());
+                }
+            }
+        }
+    }
+    Ok(newest.into_iter().map(|(tier, (hot, any))| (tier, if source.thaw { any } else { hot.unwrap_or(any) }.to_string())).collect())
+}
+
+/// A second tier's copy of a backup that was just drilled from another tier's: read back and
+/// hashed instead of restored again (the bytes are the drilled backup's when they match).
+pub fn check_copy(
+    cfg: &Config,
+    project: &Project,
+    env: &str,
+    source: &Source,
+    drilled: &VerifyResult,
+    now: DateTime<Utc>,
+    ui: &Ui,
+) -> VerifyResult {
+    let started = Instant::now();
+    let name = match &source.input {
+        Input::Named(n) => n.clone(),
+        _ => drilled.backup.clone(),
+    };
+    let mut r = VerifyResult::new(project, env, name, Origin::Remote, now);
+    r.tier = source.tier;
+    let world = crate::context::Context::new(cfg);
+    let checked = crate::restore::choose_remote(&world, project, env, source, Kind::Database).and_then(|chosen| {
+        r.warnings.extend(chosen.warnings);
+        let tier = source.tier.ok_or_else(|| crate::failed!("no tier named"))?;
+        let m = chosen.backup.manifest.as_ref().ok_or_else(|| crate::failed!("{}: no manifest off-site", chosen.backup.stem))?;
+        // The same way a drill opens it: cold stays cold unless a thaw was asked for.
+        let how = crate::remote::Reading { tier: Some(tier), thaw: source.thaw, wait: source.wait, thaw_tier: source.thaw_tier.clone() };
+        let (reader, key, fallbacks) = crate::remote::open_copy(chosen.remote, &chosen.backup, &how, ui)?;
+        r.warnings.extend(fallbacks);
+        let d = crate::pipeline::digest_reader(reader).map_err(|e| Error::Unreachable(format!("{}: {e}", chosen.remote.url(&key))))?;
+        if d.size != m.size || d.sha256 != m.sha256 {
+            return Err(Error::Integrity(format!(
+                "{}: its bytes (size {}, sha256 {}) are not the manifest's ({} and {})",
+                chosen.remote.url(&key),
+                d.size,
+                d.sha256,
+                m.size,
+                m.sha256
+            )));
+        }
+        Ok(tier)
+    });
+    r.seconds = (started.elapsed().as_secs_f64() * 100.0).round() / 100.0;
+    match checked {
+        Ok(tier) => {
+            r.ok = drilled.ok;
+            r.outcome = drilled.outcome;
+            r.tables = drilled.tables.clone();
+            r.indexes_checked = drilled.indexes_checked;
+            r.objects_checked = drilled.objects_checked;
+            r.fingerprint = drilled.fingerprint.clone();
+            r.same_as = drilled.tier;
+            let from = drilled.tier.map(|t| format!("its {t} copy")).unwrap_or_else(|| "another copy".into());
+            r.notes.push(format!("restored once, from {from}; the {tier} copy was read back and its size and SHA-256 are the manifest's"));
+            if !drilled.ok {
+                r.error = drilled.error.clone();
+            }
+        }
+        Err(e) => r.set_error(e, true, true),
+    }
+    r
 }
 
 /// The backups `verify --all` drills: every database backup here, or off-site with `--from remote`.

@@ -3,8 +3,6 @@
 //! and pgtier recorded about an object; only reading it proves the bytes are still the ones
 //! the manifest describes (restic's `check --read-data`).
 
-use std::io::Read;
-
 use serde::Serialize;
 
 use crate::remote::{EnvOffsite, Remote};
@@ -84,9 +82,9 @@ pub fn read_back(remote: &Remote, offsite: &EnvOffsite, sample: Sample) -> crate
             }
             let url = remote.url(&o.key);
             // One retry: a transport fault is not a finding about the copy.
-            let mut read = hash_object(remote, &o.key);
+            let mut read = remote.read_digest(&o.key);
             if matches!(read, Err(ref e) if !matches!(e, crate::error::Error::Cancelled)) {
-                read = hash_object(remote, &o.key);
+                read = remote.read_digest(&o.key);
             }
             match read {
                 Ok(d) => {
@@ -113,21 +111,6 @@ pub fn read_back(remote: &Remote, offsite: &EnvOffsite, sample: Sample) -> crate
         }
     }
     Ok((out, findings))
-}
-
-fn hash_object(remote: &Remote, key: &str) -> crate::error::Result<crate::pipeline::Digest> {
-    let reader = remote.store.get(key)?;
-    let (mut reader, digest) = crate::pipeline::HashReader::new(reader);
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        crate::signals::check()?;
-        match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) => return Err(crate::error::Error::Unreachable(format!("{}: {e}", remote.url(key)))),
-        }
-    }
-    digest.get().ok_or_else(|| crate::error::Error::Incomplete(format!("{}: not read to its end", remote.url(key))))
 }
 
 #[cfg(test)]

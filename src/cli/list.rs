@@ -38,6 +38,7 @@ fn drill_words(r: &Row, when: impl Fn(chrono::DateTime<chrono::Utc>) -> String) 
     match (&r.last_verification, &r.last_successful_verification) {
         (Some(d), _) if !d.ok => format!("FAILED {}", when(d.at)),
         (_, Some(d)) => format!("ok {}{}", when(d.at), skipped_words(&d.skipped)),
+        _ if r.cold => "cold, not drilled".into(),
         _ => "-".into(),
     }
 }
@@ -131,6 +132,9 @@ pub struct Row {
     pub last_verification: Option<Drill>,
     /// The last drill that passed.
     pub last_successful_verification: Option<Drill>,
+    /// Never drilled, and every copy is off-site in an archive class (GLACIER, DEEP_ARCHIVE):
+    /// a drill would need a paid thaw, so none runs unless asked (`verify --thaw`). Not a fault.
+    pub cold: bool,
 }
 
 /// One restore drill's outcome.
@@ -231,7 +235,13 @@ pub fn run(ctx: &Ctx, a: ListArgs) -> Result<i32> {
             }
         }
     }
-    let rows: Vec<Row> = rows.into_values().filter(|r| !r.locations.is_empty()).collect();
+    let mut rows: Vec<Row> = rows.into_values().filter(|r| !r.locations.is_empty()).collect();
+    for r in &mut rows {
+        r.cold = r.last_verification.is_none()
+            && !r.locations.iter().any(|l| l == "local")
+            && !r.remote.is_empty()
+            && r.remote.iter().all(|c| crate::vocab::StorageClass::parse(&c.storage_class).is_some_and(|c| c.needs_thaw()));
+    }
     if rows.is_empty()
         && !a.remote
         && !a.all
@@ -282,5 +292,6 @@ fn row(stem: &crate::names::Stem, m: &crate::manifest::Manifest, path: Option<St
         remote: Vec::new(),
         last_verification: m.verifications.last().map(Drill::of),
         last_successful_verification: m.last_verified_ok().map(Drill::of),
+        cold: false,
     }
 }

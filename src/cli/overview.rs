@@ -24,6 +24,9 @@ pub struct EnvOverview {
     /// Database backup copies per tier on each destination (an unreachable one is a problem).
     pub offsite: BTreeMap<String, BTreeMap<crate::vocab::TierName, usize>>,
     pub last_verification: Option<Drill>,
+    /// Backups off-site only in an archive class and never drilled: a drill would need a paid
+    /// thaw (`verify --thaw`), so none runs on its own. Not a problem.
+    pub cold_not_drilled: usize,
     /// What needs a person, in plain words; empty when all is well.
     pub problems: Vec<String>,
 }
@@ -56,8 +59,10 @@ pub fn run(ctx: &Ctx, project: Option<&str>) -> Result<i32> {
             local: BTreeMap::new(),
             offsite: BTreeMap::new(),
             last_verification: None,
+            cold_not_drilled: 0,
             problems: Vec::new(),
         };
+        let mut cold = std::collections::BTreeSet::new();
         match e.listing() {
             Ok(listing) => {
                 if let Some(b) = listing.latest() {
@@ -97,7 +102,9 @@ pub fn run(ctx: &Ctx, project: Option<&str>) -> Result<i32> {
         for (name, r) in world.destinations() {
             let counts = r.and_then(|r| {
                 let listing = e.listing()?;
-                crate::remote::RemoteCatalog::load(r, &p.name, &env, Some(listing)).map(|c| c.database_copies())
+                let cat = crate::remote::RemoteCatalog::load(r, &p.name, &env, Some(listing))?;
+                cold.extend(cat.cold_not_drilled(Some(listing)).cloned());
+                Ok(cat.database_copies())
             });
             match counts {
                 Ok(c) => {
@@ -106,6 +113,7 @@ pub fn run(ctx: &Ctx, project: Option<&str>) -> Result<i32> {
                 Err(err) => o.problems.push(format!("destination {name} cannot be read: {err}")),
             }
         }
+        o.cold_not_drilled = cold.len();
         // After a host loss: say what is off-site and how to reach it.
         let copies: usize = o.offsite.values().flat_map(|m| m.values()).sum();
         if no_local && copies > 0 {
@@ -133,6 +141,10 @@ pub fn run(ctx: &Ctx, project: Option<&str>) -> Result<i32> {
                 Some(d) if d.ok => format!("last drill ok {}{}", ago(d.at, ctx.now), super::list::skipped_words(&d.skipped)),
                 Some(d) => format!("last drill FAILED {}", ago(d.at, ctx.now)),
                 None => "never drilled".to_string(),
+            };
+            let drill = match o.cold_not_drilled {
+                0 => drill,
+                n => format!("{drill}; {n} cold, not drilled"),
             };
             crate::outln!("{}  {}/{}: {newest}; {drill}", if o.problems.is_empty() { "ok     " } else { "PROBLEM" }, o.project, o.env);
             let tiers = |m: &BTreeMap<crate::vocab::TierName, usize>| {

@@ -109,6 +109,8 @@ impl SourceArgs {
             wait: self.wait.map(|timeout| ThawWait { timeout, poll: self.wait_poll }),
             check_first: true,
             thaw_tier: self.restore_tier.map(|t| format!("{t:?}")),
+            thaw: true,
+            tier: None,
         }
     }
 }

@@ -62,7 +62,7 @@ fn manifest(ctx: &Ctx, target: &Target) -> Result<i32> {
         .into_iter()
         .map(|(name, r)| {
             let mut v = match r.and_then(|r| Ok((r, crate::remote::RemoteCatalog::load(r, &project.name, env, Some(&listing))?))) {
-                Ok((r, cat)) => offsite_summary(r, &cat, &project.name, env),
+                Ok((r, cat)) => offsite_summary(r, &cat, &listing, &project.name, env),
                 Err(e) => json!({ "configured": true, "error": e.to_string() }),
             };
             v["name"] = json!(name);
@@ -99,7 +99,13 @@ fn manifest(ctx: &Ctx, target: &Target) -> Result<i32> {
 }
 
 /// One destination's side of an env, for `status`.
-fn offsite_summary(r: &crate::remote::Remote, cat: &crate::remote::RemoteCatalog, project: &str, env: &str) -> serde_json::Value {
+fn offsite_summary(
+    r: &crate::remote::Remote,
+    cat: &crate::remote::RemoteCatalog,
+    local: &Listing,
+    project: &str,
+    env: &str,
+) -> serde_json::Value {
     let tiers: BTreeMap<String, u64> = cat.database_copies().into_iter().map(|(t, n)| (t.to_string(), n)).collect();
     let newest = cat.databases().next_back();
     json!({
@@ -109,5 +115,6 @@ fn offsite_summary(r: &crate::remote::Remote, cat: &crate::remote::RemoteCatalog
         "per_tier": tiers,
         "latest": newest.map(|b| b.stem.to_string()),
         "latest_key": newest.and_then(|b| b.copies.values().next()).map(|o| r.url(&o.key)),
+        "cold_not_drilled": cat.cold_not_drilled(Some(local)).count(),
     })
 }

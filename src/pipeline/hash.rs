@@ -97,12 +97,17 @@ impl<R: Read> Read for HashReader<R> {
 
 /// Size and SHA-256 of a file.
 pub fn sha256_file(path: &Path) -> Result<Digest> {
-    let mut f = crate::fsutil::open_own(path)?;
+    digest_reader(crate::fsutil::open_own(path)?).at(path)
+}
+
+/// Size and SHA-256 of everything a reader gives, to its end; stops at a signal.
+pub fn digest_reader(mut r: impl Read) -> std::io::Result<Digest> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;
     loop {
-        let n = f.read(&mut buf).at(path)?;
+        crate::signals::check_io()?;
+        let n = r.read(&mut buf)?;
         if n == 0 {
             break;
         }

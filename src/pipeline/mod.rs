@@ -8,7 +8,7 @@ mod sniff;
 use std::io::{self, Read, Write};
 
 pub use gzip::ParallelGzip;
-pub use hash::{Digest, DigestCell, HashReader, HashWriter, sha256_file};
+pub use hash::{Digest, DigestCell, HashReader, HashWriter, digest_reader, sha256_file};
 pub use sniff::{Layer, sniff};
 
 use crate::error::{Error, Result};

@@ -202,6 +202,18 @@ impl RemoteCatalog {
         self.backups.values().filter(|b| b.stem.kind == crate::names::Kind::Database && !b.copies.is_empty())
     }
 
+    /// Database backups that no drill can reach without a paid thaw: never drilled, not on this
+    /// host (`local`), and every copy here in an archive class (GLACIER, DEEP_ARCHIVE).
+    pub fn cold_not_drilled<'a>(&'a self, local: Option<&'a Listing>) -> impl Iterator<Item = &'a Stem> + 'a {
+        self.databases()
+            .filter(move |b| {
+                b.manifest.as_ref().is_some_and(|m| m.verifications.is_empty())
+                    && local.is_none_or(|l| !l.databases().any(|lb| lb.stem == b.stem))
+                    && b.copies.values().all(|o| !o.thaw.readable())
+            })
+            .map(|b| &b.stem)
+    }
+
     /// Copies of database backups per tier (what monitoring counts).
     pub fn database_copies(&self) -> BTreeMap<TierName, u64> {
         let mut out = BTreeMap::new();

@@ -12,7 +12,7 @@ pub mod thaw;
 pub use catalog::{ConfirmedRemote, DestinationState, EnvOffsite, RemoteBackup, RemoteCatalog, RemoteState, is_confirmed};
 pub use layout::{EnvLayout, RemoteKey};
 pub use prefix::PrefixStore;
-pub use thaw::{ThawWait, open_copy, thaw_eta};
+pub use thaw::{Reading, ThawWait, open_copy, thaw_eta};
 
 use crate::config::{RemoteConfig, RemoteUrl};
 use crate::error::Result;
@@ -26,6 +26,19 @@ pub struct Remote {
 }
 
 impl Remote {
+    /// Reads an object to its end and returns its size and SHA-256 (a read failure is
+    /// `Unreachable`: it proves nothing about the copy).
+    pub fn read_digest(&self, key: &str) -> Result<crate::pipeline::Digest> {
+        let reader = self.store.get(key)?;
+        crate::pipeline::digest_reader(reader).map_err(|e| {
+            if crate::signals::interrupted() {
+                crate::error::Error::Cancelled
+            } else {
+                crate::error::Error::Unreachable(format!("{}: {e}", self.url(key)))
+            }
+        })
+    }
+
     /// Opens one destination.
     pub fn open(rc: &RemoteConfig) -> Result<Remote> {
         let prefix = match &rc.url {

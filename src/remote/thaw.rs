@@ -7,13 +7,28 @@ use std::time::{Duration, Instant};
 use super::{Remote, RemoteBackup};
 use crate::error::Result;
 use crate::store::{ObjectMeta, StoreError, Thaw};
-use crate::vocab::StorageClass;
+use crate::vocab::{StorageClass, TierName};
 
 /// How long `restore --wait` waits for a thaw, and how often it asks.
 #[derive(Debug, Clone, Copy)]
 pub struct ThawWait {
     pub timeout: Duration,
     pub poll: Duration,
+}
+
+/// How to read a remote backup: which tier's copy, and what to do when only an archived copy
+/// holds it.
+#[derive(Debug, Clone, Default)]
+pub struct Reading {
+    /// Only this tier's copy (None: any, a readable one first).
+    pub tier: Option<TierName>,
+    /// Request a thaw of an archived copy (a paid retrieval). Without it an archived copy is
+    /// left as it is and `Error::Cold` says what a thaw would cost.
+    pub thaw: bool,
+    /// Wait for the thaw, up to its timeout (None: request it and return `ThawPending`).
+    pub wait: Option<ThawWait>,
+    /// The Glacier retrieval tier (None: the remote's own).
+    pub thaw_tier: Option<String>,
 }
 
 /// Typical thaw times, for messages.
@@ -27,23 +42,24 @@ pub fn thaw_eta(class: StorageClass, tier: &str) -> &'static str {
     }
 }
 
-/// Opens the best copy of a remote backup: a readable one if there is one (daily first), else
-/// an archived one after its thaw, waiting for it when `wait` is given; otherwise fails saying
-/// the thaw was requested and when to run again. A copy that cannot be read (its HEAD or GET
-/// fails, its size is wrong) gives way to the next, and says so. Returns the reader, the key
-/// read and those fallbacks.
+/// Opens the best copy of a remote backup (of `how.tier` only, when given): a readable one if
+/// there is one (daily first), else an archived one after its thaw, when `how.thaw` allows
+/// one, waiting for it when `how.wait` is given; otherwise fails saying the thaw was requested
+/// and when to run again (`ThawPending`), or, with no thaw allowed, what one would take
+/// (`Cold`). A copy that cannot be read (its HEAD or GET fails, its size is wrong) gives way to
+/// the next, and says so. Returns the reader, the key read and those fallbacks.
 pub fn open_copy(
     remote: &Remote,
     b: &RemoteBackup,
-    wait: Option<ThawWait>,
-    thaw_tier: Option<&str>,
+    how: &Reading,
     ui: &crate::ui::Ui,
 ) -> Result<(Box<dyn Read + Send>, String, Vec<String>)> {
     let m = b.manifest.as_ref().ok_or_else(|| crate::failed!("{}: no manifest off-site; cannot check it", b.stem))?;
     let mut archived: Option<ObjectMeta> = None;
     let mut skipped: Vec<String> = Vec::new();
     let mut last_err: Option<crate::error::Error> = None;
-    for o in b.copies.values() {
+    let copies = b.copies.iter().filter(|(t, _)| how.tier.is_none_or(|w| w == **t)).map(|(_, o)| o);
+    for o in copies {
         let h = match remote.store.head(&o.key) {
             Ok(h) => h,
             Err(StoreError::NotFound(_)) => continue,
@@ -73,22 +89,37 @@ pub fn open_copy(
             archived = Some(h);
         }
     }
-    let Some(h) = archived else {
-        return Err(match last_err {
-            Some(e) => e.context(format!("{}: no copy off-site could be read ({})", b.stem, skipped.join("; "))),
-            None => crate::failed!(
-                "{}: no usable copy off-site{}",
-                b.stem,
-                if skipped.is_empty() { String::new() } else { format!(" ({})", skipped.join("; ")) }
-            ),
-        });
+    let unusable = |last_err: Option<crate::error::Error>| match last_err {
+        Some(e) => e.context(format!("{}: no copy off-site could be read ({})", b.stem, skipped.join("; "))),
+        None => crate::failed!(
+            "{}: no usable copy off-site{}",
+            b.stem,
+            if skipped.is_empty() { String::new() } else { format!(" ({})", skipped.join("; ")) }
+        ),
     };
-    let tier = thaw_tier.map(str::to_string).unwrap_or_else(|| remote.config.restore_tier.clone());
+    let Some(h) = archived else { return Err(unusable(last_err)) };
+    let tier = how.thaw_tier.clone().unwrap_or_else(|| remote.config.restore_tier.clone());
+    if !how.thaw {
+        // A readable copy that failed is that failure, not a cold backup.
+        if !skipped.is_empty() {
+            return Err(unusable(last_err));
+        }
+        return Err(crate::error::Error::Cold(format!(
+            "{} is off-site only in {}{} ({}{}); a thaw is a paid retrieval of {} ({tier} retrieval, typically {})",
+            b.stem,
+            h.class(),
+            how.tier.map(|t| format!(" in the {t} tier")).unwrap_or_default(),
+            remote.url(&h.key),
+            if h.thaw == Thaw::InProgress { ", a thaw is under way" } else { "" },
+            crate::ui::human_size(h.size),
+            thaw_eta(h.class(), &tier)
+        )));
+    }
     if h.thaw == Thaw::Needed {
         remote.store.request_thaw(&h.key, remote.config.restore_days, &tier)?;
         tracing::info!("requested a thaw of {} ({} retrieval, typically {})", remote.url(&h.key), tier, thaw_eta(h.class(), &tier));
     }
-    let Some(w) = wait else {
+    let Some(w) = how.wait else {
         let eta = thaw_eta(h.class(), &tier);
         return Err(crate::error::Error::ThawPending(format!(
             "{} is in {}: a thaw is under way ({tier} retrieval, typically {eta}; readable for {} days once done)",

@@ -57,8 +57,13 @@ pub struct Source {
     pub from: Origin,
     /// With `Origin::Remote` or `Auto`: only this destination (None: any).
     pub destination: Option<String>,
-    /// Wait for a Glacier thaw (None: request it and exit 1 saying when to run again).
+    /// Wait for a Glacier thaw (None: request it and exit 75 saying when to run again).
     pub wait: Option<crate::remote::ThawWait>,
+    /// Request a thaw of a backup held only in an archive class (a restore does; a drill only
+    /// when asked, as the retrieval is paid).
+    pub thaw: bool,
+    /// Read the copy of this tier only (a drill of each tier's newest copy).
+    pub tier: Option<crate::vocab::TierName>,
     /// Check a local file's SHA-256 before reading it (restore), or while streaming it, to be
     /// checked at the end (verify, which restores into a throwaway database anyway).
     pub check_first: bool,
@@ -215,8 +220,13 @@ pub fn choose_remote<'w>(
             None => b.stem.kind == kind,
             Some(stem) => stem.as_ref() == Some(&b.stem),
         };
+        // With a tier named, only backups with a copy in it (and only that copy is read).
+        let in_tier = |b: &crate::remote::RemoteBackup| source.tier.is_none_or(|t| b.copies.contains_key(&t));
         found.extend(
-            cat.backups.into_values().filter(|b| matches(b) && !b.copies.is_empty() && !b.manifest_keys.is_empty()).map(|b| (*r, b)),
+            cat.backups
+                .into_values()
+                .filter(|b| matches(b) && in_tier(b) && !b.copies.is_empty() && !b.manifest_keys.is_empty())
+                .map(|b| (*r, b)),
         );
     }
     if listed == 0 {
@@ -269,7 +279,8 @@ pub fn choose_remote<'w>(
     }
     // Hot copies first, then the configured order of destinations.
     let first = readable.first().map(|(r, b)| (r.name().to_string(), b.copies.values().map(|o| o.class()).max()));
-    let hot = |b: &crate::remote::RemoteBackup| b.copies.values().any(|o| !o.class().needs_thaw());
+    let hot =
+        |b: &crate::remote::RemoteBackup| b.copies.iter().any(|(t, o)| source.tier.is_none_or(|w| w == *t) && !o.class().needs_thaw());
     readable.sort_by_key(|(_, b)| !hot(b));
     let (remote, backup) = readable.into_iter().next().expect("not empty");
     if let Some((name, Some(class))) = first
@@ -292,7 +303,8 @@ pub fn open_remote(cfg: &Config, project: &Project, env: &str, source: &Source, 
     let world = crate::context::Context::new(cfg);
     let Chosen { remote, backup: b, mut warnings } = choose_remote(&world, project, env, source, kind)?;
     let manifest = b.manifest.clone().ok_or_else(|| crate::failed!("{}: its manifest is missing off-site", b.stem))?;
-    let (reader, key, copy_warnings) = crate::remote::open_copy(remote, &b, source.wait, source.thaw_tier.as_deref(), ui)?;
+    let how = crate::remote::Reading { tier: source.tier, thaw: source.thaw, wait: source.wait, thaw_tier: source.thaw_tier.clone() };
+    let (reader, key, copy_warnings) = crate::remote::open_copy(remote, &b, &how, ui)?;
     warnings.extend(copy_warnings);
     if world.names().len() > 1 {
         tracing::info!("reading {} from destination {}", b.stem, remote.name());
