@@ -1,8 +1,9 @@
 //! `pgtier report`: what exists and how it has gone, for a person to see at a glance. For each
-//! project/env: the audit's findings, a year of backups day by day (tiers, where each copy
-//! lives, its storage class and lock), size and rows over time, and the drills. Aggregated by
-//! day, so 100,000 backups make the same page as 365. `html` renders it as one self-contained
-//! page; the same data is the `--json` result.
+//! project/env: the audit's findings, a table of tiers by place (copies, newest, oldest, storage
+//! class, lock, last drill), the backups day by day (tiers, where each copy lives, its storage
+//! class and lock) over the span the data covers (up to a year), size and rows over time, and
+//! the drills. Aggregated by day, so 100,000 backups make the same page as 365. `html` renders
+//! it as one self-contained page; the same data is the `--json` result.
 
 pub mod html;
 
@@ -15,17 +16,26 @@ use crate::audit::{Finding, audit_keys, audit_listing, audit_policy};
 use crate::config::{Config, Location, Project, TierName};
 use crate::context::Context;
 use crate::error::Result;
+use crate::manifest::{Manifest, Verification};
+use crate::names::Stem;
 use crate::remote::RemoteCatalog;
 
-/// How many days the timeline shows.
+/// The longest span the timeline shows: a year.
 pub const DAYS: i64 = 365;
+/// The shortest: two weeks, so a first night is not one bar across the page.
+pub const MIN_DAYS: i64 = 14;
+/// Failed drills listed by name per project/env (the newest first).
+const FAILED_DRILLS: usize = 5;
 
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub generated_at: DateTime<Utc>,
     pub host: String,
-    /// The first day of the timeline.
+    /// The first day of the timeline: the oldest day with a backup, at most a year back and at
+    /// least two weeks back.
     pub since: NaiveDate,
+    /// How many days the timeline spans (`since` to the day of `generated_at`).
+    pub span_days: i64,
     /// Findings about the policy files.
     pub policy_findings: Vec<Finding>,
     pub envs: Vec<EnvReport>,
@@ -44,8 +54,99 @@ pub struct EnvReport {
     pub destinations: Vec<String>,
     /// Why a destination could not be read, by name.
     pub unreadable: BTreeMap<String, String>,
-    /// The days of the last year that have backups (here or off-site), oldest first.
+    /// This host, then each destination, with what each tier holds there (all time).
+    pub places: Vec<Place>,
+    /// The newest failed drills (at most five), newest first.
+    pub failed_drills: Vec<DrillRef>,
+    /// The days of the timeline that have backups (here or off-site), oldest first.
     pub days: Vec<Day>,
+}
+
+/// This host or one destination.
+#[derive(Debug, Serialize)]
+pub struct Place {
+    /// `local`, or the destination's name.
+    pub name: String,
+    /// The folder (here) or the destination's URL as configured.
+    pub url: String,
+    /// What a person reads: `this host: /var/backups/pgtier/shop/production`,
+    /// `aws: s3://bucket/prefix` (the URL alone for `remote:`).
+    pub label: String,
+    /// One entry per tier that lives there, in tier order (`copies` 0 when it holds none).
+    pub tiers: Vec<Holding>,
+}
+
+/// What one tier holds in one place.
+#[derive(Debug, Serialize)]
+pub struct Holding {
+    pub tier: TierName,
+    pub copies: usize,
+    pub newest: Option<String>,
+    pub newest_at: Option<DateTime<Utc>>,
+    pub oldest: Option<String>,
+    pub oldest_at: Option<DateTime<Utc>>,
+    /// The storage classes of its copies (`local disk` here).
+    pub storage_classes: Vec<String>,
+    /// The tier's lock rule off-site (`COMPLIANCE`, `GOVERNANCE`), and the latest lock end
+    /// among its copies.
+    pub lock: Option<String>,
+    pub locked_until: Option<DateTime<Utc>>,
+    /// The newest drill of a backup this tier holds here.
+    pub last_drill: Option<DrillRef>,
+}
+
+/// One drill of one backup.
+#[derive(Debug, Clone, Serialize)]
+pub struct DrillRef {
+    pub backup: String,
+    pub at: DateTime<Utc>,
+    pub ok: bool,
+    /// `local` or `remote`: where the drill read the backup from.
+    pub from: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl DrillRef {
+    fn of(backup: &Stem, v: &Verification) -> DrillRef {
+        DrillRef { backup: backup.to_string(), at: v.at, ok: v.ok, from: v.from.clone(), error: v.error.clone() }
+    }
+}
+
+impl Holding {
+    fn new(tier: TierName) -> Holding {
+        Holding {
+            tier,
+            copies: 0,
+            newest: None,
+            newest_at: None,
+            oldest: None,
+            oldest_at: None,
+            storage_classes: Vec::new(),
+            lock: None,
+            locked_until: None,
+            last_drill: None,
+        }
+    }
+
+    /// Counts one backup in: its name and time, its class and its newest drill.
+    fn add(&mut self, stem: &Stem, class: &str, manifest: Option<&Manifest>) {
+        self.copies += 1;
+        if self.newest_at.is_none_or(|t| stem.time > t) {
+            (self.newest, self.newest_at) = (Some(stem.to_string()), Some(stem.time));
+        }
+        if self.oldest_at.is_none_or(|t| stem.time < t) {
+            (self.oldest, self.oldest_at) = (Some(stem.to_string()), Some(stem.time));
+        }
+        if !self.storage_classes.iter().any(|c| c == class) {
+            self.storage_classes.push(class.to_string());
+        }
+        if let Some(v) = manifest.and_then(|m| m.verifications.iter().max_by_key(|v| v.at))
+            && self.last_drill.as_ref().is_none_or(|d| v.at > d.at)
+        {
+            self.last_drill = Some(DrillRef::of(stem, v));
+        }
+    }
 }
 
 /// One day of one project/env.
@@ -81,7 +182,7 @@ pub struct OffsiteDay {
 /// manifests, freshness, drills, keys); `pgtier audit` also hashes every file and proves the
 /// off-site locks.
 pub fn collect(cfg: &Config, selected: &[(&Project, String)], now: DateTime<Utc>) -> Result<Report> {
-    let since = (now - Duration::days(DAYS - 1)).date_naive();
+    let year_ago = (now - Duration::days(DAYS - 1)).date_naive();
     let mut policy_findings = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for (p, _) in selected {
@@ -97,11 +198,28 @@ pub fn collect(cfg: &Config, selected: &[(&Project, String)], now: DateTime<Utc>
         let listing = e.listing()?;
         let mut findings = audit_listing(cfg, project, env, now, state.as_ref(), listing, false).findings;
         findings.extend(audit_keys(cfg, project, env));
+        let tiers_at = |place: Location| -> Vec<Holding> {
+            project.policy.tiers.iter().filter(|t| t.lives(place)).map(|t| Holding::new(t.name)).collect()
+        };
+        let mut drills: Vec<DrillRef> = Vec::new();
         let mut days: BTreeMap<NaiveDate, Day> = BTreeMap::new();
         let mut newest_of_day: BTreeMap<NaiveDate, &crate::catalog::LocalBackup> = BTreeMap::new();
+        let dir = cfg.env_dir(&project.name, env);
+        let mut here = Place {
+            name: "local".into(),
+            label: format!("this host: {}", dir.display()),
+            url: dir.display().to_string(),
+            tiers: tiers_at(Location::Local),
+        };
         for b in listing.databases() {
+            for t in &b.manifest.tiers {
+                if let Some(h) = here.tiers.iter_mut().find(|h| h.tier == *t) {
+                    h.add(&b.stem, "local disk", Some(&b.manifest));
+                }
+            }
+            drills.extend(b.manifest.verifications.iter().filter(|v| !v.ok).map(|v| DrillRef::of(&b.stem, v)));
             let d = b.stem.time.date_naive();
-            if d < since {
+            if d < year_ago {
                 continue;
             }
             let x = days.entry(d).or_insert_with(|| Day { date: d, ..Default::default() });
@@ -127,18 +245,45 @@ pub fn collect(cfg: &Config, selected: &[(&Project, String)], now: DateTime<Utc>
                 x.rows = m.tables.as_ref().map(|t| t.values().sum());
             }
         }
+        let mut places = vec![here];
         let mut unreadable = BTreeMap::new();
-        for (name, r) in world.destinations() {
+        for (rc, (name, r)) in cfg.remotes.iter().zip(world.destinations()) {
+            let url = rc.url.to_string();
+            let label = if cfg.remotes.len() == 1 && name == "default" { url.clone() } else { format!("{name}: {url}") };
+            let mut place = Place { name: name.to_string(), label, url, tiers: tiers_at(Location::Remote) };
+            place.tiers.retain(|h| rc.tiers.as_ref().is_none_or(|held| held.contains(&h.tier)));
             let cat = match r.and_then(|r| RemoteCatalog::load(r, &project.name, env, Some(listing))) {
                 Ok(c) => c,
                 Err(err) => {
                     unreadable.insert(name.to_string(), err.to_string());
+                    places.push(place);
                     continue;
                 }
             };
             for b in cat.backups.values().filter(|b| b.stem.kind == crate::names::Kind::Database && !b.copies.is_empty()) {
+                let locked_until = |tier: &TierName| {
+                    project
+                        .policy
+                        .tiers
+                        .iter()
+                        .find(|t| t.name == *tier && t.object_lock.is_some() && t.lives(Location::Remote))
+                        .map(|t| (t.object_lock, crate::retention::lock_until(t, b.stem.time)))
+                };
+                for (tier, meta) in &b.copies {
+                    let Some(h) = place.tiers.iter_mut().find(|h| h.tier == *tier) else { continue };
+                    h.add(&b.stem, &meta.class().to_string(), b.manifest.as_ref());
+                    if let Some((mode, until)) = locked_until(tier) {
+                        h.lock = mode.map(|m| m.as_str().to_string());
+                        h.locked_until = h.locked_until.max(Some(until));
+                    }
+                }
+                if !listing.databases().any(|l| l.stem == b.stem)
+                    && let Some(m) = &b.manifest
+                {
+                    drills.extend(m.verifications.iter().filter(|v| !v.ok).map(|v| DrillRef::of(&b.stem, v)));
+                }
                 let d = b.stem.time.date_naive();
-                if d < since {
+                if d < year_ago {
                     continue;
                 }
                 let x = days.entry(d).or_insert_with(|| Day { date: d, ..Default::default() });
@@ -159,15 +304,15 @@ pub fn collect(cfg: &Config, selected: &[(&Project, String)], now: DateTime<Utc>
                     if !o.storage_classes.contains(&class) {
                         o.storage_classes.push(class);
                     }
-                    if let Some(t) =
-                        project.policy.tiers.iter().find(|t| t.name == *tier && t.object_lock.is_some() && t.lives(Location::Remote))
-                    {
-                        let until = crate::retention::lock_until(t, b.stem.time);
+                    if let Some((_, until)) = locked_until(tier) {
                         o.locked_until = o.locked_until.max(Some(until));
                     }
                 }
             }
+            places.push(place);
         }
+        drills.sort_by_key(|d| std::cmp::Reverse(d.at));
+        drills.truncate(FAILED_DRILLS);
         let newest = listing.databases().next_back();
         envs.push(EnvReport {
             project: project.name.clone(),
@@ -178,10 +323,17 @@ pub fn collect(cfg: &Config, selected: &[(&Project, String)], now: DateTime<Utc>
             newest_at: newest.map(|b| b.stem.time),
             destinations: world.names().iter().map(|s| s.to_string()).collect(),
             unreadable,
+            places,
+            failed_drills: drills,
             days: days.into_values().collect(),
         });
     }
-    Ok(Report { generated_at: now, host: crate::alerts::hostname(), since, policy_findings, envs })
+    // The timeline fits the data: from the oldest day with a backup, a year at most.
+    let today = now.date_naive();
+    let oldest = envs.iter().filter_map(|e| e.days.first()).map(|d| d.date).min().unwrap_or(today);
+    let since = oldest.max(year_ago).min(today - Duration::days(MIN_DAYS - 1));
+    let span_days = (today - since).num_days() + 1;
+    Ok(Report { generated_at: now, host: crate::alerts::hostname(), since, span_days, policy_findings, envs })
 }
 
 fn merge_tiers(into: &mut Vec<TierName>, from: &[TierName]) {
