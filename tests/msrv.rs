@@ -12,7 +12,11 @@ fn the_stated_minimum_rust_version_is_what_the_locked_dependencies_need() {
         .current_dir(support::repo())
         .output()
         .expect("run cargo metadata");
-    assert!(out.status.success(), "cargo metadata: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cargo metadata needs every locked crate, for every platform (cargo fetch --locked fetches them; scripts/test does): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let parse = |v: &str| -> Vec<u32> { v.split('.').map(|p| p.parse().unwrap_or(0)).chain(std::iter::repeat(0)).take(3).collect() };
     let packages = m["packages"].as_array().unwrap();

@@ -23,11 +23,11 @@ fn run(cmd: &mut Command) -> String {
 
 #[test]
 fn the_deb_installs_a_binary_man_pages_completions_and_units_that_work() {
-    let dpkg_deb = require_tool("dpkg-deb", "scripts/setup installs it (package dpkg)");
+    let dpkg_deb = require_tool("dpkg-deb", "scripts/setup --tests installs it (package dpkg)");
     let man = require_tool("man", "install man-db");
-    let analyze = require_tool("systemd-analyze", "scripts/setup installs it (package systemd)");
+    let analyze = require_tool("systemd-analyze", "scripts/setup --tests installs it (package systemd)");
     let cargo_deb = repo().join(".state/cargo-deb/bin/cargo-deb");
-    assert!(cargo_deb.exists(), "cargo-deb is not installed at {}: run scripts/setup", cargo_deb.display());
+    assert!(cargo_deb.exists(), "cargo-deb is not installed at {}: run scripts/setup --tests", cargo_deb.display());
 
     let built = run(Command::new(repo().join("scripts/package")).args(["--profile", "dev", "--no-build"]).current_dir(repo()));
     let deb = built.lines().last().map(str::trim).unwrap_or_default().to_string();
@@ -103,7 +103,7 @@ fn the_deb_installs_a_binary_man_pages_completions_and_units_that_work() {
         let text = std::fs::read_to_string(page).unwrap();
         for link in relative_links(&text) {
             if !page.parent().unwrap().join(&link).exists() {
-                broken.push(format!("{}: {link}", page.strip_prefix(&r).unwrap().display()));
+                broken.push(format!("{}: {link}", page.strip_prefix(r).unwrap().display()));
             }
         }
     }

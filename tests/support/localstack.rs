@@ -43,7 +43,7 @@ fn start(script: &str, what: &str) -> LocalStack {
         .unwrap_or_else(|e| panic!("run {script}: {e}"));
     assert!(
         out.status.success(),
-        "{what} could not be started (run scripts/setup to install it): {}{}",
+        "{what} could not be started (run scripts/setup --tests to install it): {}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );

@@ -63,7 +63,7 @@ pub fn pgmajors() -> PathBuf {
     let root = repo().join(".state/pgmajors");
     assert!(
         root.join("versions/18/bin/pg_dump").is_file() && root.join("servers/13/bin/initdb").is_file(),
-        "the PostgreSQL majors 13 to 18 are missing from {} (run scripts/setup, which runs pgmajors/install.sh)",
+        "the PostgreSQL majors 13 to 18 are missing from {} (run scripts/setup --tests, which runs pgmajors/install.sh)",
         root.display()
     );
     root
@@ -476,7 +476,11 @@ pub fn smtp_server(dir: &Path) -> (u16, PathBuf) {
         .arg(std::process::id().to_string())
         .output()
         .unwrap();
-    assert!(out.status.success(), "aiosmtpd could not be started (scripts/setup installs it): {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "aiosmtpd could not be started (scripts/setup --tests installs it): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (port, maildir)
 }
 
