@@ -245,6 +245,8 @@ pub fn collect(cfg: &Config, selected: &[(&Project, String)], now: DateTime<Utc>
                 x.rows = m.tables.as_ref().map(|t| t.values().sum());
             }
         }
+        // Drills of backups this host has were counted above; off-site only ones below.
+        let here_stems: std::collections::BTreeSet<&Stem> = listing.databases().map(|b| &b.stem).collect();
         let mut places = vec![here];
         let mut unreadable = BTreeMap::new();
         for (rc, (name, r)) in cfg.remotes.iter().zip(world.destinations()) {
@@ -277,7 +279,7 @@ pub fn collect(cfg: &Config, selected: &[(&Project, String)], now: DateTime<Utc>
                         h.locked_until = h.locked_until.max(Some(until));
                     }
                 }
-                if !listing.databases().any(|l| l.stem == b.stem)
+                if !here_stems.contains(&b.stem)
                     && let Some(m) = &b.manifest
                 {
                     drills.extend(m.verifications.iter().filter(|v| !v.ok).map(|v| DrillRef::of(&b.stem, v)));
