@@ -9,7 +9,7 @@ use crate::catalog::Listing;
 use crate::config::{Config, Project};
 use crate::error::{IoContext, Result};
 use crate::fsutil::{DirLock, write_atomic};
-use crate::manifest::{FORMAT_VERSION, Manifest};
+use crate::manifest::{Manifest, Stored};
 use crate::names::{Kind, Stem};
 use crate::pipeline::{Layer, sha256_file, sniff};
 use crate::retention;
@@ -70,33 +70,9 @@ pub fn adopt(cfg: &Config, project: &Project, env: &str, dry_run: bool) -> Resul
         };
         let digest = sha256_file(&path)?;
         let tiers: Vec<_> = retention::tiers_for_new(&existing, stem.time, &project.policy).into_iter().collect();
-        let manifest = Manifest {
-            format_version: FORMAT_VERSION,
-            kind: Kind::Database,
-            project: project.name.clone(),
-            env: env.to_string(),
-            database: database.clone(),
-            created_at: stem.time,
-            file: name.clone(),
-            format: format.into(),
-            compression: compression.into(),
-            compression_level: None,
-            encryption: None,
-            size: digest.size,
-            sha256: digest.sha256,
-            pg_dump_version: None,
-            server_version: None,
-            database_settings: None,
-            schema_fingerprint: None,
-            large_objects: None,
-            tables: None,
-            tags: Vec::new(),
-            tiers: tiers.clone(),
-            duration_seconds: None,
-            adopted: true,
-            tables_unread: false,
-            verifications: Vec::new(),
-        };
+        let stored = Stored { format, compression, size: digest.size, sha256: digest.sha256 };
+        let manifest =
+            Manifest { tiers: tiers.clone(), adopted: true, ..Manifest::new(&project.name, env, &database, &stem, name.clone(), stored) };
         if !dry_run {
             crate::fsutil::ensure_private_file(&path)?;
             write_atomic(&dir.join(manifest.manifest_name()?), &manifest.to_bytes())?;

@@ -174,7 +174,7 @@ pub fn http_post(url: &str, content_type: &str, headers: &[(&str, String)], body
     use hyper_util::rt::TokioExecutor;
     let shown = crate::ui::redact_url(url);
     let uri: hyper::Uri = url.parse().map_err(|e| format!("{shown}: {e}"))?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let rt = crate::runtime::shared().map_err(|e| format!("cannot start the HTTP client runtime: {e}"))?;
     rt.block_on(async {
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_native_roots()

@@ -15,7 +15,7 @@ use crate::catalog::{Listing, LocalBackup};
 use crate::config::{Compression, Config, EncryptionConfig, Project};
 use crate::error::{IoContext, Result};
 use crate::fsutil::{DirLock, PartialFile, ensure_private_dir, write_atomic};
-use crate::manifest::{EncryptionInfo, FORMAT_VERSION, Manifest};
+use crate::manifest::{EncryptionInfo, Manifest, Stored};
 use crate::names::{Kind, Stem};
 use crate::pipeline::{self, Digest, FinishWrite, HashWriter};
 use crate::postgres::Pg;
@@ -193,7 +193,7 @@ impl<'a> Slot<'a> {
         written: Written,
         pg: &Pg,
         database: &str,
-        format: &str,
+        format: &'static str,
         contents: Contents,
         tags: &[String],
         started: Instant,
@@ -215,20 +215,10 @@ impl<'a> Slot<'a> {
             Vec::new()
         };
         let compression = project.policy.compression;
+        let stored = Stored { format, compression: compression.name(), size: written.digest.size, sha256: written.digest.sha256 };
         let manifest = Manifest {
-            format_version: FORMAT_VERSION,
-            kind,
-            project: project.name.clone(),
-            env: env.to_string(),
-            database: database.to_string(),
-            created_at: stem.time,
-            file: format!("{stem}{suffix}"),
-            format: format.into(),
-            compression: compression.name().into(),
             compression_level: level(compression),
             encryption: written.encryption,
-            size: written.digest.size,
-            sha256: written.digest.sha256,
             pg_dump_version: Some(pg.pg_dump_version().to_string()),
             server_version: Some(pg.server_version().to_string()),
             database_settings: contents.settings,
@@ -238,9 +228,7 @@ impl<'a> Slot<'a> {
             tags: tags.to_vec(),
             tiers,
             duration_seconds: Some((started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0),
-            adopted: false,
-            tables_unread: false,
-            verifications: Vec::new(),
+            ..Manifest::new(&project.name, env, database, &stem, format!("{stem}{suffix}"), stored)
         };
         let manifest_path = dir.join(manifest.manifest_name()?);
         write_atomic(&manifest_path, &manifest.to_bytes())?;

@@ -10,7 +10,7 @@
 //! - the remote: `remote` (layout, prefix store, catalog, thaw) over `store` (S3, file, memory);
 //! - parts: `config`, `postgres`, `pipeline`, `crypto`, `catalog`, `manifest`, `retention`;
 //! - leaves: `vocab` (shared data types), `names`, `error`, `fsutil`, `scratch`, `signals`, `ui`,
-//!   `lock`, `fault`.
+//!   `lock`, `fault`, `runtime` (the one async runtime).
 
 pub mod adopt;
 pub mod alerts;
@@ -41,6 +41,7 @@ pub mod report;
 pub mod restore;
 pub mod retention;
 pub mod run;
+pub mod runtime;
 pub mod scratch;
 pub mod signals;
 pub mod store;

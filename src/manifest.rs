@@ -81,6 +81,17 @@ pub struct Manifest {
 
 pub use crate::vocab::EncryptionInfo;
 
+/// The stored file as a manifest describes it (see `Manifest::new`).
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// `custom` (pg_dump -Fc) or `plain` (SQL text).
+    pub format: &'static str,
+    pub compression: &'static str,
+    pub size: u64,
+    /// SHA-256 (hex) of the stored bytes.
+    pub sha256: String,
+}
+
 /// The outcome of one restore drill.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -103,6 +114,40 @@ pub struct Verification {
 }
 
 impl Manifest {
+    /// What every backup's manifest has: whose backup it is, which stored file (`file`, next to
+    /// the manifest) in which `format` and `compression`, and the stored bytes' size and
+    /// SHA-256. The facts a dump adds (versions, settings, fingerprint, row counts, tiers,
+    /// encryption) start empty and are set by the caller.
+    pub fn new(project: &str, env: &str, database: &str, stem: &Stem, file: String, stored: Stored) -> Manifest {
+        Manifest {
+            format_version: FORMAT_VERSION,
+            kind: stem.kind,
+            project: project.to_string(),
+            env: env.to_string(),
+            database: database.to_string(),
+            created_at: stem.time,
+            file,
+            format: stored.format.to_string(),
+            compression: stored.compression.to_string(),
+            compression_level: None,
+            encryption: None,
+            size: stored.size,
+            sha256: stored.sha256,
+            pg_dump_version: None,
+            server_version: None,
+            database_settings: None,
+            schema_fingerprint: None,
+            large_objects: None,
+            tables: None,
+            tables_unread: false,
+            tags: Vec::new(),
+            tiers: Vec::new(),
+            duration_seconds: None,
+            adopted: false,
+            verifications: Vec::new(),
+        }
+    }
+
     /// How the retention planner sees the backup `stem` this manifest describes.
     pub fn candidate(&self, stem: &Stem) -> crate::retention::Candidate<Stem> {
         crate::retention::Candidate {

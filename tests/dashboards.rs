@@ -72,7 +72,7 @@ fn the_dashboard_and_rules_read_metrics_a_real_night_writes_and_the_rules_fire_w
     // Unit tests of the rules, on series labelled as pgtier writes them, one sample a minute (a
     // rule only sees samples of the last 5 minutes). promtool's clock starts at 0, so
     // timestamps are small numbers here.
-    let parsed: serde_yaml::Value = serde_yaml::from_str(&rules).unwrap();
+    let parsed: serde_norway::Value = serde_norway::from_str(&rules).unwrap();
     let annotations = |alert: &str, labels: &[(&str, &str)]| -> String {
         let rule = parsed["groups"][0]["rules"].as_sequence().unwrap().iter().find(|r| r["alert"].as_str() == Some(alert)).unwrap();
         let mut out = String::new();

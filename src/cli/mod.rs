@@ -122,6 +122,11 @@ pub struct Target {
     pub env: String,
 }
 
+/// A `--wait`/`--wait-lock` style duration: "90s", "30m", "6h", "250ms" or seconds.
+pub(crate) fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+    crate::config::yaml::parse_duration(s).ok_or_else(|| format!("expected a duration like 90s, 30m or 6h, got {s:?}"))
+}
+
 fn parse_now(s: &str) -> std::result::Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|e| format!("expected RFC 3339 like 2025-01-06T02:00:00Z: {e}"))
 }

@@ -53,10 +53,10 @@ pub struct SourceArgs {
     pub from: FromArg,
     /// Wait for a Glacier/Deep Archive thaw, up to this long (default 48h); without it, the thaw
     /// is requested and pgtier exits 75 saying when to run again.
-    #[arg(long, value_name = "TIMEOUT", num_args = 0..=1, default_missing_value = "48h", value_parser = parse_duration)]
+    #[arg(long, value_name = "TIMEOUT", num_args = 0..=1, default_missing_value = "48h", value_parser = super::parse_duration)]
     pub wait: Option<std::time::Duration>,
     /// How often to check on a thaw while waiting.
-    #[arg(long, value_name = "INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, value_name = "INTERVAL", default_value = "60s", value_parser = super::parse_duration)]
     pub wait_poll: std::time::Duration,
     /// Glacier retrieval tier for the thaw (overrides remote.restore_tier).
     #[arg(long, value_enum)]
@@ -113,10 +113,6 @@ impl SourceArgs {
             tier: None,
         }
     }
-}
-
-fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
-    crate::config::yaml::parse_duration(s).ok_or_else(|| format!("expected a duration like 90s, 30m or 12h, got {s:?}"))
 }
 
 pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {

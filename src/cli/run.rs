@@ -19,15 +19,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Wait up to this long for another run's lock instead of failing at once.
-    #[arg(long, value_name = "TIMEOUT", num_args = 0..=1, default_missing_value = "6h", value_parser = parse_duration)]
+    #[arg(long, value_name = "TIMEOUT", num_args = 0..=1, default_missing_value = "6h", value_parser = super::parse_duration)]
     pub wait_lock: Option<std::time::Duration>,
     /// Delete remote copies before their storage class's minimum billable duration.
     #[arg(long)]
     pub allow_early_delete: bool,
-}
-
-fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
-    crate::config::yaml::parse_duration(s).ok_or_else(|| format!("expected a duration like 90s, 30m or 6h, got {s:?}"))
 }
 
 pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {

@@ -133,8 +133,8 @@ impl Config {
         for (name, value) in raw.project_encryption.unwrap_or_default() {
             let key = format!("project_encryption.{name}");
             let enc = match value {
-                serde_yaml::Value::String(s) if s == "none" => Ok(None),
-                serde_yaml::Value::Mapping(_) => yaml::from_value::<raw::Encryption>(file, &key, value)
+                serde_norway::Value::String(s) if s == "none" => Ok(None),
+                serde_norway::Value::Mapping(_) => yaml::from_value::<raw::Encryption>(file, &key, value)
                     .and_then(|e| encryption_config(file, &key, e, &rel))
                     .map(|e| Some(Arc::new(e))),
                 _ => Err(Error::config(file, &key, "expected an encryption block or the word none")),
@@ -436,7 +436,7 @@ fn load_project(
     file: &Path,
     base: &Path,
     name: &str,
-    value: serde_yaml::Value,
+    value: serde_norway::Value,
     policies: &BTreeMap<String, Arc<Policy>>,
     default_encryption: &Option<Arc<EncryptionConfig>>,
     project_encryption: &BTreeMap<String, Option<Arc<EncryptionConfig>>>,
@@ -503,14 +503,14 @@ fn load_project(
     }
     let app_containers = match db.app_containers {
         None => BTreeMap::new(),
-        Some(v @ serde_yaml::Value::Sequence(_)) => match yaml::from_value::<Vec<String>>(file, &format!("{prefix}.app_containers"), v) {
+        Some(v @ serde_norway::Value::Sequence(_)) => match yaml::from_value::<Vec<String>>(file, &format!("{prefix}.app_containers"), v) {
             Ok(all) => db.databases.keys().map(|e| (e.clone(), all.clone())).collect(),
             Err(e) => {
                 problems.push(e);
                 BTreeMap::new()
             }
         },
-        Some(v @ serde_yaml::Value::Mapping(_)) => {
+        Some(v @ serde_norway::Value::Mapping(_)) => {
             match yaml::from_value::<BTreeMap<String, Vec<String>>>(file, &format!("{prefix}.app_containers"), v) {
                 Ok(per) => {
                     if let Some(e) = per.keys().find(|e| !db.databases.contains_key(*e)) {

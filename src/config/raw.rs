@@ -30,7 +30,7 @@ pub struct Agent {
     pub encryption: Option<Encryption>,
     /// Per-project encryption: a block, or `none` to store that project's backups unencrypted.
     /// Kept as YAML so each entry is parsed with its own key path.
-    pub project_encryption: Option<BTreeMap<String, serde_yaml::Value>>,
+    pub project_encryption: Option<BTreeMap<String, serde_norway::Value>>,
     pub alerts: Option<super::alerts::RawAlerts>,
     pub metrics: Option<Metrics>,
     pub min_free_space: Option<NumOrText>,
@@ -58,7 +58,7 @@ impl Agent {
         if text.trim().is_empty() {
             return Some(agent);
         }
-        let doc: serde_yaml::Value = match yaml::parse(file, text) {
+        let doc: serde_norway::Value = match yaml::parse(file, text) {
             Ok(v) => v,
             Err(e) => {
                 problems.push(e);
@@ -66,8 +66,8 @@ impl Agent {
             }
         };
         let map = match doc {
-            serde_yaml::Value::Mapping(m) => m,
-            serde_yaml::Value::Null => return Some(agent),
+            serde_norway::Value::Mapping(m) => m,
+            serde_norway::Value::Null => return Some(agent),
             _ => {
                 problems.push(Error::config(file, "(top level)", "expected a mapping of settings"));
                 return None;
@@ -82,7 +82,7 @@ impl Agent {
                 slot: &mut Option<T>,
                 file: &Path,
                 key: &str,
-                v: serde_yaml::Value,
+                v: serde_norway::Value,
                 problems: &mut Vec<Error>,
             ) {
                 match yaml::from_value(file, key, v) {
@@ -196,7 +196,7 @@ pub struct Metrics {
 /// A project entry in projects.yml: only `database:` is pgtier's; the platform's keys are ignored.
 #[derive(Debug, Deserialize)]
 pub struct ProjectEntry {
-    pub database: Option<serde_yaml::Value>,
+    pub database: Option<serde_norway::Value>,
 }
 
 /// A project's `database:` block: the old scripts' schema plus pgtier's optional keys.
@@ -214,7 +214,7 @@ pub struct Database {
     pub password_file: Option<String>,
     pub policy: Option<String>,
     /// One list for every env, or a map env -> list; kept as YAML and parsed by shape.
-    pub app_containers: Option<serde_yaml::Value>,
+    pub app_containers: Option<serde_norway::Value>,
 }
 
 /// `database.backup:`.

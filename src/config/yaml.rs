@@ -31,7 +31,7 @@ pub fn read_text(file: &Path) -> Result<String> {
 
 /// Parses YAML text into `T`; an empty document parses as `T::default()` where `T` allows it.
 pub fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T> {
-    let de = serde_yaml::Deserializer::from_str(text);
+    let de = serde_norway::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let key = key_path(e.path(), "");
         Error::config(file, key, e.into_inner().to_string())
@@ -39,7 +39,7 @@ pub fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T> {
 }
 
 /// Deserializes an already-parsed YAML value found at `prefix` in `file`.
-pub fn from_value<T: DeserializeOwned>(file: &Path, prefix: &str, value: serde_yaml::Value) -> Result<T> {
+pub fn from_value<T: DeserializeOwned>(file: &Path, prefix: &str, value: serde_norway::Value) -> Result<T> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let key = key_path(e.path(), prefix);
         Error::config(file, key, e.into_inner().to_string())

@@ -9,7 +9,7 @@ use super::*;
 use crate::config::raw;
 
 fn policy(yaml: &str) -> Policy {
-    let raw: raw::Policy = serde_yaml::from_str(yaml).unwrap();
+    let raw: raw::Policy = serde_norway::from_str(yaml).unwrap();
     Policy::from_raw("test", None, raw).unwrap()
 }
 

@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::*;
 use crate::catalog::{Listing, LocalBackup};
 use crate::config::{Connection, Policy, Project, RemoteConfig, RemoteUrl, StorageClass, TierName, raw};
-use crate::manifest::{FORMAT_VERSION, Manifest};
+use crate::manifest::{Manifest, Stored};
 use crate::names::{Kind, Stem};
 use crate::remote::{Remote, RemoteCatalog};
 use crate::store::PutOptions;
@@ -20,7 +20,7 @@ const POLICY: &str =
     "tiers:\n  daily: {keep_days: 7, locations: [local, remote]}\n  weekly: {keep: 1, locations: [remote], storage_class: STANDARD_IA}\n";
 
 fn project() -> Project {
-    let raw: raw::Policy = serde_yaml::from_str(POLICY).unwrap();
+    let raw: raw::Policy = serde_norway::from_str(POLICY).unwrap();
     Project {
         name: "shop".into(),
         connection: Connection { container: None, host: None, port: None, user: "u".into(), password_file: None },
@@ -61,33 +61,14 @@ fn remote() -> Remote {
 fn backup(t: DateTime<Utc>, tiers: &[TierName]) -> LocalBackup {
     let stem = Stem::new(Kind::Database, t, 1);
     let body = stem.to_string().into_bytes();
-    let manifest = Manifest {
-        format_version: FORMAT_VERSION,
-        kind: Kind::Database,
-        project: "shop".into(),
-        env: "production".into(),
-        database: "shop".into(),
-        created_at: t,
-        file: format!("{stem}.dump.gz"),
-        format: "custom".into(),
-        compression: "gzip".into(),
-        compression_level: None,
-        encryption: None,
+    let stored = Stored {
+        format: "custom",
+        compression: "gzip",
         size: body.len() as u64,
         sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body)),
-        pg_dump_version: None,
-        server_version: None,
-        database_settings: None,
-        schema_fingerprint: None,
-        large_objects: None,
-        tables: None,
-        tables_unread: false,
-        tags: Vec::new(),
-        tiers: tiers.to_vec(),
-        duration_seconds: None,
-        adopted: false,
-        verifications: Vec::new(),
     };
+    let manifest =
+        Manifest { tiers: tiers.to_vec(), ..Manifest::new("shop", "production", "shop", &stem, format!("{stem}.dump.gz"), stored) };
     LocalBackup {
         data_path: PathBuf::from(format!("/nowhere/{}", manifest.file)),
         manifest_path: PathBuf::from(format!("/nowhere/{stem}.json")),
@@ -220,7 +201,7 @@ fn locks_are_planned_from_the_tier_and_locked_copies_wait() {
     let now = Utc::now();
     let (d, w) = (TierName::Daily, TierName::Weekly);
     let policy = "tiers:\n  daily: {keep_days: 7, locations: [local, remote]}\n  weekly: {keep: 1, locations: [remote], storage_class: STANDARD_IA, object_lock: COMPLIANCE}\n";
-    let raw: raw::Policy = serde_yaml::from_str(policy).unwrap();
+    let raw: raw::Policy = serde_norway::from_str(policy).unwrap();
     let p = Project { policy: Arc::new(Policy::from_raw("test", None, raw).unwrap()), ..project() };
     let plan_of = |r: &Remote, local: &[LocalBackup]| {
         let listing = Listing { backups: local.to_vec(), ..Default::default() };

@@ -47,17 +47,7 @@ pub(super) async fn signalled() {
     }
 }
 
-/// The one async runtime of the process, shared by every S3 client (started on first use).
+/// The one async runtime of the process, shared by every S3 client.
 pub(super) fn runtime() -> crate::error::Result<Arc<tokio::runtime::Runtime>> {
-    static RUNTIME: std::sync::OnceLock<Arc<tokio::runtime::Runtime>> = std::sync::OnceLock::new();
-    if let Some(rt) = RUNTIME.get() {
-        return Ok(rt.clone());
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("s3")
-        .enable_all()
-        .build()
-        .map_err(|e| crate::failed!("cannot start the S3 client runtime: {e}"))?;
-    Ok(RUNTIME.get_or_init(|| Arc::new(rt)).clone())
+    crate::runtime::shared().map_err(|e| crate::failed!("cannot start the S3 client runtime: {e}"))
 }
