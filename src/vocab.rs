@@ -1,5 +1,5 @@
 //! The vocabulary the layers share: plain data types that several parts and operations name
-//! (tiers, where they live, storage classes, a compression, an encryption block and what a manifest records of it, a database's
+//! (tiers, where they live, storage classes, a compression, how to reach a server, an encryption block and what a manifest records of it, a database's
 //! settings, an audit finding). It imports nothing of pgtier's, so every module may use it.
 
 use std::path::PathBuf;
@@ -243,4 +243,14 @@ impl std::fmt::Display for LockMode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// How to reach PostgreSQL: through `docker exec` into a container, or directly with libpq.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    pub container: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub user: String,
+    pub password_file: Option<PathBuf>,
 }

@@ -7,9 +7,8 @@ mod support;
 use std::sync::Arc;
 
 use conformance::Capabilities;
-use pgtier::config::{RemoteConfig, RemoteUrl};
 use pgtier::remote::PrefixStore;
-use pgtier::store::{LocalStore, MemoryStore, S3Store, Store};
+use pgtier::store::{LocalStore, MemoryStore, S3Options, S3Store, StaticCredentials, Store};
 use support::localstack::{localstack, moto};
 
 #[test]
@@ -49,31 +48,21 @@ fn s3(bucket: &str) -> S3Store {
 }
 
 fn s3_at(endpoint: &str, bucket: &str) -> S3Store {
-    // SAFETY (test set-up): the SDK reads credentials from the environment; set before any thread reads it.
-    unsafe {
-        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
-        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-    }
-    let remote = RemoteConfig {
-        url: RemoteUrl::S3 { bucket: bucket.into(), prefix: String::new() },
+    // Credentials are given, not set in the environment: the test binary is threaded.
+    S3Store::new(&S3Options {
+        bucket: bucket.into(),
         endpoint_url: Some(endpoint.to_string()),
         region: Some("us-east-1".into()),
         force_path_style: true,
-        restore_tier: "Standard".into(),
-        restore_days: 1,
-        concurrency: 4,
         timeout: std::time::Duration::from_secs(60),
         connect_timeout: std::time::Duration::from_secs(10),
         attempts: 6,
-        checksums: pgtier::config::Checksums::WhenSupported,
-        tiers: None,
-        storage_classes: Default::default(),
-        prune: true,
+        concurrency: 4,
+        checksums_when_required: false,
         name: "default".into(),
-        key: "remote".into(),
-    };
-    S3Store::new(&remote, bucket).unwrap()
+        credentials: Some(StaticCredentials { access_key_id: "test".into(), secret_access_key: "test".into() }),
+    })
+    .unwrap()
 }
 
 #[test]

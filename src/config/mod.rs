@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use crate::vocab::{Compression, EncryptionConfig};
+pub use crate::vocab::{Compression, Connection, EncryptionConfig};
 pub use crate::vocab::{Location, LockMode, StorageClass, TierName};
 pub use policy::{BUILTIN_DEFAULT, Policy, Retain, Tier, VerifySchedule};
 pub use remote::{Checksums, RemoteConfig, RemoteUrl};
@@ -61,16 +61,6 @@ pub struct Project {
     pub encryption: Option<Arc<EncryptionConfig>>,
     /// env -> application containers to stop around an in-place restore.
     pub app_containers: BTreeMap<String, Vec<String>>,
-}
-
-/// How to reach PostgreSQL: through `docker exec` into a container, or directly with libpq.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Connection {
-    pub container: Option<String>,
-    pub host: Option<String>,
-    pub port: Option<u16>,
-    pub user: String,
-    pub password_file: Option<PathBuf>,
 }
 
 /// `globals:`: whether `run` saves the cluster's roles (`pg_dumpall --globals-only`), and

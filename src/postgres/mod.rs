@@ -19,8 +19,8 @@ pub use crate::vocab::DbInfo;
 pub use admin::{count_rows_sql, first_ident, quote_ident, quote_literal};
 pub use session::Session;
 
-use crate::config::Connection;
 use crate::error::{Error, Result};
+use crate::vocab::Connection;
 
 /// A PostgreSQL version as reported by a server or a tool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

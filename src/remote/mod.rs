@@ -17,6 +17,24 @@ pub use thaw::{Reading, ThawWait, open_copy, thaw_eta};
 use crate::config::{RemoteConfig, RemoteUrl};
 use crate::error::Result;
 use crate::store::Store;
+use crate::store::{LocalStore, S3Options, S3Store};
+
+/// The S3 client's options for a destination's settings.
+pub fn s3_options(rc: &RemoteConfig, bucket: &str) -> S3Options {
+    S3Options {
+        bucket: bucket.to_string(),
+        endpoint_url: rc.endpoint_url.clone(),
+        region: rc.region.clone(),
+        force_path_style: rc.force_path_style,
+        timeout: rc.timeout,
+        connect_timeout: rc.connect_timeout,
+        attempts: rc.attempts,
+        concurrency: rc.concurrency,
+        checksums_when_required: rc.checksums == crate::config::Checksums::WhenRequired,
+        name: rc.name.clone(),
+        credentials: None,
+    }
+}
 
 /// One configured destination, opened. `store` is a `PrefixStore`: keys given to it are
 /// relative to the destination's URL.
@@ -41,12 +59,11 @@ impl Remote {
 
     /// Opens one destination.
     pub fn open(rc: &RemoteConfig) -> Result<Remote> {
-        let prefix = match &rc.url {
-            RemoteUrl::S3 { prefix, .. } => prefix.as_str(),
-            RemoteUrl::File(_) => "",
+        let (inner, prefix): (std::sync::Arc<dyn Store>, &str) = match &rc.url {
+            RemoteUrl::S3 { bucket, prefix } => (std::sync::Arc::new(S3Store::new(&s3_options(rc, bucket))?), prefix.as_str()),
+            RemoteUrl::File(root) => (std::sync::Arc::new(LocalStore::new(root)), ""),
         };
-        let store = std::sync::Arc::new(PrefixStore::new(crate::store::open(rc)?.into(), prefix));
-        Ok(Remote { store, config: rc.clone() })
+        Ok(Remote { store: std::sync::Arc::new(PrefixStore::new(inner, prefix)), config: rc.clone() })
     }
 
     /// The destination's name (`default` for `remote:`).

@@ -9,9 +9,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{ObjectMeta, PutOptions, Store, StoreError, Thaw, check_key};
-use crate::config::StorageClass;
 use crate::fsutil::{PartialFile, ensure_private_dir};
 use crate::ui::Progress;
+use crate::vocab::StorageClass;
 
 /// A folder used as an object store.
 pub struct LocalStore {

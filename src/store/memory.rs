@@ -10,8 +10,8 @@ use std::sync::Mutex;
 use chrono::Utc;
 
 use super::{BucketState, Lock, Locks, ObjectMeta, PutOptions, Store, StoreError, Thaw, check_key};
-use crate::config::StorageClass;
 use crate::ui::Progress;
+use crate::vocab::StorageClass;
 
 #[derive(Clone)]
 struct Object {
@@ -53,7 +53,7 @@ impl MemoryStore {
     fn refuse_if_locked(&self, key: &str, bypass_governance: bool) -> Result<(), StoreError> {
         let objects = self.objects.lock().expect("store");
         match objects.get(key).and_then(|o| o.meta.lock) {
-            Some(l) if l.holds(Utc::now()) && !(bypass_governance && l.mode == crate::config::LockMode::Governance) => {
+            Some(l) if l.holds(Utc::now()) && !(bypass_governance && l.mode == crate::vocab::LockMode::Governance) => {
                 Err(StoreError::Other(format!("memory://{key}: AccessDenied: locked ({}) until {}", l.mode, l.until)))
             }
             _ => Ok(()),
@@ -160,7 +160,7 @@ impl Locks for MemoryStore {
         if let Some(old) = o.meta.lock
             && old.holds(Utc::now())
             && (lock.until < old.until || lock.mode != old.mode)
-            && !(bypass_governance && old.mode == crate::config::LockMode::Governance)
+            && !(bypass_governance && old.mode == crate::vocab::LockMode::Governance)
         {
             return Err(StoreError::Other(format!("memory://{key}: AccessDenied: the lock cannot be shortened")));
         }

@@ -13,10 +13,10 @@ use chrono::{DateTime, Utc};
 
 pub use local::LocalStore;
 pub use memory::MemoryStore;
-pub use s3::S3Store;
+pub use s3::{S3Options, S3Store, StaticCredentials};
 
-use crate::config::{LockMode, RemoteConfig, RemoteUrl, StorageClass};
 use crate::ui::Progress;
+use crate::vocab::{LockMode, StorageClass};
 
 /// What can go wrong talking to a store. Backends convert their own errors into these.
 #[derive(Debug, thiserror::Error)]
@@ -226,14 +226,6 @@ pub fn check_sent(key: &str, opts: &PutOptions, sent_size: u64, sent_sha256: &st
              (sha256 {want}): the local file is corrupt or changed; nothing was stored"
         ))),
         _ => Ok(()),
-    }
-}
-
-/// Opens the configured remote.
-pub fn open(remote: &RemoteConfig) -> crate::error::Result<Box<dyn Store>> {
-    match &remote.url {
-        RemoteUrl::File(root) => Ok(Box::new(LocalStore::new(root))),
-        RemoteUrl::S3 { bucket, .. } => Ok(Box::new(S3Store::new(remote, bucket)?)),
     }
 }
 

@@ -35,13 +35,35 @@ fn sha(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
 
-/// Runs every check under `prefix` (which must be empty in the store); panics on the first
-/// deviation with what was expected.
-pub fn run_all(store: &dyn Store, prefix: &str, can: Capabilities) {
-    let k = |name: &str| format!("{prefix}/{name}");
-    let standard = PutOptions::standard();
+/// One named behaviour; each writes only under its own keys, so one failing hides no other.
+type Check = fn(&dyn Store, &str, Capabilities);
 
-    // Small objects: write, read back, metadata, listing.
+/// Every check, by name.
+pub const CHECKS: &[(&str, Check)] = &[
+    ("small objects: write, read back, metadata, listing", small_objects),
+    ("files, multipart, and bytes that are not the ones named", files),
+    ("copies keep the sha256; archive classes need a thaw", copies),
+    ("missing objects and deletes", missing_and_deletes),
+    ("keys that could escape are refused", bad_keys),
+    ("Object Lock", object_lock),
+];
+
+/// Runs every check under `prefix` (which must be empty in the store), each on its own, and
+/// fails naming every check that deviated and how.
+pub fn run_all(store: &dyn Store, prefix: &str, can: Capabilities) {
+    let mut failed = Vec::new();
+    for (name, check) in CHECKS {
+        if let Err(e) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(store, prefix, can))) {
+            let why = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+            failed.push(format!("{name}: {why}"));
+        }
+    }
+    assert!(failed.is_empty(), "{} of {} conformance checks failed:\n{}", failed.len(), CHECKS.len(), failed.join("\n"));
+}
+
+fn small_objects(store: &dyn Store, prefix: &str, _: Capabilities) {
+    let k = |name: &str| format!("{prefix}/small/{name}");
+    let standard = PutOptions::standard();
     let body = b"manifest bytes".to_vec();
     store.put_bytes(&k("a/one.json"), &body, &PutOptions { class: StorageClass::Standard, sha256: Some(sha(&body)), lock: None }).unwrap();
     let h = store.head(&k("a/one.json")).unwrap();
@@ -51,17 +73,19 @@ pub fn run_all(store: &dyn Store, prefix: &str, can: Capabilities) {
     assert!(h.thaw.readable());
     assert_eq!(read_all(store, &k("a/one.json")), body);
     store.put_bytes(&k("b/two.json"), b"2", &standard).unwrap();
-    let listed: Vec<String> = store.list(&format!("{prefix}/a/")).unwrap().into_iter().map(|m| m.key).collect();
+    let listed: Vec<String> = store.list(&k("a/")).unwrap().into_iter().map(|m| m.key).collect();
     assert_eq!(listed, vec![k("a/one.json")], "list is limited to the prefix");
-    let all = store.list(&format!("{prefix}/")).unwrap();
+    let all = store.list(&k("")).unwrap();
     assert_eq!(
         all.iter().map(|m| m.key.as_str()).collect::<Vec<_>>(),
         vec![k("a/one.json").as_str(), k("b/two.json").as_str()],
         "list is in key order"
     );
     assert_eq!(all[0].size, body.len() as u64);
+}
 
-    // Files, including one large enough for a multipart upload.
+fn files(store: &dyn Store, prefix: &str, can: Capabilities) {
+    let k = |name: &str| format!("{prefix}/{name}");
     let dir = tempfile::tempdir().unwrap();
     let sizes: &[usize] = if can.multipart { &[0, 1000, 20 * 1024 * 1024 + 123] } else { &[0, 1000, 3 * 1024 * 1024 + 5] };
     for (i, size) in sizes.iter().enumerate() {
@@ -94,9 +118,18 @@ pub fn run_all(store: &dyn Store, prefix: &str, can: Capabilities) {
             assert!(matches!(store.head(&wrong), Err(StoreError::NotFound(_))), "{size} bytes: nothing stored under {wrong}");
         }
     }
+}
 
-    // Copies keep the sha256 and take the new class; archive classes are unreadable until thawed.
-    let src = k("files/f1.dump.gz");
+/// A 1000-byte object under `key`, in STANDARD_IA, as the copy checks start from.
+fn put_source(store: &dyn Store, key: &str) {
+    let data: Vec<u8> = (0..1000).map(|j| (j * 31 % 251) as u8).collect();
+    store.put_bytes(key, &data, &PutOptions { class: StorageClass::StandardIa, sha256: Some(sha(&data)), lock: None }).unwrap();
+}
+
+fn copies(store: &dyn Store, prefix: &str, can: Capabilities) {
+    let k = |name: &str| format!("{prefix}/copies/{name}");
+    let src = k("daily/f1.dump.gz");
+    put_source(store, &src);
     let glacier = k("monthly/f1.dump.gz");
     store.copy(&src, &glacier, StorageClass::Glacier, None).unwrap();
     let h = store.head(&glacier).unwrap();
@@ -122,42 +155,51 @@ pub fn run_all(store: &dyn Store, prefix: &str, can: Capabilities) {
     store.copy(&src, &src, StorageClass::Standard, None).unwrap();
     assert_eq!(store.head(&src).unwrap().class(), StorageClass::Standard);
     assert!(store.head(&src).unwrap().sha256.is_some(), "class change keeps the sha256");
+}
 
-    // Missing objects and deletes.
+fn missing_and_deletes(store: &dyn Store, prefix: &str, _: Capabilities) {
+    let k = |name: &str| format!("{prefix}/gone/{name}");
     assert!(matches!(store.head(&k("nope")), Err(StoreError::NotFound(_))));
     assert!(matches!(store.get(&k("nope")), Err(StoreError::NotFound(_))));
-    store.delete(&glacier).unwrap();
-    assert!(matches!(store.head(&glacier), Err(StoreError::NotFound(_))));
-    store.delete(&glacier).unwrap();
+    let key = k("one.dump.gz");
+    put_source(store, &key);
+    store.delete(&key).unwrap();
+    assert!(matches!(store.head(&key), Err(StoreError::NotFound(_))));
+    store.delete(&key).unwrap(); // deleting what is gone is fine
+}
 
-    // Keys that could escape or confuse are refused.
+fn bad_keys(store: &dyn Store, prefix: &str, _: Capabilities) {
     for bad in ["", "/abs", "a/../b", "a//b", "./a"] {
-        assert!(store.put_bytes(bad, b"x", &standard).is_err(), "key {bad:?} must be refused");
+        assert!(store.put_bytes(bad, b"x", &PutOptions::standard()).is_err(), "key {bad:?} must be refused");
     }
     store.abort_incomplete(&format!("{prefix}/"), &[]).unwrap();
+}
 
-    // Object Lock: a locked version is reported by HEAD, cannot be deleted or have its lock
-    // shortened; lengthening it is allowed.
-    if can.object_lock {
-        use pgtier::store::Lock;
-        let locks = store.locks().expect("a store with Object Lock offers its operations");
-        let until = chrono::Utc::now() + chrono::Duration::hours(2);
-        let lock = Lock { mode: pgtier::config::LockMode::Compliance, until: until.with_nanosecond(0).unwrap() };
-        let key = k("locked/one.json");
-        store.put_bytes(&key, b"locked", &PutOptions { lock: Some(lock), ..PutOptions::standard() }).unwrap();
-        assert_eq!(store.head(&key).unwrap().lock, Some(lock), "HEAD returns the lock");
-        let version = locks.current_version(&key).unwrap();
-        assert!(locks.delete_version(&key, &version, false).is_err(), "a locked version cannot be deleted");
-        assert!(store.delete(&key).is_err(), "deleting every version fails while one is locked");
-        let shorter = Lock { until: lock.until - chrono::Duration::hours(1), ..lock };
-        if can.refuses_shortening {
-            assert!(locks.put_retention(&key, &shorter, false).is_err(), "a COMPLIANCE lock cannot be shortened");
-        }
-        let longer = Lock { until: lock.until + chrono::Duration::hours(1), ..lock };
-        locks.put_retention(&key, &longer, false).unwrap();
-        assert_eq!(store.head(&key).unwrap().lock, Some(longer));
-        let copy = k("locked/copy.json");
-        store.copy(&key, &copy, StorageClass::Standard, Some(&lock)).unwrap();
-        assert_eq!(store.head(&copy).unwrap().lock, Some(lock), "a copy takes the lock it is given");
+/// A locked version is reported by HEAD, cannot be deleted or have its lock shortened;
+/// lengthening it is allowed.
+fn object_lock(store: &dyn Store, prefix: &str, can: Capabilities) {
+    if !can.object_lock {
+        return;
     }
+    let k = |name: &str| format!("{prefix}/{name}");
+    use pgtier::store::Lock;
+    let locks = store.locks().expect("a store with Object Lock offers its operations");
+    let until = chrono::Utc::now() + chrono::Duration::hours(2);
+    let lock = Lock { mode: pgtier::config::LockMode::Compliance, until: until.with_nanosecond(0).unwrap() };
+    let key = k("locked/one.json");
+    store.put_bytes(&key, b"locked", &PutOptions { lock: Some(lock), ..PutOptions::standard() }).unwrap();
+    assert_eq!(store.head(&key).unwrap().lock, Some(lock), "HEAD returns the lock");
+    let version = locks.current_version(&key).unwrap();
+    assert!(locks.delete_version(&key, &version, false).is_err(), "a locked version cannot be deleted");
+    assert!(store.delete(&key).is_err(), "deleting every version fails while one is locked");
+    let shorter = Lock { until: lock.until - chrono::Duration::hours(1), ..lock };
+    if can.refuses_shortening {
+        assert!(locks.put_retention(&key, &shorter, false).is_err(), "a COMPLIANCE lock cannot be shortened");
+    }
+    let longer = Lock { until: lock.until + chrono::Duration::hours(1), ..lock };
+    locks.put_retention(&key, &longer, false).unwrap();
+    assert_eq!(store.head(&key).unwrap().lock, Some(longer));
+    let copy = k("locked/copy.json");
+    store.copy(&key, &copy, StorageClass::Standard, Some(&lock)).unwrap();
+    assert_eq!(store.head(&copy).unwrap().lock, Some(lock), "a copy takes the lock it is given");
 }

@@ -27,8 +27,8 @@ mod runtime;
 use runtime::{StoreClock, runtime, until_signal};
 
 use super::{ObjectMeta, PutOptions, Store, StoreError, Thaw, check_key};
-use crate::config::{RemoteConfig, StorageClass};
 use crate::ui::Progress;
+use crate::vocab::StorageClass;
 
 /// Objects up to this size go up in one PUT.
 const SINGLE_PUT_MAX: u64 = 16 << 20;
@@ -38,6 +38,44 @@ const MIN_PART: u64 = 8 << 20;
 const MAX_PARTS: u64 = 10_000;
 /// S3's limit for a single CopyObject.
 const COPY_MAX: u64 = 5 << 30;
+
+/// How to reach one bucket: what the remote layer reads from a destination's settings.
+#[derive(Debug, Clone)]
+pub struct S3Options {
+    pub bucket: String,
+    /// Another endpoint than AWS's (MinIO, LocalStack, a proxy).
+    pub endpoint_url: Option<String>,
+    /// The region, else the standard chain's, else us-east-1.
+    pub region: Option<String>,
+    pub force_path_style: bool,
+    /// How long one request may go without an answer.
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Tries per request (`PGTIER_S3_MAX_ATTEMPTS` overrides it).
+    pub attempts: u32,
+    /// Parts sent or read at once.
+    pub concurrency: usize,
+    /// Send the newer checksum headers only where an operation requires them.
+    pub checksums_when_required: bool,
+    /// The destination's name, for messages that say which setting to change.
+    pub name: String,
+    /// Fixed credentials instead of the standard chain (environment, profile, web identity,
+    /// instance role); for tools and tests that must not touch the process environment.
+    pub credentials: Option<StaticCredentials>,
+}
+
+/// An access key pair. Its `Debug` shows the key id only.
+#[derive(Clone)]
+pub struct StaticCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for StaticCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StaticCredentials({}, secret withheld)", self.access_key_id)
+    }
+}
 
 /// An S3 bucket.
 pub struct S3Store {
@@ -118,15 +156,26 @@ fn http_status<E>(e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Op
 impl S3Store {
     /// A client for the configured endpoint: credentials from the standard chain (environment,
     /// profile, instance role), bounded retries with exponential backoff and jitter.
-    pub fn new(remote: &RemoteConfig, bucket: &str) -> crate::error::Result<S3Store> {
+    pub fn new(remote: &S3Options) -> crate::error::Result<S3Store> {
         let rt = runtime()?;
         let region = remote.region.clone();
+        let fixed = remote.credentials.clone();
         let conf = rt
             .block_on(until_signal(async move {
                 let chain = RegionProviderChain::first_try(region.map(aws_config::Region::new))
                     .or_default_provider()
                     .or_else(aws_config::Region::new("us-east-1"));
-                Ok(aws_config::defaults(BehaviorVersion::latest()).region(chain).load().await)
+                let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(chain);
+                if let Some(c) = fixed {
+                    loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
+                        c.access_key_id,
+                        c.secret_access_key,
+                        None,
+                        None,
+                        "pgtier-static",
+                    ));
+                }
+                Ok(loader.load().await)
             }))
             .map_err(crate::error::Error::from)?;
         let attempts = std::env::var("PGTIER_S3_MAX_ATTEMPTS").ok().and_then(|v| v.parse().ok()).unwrap_or(remote.attempts).max(1);
@@ -156,8 +205,8 @@ impl S3Store {
         Ok(S3Store {
             full: Client::from_conf(b.build()),
             plain: Client::from_conf(plain),
-            legacy: std::sync::atomic::AtomicBool::new(remote.checksums == crate::config::Checksums::WhenRequired),
-            bucket: bucket.to_string(),
+            legacy: std::sync::atomic::AtomicBool::new(remote.checksums_when_required),
+            bucket: remote.bucket.clone(),
             rt,
             concurrency: remote.concurrency.max(1),
             patience: format!(

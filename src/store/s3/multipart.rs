@@ -12,9 +12,9 @@ use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumType, CompletedMultipartUploa
 use bytes::Bytes;
 
 use super::{S3Store, b64, crc32c, describe, encode_key, part_size};
-use crate::config::StorageClass;
 use crate::store::{PutOptions, StoreError};
 use crate::ui::Progress;
+use crate::vocab::StorageClass;
 
 impl S3Store {
     /// The unfinished upload of `key` a killed run left, if any.
