@@ -13,11 +13,18 @@ use serde::Serialize;
 
 use crate::config::AlertsConfig;
 
+/// How bad an alert is; in JSON `error` or `warning`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
 /// One alert.
 #[derive(Debug, Clone, Serialize)]
 pub struct Alert {
-    /// `error` or `warning`.
-    pub severity: String,
+    pub severity: Severity,
     pub project: Option<String>,
     pub env: Option<String>,
     /// `backup`, `sync`, `prune`, `verify`, `audit`, `run`, `disk-space`, `anomaly`.
@@ -29,16 +36,16 @@ pub struct Alert {
 
 impl Alert {
     pub fn error(project: Option<&str>, env: Option<&str>, operation: &str, error: impl Into<String>) -> Alert {
-        Alert::new("error", project, env, operation, error)
+        Alert::new(Severity::Error, project, env, operation, error)
     }
 
     pub fn warning(project: Option<&str>, env: Option<&str>, operation: &str, error: impl Into<String>) -> Alert {
-        Alert::new("warning", project, env, operation, error)
+        Alert::new(Severity::Warning, project, env, operation, error)
     }
 
-    fn new(severity: &str, project: Option<&str>, env: Option<&str>, operation: &str, error: impl Into<String>) -> Alert {
+    fn new(severity: Severity, project: Option<&str>, env: Option<&str>, operation: &str, error: impl Into<String>) -> Alert {
         Alert {
-            severity: severity.into(),
+            severity,
             project: project.map(str::to_string),
             env: env.map(str::to_string),
             operation: operation.into(),

@@ -16,6 +16,7 @@ use crate::pipeline::FinishWrite;
 use crate::postgres::{Pg, Session};
 use crate::remote::Remote;
 use crate::store::PutOptions;
+use crate::store::StoreError;
 use crate::vocab::EncryptionConfig;
 
 /// How a check came out.
@@ -333,7 +334,7 @@ fn destination(cfg: &Config, world: &Context, rc: &RemoteConfig) -> Vec<Check> {
     if let Some(locks) = r.store.locks() {
         match locks.bucket() {
             Err(e) => {
-                return vec![Check::fail(what, format!("{url}: {e}"), fix_store(&e.to_string()))];
+                return vec![Check::fail(what, format!("{url}: {e}"), fix_store(&e))];
             }
             Ok(b) if !b.exists => {
                 return vec![Check::fail(
@@ -373,11 +374,11 @@ fn scratch_object(what: &str, r: &Remote, rc: &RemoteConfig) -> Check {
     let url = r.url(&key);
     let body = b"pgtier doctor scratch object: safe to delete\n";
     if let Err(e) = r.store.put_bytes(&key, body, &PutOptions::standard()) {
-        return Check::fail(what, format!("cannot write {url}: {e}"), fix_store(&e.to_string()));
+        return Check::fail(what, format!("cannot write {url}: {e}"), fix_store(&e));
     }
-    let back = r.store.get(&key).map_err(|e| e.to_string()).and_then(|rd| {
+    let back = r.store.get(&key).and_then(|rd| {
         let mut v = Vec::new();
-        rd.take(body.len() as u64 + 1).read_to_end(&mut v).map_err(|e| e.to_string())?;
+        rd.take(body.len() as u64 + 1).read_to_end(&mut v).map_err(|e| StoreError::Unreachable(format!("{url}: {e}")))?;
         Ok(v)
     });
     let deleted = r.store.delete(&key);
@@ -407,15 +408,21 @@ fn scratch_object(what: &str, r: &Remote, rc: &RemoteConfig) -> Check {
     }
 }
 
-fn fix_store(error: &str) -> String {
-    if error.contains("no AWS credentials") {
-        "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE with ~/.aws/credentials) in the environment pgtier runs in".into()
-    } else if error.contains("does not exist") {
-        "create it with `pgtier remote init` (or check the bucket name in the url)".into()
-    } else if error.contains("access denied") || error.contains("AccessDenied") || error.contains("Forbidden") {
-        "check the credentials and the bucket policy: pgtier needs list, get, put and delete under its prefix".into()
-    } else {
-        "check endpoint_url, region and the network path to the store".into()
+/// What to do about a store's refusal, by its kind.
+fn fix_store(error: &StoreError) -> String {
+    match error {
+        StoreError::NoCredentials(_) => {
+            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE with ~/.aws/credentials) in the environment pgtier runs in"
+                .into()
+        }
+        StoreError::NoSuchBucket(_) => "create it with `pgtier remote init` (or check the bucket name in the url)".into(),
+        StoreError::AccessDenied(_) => {
+            "check the credentials and the bucket policy: pgtier needs list, get, put and delete under its prefix".into()
+        }
+        StoreError::Locked(_) => {
+            "run `pgtier remote init` to turn Object Lock on (a bucket made without it may need to be recreated)".into()
+        }
+        _ => "check endpoint_url, region and the network path to the store".into(),
     }
 }
 

@@ -1,9 +1,10 @@
-//! The library's error type and how each kind maps to an exit code.
+//! The library's error type, the object store's, and how each kind maps to an exit code.
 
 use std::path::PathBuf;
 
 /// Every failure pgtier reports. The variant decides the exit code; the text is for a human.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The command line was wrong (exit 2).
     #[error("{0}")]
@@ -47,6 +48,11 @@ pub enum Error {
     /// Another pgtier run holds the run lock (exit 11, as restic's "failed to lock").
     #[error("{0}")]
     Locked(String),
+    /// The object store refused or failed an operation; its kind (access denied, no
+    /// credentials, no such bucket, a failed condition, Object Lock, an archived copy) is kept
+    /// for callers to branch on (exit 1).
+    #[error(transparent)]
+    Store(StoreError),
     /// An error with a step the operator can take about it (the exit code is the error's).
     #[error("{source}")]
     Remedied {
@@ -63,6 +69,83 @@ pub enum Error {
     },
 }
 
+/// What can go wrong talking to a store. Backends convert their own errors into these, so
+/// callers branch on the kind, never on the words.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("{0}: no such object")]
+    NotFound(String),
+    /// The object is in an archive class (GLACIER, DEEP_ARCHIVE) and must be thawed first.
+    #[error("{0}: archived; it must be restored (thawed) before it can be read")]
+    Archived(String),
+    /// The store refused the newer checksum headers (the S3 store then writes without them).
+    #[error("{0}")]
+    ChecksumsRejected(String),
+    /// The store could not be reached, or the request timed out.
+    #[error("{0}")]
+    Unreachable(String),
+    /// A signal arrived while waiting for the store: the request was abandoned.
+    #[error("interrupted by a signal")]
+    Cancelled,
+    /// The bytes are not the ones expected (an upload whose bytes hash to something other than
+    /// the manifest's SHA-256 refuses to finish).
+    #[error("{0}")]
+    Mismatch(String),
+    /// The credentials were refused this operation (bucket policy, IAM, a read-only key).
+    #[error("{0}")]
+    AccessDenied(String),
+    /// No credentials were found anywhere the standard chain looks.
+    #[error("{0}")]
+    NoCredentials(String),
+    /// The bucket does not exist.
+    #[error("{0}")]
+    NoSuchBucket(String),
+    /// A conditional request's condition did not hold (`If-None-Match`, `If-Match`: HTTP 412).
+    #[error("{0}")]
+    Precondition(String),
+    /// Object Lock refused the change: a locked version cannot be deleted or its lock shortened,
+    /// or the bucket has no Object Lock for a locked write.
+    #[error("{0}")]
+    Locked(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl StoreError {
+    /// The same kind, its message prefixed with `what`.
+    pub fn context(self, what: impl std::fmt::Display) -> StoreError {
+        use StoreError::*;
+        let p = |m: String| format!("{what}: {m}");
+        match self {
+            NotFound(m) => NotFound(p(m)),
+            Archived(m) => Archived(p(m)),
+            ChecksumsRejected(m) => ChecksumsRejected(p(m)),
+            Unreachable(m) => Unreachable(p(m)),
+            Cancelled => Cancelled,
+            Mismatch(m) => Mismatch(p(m)),
+            AccessDenied(m) => AccessDenied(p(m)),
+            NoCredentials(m) => NoCredentials(p(m)),
+            NoSuchBucket(m) => NoSuchBucket(p(m)),
+            Precondition(m) => Precondition(p(m)),
+            Locked(m) => Locked(p(m)),
+            Other(m) => Other(p(m)),
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(_) => Error::NotFound(e.to_string()),
+            StoreError::Unreachable(m) => Error::Unreachable(m),
+            StoreError::Cancelled => Error::Cancelled,
+            StoreError::Mismatch(m) => Error::Integrity(m),
+            other => Error::Store(other),
+        }
+    }
+}
+
 /// A step the operator can take about an error. The library names the step; the command line
 /// words it with its own flags (`cli::explain`), so the library never names a flag. A held lock
 /// and a pending thaw carry theirs in their kind.
@@ -76,6 +159,8 @@ pub enum Remedy {
     OtherDatabase,
 }
 
+/// It happened, and nothing was found wrong.
+pub const EXIT_OK: i32 = 0;
 /// The operation failed, or an audit or drill found a problem.
 pub const EXIT_FAILED: i32 = 1;
 /// Bad usage or invalid configuration.
@@ -86,6 +171,12 @@ pub const EXIT_LOCKED: i32 = 11;
 pub const EXIT_THAW_PENDING: i32 = 75;
 /// Interrupted by SIGINT or SIGTERM.
 pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// The exit code of a command that ran to its end: `EXIT_FAILED` when it failed or found a
+/// problem, else `EXIT_OK`.
+pub fn exit_if(failed: bool) -> i32 {
+    if failed { EXIT_FAILED } else { EXIT_OK }
+}
 
 /// The crate-wide result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -103,6 +194,7 @@ impl Error {
             | Error::Incomplete(_)
             | Error::NotFound(_)
             | Error::Cold(_)
+            | Error::Store(_)
             | Error::Cancelled => EXIT_FAILED,
             Error::ThawPending(_) => EXIT_THAW_PENDING,
             Error::Locked(_) => EXIT_LOCKED,
@@ -145,6 +237,7 @@ impl Error {
             Error::NotFound(m) => Error::NotFound(format!("{what}: {m}")),
             Error::Cold(m) => Error::Cold(format!("{what}: {m}")),
             Error::Cancelled => Error::Cancelled,
+            Error::Store(e) => Error::Store(e.context(what)),
             Error::ThawPending(m) => Error::ThawPending(format!("{what}: {m}")),
             Error::Locked(m) => Error::Locked(format!("{what}: {m}")),
             Error::Io { path, source } => Error::Failed(format!("{what}: {}: {source}", path.display())),

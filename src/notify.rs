@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use crate::alerts::Severity;
 use crate::alerts::{Alert, http_post};
 use crate::catalog::Listing;
 use crate::config::alerts::{Email, SmtpTls};
@@ -28,8 +29,8 @@ pub struct Digest {
 
 /// Composes the message for `events` (failures and warnings of one command).
 pub fn compose(cfg: &Config, events: &[Alert], remotes: &[&Remote], now: DateTime<Utc>) -> Option<Digest> {
-    let first = events.iter().find(|a| a.severity == "error").or(events.first())?;
-    let failed = events.iter().any(|a| a.severity == "error");
+    let first = events.iter().find(|a| a.severity == Severity::Error).or(events.first())?;
+    let failed = events.iter().any(|a| a.severity == Severity::Error);
     let host = crate::alerts::hostname();
     let what = |a: &Alert| match (&a.project, &a.env) {
         (Some(p), Some(e)) => format!("{} {p}/{e}", a.operation),
@@ -43,7 +44,7 @@ pub fn compose(cfg: &Config, events: &[Alert], remotes: &[&Remote], now: DateTim
     for a in events {
         // The run's errors read "backup: why"; the line already names the operation.
         let error = a.error.strip_prefix(&format!("{}: ", a.operation)).unwrap_or(&a.error);
-        body += &format!("{} {}: {error}\n", if a.severity == "error" { "FAILED" } else { "WARNING" }, what(a));
+        body += &format!("{} {}: {error}\n", if a.severity == Severity::Error { "FAILED" } else { "WARNING" }, what(a));
     }
     // Each project/env once, in the order they first failed or warned.
     let mut envs: Vec<(String, String)> = Vec::new();

@@ -75,13 +75,36 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
+/// Why a stream stopped short, carried inside its `io::Error` so that whoever reads the stream
+/// branches on the kind (`stop_of`), never on the words.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamStop {
+    /// SIGINT or SIGTERM arrived.
+    #[error("interrupted by a signal")]
+    Cancelled,
+    /// The source broke off (a download whose connection dropped and could not be resumed):
+    /// it says nothing about the bytes themselves.
+    #[error("{0}")]
+    SourceLost(String),
+}
+
 /// The error a stream returns once interrupted. Not `ErrorKind::Interrupted`: `std::io::copy`,
 /// `read_to_end` and `read_exact` retry that kind forever, which spun pgtier at 100 % CPU.
 pub fn cancelled() -> std::io::Error {
-    std::io::Error::other(CANCELLED)
+    std::io::Error::other(StreamStop::Cancelled)
 }
 
-/// The message of a cancelled stream, to recognise it in reports.
+/// The error a stream returns when its source broke off (see `StreamStop::SourceLost`).
+pub fn source_lost(why: String) -> std::io::Error {
+    std::io::Error::other(StreamStop::SourceLost(why))
+}
+
+/// Why `e` stopped a stream, when a stream said so.
+pub fn stop_of(e: &std::io::Error) -> Option<&StreamStop> {
+    e.get_ref().and_then(|inner| inner.downcast_ref::<StreamStop>())
+}
+
+/// What a cancelled run or sync says in its report.
 pub const CANCELLED: &str = "interrupted by a signal";
 
 /// An I/O error to return from a stream once interrupted.

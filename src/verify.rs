@@ -166,13 +166,8 @@ fn proves_nothing(err: &Error, opened: bool, from_remote: bool) -> bool {
         E::Cancelled | E::Unreachable(_) => true,
         E::Incomplete(_) => from_remote,
         _ if from_remote && !opened => true,
-        // A signal or a broken download seen by a stream arrives as that stream's I/O error.
-        other => {
-            let text = other.to_string();
-            crate::signals::interrupted()
-                || text.contains(crate::signals::CANCELLED)
-                || (from_remote && !text.contains("do not match") && text.contains("connection"))
-        }
+        // A broken download arrives as `Unreachable` (see `restore::unreadable`).
+        _ => crate::signals::interrupted(),
     }
 }
 

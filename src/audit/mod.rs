@@ -259,7 +259,7 @@ pub fn audit_remote(
                     lock.until.format("%Y-%m-%d")
                 ),
             )),
-            Action::Defer { key, until, reason, .. } if reason.starts_with("locked") => {
+            Action::Defer { key, until, reason, .. } if !reason.billing_only() => {
                 notes.push(format!("{}: kept until {} ({reason})", remote.url(key), until.format("%Y-%m-%d")))
             }
             _ => {}

@@ -38,5 +38,5 @@ pub fn run(ctx: &Ctx, a: AdoptArgs) -> Result<i32> {
         }
         crate::outln!("{} file(s) {}", adopted.len(), if a.dry_run { "to adopt" } else { "adopted" });
     }
-    Ok(0)
+    Ok(crate::error::EXIT_OK)
 }

@@ -140,5 +140,5 @@ pub fn run(ctx: &Ctx, a: AuditArgs) -> Result<i32> {
             }
         );
     }
-    Ok(if total == 0 { 0 } else { 1 })
+    Ok(crate::error::exit_if(total > 0))
 }

@@ -30,5 +30,5 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> Result<i32> {
     } else {
         crate::outln!("{}", b.data_path.display());
     }
-    Ok(0)
+    Ok(crate::error::EXIT_OK)
 }

@@ -13,7 +13,7 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
         if ctx.ui.json {
             ctx.print_json(&serde_json::json!({ "ok": false, "problems": problems.iter().map(|p| p.to_string()).collect::<Vec<_>>() }));
         }
-        return Ok(2);
+        return Ok(crate::error::EXIT_USAGE);
     }
     let cfg = cfg.expect("a config without problems");
     let summary = serde_json::json!({
@@ -53,5 +53,5 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
             crate::outln!("  note: {n}");
         }
     }
-    Ok(0)
+    Ok(crate::error::EXIT_OK)
 }

@@ -84,7 +84,7 @@ pub fn run(ctx: &Ctx, a: InitArgs) -> Result<i32> {
         crate::outln!("  pgtier --config {} config check", agent.display());
         crate::outln!("  pgtier --config {} doctor", agent.display());
     }
-    Ok(0)
+    Ok(crate::error::EXIT_OK)
 }
 
 /// The flags, and at a terminal the questions for what they left out.

@@ -30,7 +30,7 @@ pub struct ManArgs {
 pub fn completions(a: CompletionsArgs) -> Result<i32> {
     let mut cmd = super::Cli::command();
     clap_complete::generate(a.shell, &mut cmd, "pgtier", &mut std::io::stdout());
-    Ok(0)
+    Ok(crate::error::EXIT_OK)
 }
 
 pub fn man(a: ManArgs) -> Result<i32> {
@@ -47,7 +47,7 @@ pub fn man(a: ManArgs) -> Result<i32> {
             write_pages(&cmd, &dir).map_err(|e| Error::Failed(format!("{}: cannot write the man pages: {e}", dir.display())))?;
         }
     }
-    Ok(0)
+    Ok(crate::error::EXIT_OK)
 }
 
 /// pgtier.1 and one page per command (`pgtier-restore.1`, `pgtier-policy-simulate.1`, …).

@@ -82,7 +82,7 @@ pub fn run(ctx: &Ctx, a: DoctorArgs) -> Result<i32> {
     } else {
         crate::outln!("\nall {} checks passed{}", checks.len(), if warned > 0 { format!(" ({warned} warning(s))") } else { String::new() });
     }
-    Ok(if failed > 0 { 1 } else { 0 })
+    Ok(crate::error::exit_if(failed > 0))
 }
 
 fn line(c: &Check) {

@@ -179,7 +179,7 @@ pub fn run(ctx: &Ctx, a: ListArgs) -> Result<i32> {
                 } else {
                     crate::outln!("{}", b.data_path.display());
                 }
-                Ok(0)
+                Ok(crate::error::EXIT_OK)
             }
             None => Err(crate::error::Error::NotFound(format!(
                 "no backups of {}/{env} in {}{}",
@@ -274,7 +274,7 @@ pub fn run(ctx: &Ctx, a: ListArgs) -> Result<i32> {
             p.display()
         );
     }
-    Ok(0)
+    Ok(crate::error::EXIT_OK)
 }
 
 fn row(stem: &crate::names::Stem, m: &crate::manifest::Manifest, path: Option<String>) -> Row {

@@ -271,15 +271,15 @@ pub fn run(cli: Cli) -> Result<i32> {
         .unwrap_or_else(|p| Err(crate::error::Error::Failed(crate::error::panic_message(&*p))));
     if hold {
         let held = HELD.with(|h| h.borrow_mut().take()).unwrap_or_default();
-        if !matches!(result, Ok(0)) {
+        if !matches!(result, Ok(crate::error::EXIT_OK)) {
             use std::io::Write as _;
             let _ = std::io::stdout().write_all(&held);
         }
     }
     if let Some((op, project, env)) = alert {
         let problem = match &result {
-            Err(e) if e.exit_code() == 1 => Some(explain(e)),
-            Ok(1) => Some(format!("{op} failed or found problems; see its output")),
+            Err(e) if e.exit_code() == crate::error::EXIT_FAILED => Some(explain(e)),
+            Ok(crate::error::EXIT_FAILED) => Some(format!("{op} failed or found problems; see its output")),
             _ => None,
         };
         if let Some(msg) = problem

@@ -160,5 +160,5 @@ pub fn run(ctx: &Ctx, project: Option<&str>) -> Result<i32> {
         }
         crate::outln!("{}", if problems == 0 { format!("{} env(s), all well", all.len()) } else { format!("{problems} problem(s)") });
     }
-    Ok(if problems == 0 { 0 } else { 1 })
+    Ok(crate::error::exit_if(problems > 0))
 }

@@ -70,7 +70,7 @@ pub fn run(ctx: &Ctx, cmd: PolicyCommand) -> Result<i32> {
         .collect();
     if ctx.ui.json {
         ctx.print_json(&rows);
-        return Ok(0);
+        return Ok(crate::error::EXIT_OK);
     }
     for r in &rows {
         let tiers: Vec<_> = r.tiers.iter().map(|t| t.as_str()).collect();
@@ -86,5 +86,5 @@ pub fn run(ctx: &Ctx, cmd: PolicyCommand) -> Result<i32> {
     }
     let kept = rows.iter().filter(|r| r.keep).count();
     crate::outln!("{kept} of {} backups kept by policy {}", a.days, policy.name);
-    Ok(0)
+    Ok(crate::error::EXIT_OK)
 }

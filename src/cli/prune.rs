@@ -44,5 +44,5 @@ pub fn run(ctx: &Ctx, a: PruneArgs) -> Result<i32> {
             print_plan(p, a.dry_run);
         }
     }
-    Ok(if failed > 0 { 1 } else { 0 })
+    Ok(crate::error::exit_if(failed > 0))
 }

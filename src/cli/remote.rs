@@ -8,6 +8,7 @@ use super::Ctx;
 use crate::config::{Location, RemoteUrl};
 use crate::context::Context;
 use crate::error::Result;
+use crate::store::SetupStep;
 
 #[derive(Debug, Subcommand)]
 pub enum RemoteCommand {
@@ -43,15 +44,18 @@ pub fn run(ctx: &Ctx, cmd: RemoteCommand) -> Result<i32> {
         // Object Lock when any policy locks a tier this destination holds.
         let lock =
             cfg.policies.values().any(|p| p.tiers.iter().any(|t| t.object_lock.is_some() && t.lives(Location::Remote) && rc.holds(t.name)));
-        let said: Result<Vec<String>> = (|| {
+        let said: Result<Vec<SetupStep>> = (|| {
             let r = world.destination(&rc.name)?;
             match &rc.url {
                 RemoteUrl::File(dir) => {
                     if a.dry_run {
-                        Ok(vec![format!("would create folder {} (0700)", dir.display())])
+                        Ok(vec![SetupStep::Done(format!("would create folder {} (0700)", dir.display()))])
                     } else {
                         crate::fsutil::ensure_private_dir(dir)?;
-                        Ok(vec![format!("folder {} is ready (a folder has no versions, locks or lifecycle rules)", dir.display())])
+                        Ok(vec![SetupStep::Done(format!(
+                            "folder {} is ready (a folder has no versions, locks or lifecycle rules)",
+                            dir.display()
+                        ))])
                     }
                 }
                 RemoteUrl::S3 { .. } => {
@@ -60,11 +64,12 @@ pub fn run(ctx: &Ctx, cmd: RemoteCommand) -> Result<i32> {
                 }
             }
         })();
-        let (lines, error) = match said {
+        let (steps, error) = match said {
             Ok(l) => (l, None),
             Err(e) => (Vec::new(), Some(e.to_string())),
         };
-        failed |= error.is_some() || lines.iter().any(|l| l.starts_with("COULD NOT"));
+        failed |= error.is_some() || steps.iter().any(|s| matches!(s, SetupStep::Failed(_)));
+        let lines: Vec<String> = steps.iter().map(|s| s.to_string()).collect();
         if !ctx.ui.json {
             for l in &lines {
                 crate::outln!("{:<8} {}", rc.name, l);
@@ -78,5 +83,5 @@ pub fn run(ctx: &Ctx, cmd: RemoteCommand) -> Result<i32> {
     if ctx.ui.json {
         ctx.print_json(&out);
     }
-    Ok(if failed { 1 } else { 0 })
+    Ok(crate::error::exit_if(failed))
 }

@@ -38,5 +38,5 @@ pub fn run(ctx: &Ctx, a: ReportArgs) -> Result<i32> {
     if ctx.ui.json {
         ctx.print_json(&report);
     }
-    Ok(0)
+    Ok(crate::error::EXIT_OK)
 }

@@ -195,5 +195,5 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
             crate::outln!("the previous database is kept as {old} (drop it with DROP DATABASE, or restore with --drop-old)");
         }
     }
-    Ok(0)
+    Ok(crate::error::EXIT_OK)
 }

@@ -46,5 +46,5 @@ pub fn run(ctx: &Ctx, a: RestoreGlobalsArgs) -> Result<i32> {
         crate::outln!("created roles: {}", if rep.created_roles.is_empty() { "-".into() } else { rep.created_roles.join(", ") });
         crate::outln!("already there (skipped): {}", if rep.skipped_roles.is_empty() { "-".into() } else { rep.skipped_roles.join(", ") });
     }
-    Ok(0)
+    Ok(crate::error::EXIT_OK)
 }

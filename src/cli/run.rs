@@ -80,5 +80,5 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
             }
         );
     }
-    Ok(if report.ok { 0 } else { 1 })
+    Ok(crate::error::exit_if(!report.ok))
 }

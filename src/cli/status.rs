@@ -95,7 +95,7 @@ fn manifest(ctx: &Ctx, target: &Target) -> Result<i32> {
     } else {
         crate::outln!("{}", serde_json::to_string_pretty(&status).expect("serialisable"));
     }
-    Ok(0)
+    Ok(crate::error::EXIT_OK)
 }
 
 /// One destination's side of an env, for `status`.

@@ -109,8 +109,7 @@ pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<i32> {
             totals.deferred,
             totals.blocked
         );
-        let billing =
-            all_actions.iter().filter(|(x, _)| matches!(x, Action::Defer { reason, .. } if !reason.starts_with("locked"))).count();
+        let billing = all_actions.iter().filter(|(x, _)| matches!(x, Action::Defer { reason, .. } if reason.billing_only())).count();
         if billing > 0 && !a.allow_early_delete {
             crate::outln!(
                 "(--allow-early-delete deletes the {billing} cop{} kept for billing now; a lock cannot be cut short)",
@@ -118,5 +117,5 @@ pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<i32> {
             );
         }
     }
-    Ok(if failed { 1 } else { 0 })
+    Ok(crate::error::exit_if(failed))
 }

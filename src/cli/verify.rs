@@ -126,7 +126,7 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
                 );
             }
         }
-        return Ok(0);
+        return Ok(crate::error::EXIT_OK);
     }
     let world = crate::context::Context::new(&cfg);
     let remotes: Vec<_> = world.destinations().into_iter().filter_map(|(_, r)| r.ok()).collect();
@@ -187,10 +187,10 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
     // one (run again later). Anything else: 1.
     let not_fine: Vec<Outcome> = results.iter().map(|r| r.outcome).filter(|o| !o.is_fine()).collect();
     Ok(if not_fine.is_empty() {
-        0
+        crate::error::EXIT_OK
     } else if not_fine.iter().all(|o| *o == Outcome::Thawing) {
         crate::error::EXIT_THAW_PENDING
     } else {
-        1
+        crate::error::EXIT_FAILED
     })
 }

@@ -103,7 +103,7 @@ impl Locks for PrefixStore {
         self.inner_locks()?.bucket()
     }
 
-    fn setup(&self, prefix: &str, lock: bool, dry_run: bool) -> Result<Vec<String>, StoreError> {
+    fn setup(&self, prefix: &str, lock: bool, dry_run: bool) -> Result<Vec<crate::store::SetupStep>, StoreError> {
         let full = if prefix.is_empty() { self.prefix.clone() } else { self.full(prefix) };
         self.inner_locks()?.setup(&full, lock, dry_run)
     }

@@ -92,11 +92,15 @@ pub struct Payload {
 
 /// A backup that could not be read to its end: interrupted by a signal (says so), else corrupt
 /// or truncated. `then` is added to the latter ("; nothing was changed").
+/// A source that broke off (a dropped download) is `Unreachable`: it proves nothing of the
+/// backup.
 pub(crate) fn unreadable(source: &str, e: &std::io::Error, then: &str) -> Error {
-    if crate::signals::interrupted() || e.to_string() == crate::signals::CANCELLED {
-        Error::Cancelled
-    } else {
-        crate::failed!("reading {source}: {e} (the backup is corrupt or truncated){then}")
+    use crate::signals::StreamStop;
+    match crate::signals::stop_of(e) {
+        _ if crate::signals::interrupted() => Error::Cancelled,
+        Some(StreamStop::Cancelled) => Error::Cancelled,
+        Some(StreamStop::SourceLost(why)) => Error::Unreachable(format!("reading {source}: {why}{then}")),
+        None => crate::failed!("reading {source}: {e} (the backup is corrupt or truncated){then}"),
     }
 }
 
@@ -459,13 +463,7 @@ pub fn restore_into(pg: &Pg, db: &str, toc: Option<&Toc>, reader: Box<dyn Read +
             let guarded = Box::new(SqlGuard::new(reader, db, Arc::clone(&notes)));
             let args: Vec<String> =
                 ["-X", "-q", "-v", "ON_ERROR_STOP=1", "--no-password", "-o", "/dev/null"].iter().map(|s| s.to_string()).collect();
-            feed(pg, "psql", Some(db), &args, guarded, source).map_err(|e| {
-                if e.to_string().contains("invalid command \\restrict") {
-                    crate::failed!("this psql cannot run SQL files in restricted mode (\\restrict): install PostgreSQL client tools of version 13.22, 14.19, 15.14, 16.10, 17.6 or newer")
-                } else {
-                    e
-                }
-            })?;
+            feed(pg, "psql", Some(db), &args, guarded, source)?;
             let n = notes.lock().expect("notes").clone();
             Ok(n)
         }
@@ -518,16 +516,20 @@ fn feed(pg: &Pg, tool: &str, database: Option<&str>, args: &[String], mut reader
             other => other,
         }
     });
-    let waited = running.wait();
+    let waited = running.finish();
     let fed = fed.join().map_err(|_| crate::failed!("restore feeder panicked"))?;
     let _ = drain.join();
+    // psql says these only on its stderr: read there, where the tool's own words are.
     match (fed, waited) {
         (Err(e), _) if e.kind() == sql_guard::REFUSED => Err(crate::usage!("refusing {source}: {e}; nothing was changed")),
-        (_, Err(e)) if e.to_string().contains("backslash commands are restricted") => Err(crate::usage!(
+        (_, Err(f)) if f.stderr.contains("backslash commands are restricted") => Err(crate::usage!(
             "refusing {source}: it contains a psql command (a backslash command inside a line), which pgtier does not run; nothing was changed"
         )),
+        (_, Err(f)) if f.stderr.contains("invalid command \\restrict") => Err(crate::failed!(
+            "this psql cannot run SQL files in restricted mode (\\restrict): install PostgreSQL client tools of version 13.22, 14.19, 15.14, 16.10, 17.6 or newer"
+        )),
         (Err(e), _) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(unreadable(source, &e, "")),
-        (_, Err(e)) => Err(e),
+        (_, Err(f)) => Err(f.into()),
         (_, Ok(())) => Ok(()),
     }
 }

@@ -54,7 +54,7 @@ impl MemoryStore {
         let objects = self.objects.lock().expect("store");
         match objects.get(key).and_then(|o| o.meta.lock) {
             Some(l) if l.holds(Utc::now()) && !(bypass_governance && l.mode == crate::vocab::LockMode::Governance) => {
-                Err(StoreError::Other(format!("memory://{key}: AccessDenied: locked ({}) until {}", l.mode, l.until)))
+                Err(StoreError::Locked(format!("memory://{key}: AccessDenied: locked ({}) until {}", l.mode, l.until)))
             }
             _ => Ok(()),
         }
@@ -162,7 +162,7 @@ impl Locks for MemoryStore {
             && (lock.until < old.until || lock.mode != old.mode)
             && !(bypass_governance && old.mode == crate::vocab::LockMode::Governance)
         {
-            return Err(StoreError::Other(format!("memory://{key}: AccessDenied: the lock cannot be shortened")));
+            return Err(StoreError::Locked(format!("memory://{key}: AccessDenied: the lock cannot be shortened")));
         }
         o.meta.lock = Some(*lock);
         Ok(())
@@ -182,7 +182,7 @@ impl Locks for MemoryStore {
         Ok(BucketState { exists: true, versioning: true, object_lock: true })
     }
 
-    fn setup(&self, _prefix: &str, _lock: bool, _dry_run: bool) -> Result<Vec<String>, StoreError> {
+    fn setup(&self, _prefix: &str, _lock: bool, _dry_run: bool) -> Result<Vec<crate::store::SetupStep>, StoreError> {
         Ok(Vec::new())
     }
 }

@@ -18,43 +18,7 @@ pub use s3::{S3Options, S3Store, StaticCredentials};
 use crate::ui::Progress;
 use crate::vocab::{LockMode, StorageClass};
 
-/// What can go wrong talking to a store. Backends convert their own errors into these.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("{0}: no such object")]
-    NotFound(String),
-    /// The object is in an archive class (GLACIER, DEEP_ARCHIVE) and must be thawed first.
-    #[error("{0}: archived; it must be restored (thawed) before it can be read")]
-    Archived(String),
-    /// The store refused the newer checksum headers (the S3 store then writes without them).
-    #[error("{0}")]
-    ChecksumsRejected(String),
-    /// The store could not be reached, or the request timed out.
-    #[error("{0}")]
-    Unreachable(String),
-    /// A signal arrived while waiting for the store: the request was abandoned.
-    #[error("interrupted by a signal")]
-    Cancelled,
-    /// The bytes are not the ones expected (an upload whose bytes hash to something other than
-    /// the manifest's SHA-256 refuses to finish).
-    #[error("{0}")]
-    Mismatch(String),
-    #[error("{0}")]
-    Other(String),
-}
-
-impl From<StoreError> for crate::error::Error {
-    fn from(e: StoreError) -> Self {
-        use crate::error::Error;
-        match e {
-            StoreError::NotFound(_) => Error::NotFound(e.to_string()),
-            StoreError::Unreachable(m) => Error::Unreachable(m),
-            StoreError::Cancelled => Error::Cancelled,
-            StoreError::Mismatch(m) => Error::Integrity(m),
-            StoreError::Archived(_) | StoreError::Other(_) | StoreError::ChecksumsRejected(_) => Error::Failed(e.to_string()),
-        }
-    }
-}
+pub use crate::error::StoreError;
 
 /// Whether an archived object can be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,7 +98,24 @@ pub trait Locks: Send + Sync {
     /// lifecycle rules for the keys under `prefix`: noncurrent versions expire a day after they
     /// stop being current (a version still locked stays until its lock ends), unfinished
     /// uploads are aborted after 7 days. Returns what it did and what it could not do.
-    fn setup(&self, prefix: &str, lock: bool, dry_run: bool) -> Result<Vec<String>, StoreError>;
+    fn setup(&self, prefix: &str, lock: bool, dry_run: bool) -> Result<Vec<SetupStep>, StoreError>;
+}
+
+/// One step of setting a bucket up, in the words said to the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetupStep {
+    /// Done, already so, or (with `dry_run`) what would be done.
+    Done(String),
+    /// Could not be done; says what to do instead.
+    Failed(String),
+}
+
+impl std::fmt::Display for SetupStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SetupStep::Done(s) | SetupStep::Failed(s) => f.write_str(s),
+        }
+    }
 }
 
 impl ObjectMeta {

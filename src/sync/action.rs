@@ -49,10 +49,44 @@ pub enum Action {
     Delete { backup: String, tier: TierName, key: String, manifest_key: Option<String>, reason: String },
     /// Already there, confirmed, in the right class.
     Keep { backup: String, tier: TierName, key: String },
-    /// Not kept any more, but deleting now would pay the class's early-deletion fee.
-    Defer { backup: String, tier: TierName, key: String, until: DateTime<Utc>, reason: String },
+    /// Not kept any more, but a lock holds it, or deleting now would pay the class's
+    /// early-deletion fee.
+    Defer { backup: String, tier: TierName, key: String, until: DateTime<Utc>, reason: DeferReason },
     /// Wanted off-site but cannot be put there; says why.
     Blocked { backup: String, tier: TierName, reason: String },
+}
+
+/// Why a copy the policy no longer keeps stays for now. In JSON and text, its words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeferReason {
+    /// Object Lock holds it until its end (`skew_note` when only the store's clock says so).
+    Locked { lock: Lock, skew_note: String },
+    /// Its storage class bills at least `days` days (`--allow-early-delete` deletes it now).
+    MinimumDuration { class: StorageClass, days: u64 },
+}
+
+impl DeferReason {
+    /// Whether `--allow-early-delete` would delete it now (a lock cannot be cut short).
+    pub fn billing_only(&self) -> bool {
+        matches!(self, DeferReason::MinimumDuration { .. })
+    }
+}
+
+impl std::fmt::Display for DeferReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeferReason::Locked { lock, skew_note } => {
+                write!(f, "locked ({}) until {}{skew_note}", lock.mode, lock.until.format("%Y-%m-%d %H:%M UTC"))
+            }
+            DeferReason::MinimumDuration { class, days } => write!(f, "{class} bills at least {days} days"),
+        }
+    }
+}
+
+impl Serialize for DeferReason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 impl Action {

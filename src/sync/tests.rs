@@ -248,7 +248,10 @@ fn locks_are_planned_from_the_tier_and_locked_copies_wait() {
         .unwrap();
     let second = plan_of(&r, &[old.clone(), new.clone()]).actions;
     let deferred = second.iter().find(|a| a.backup() == old.stem.to_string() && a.tier() == w).unwrap();
-    assert!(matches!(deferred, Action::Defer { reason, .. } if reason.starts_with("locked (COMPLIANCE)")), "{deferred:?}");
+    assert!(
+        matches!(deferred, Action::Defer { reason: crate::sync::DeferReason::Locked { lock, .. }, .. } if lock.mode == crate::vocab::LockMode::Compliance),
+        "{deferred:?}"
+    );
     // prune: false on the destination: nothing is deleted here, whatever the tiers say.
     let mut r = remote();
     r.config.prune = false;

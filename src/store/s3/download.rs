@@ -49,7 +49,7 @@ impl S3Store {
                             _ => format!("the stream ended at byte {offset} of {total}"),
                         };
                         if resumes >= 5 {
-                            let _ = tx.send(Err(io::Error::other(format!("downloading {key_s}: {why}")))).await;
+                            let _ = tx.send(Err(crate::signals::source_lost(format!("downloading {key_s}: {why}")))).await;
                             return;
                         }
                         resumes += 1;
@@ -62,7 +62,7 @@ impl S3Store {
                         match req.send().await {
                             Ok(o) => body = o.body,
                             Err(e) => {
-                                let _ = tx.send(Err(io::Error::other(format!("downloading {key_s}: {}", describe(&e))))).await;
+                                let _ = tx.send(Err(crate::signals::source_lost(format!("downloading {key_s}: {}", describe(&e))))).await;
                                 return;
                             }
                         }

@@ -10,7 +10,7 @@ use aws_sdk_s3::types::{
 use chrono::{DateTime, Utc};
 
 use super::S3Store;
-use crate::store::{BucketState, Lock, Locks, StoreError, check_key};
+use crate::store::{BucketState, Lock, Locks, SetupStep, StoreError, check_key};
 use crate::vocab::LockMode;
 
 pub(super) fn mode(l: &Lock) -> ObjectLockMode {
@@ -162,20 +162,20 @@ impl Locks for S3Store {
         })
     }
 
-    fn setup(&self, prefix: &str, lock: bool, dry_run: bool) -> Result<Vec<String>, StoreError> {
+    fn setup(&self, prefix: &str, lock: bool, dry_run: bool) -> Result<Vec<SetupStep>, StoreError> {
         self.with_fallback(|| self.setup_once(prefix, lock, dry_run))
     }
 }
 
 impl S3Store {
-    fn setup_once(&self, prefix: &str, lock: bool, dry_run: bool) -> Result<Vec<String>, StoreError> {
+    fn setup_once(&self, prefix: &str, lock: bool, dry_run: bool) -> Result<Vec<SetupStep>, StoreError> {
         let state = Locks::bucket(self)?;
         let b = &self.bucket;
         let mut said = Vec::new();
         let would = |s: String| if dry_run { format!("would {s}") } else { s };
         self.block(async {
             if !state.exists {
-                said.push(would(format!("create bucket {b}{}", if lock { " with Object Lock" } else { "" })));
+                said.push(SetupStep::Done(would(format!("create bucket {b}{}", if lock { " with Object Lock" } else { "" }))));
                 if !dry_run {
                     let mut req = self.client().create_bucket().bucket(b);
                     // Outside us-east-1, S3 wants the bucket's region said.
@@ -192,12 +192,12 @@ impl S3Store {
                     req.send().await.map_err(|e| self.other("creating bucket", "", e))?;
                 }
             } else {
-                said.push(format!("bucket {b} exists"));
+                said.push(SetupStep::Done(format!("bucket {b} exists")));
             }
             if state.versioning {
-                said.push("versioning: already enabled".into());
+                said.push(SetupStep::Done("versioning: already enabled".into()));
             } else {
-                said.push(would("enable versioning".into()));
+                said.push(SetupStep::Done(would("enable versioning".into())));
                 if !dry_run {
                     let conf = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
                     let req = self.client().put_bucket_versioning().bucket(b).versioning_configuration(conf);
@@ -206,20 +206,20 @@ impl S3Store {
             }
             if lock && state.exists && !state.object_lock {
                 if dry_run {
-                    said.push("would enable Object Lock on the existing bucket (some stores allow this only at creation)".into());
+                    said.push(SetupStep::Done("would enable Object Lock on the existing bucket (some stores allow this only at creation)".into()));
                 } else {
                     let conf = ObjectLockConfiguration::builder().object_lock_enabled(ObjectLockEnabled::Enabled).build();
                     let req = self.client().put_object_lock_configuration().bucket(b).object_lock_configuration(conf);
                     match send!(self, req) {
-                        Ok(_) => said.push("enabled Object Lock on the existing bucket".into()),
-                        Err(e) => said.push(format!(
+                        Ok(_) => said.push(SetupStep::Done("enabled Object Lock on the existing bucket".into())),
+                        Err(e) => said.push(SetupStep::Failed(format!(
                             "COULD NOT enable Object Lock on the existing bucket ({}): this store allows it only at creation; create a new bucket with `pgtier remote init` and point the destination at it",
                             super::describe(&e)
-                        )),
+                        ))),
                     }
                 }
             } else if lock {
-                said.push(if state.exists { "Object Lock: already enabled".into() } else { "Object Lock: enabled at creation".into() });
+                said.push(SetupStep::Done(if state.exists { "Object Lock: already enabled".into() } else { "Object Lock: enabled at creation".into() }));
             }
             // Lifecycle: keep other rules, replace ours.
             let id = rule_id(prefix);
@@ -243,14 +243,17 @@ impl S3Store {
                 if filter_prefix.is_empty() { "the whole bucket".to_string() } else { filter_prefix.clone() }
             );
             if dry_run {
-                said.push(would(what));
+                said.push(SetupStep::Done(would(what)));
             } else {
                 // Said as done only once the store took it.
                 let conf = BucketLifecycleConfiguration::builder().set_rules(Some(rules)).build().map_err(|e| StoreError::Other(e.to_string()))?;
                 let req = self.client().put_bucket_lifecycle_configuration().bucket(b).lifecycle_configuration(conf);
                 match send!(self, req) {
-                    Ok(_) => said.push(what),
-                    Err(e) => said.push(format!("COULD NOT set the lifecycle rules ({}): set them by hand, or old versions pile up", super::describe(&e))),
+                    Ok(_) => said.push(SetupStep::Done(what)),
+                    Err(e) => said.push(SetupStep::Failed(format!(
+                        "COULD NOT set the lifecycle rules ({}): set them by hand, or old versions pile up",
+                        super::describe(&e)
+                    ))),
                 }
             }
             Ok::<_, StoreError>(())

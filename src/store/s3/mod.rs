@@ -122,15 +122,23 @@ pub(super) fn rejects_checksums(code: Option<&str>, message: &str) -> bool {
 }
 
 /// A readable message for an SDK error, with the S3 error code when there is one.
+/// What a request without credentials says.
+const NO_CREDENTIALS: &str = "no AWS credentials found: pgtier looked in the environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), the shared files (~/.aws/credentials, AWS_PROFILE), web identity and the instance role; set one of them for this host";
+
+/// Whether the SDK failed for want of credentials: it says so only deep in a dispatch or
+/// construction failure's chain, in its own words (read here, at the boundary, once).
+fn no_credentials<E: std::error::Error + 'static>(e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> bool {
+    if !matches!(e, SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_)) {
+        return false;
+    }
+    let text = DisplayErrorContext(e).to_string();
+    text.contains("credentials")
+        && (text.contains("no providers") || text.contains("loading credentials") || text.contains("CredentialsNotLoaded"))
+}
+
 fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> String {
-    // Missing credentials surface as a dispatch failure deep in the chain: say it plainly.
-    if matches!(e, SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_)) {
-        let text = DisplayErrorContext(e).to_string();
-        if text.contains("credentials")
-            && (text.contains("no providers") || text.contains("loading credentials") || text.contains("CredentialsNotLoaded"))
-        {
-            return "no AWS credentials found: pgtier looked in the environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), the shared files (~/.aws/credentials, AWS_PROFILE) and the instance role; set one of them for this host".to_string();
-        }
+    if no_credentials(e) {
+        return NO_CREDENTIALS.to_string();
     }
     // In words: the S3 error code and message, or the innermost cause, never the SDK's
     // debug rendering of its whole chain.
@@ -274,6 +282,10 @@ impl S3Store {
         if rejects_checksums(e.code(), e.message().unwrap_or("")) {
             return StoreError::ChecksumsRejected(format!("{what} {}: {}", self.url(key), describe(&e)));
         }
+        if no_credentials(&e) {
+            return StoreError::NoCredentials(format!("{what} {}: {}", self.url(key), NO_CREDENTIALS));
+        }
+        let lock_words = e.message().is_some_and(|m| m.to_ascii_lowercase().contains("object lock"));
         match (e.code(), http_status(&e)) {
             (Some("NoSuchKey" | "NotFound"), _) | (_, Some(404))
                 if e.code() != Some("NoSuchBucket") && e.code() != Some("NoSuchUpload") =>
@@ -281,18 +293,22 @@ impl S3Store {
                 StoreError::NotFound(self.url(key))
             }
             (Some("InvalidObjectState"), _) => StoreError::Archived(self.url(key)),
-            (Some("InvalidRequest"), _) if e.message().is_some_and(|m| m.contains("Object Lock")) => StoreError::Other(format!(
+            (Some("InvalidRequest"), _) if lock_words => StoreError::Locked(format!(
                 "{what} {}: bucket {:?} has no Object Lock, which a locked tier needs; run `pgtier remote init`",
                 self.url(key),
                 self.bucket
             )),
-            (Some("NoSuchBucket"), _) => StoreError::Other(format!(
+            (Some("NoSuchBucket"), _) => StoreError::NoSuchBucket(format!(
                 "{what} {}: bucket {:?} does not exist (create it, or check remote.url)",
                 self.url(key),
                 self.bucket
             )),
-            (Some("AccessDenied"), _) => {
-                StoreError::Other(format!("{what} {}: access denied (check the credentials and the bucket policy)", self.url(key)))
+            (Some("AccessDenied"), _) if lock_words => StoreError::Locked(format!("{what} {}: {}", self.url(key), describe(&e))),
+            (Some("AccessDenied"), _) | (None, Some(403)) => {
+                StoreError::AccessDenied(format!("{what} {}: access denied (check the credentials and the bucket policy)", self.url(key)))
+            }
+            (Some("PreconditionFailed"), _) | (_, Some(412)) => {
+                StoreError::Precondition(format!("{what} {}: {}", self.url(key), describe(&e)))
             }
             _ if matches!(e, SdkError::TimeoutError(_)) || matches!(&e, SdkError::DispatchFailure(d) if d.is_timeout()) => {
                 StoreError::Unreachable(format!("{what} {}: {}", self.url(key), self.patience))
