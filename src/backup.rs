@@ -33,8 +33,16 @@ pub struct BackupOptions {
     pub now: DateTime<Utc>,
 }
 
+/// A backup just taken, and the env folder as read under its lock with the backup in it: the
+/// command goes on from this listing instead of reading the folder again.
+#[derive(Debug)]
+pub struct Taken {
+    pub backup: LocalBackup,
+    pub listing: Listing,
+}
+
 /// Backs up one project/env into its local folder and returns the new backup.
-pub fn backup(cfg: &Config, project: &Project, env: &str, opts: &BackupOptions, ui: &Ui) -> Result<LocalBackup> {
+pub fn backup(cfg: &Config, project: &Project, env: &str, opts: &BackupOptions, ui: &Ui) -> Result<Taken> {
     let database = project.database(env)?;
     for t in &opts.tags {
         crate::names::check_component(t).map_err(|m| crate::usage!("tag {t:?}: {m}"))?;
@@ -89,7 +97,8 @@ pub fn backup(cfg: &Config, project: &Project, env: &str, opts: &BackupOptions, 
     };
     let contents =
         Contents { tables, settings, fingerprint: toc.as_ref().map(Toc::fingerprint), large_objects: toc.as_ref().map(Toc::large_objects) };
-    let b = slot.finish(written, &pg, database, "custom", contents, &opts.tags, started)?;
+    let taken = slot.finish(written, &pg, database, "custom", contents, &opts.tags, started)?;
+    let b = &taken.backup;
     tracing::info!(
         "backed up {}/{env} to {} ({} bytes, {} tables)",
         project.name,
@@ -97,13 +106,13 @@ pub fn backup(cfg: &Config, project: &Project, env: &str, opts: &BackupOptions, 
         b.manifest.size,
         b.manifest.tables.as_ref().map_or(0, |t| t.len())
     );
-    Ok(b)
+    Ok(taken)
 }
 
 /// Dumps the cluster's roles and tablespaces (`pg_dumpall --globals-only`) beside the env's
 /// database backups, so a restore onto a new server has the roles that own the objects. Role
 /// passwords are left out unless `globals.role_passwords` is set.
-pub fn backup_globals(cfg: &Config, project: &Project, env: &str, now: DateTime<Utc>, ui: &Ui) -> Result<LocalBackup> {
+pub fn backup_globals(cfg: &Config, project: &Project, env: &str, now: DateTime<Utc>, ui: &Ui) -> Result<Taken> {
     let database = project.database(env)?;
     let started = Instant::now();
     let pg = Pg::connect(&project.connection, cfg.pg_bindir.as_deref(), database)?;
@@ -119,9 +128,9 @@ pub fn backup_globals(cfg: &Config, project: &Project, env: &str, now: DateTime<
     if written.raw_size == 0 {
         return Err(crate::failed!("pg_dumpall produced no output for {}/{env}", project.name));
     }
-    let b = slot.finish(written, &pg, database, "plain", Contents::default(), &[], started)?;
-    tracing::info!("saved the roles and tablespaces of {}/{env} to {}", project.name, b.data_path.display());
-    Ok(b)
+    let taken = slot.finish(written, &pg, database, "plain", Contents::default(), &[], started)?;
+    tracing::info!("saved the roles and tablespaces of {}/{env} to {}", project.name, taken.backup.data_path.display());
+    Ok(taken)
 }
 
 /// A backup being written: its reserved name and temporary file.
@@ -197,7 +206,7 @@ impl<'a> Slot<'a> {
         contents: Contents,
         tags: &[String],
         started: Instant,
-    ) -> Result<LocalBackup> {
+    ) -> Result<Taken> {
         let Slot { project, env, dir, kind, stem, suffix, partial } = self;
         // Under the env lock, the file and its manifest appear together for every other pgtier
         // process; only a crash in between leaves the file alone (removed by the next run).
@@ -206,7 +215,7 @@ impl<'a> Slot<'a> {
         write_atomic(&marker, b"")?;
         partial.commit()?;
         crate::fault::point("backup:before-manifest");
-        let listing = Listing::scan(&dir, &project.name, env)?;
+        let mut listing = Listing::scan(&dir, &project.name, env)?;
         let tiers = if tags.is_empty() {
             let existing: Vec<Candidate<Stem>> =
                 listing.backups.iter().filter(|b| b.stem.kind == kind && b.stem != stem).map(|b| b.manifest.candidate(&b.stem)).collect();
@@ -233,7 +242,9 @@ impl<'a> Slot<'a> {
         let manifest_path = dir.join(manifest.manifest_name()?);
         write_atomic(&manifest_path, &manifest.to_bytes())?;
         crate::fsutil::remove_if_exists(&marker)?;
-        Ok(LocalBackup { stem, data_path: dir.join(&manifest.file), manifest, manifest_path })
+        let backup = LocalBackup { stem, data_path: dir.join(&manifest.file), manifest, manifest_path };
+        listing.add(backup.clone(), &marker);
+        Ok(Taken { backup, listing })
     }
 }
 

@@ -45,6 +45,9 @@ pub struct Listing {
 impl Listing {
     /// Reads `dir` (a missing folder is an empty listing).
     pub fn scan(dir: &Path, project: &str, env: &str) -> Result<Listing> {
+        // Counted by tests (`PGTIER_LOG=pgtier::reads=debug`): a night reads each folder at
+        // most twice.
+        tracing::debug!(target: "pgtier::reads", "listing {}", dir.display());
         crate::fsutil::check_not_linked(dir)?;
         let mut out = Listing::default();
         let entries = match std::fs::read_dir(dir) {
@@ -115,6 +118,20 @@ impl Listing {
         }
         out.backups.sort_by(|a, b| a.stem.cmp(&b.stem));
         Ok(out)
+    }
+
+    /// Records a backup written since the scan (its data file was read as foreign, its crash
+    /// `marker` as a marker): as a scan now would see it.
+    pub fn add(&mut self, b: LocalBackup, marker: &Path) {
+        self.foreign.retain(|p| *p != b.data_path);
+        self.markers.retain(|p| p != marker);
+        let at = self.backups.partition_point(|x| x.stem < b.stem);
+        self.backups.insert(at, b);
+    }
+
+    /// Forgets backups deleted since the scan.
+    pub fn remove(&mut self, stems: &std::collections::HashSet<String>) {
+        self.backups.retain(|b| !stems.contains(&b.stem.to_string()));
     }
 
     /// Database backups only (not globals), oldest first.

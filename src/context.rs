@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::catalog::Listing;
-use crate::config::{Config, Project};
+use crate::config::{Config, Project, RemoteConfig};
 use crate::error::{Error, Result};
 use crate::remote::{DestinationState, EnvOffsite, Remote, RemoteState};
 
@@ -37,7 +37,7 @@ impl<'a> Context<'a> {
 
     fn open(&self, i: usize) -> Result<&Remote> {
         let rc = &self.cfg.remotes[i];
-        match self.remotes[i].get_or_init(|| Remote::open(rc).map_err(|e| e.to_string())) {
+        match self.remotes[i].get_or_init(|| shared_store(rc).map(|store| Remote { store, config: rc.clone() })) {
             Ok(r) => Ok(r),
             Err(e) => Err(Error::Unreachable(format!("destination {}: cannot open it: {e}", rc.name))),
         }
@@ -82,6 +82,21 @@ impl<'a> Context<'a> {
             offsite: BTreeMap::new(),
         }
     }
+}
+
+/// The process's one client per destination: every context of the command (an operation that
+/// opens its own, a second pass) shares it, so credentials are looked up once.
+fn shared_store(rc: &RemoteConfig) -> std::result::Result<std::sync::Arc<dyn crate::store::Store>, String> {
+    type Opened = std::collections::HashMap<String, std::sync::Arc<dyn crate::store::Store>>;
+    static OPENED: std::sync::OnceLock<std::sync::Mutex<Opened>> = std::sync::OnceLock::new();
+    let key = format!("{rc:?}");
+    let mut opened = OPENED.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(s) = opened.get(&key) {
+        return Ok(s.clone());
+    }
+    let store = Remote::open(rc).map_err(|e| e.to_string())?.store;
+    opened.insert(key, store.clone());
+    Ok(store)
 }
 
 /// One project/env within a command.
@@ -168,14 +183,30 @@ impl<'c> EnvContext<'c> {
         Ok(Some(state))
     }
 
-    /// Say that the local folder changed (a backup was written, backups were pruned).
+    /// Say that the local folder changed in ways not recorded (it is read again on next use).
     pub fn local_changed(&mut self) {
         self.listing = None;
     }
 
-    /// Say that a destination changed (a sync ran there).
+    /// Goes on from `listing`, read by an operation under the env lock after its change.
+    pub fn adopt(&mut self, listing: Listing) {
+        self.listing = Some(listing);
+    }
+
+    /// Say that a destination changed in ways not recorded (it is read again on next use).
     pub fn remote_changed(&mut self, name: &str) {
         self.offsite.remove(name);
+    }
+
+    /// Destination `name`'s catalog of this env, if the command has read it (and could).
+    pub fn offsite_if_read(&self, name: &str) -> Option<&EnvOffsite> {
+        self.offsite.get(name).and_then(|o| o.as_ref().ok())
+    }
+
+    /// The local listing (if read) and destination `name`'s catalog (if read and readable), for
+    /// an operation to record in place what it changed.
+    pub fn both_mut(&mut self, name: &str) -> (Option<&Listing>, Option<&mut EnvOffsite>) {
+        (self.listing.as_ref(), self.offsite.get_mut(name).and_then(|o| o.as_mut().ok()))
     }
 
     /// The database this env backs up.

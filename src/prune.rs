@@ -274,7 +274,17 @@ pub fn prune_env(e: &mut EnvContext, now: DateTime<Utc>, remote: Option<&RemoteS
         apply(&e.dir, &listing, &plan)?;
         clean_partials(&listing)?;
         clean_orphans(&listing)?;
-        e.local_changed();
+        // What was read under the lock, less what was deleted, is the folder now (partials
+        // and orphans removed are not backups; anything left over is read again next time).
+        let gone: std::collections::HashSet<String> = plan.deletions().map(|d| d.backup.clone()).collect();
+        let mut listing = listing;
+        listing.remove(&gone);
+        listing.partials.clear();
+        listing.foreign.retain(|p| p.exists());
+        listing.markers.retain(|p| p.exists());
+        e.adopt(listing);
+    } else {
+        e.adopt(listing);
     }
     Ok(plan)
 }

@@ -267,8 +267,9 @@ fn run_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: &Outcomes
     let env = env.as_str();
     let mut server_down = false;
     match backup(cfg, project, env, &BackupOptions { tags: Vec::new(), now: opts.now }, ui) {
-        Ok(b) => {
-            ctx.local_changed();
+        Ok(taken) => {
+            ctx.adopt(taken.listing);
+            let b = taken.backup;
             e.backup = Some(b.stem.to_string());
             e.backup_size = Some(b.manifest.size);
             let found = ctx.listing().map(|l| anomalies(cfg, project, l, &b)).unwrap_or_default();
@@ -288,9 +289,9 @@ fn run_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: &Outcomes
         e.warnings.push("the roles were not saved either: the same server could not be reached".into());
     } else if cfg.globals.enabled {
         match backup_globals(cfg, project, env, opts.now, ui) {
-            Ok(b) => {
-                ctx.local_changed();
-                e.globals = Some(b.stem.to_string());
+            Ok(taken) => {
+                ctx.adopt(taken.listing);
+                e.globals = Some(taken.backup.stem.to_string());
             }
             Err(err) => e.errors.push(EnvError::new("globals", err)),
         }
@@ -362,7 +363,7 @@ fn run_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: &Outcomes
                 thaw: false,
                 tier: None,
             };
-            let r = crate::verify::verify(cfg, project, env, &source, &keys, opts.now, ui);
+            let r = crate::verify::verify(ctx, &source, &keys, opts.now, ui);
             e.verified = Some(r.ok);
             if let Some(err) = r.error {
                 e.errors.push(EnvError::new("verify", err));

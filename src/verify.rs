@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::catalog::Listing;
 use crate::config::{Config, Project, StorageClass, TierName};
+use crate::context::EnvContext;
 use crate::crypto::Keys;
 use crate::error::{Error, Result};
 use crate::fsutil::{DirLock, write_atomic};
@@ -172,7 +173,12 @@ fn proves_nothing(err: &Error, opened: bool, from_remote: bool) -> bool {
 }
 
 /// Verifies the backup `source` names (default: the newest) of one project/env.
-pub fn verify(cfg: &Config, project: &Project, env: &str, source: &Source, keys: &Keys, now: DateTime<Utc>, ui: &Ui) -> VerifyResult {
+/// `ctx` is the command's view of this project/env: the drill's record goes to the local
+/// manifest and to every destination's copies through it, without listing them again.
+pub fn verify(ctx: &mut EnvContext, source: &Source, keys: &Keys, now: DateTime<Utc>, ui: &Ui) -> VerifyResult {
+    let (cfg, project) = (ctx.cfg, ctx.project);
+    let env = ctx.env.clone();
+    let env = env.as_str();
     let from = source.from;
     let started = Instant::now();
     // Name the backup before opening it, so a drill that fails at the checksum is recorded too.
@@ -182,7 +188,7 @@ pub fn verify(cfg: &Config, project: &Project, env: &str, source: &Source, keys:
             .and_then(|n| n.to_str())
             .map(|n| n.split('.').next().unwrap_or(n).to_string())
             .unwrap_or_else(|| s.clone()),
-        _ => match newest(cfg, project, env, source) {
+        _ => match newest(ctx, source) {
             Ok(n) => n,
             // The newest cannot be named (its manifest does not read, nothing is there): the
             // drill says so instead of proving an older backup in its place.
@@ -259,7 +265,7 @@ pub fn verify(cfg: &Config, project: &Project, env: &str, source: &Source, keys:
         tracing::warn!("{} was not verified, and nothing is recorded: {}", result.backup, result.error.as_deref().unwrap_or(""));
         return result;
     }
-    if let Err(e) = record(cfg, project, env, &result) {
+    if let Err(e) = record(ctx, &result) {
         tracing::warn!("could not record the verification of {}: {e}", result.backup);
     }
     result
@@ -398,7 +404,8 @@ fn amcheck(s: &mut crate::postgres::Session) -> Result<Amcheck> {
 }
 
 /// Appends the outcome to the backup's manifest, locally (atomically) and in every tier folder.
-fn record(cfg: &Config, project: &Project, env: &str, result: &VerifyResult) -> Result<()> {
+fn record(ctx: &mut EnvContext, result: &VerifyResult) -> Result<()> {
+    let (cfg, project, env) = (ctx.cfg, ctx.project, ctx.env.clone());
     let v = Verification {
         at: result.at,
         ok: result.ok,
@@ -408,27 +415,38 @@ fn record(cfg: &Config, project: &Project, env: &str, result: &VerifyResult) -> 
         note: result.ok.then(|| result.notes.join("; ")).filter(|n| !n.is_empty()),
         skipped: result.skipped.clone(),
     };
-    let dir = cfg.env_dir(&project.name, env);
+    let dir = cfg.env_dir(&project.name, &env);
     let mut updated: Option<Manifest> = None;
     if dir.is_dir() {
         let _lock = DirLock::acquire(&dir)?;
-        let listing = Listing::scan(&dir, &project.name, env)?;
-        if let Some(b) = listing.find(&result.backup) {
+        let mut listing = Listing::scan(&dir, &project.name, &env)?;
+        if let Some(b) = listing.backups.iter_mut().find(|b| b.stem.to_string() == result.backup) {
             let mut m = b.full_manifest()?;
             m.verifications.push(v.clone());
             write_atomic(&b.manifest_path, &m.to_bytes())?;
+            b.manifest.verifications = m.verifications.clone();
             updated = Some(m);
         }
+        // Read under the lock and updated: the command goes on from it.
+        ctx.adopt(listing);
     }
-    // Every destination holding the backup gets the record too; manifests this host has are
-    // not fetched again, only remote-only ones are read.
-    let world = crate::context::Context::new(cfg);
+    // Every destination holding the backup gets the record too, found in the catalog the
+    // command has (sync read it, or it is read now); only remote-only manifests are fetched.
     let Some(stem) = crate::names::Stem::parse(&result.backup) else { return Ok(()) };
-    let listing = Listing::scan(&dir, &project.name, env)?;
+    let world = ctx.world();
     for (_, remote) in world.destinations() {
         let remote = remote?;
-        let cat = crate::remote::RemoteCatalog::load(remote, &project.name, env, Some(&listing))?;
-        let Some(rb) = cat.backups.get(&stem) else { continue };
+        // The catalog the command has (sync read it, with a HEAD of every copy), else a listing
+        // of the folder and a HEAD of only this backup's manifests.
+        let read_now;
+        let (rb, heads) = match ctx.offsite_if_read(remote.name()) {
+            Some(o) => (o.cat.backups.get(&stem), Some(&o.heads)),
+            None => {
+                read_now = crate::remote::RemoteCatalog::load(remote, &project.name, &env, ctx.listing().ok())?;
+                (read_now.backups.get(&stem), None)
+            }
+        };
+        let Some(rb) = rb else { continue };
         let m = match &updated {
             Some(m) => m.clone(),
             None => {
@@ -437,10 +455,26 @@ fn record(cfg: &Config, project: &Project, env: &str, result: &VerifyResult) -> 
                 m
             }
         };
-        for key in rb.manifest_keys.values() {
-            // A manifest in a locked tier stays locked: its new version takes the old one's lock.
-            let lock = remote.store.head(key).ok().and_then(|h| h.lock).filter(|l| l.holds(chrono::Utc::now()));
-            remote.store.put_bytes(key, &m.to_bytes(), &PutOptions { class: StorageClass::Standard, sha256: None, lock })?;
+        // A manifest in a locked tier stays locked: its new version takes the old one's lock,
+        // which is its copy's (sync locks both alike); else the store is asked.
+        let writes: Vec<(String, Option<crate::store::Lock>)> = rb
+            .manifest_keys
+            .iter()
+            .map(|(tier, key)| {
+                let lock = match rb.copies.get(tier).and_then(|o| heads?.get(&o.key)) {
+                    Some(h) => h.lock,
+                    None => remote.store.head(key).ok().and_then(|h| h.lock),
+                };
+                (key.clone(), lock.filter(|l| l.holds(chrono::Utc::now())))
+            })
+            .collect();
+        for (key, lock) in writes {
+            remote.store.put_bytes(&key, &m.to_bytes(), &PutOptions { class: StorageClass::Standard, sha256: None, lock })?;
+        }
+        if let (_, Some(o)) = ctx.both_mut(remote.name())
+            && let Some(rb) = o.cat.backups.get_mut(&stem)
+        {
+            rb.manifest = Some(m);
         }
     }
     Ok(())
@@ -448,19 +482,17 @@ fn record(cfg: &Config, project: &Project, env: &str, result: &VerifyResult) -> 
 
 /// The newest database backup's name where `source.from` looks: here (`local`), here else
 /// off-site (`auto`), or off-site (`remote`, from every destination and tier it may use).
-fn newest(cfg: &Config, project: &Project, env: &str, source: &Source) -> Result<String> {
+fn newest(ctx: &mut EnvContext, source: &Source) -> Result<String> {
+    let (cfg, project, env) = (ctx.cfg, ctx.project, ctx.env.clone());
     if source.from != Origin::Remote {
-        let dir = cfg.env_dir(&project.name, env);
-        let local = Listing::scan(&dir, &project.name, env)?;
-        if let Some(b) = local.latest() {
+        if let Some(b) = ctx.listing()?.latest() {
             return Ok(b.stem.to_string());
         }
         if source.from == Origin::Local || cfg.remotes.is_empty() {
-            return Err(Error::NotFound(format!("no backups of {}/{env} in {}", project.name, dir.display())));
+            return Err(Error::NotFound(format!("no backups of {}/{env} in {}", project.name, ctx.dir.display())));
         }
     }
-    let world = crate::context::Context::new(cfg);
-    let chosen = crate::restore::choose_remote(&world, project, env, &source.with_input(Input::Latest), Kind::Database)?;
+    let chosen = crate::restore::choose_remote(ctx.world(), project, &env, &source.with_input(Input::Latest), Kind::Database)?;
     Ok(chosen.backup.stem.to_string())
 }
 

@@ -60,7 +60,9 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
     let outcomes = crate::outcome::Outcomes::at(&cfg, ctx.now);
     let mut results = Vec::new();
     let mut planned = Vec::new();
+    let world = crate::context::Context::new(&cfg);
     for (project, env) in &selected {
+        let mut env_ctx = world.env(project, env);
         let base = Source { thaw: a.thaw, ..a.source.source(Input::Latest) };
         let sources: Vec<Source> = match (&a.backup, a.all, a.each_tier) {
             (Some(b), _, _) => vec![base.with_input(Input::Named(b.clone()))],
@@ -99,7 +101,7 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
             };
             let r = match earlier {
                 Some(d) => check_copy(&cfg, project, env, &source, d, ctx.now, &ctx.ui),
-                None => verify(&cfg, project, env, &source, &keys, ctx.now, &ctx.ui),
+                None => verify(&mut env_ctx, &source, &keys, ctx.now, &ctx.ui),
             };
             match (&r.error, r.outcome) {
                 (_, Outcome::Cold | Outcome::Thawing) => {}
@@ -128,7 +130,6 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
         }
         return Ok(crate::error::EXIT_OK);
     }
-    let world = crate::context::Context::new(&cfg);
     let remotes: Vec<_> = world.destinations().into_iter().filter_map(|(_, r)| r.ok()).collect();
     outcomes.finish(&remotes, None);
     if ctx.ui.json {

@@ -155,7 +155,8 @@ impl RemoteCatalog {
         Ok(cat)
     }
 
-    fn entry(&mut self, stem: &Stem) -> &mut RemoteBackup {
+    /// The backup `stem`, added empty when it is not here yet.
+    pub fn entry(&mut self, stem: &Stem) -> &mut RemoteBackup {
         self.backups.entry(stem.clone()).or_insert_with(|| RemoteBackup {
             stem: stem.clone(),
             manifest: None,

@@ -13,14 +13,14 @@ use serde::Serialize;
 
 mod action;
 
-pub use action::Action;
+pub use action::{Action, DeferReason};
 
 use crate::catalog::Listing;
 use crate::config::{Location, Project, StorageClass, TierName};
 use crate::context::EnvContext;
 use crate::manifest::Manifest;
 use crate::names::Stem;
-use crate::remote::{Remote, RemoteCatalog, is_confirmed};
+use crate::remote::{EnvOffsite, Remote, RemoteCatalog, is_confirmed};
 use crate::store::{Lock, ObjectMeta, PutOptions};
 use crate::ui::Ui;
 
@@ -214,12 +214,10 @@ pub fn plan(
                             tier: *tier,
                             key: o.key.clone(),
                             until: l.until,
-                            reason: format!(
-                                "locked ({}) until {}{}",
-                                l.mode,
-                                l.until.format("%Y-%m-%d %H:%M UTC"),
-                                if l.holds(now) { "" } else { skew_note.as_str() }
-                            ),
+                            reason: DeferReason::Locked {
+                                lock: l,
+                                skew_note: if l.holds(now) { String::new() } else { skew_note.clone() },
+                            },
                         });
                         continue;
                     }
@@ -229,7 +227,7 @@ pub fn plan(
                             tier: *tier,
                             key: o.key.clone(),
                             until,
-                            reason: format!("{} bills at least {} days", o.class(), o.class().min_days()),
+                            reason: DeferReason::MinimumDuration { class: o.class(), days: o.class().min_days() },
                         }),
                         _ => actions.push(Action::Delete { backup: id.clone(), tier: *tier, key: o.key.clone(), manifest_key, reason }),
                     }
@@ -493,8 +491,73 @@ pub fn sync_env(e: &mut EnvContext, r: &Remote, opts: SyncOptions, ui: &Ui) -> c
         tracing::warn!("could not clean up unfinished uploads: {err}");
     }
     let rep = execute(&plan, r, local, remote, ui);
-    e.remote_changed(r.name());
+    // What was done is recorded in the context's catalog, so nothing later in the command
+    // lists the prefix or HEADs the copies again.
+    match e.both_mut(r.name()) {
+        (Some(local), Some(offsite)) => record(offsite, &plan, &rep, local),
+        _ => e.remote_changed(r.name()),
+    }
     Ok((plan, rep))
+}
+
+/// Records in `offsite` the actions of `plan` that `rep` says were done: new copies and
+/// manifests (their metadata is what the upload checked: size, the manifest's SHA-256, the
+/// class and the lock), locks set, copies deleted.
+fn record(offsite: &mut EnvOffsite, plan: &SyncPlan, rep: &SyncReport, local: &Listing) {
+    let manifests: std::collections::HashMap<String, &Manifest> = local.backups.iter().map(|b| (b.stem.to_string(), &b.manifest)).collect();
+    let now = Utc::now();
+    for (a, _) in plan.actions.iter().zip(&rep.done).filter(|(_, done)| **done) {
+        let Some(stem) = Stem::parse(a.backup()) else { continue };
+        // The manifest the new objects carry (only uploads, copies and manifests need it).
+        let manifest = |offsite: &EnvOffsite| -> Option<Manifest> {
+            match manifests.get(a.backup()) {
+                Some(m) => Some((*m).clone()),
+                None => offsite.cat.backups.get(&stem).and_then(|b| b.manifest.clone()),
+            }
+        };
+        let new = |m: &Manifest, key: &str, class: StorageClass, lock: Option<crate::store::Lock>| ObjectMeta {
+            key: key.to_string(),
+            size: m.size,
+            storage_class: Some(class),
+            last_modified: Some(now),
+            sha256: Some(m.sha256.clone()),
+            content_sha256: None,
+            thaw: if class.needs_thaw() { crate::store::Thaw::Needed } else { crate::store::Thaw::NotNeeded },
+            lock,
+        };
+        match a {
+            Action::Upload { tier, key, class, lock, .. } | Action::Copy { tier, to: key, class, lock, .. } => {
+                let Some(m) = manifest(offsite) else { continue };
+                let meta = new(&m, key, *class, *lock);
+                offsite.heads.insert(key.clone(), meta.clone());
+                let b = offsite.cat.entry(&stem);
+                b.manifest.get_or_insert_with(|| m.clone());
+                b.copies.insert(*tier, meta);
+            }
+            Action::PutManifest { tier, key, .. } => {
+                let Some(m) = manifest(offsite) else { continue };
+                let b = offsite.cat.entry(&stem);
+                b.manifest.get_or_insert_with(|| m.clone());
+                b.manifest_keys.insert(*tier, key.clone());
+            }
+            Action::Lock { key, lock, .. } => {
+                if let Some(h) = offsite.heads.get_mut(key) {
+                    h.lock = Some(*lock);
+                }
+            }
+            Action::Delete { tier, key, .. } => {
+                offsite.heads.remove(key);
+                if let Some(b) = offsite.cat.backups.get_mut(&stem) {
+                    b.copies.remove(tier);
+                    b.manifest_keys.remove(tier);
+                    if b.copies.is_empty() && b.manifest_keys.is_empty() {
+                        offsite.cat.backups.remove(&stem);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 #[cfg(test)]
