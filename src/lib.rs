@@ -2,15 +2,18 @@
 //! storage class per tier, proven by restore drills, and restorable after the host is gone.
 //!
 //! Layers, each importing only from the ones below it (no import cycles between top-level
-//! modules; `python3 ../shared/tools/modgraph.py src` checks):
+//! modules; `python3 ../shared/tools/modgraph.py src` checks, and `tests/layers.rs` checks that
+//! the parts reach only the leaves):
 //! - `cli`: flags, printing, the words for each error's remedy; the only layer that knows clap;
 //! - operations: `run`, `backup`, `restore`, `verify`, `sync`, `prune`, `audit`, `adopt`,
-//!   `globals`, over `context` (one command's view of each env, read once) and `outcome` (the one
-//!   hook to `alerts` and `metrics`);
-//! - the remote: `remote` (layout, prefix store, catalog, thaw) over `store` (S3, file, memory);
-//! - parts: `config`, `postgres`, `pipeline`, `crypto`, `catalog`, `manifest`, `retention`;
-//! - leaves: `vocab` (shared data types), `names`, `error`, `fsutil`, `scratch`, `signals`, `ui`,
-//!   `lock`, `fault`, `runtime` (the one async runtime).
+//!   `globals`, `report`, `doctor`, over `context` (one command's view of each env, read once
+//!   and updated in place) and `outcome` (the one hook to `alerts`, `notify` and `metrics`);
+//! - the remote: `remote` (opening a destination, layout, prefix store, catalog, thaw);
+//! - records: `catalog`, `manifest`, `retention`;
+//! - parts: `config`, `postgres`, `pipeline`, `crypto`, `store` (S3, file, memory; it takes its
+//!   own options, not the configuration);
+//! - leaves: `vocab` (shared data types), `names`, `error` (with the store's `StoreError`),
+//!   `fsutil`, `scratch`, `signals`, `ui`, `lock`, `fault`, `runtime` (the one async runtime).
 
 pub mod adopt;
 pub mod alerts;

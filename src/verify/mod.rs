@@ -9,6 +9,10 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+mod choose;
+
+pub use choose::{all_backups, check_copy, each_tier};
+
 use crate::catalog::Listing;
 use crate::config::{Config, Project, StorageClass, TierName};
 use crate::context::EnvContext;
@@ -420,7 +424,8 @@ fn record(ctx: &mut EnvContext, result: &VerifyResult) -> Result<()> {
     if dir.is_dir() {
         let _lock = DirLock::acquire(&dir)?;
         let mut listing = Listing::scan(&dir, &project.name, &env)?;
-        if let Some(b) = listing.backups.iter_mut().find(|b| b.stem.to_string() == result.backup) {
+        let drilled = crate::names::Stem::parse(&result.backup);
+        if let Some(b) = listing.backups.iter_mut().find(|b| Some(&b.stem) == drilled.as_ref()) {
             let mut m = b.full_manifest()?;
             m.verifications.push(v.clone());
             write_atomic(&b.manifest_path, &m.to_bytes())?;
@@ -494,123 +499,6 @@ fn newest(ctx: &mut EnvContext, source: &Source) -> Result<String> {
     }
     let chosen = crate::restore::choose_remote(ctx.world(), project, &env, &source.with_input(Input::Latest), Kind::Database)?;
     Ok(chosen.backup.stem.to_string())
-}
-
-/// What `verify --each-tier` drills: for each tier off-site, the newest backup with a copy in
-/// it that reads without a thaw, or, when there is none (or `thaw` is set), the tier's newest.
-/// In tier order (daily, weekly, monthly, yearly); a backup may appear for several tiers.
-pub fn each_tier(cfg: &Config, project: &Project, env: &str, source: &Source) -> Result<Vec<(TierName, String)>> {
-    let world = crate::context::Context::new(cfg);
-    let remotes: Vec<&crate::remote::Remote> = match &source.destination {
-        Some(name) => vec![world.destination(name)?],
-        None => {
-            let remote = world.require_remote("verifying each tier off-site")?;
-            let mut all = vec![remote];
-            all.extend(world.destinations().into_iter().filter_map(|(_, r)| r.ok()).filter(|r| r.name() != remote.name()));
-            all
-        }
-    };
-    // tier -> (newest readable, newest)
-    let mut newest: BTreeMap<TierName, (Option<crate::names::Stem>, crate::names::Stem)> = BTreeMap::new();
-    // Manifests this host has are not read again: only which tiers hold which copies matters.
-    let local = Listing::scan(&cfg.env_dir(&project.name, env), &project.name, env)?;
-    for remote in remotes {
-        let cat = crate::remote::RemoteCatalog::load(remote, &project.name, env, Some(&local))?;
-        for b in cat.databases() {
-            if b.manifest_keys.is_empty() {
-                continue;
-            }
-            for (tier, o) in &b.copies {
-                let e = newest.entry(*tier).or_insert_with(|| (None, b.stem.clone()));
-                if b.stem > e.1 {
-                    e.1 = b.stem.clone();
-                }
-                if o.thaw.readable() && e.0.as_ref().is_none_or(|s| b.stem > *s) {
-                    e.0 = Some(b.stem.clone());
-                }
-            }
-        }
-    }
-    Ok(newest.into_iter().map(|(tier, (hot, any))| (tier, if source.thaw { any } else { hot.unwrap_or(any) }.to_string())).collect())
-}
-
-/// A second tier's copy of a backup that was just drilled from another tier's: read back and
-/// hashed instead of restored again (the bytes are the drilled backup's when they match).
-pub fn check_copy(
-    cfg: &Config,
-    project: &Project,
-    env: &str,
-    source: &Source,
-    drilled: &VerifyResult,
-    now: DateTime<Utc>,
-    ui: &Ui,
-) -> VerifyResult {
-    let started = Instant::now();
-    let name = match &source.input {
-        Input::Named(n) => n.clone(),
-        _ => drilled.backup.clone(),
-    };
-    let mut r = VerifyResult::new(project, env, name, Origin::Remote, now);
-    r.tier = source.tier;
-    let world = crate::context::Context::new(cfg);
-    let checked = crate::restore::choose_remote(&world, project, env, source, Kind::Database).and_then(|chosen| {
-        r.warnings.extend(chosen.warnings);
-        let tier = source.tier.ok_or_else(|| crate::failed!("no tier named"))?;
-        let m = chosen.backup.manifest.as_ref().ok_or_else(|| crate::failed!("{}: no manifest off-site", chosen.backup.stem))?;
-        // The same way a drill opens it: cold stays cold unless a thaw was asked for.
-        let how = crate::remote::Reading { tier: Some(tier), thaw: source.thaw, wait: source.wait, thaw_tier: source.thaw_tier.clone() };
-        let (reader, key, fallbacks) = crate::remote::open_copy(chosen.remote, &chosen.backup, &how, ui)?;
-        r.warnings.extend(fallbacks);
-        let d = crate::pipeline::digest_reader(reader).map_err(|e| Error::Unreachable(format!("{}: {e}", chosen.remote.url(&key))))?;
-        if d.size != m.size || d.sha256 != m.sha256 {
-            return Err(Error::Integrity(format!(
-                "{}: its bytes (size {}, sha256 {}) are not the manifest's ({} and {})",
-                chosen.remote.url(&key),
-                d.size,
-                d.sha256,
-                m.size,
-                m.sha256
-            )));
-        }
-        Ok(tier)
-    });
-    r.seconds = (started.elapsed().as_secs_f64() * 100.0).round() / 100.0;
-    match checked {
-        Ok(tier) => {
-            r.ok = drilled.ok;
-            r.outcome = drilled.outcome;
-            r.tables = drilled.tables.clone();
-            r.indexes_checked = drilled.indexes_checked;
-            r.objects_checked = drilled.objects_checked;
-            r.fingerprint = drilled.fingerprint.clone();
-            r.same_as = drilled.tier;
-            let from = drilled.tier.map(|t| format!("its {t} copy")).unwrap_or_else(|| "another copy".into());
-            r.notes.push(format!("restored once, from {from}; the {tier} copy was read back and its size and SHA-256 are the manifest's"));
-            if !drilled.ok {
-                r.error = drilled.error.clone();
-            }
-        }
-        Err(e) => r.set_error(e, true, true),
-    }
-    r
-}
-
-/// The backups `verify --all` drills: every database backup here, or off-site with `--from remote`.
-pub fn all_backups(cfg: &Config, project: &Project, env: &str, from: Origin) -> Result<Vec<String>> {
-    if from == Origin::Remote {
-        let world = crate::context::Context::new(cfg);
-        let remote = world.require_remote("verifying from the remote")?;
-        let cat = crate::remote::RemoteCatalog::load(remote, &project.name, env, None)?;
-        return Ok(cat
-            .backups
-            .values()
-            // A backup whose manifest does not read is drilled too: the drill then says so.
-            .filter(|b| b.stem.kind == Kind::Database && !b.manifest_keys.is_empty() && !b.copies.is_empty())
-            .map(|b| b.stem.to_string())
-            .collect());
-    }
-    let listing = Listing::scan(&cfg.env_dir(&project.name, env), &project.name, env)?;
-    Ok(listing.databases().map(|b| b.stem.to_string()).collect())
 }
 
 /// Whether the newest backup of the env needs a drill under the policy's schedule.
