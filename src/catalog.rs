@@ -130,8 +130,8 @@ impl Listing {
     }
 
     /// Forgets backups deleted since the scan.
-    pub fn remove(&mut self, stems: &std::collections::HashSet<String>) {
-        self.backups.retain(|b| !stems.contains(&b.stem.to_string()));
+    pub fn remove(&mut self, stems: &std::collections::HashSet<&str>) {
+        self.backups.retain(|b| !stems.contains(b.stem.to_string().as_str()));
     }
 
     /// Database backups only (not globals), oldest first.

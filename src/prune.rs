@@ -270,21 +270,18 @@ pub fn prune_env(e: &mut EnvContext, now: DateTime<Utc>, remote: Option<&RemoteS
     // holding both would double the memory of a large catalog.
     e.local_changed();
     let (listing, plan) = plan_local(e.cfg, project, &env, now, remote)?;
+    let mut listing = listing;
     if !dry_run {
         apply(&e.dir, &listing, &plan)?;
         clean_partials(&listing)?;
         clean_orphans(&listing)?;
-        // What was read under the lock, less what was deleted, is the folder now (partials
-        // and orphans removed are not backups; anything left over is read again next time).
-        let gone: std::collections::HashSet<String> = plan.deletions().map(|d| d.backup.clone()).collect();
-        let mut listing = listing;
+        // What was read under the lock, less what was deleted, is the folder now.
+        let gone: std::collections::HashSet<&str> = plan.deletions().map(|d| d.backup.as_str()).collect();
         listing.remove(&gone);
         listing.partials.clear();
         listing.foreign.retain(|p| p.exists());
         listing.markers.retain(|p| p.exists());
-        e.adopt(listing);
-    } else {
-        e.adopt(listing);
     }
+    e.adopt(listing);
     Ok(plan)
 }

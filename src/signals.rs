@@ -99,9 +99,20 @@ pub fn source_lost(why: String) -> std::io::Error {
     std::io::Error::other(StreamStop::SourceLost(why))
 }
 
-/// Why `e` stopped a stream, when a stream said so.
+/// Why `e` stopped a stream, when a stream said so, however deep a decoder wrapped it.
 pub fn stop_of(e: &std::io::Error) -> Option<&StreamStop> {
-    e.get_ref().and_then(|inner| inner.downcast_ref::<StreamStop>())
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = e.get_ref().map(|x| x as &(dyn std::error::Error + 'static));
+    while let Some(err) = cur {
+        if let Some(stop) = err.downcast_ref::<StreamStop>() {
+            return Some(stop);
+        }
+        // An io::Error's own `source` skips the error it carries: step into that one.
+        cur = match err.downcast_ref::<std::io::Error>() {
+            Some(io) => io.get_ref().map(|x| x as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    None
 }
 
 /// What a cancelled run or sync says in its report.
@@ -129,5 +140,25 @@ pub fn sleep(d: std::time::Duration) -> crate::error::Result<()> {
             return Ok(());
         }
         std::thread::sleep(left.min(std::time::Duration::from_millis(50)));
+    }
+}
+
+#[cfg(test)]
+mod stop_tests {
+    use super::*;
+
+    /// A decoder that wraps the stream's error in its own (and that in an io::Error again).
+    #[derive(Debug, thiserror::Error)]
+    #[error("decoding failed")]
+    struct Decoder(#[source] std::io::Error);
+
+    #[test]
+    fn a_stream_stop_is_found_however_deep_it_was_wrapped() {
+        let plain = source_lost("downloading k: reset".into());
+        assert!(matches!(stop_of(&plain), Some(StreamStop::SourceLost(_))));
+        let wrapped = std::io::Error::other(Decoder(source_lost("downloading k: reset".into())));
+        assert!(matches!(stop_of(&wrapped), Some(StreamStop::SourceLost(_))));
+        assert!(matches!(stop_of(&std::io::Error::other(Decoder(cancelled()))), Some(StreamStop::Cancelled)));
+        assert!(stop_of(&std::io::Error::other("corrupt block")).is_none());
     }
 }

@@ -92,6 +92,7 @@ pub struct Payload {
 
 /// A backup that could not be read to its end: interrupted by a signal (says so), else corrupt
 /// or truncated. `then` is added to the latter ("; nothing was changed").
+///
 /// A source that broke off (a dropped download) is `Unreachable`: it proves nothing of the
 /// backup.
 pub(crate) fn unreadable(source: &str, e: &std::io::Error, then: &str) -> Error {
