@@ -12,7 +12,8 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 
 use crate::catalog::{Listing, LocalBackup};
-use crate::config::{Compression, Config, EncryptionConfig, Project};
+use crate::config::{Compression, EncryptionConfig, Project};
+use crate::context::EnvContext;
 use crate::error::{IoContext, Result};
 use crate::fsutil::{DirLock, PartialFile, ensure_private_dir, write_atomic};
 use crate::manifest::{EncryptionInfo, Manifest, Stored};
@@ -33,23 +34,18 @@ pub struct BackupOptions {
     pub now: DateTime<Utc>,
 }
 
-/// A backup just taken, and the env folder as read under its lock with the backup in it: the
-/// command goes on from this listing instead of reading the folder again.
-#[derive(Debug)]
-pub struct Taken {
-    pub backup: LocalBackup,
-    pub listing: Listing,
-}
-
-/// Backs up one project/env into its local folder and returns the new backup.
-pub fn backup(cfg: &Config, project: &Project, env: &str, opts: &BackupOptions, ui: &Ui) -> Result<Taken> {
+/// Backs up one project/env into its local folder and returns the new backup; `e` goes on
+/// from the folder as read (or proven unchanged) under the env lock, with the backup in it.
+pub fn backup(e: &mut EnvContext, opts: &BackupOptions, ui: &Ui) -> Result<LocalBackup> {
+    let (cfg, project, env) = (e.cfg, e.project, e.env.clone());
+    let env = env.as_str();
     let database = project.database(env)?;
     for t in &opts.tags {
         crate::names::check_component(t).map_err(|m| crate::usage!("tag {t:?}: {m}"))?;
     }
     let started = Instant::now();
     let pg = Pg::connect(&project.connection, cfg.pg_bindir.as_deref(), database)?;
-    let mut slot = Slot::reserve(cfg, project, env, Kind::Database, opts.now)?;
+    let mut slot = Slot::reserve(e, Kind::Database, opts.now)?;
 
     let mut session = pg.session(database)?;
     let settings = session.database_info(database)?;
@@ -97,8 +93,7 @@ pub fn backup(cfg: &Config, project: &Project, env: &str, opts: &BackupOptions, 
     };
     let contents =
         Contents { tables, settings, fingerprint: toc.as_ref().map(Toc::fingerprint), large_objects: toc.as_ref().map(Toc::large_objects) };
-    let taken = slot.finish(written, &pg, database, "custom", contents, &opts.tags, started)?;
-    let b = &taken.backup;
+    let b = slot.finish(e, written, &pg, database, "custom", contents, &opts.tags, started)?;
     tracing::info!(
         "backed up {}/{env} to {} ({} bytes, {} tables)",
         project.name,
@@ -106,17 +101,19 @@ pub fn backup(cfg: &Config, project: &Project, env: &str, opts: &BackupOptions, 
         b.manifest.size,
         b.manifest.tables.as_ref().map_or(0, |t| t.len())
     );
-    Ok(taken)
+    Ok(b)
 }
 
 /// Dumps the cluster's roles and tablespaces (`pg_dumpall --globals-only`) beside the env's
 /// database backups, so a restore onto a new server has the roles that own the objects. Role
 /// passwords are left out unless `globals.role_passwords` is set.
-pub fn backup_globals(cfg: &Config, project: &Project, env: &str, now: DateTime<Utc>, ui: &Ui) -> Result<Taken> {
+pub fn backup_globals(e: &mut EnvContext, now: DateTime<Utc>, ui: &Ui) -> Result<LocalBackup> {
+    let (cfg, project, env) = (e.cfg, e.project, e.env.clone());
+    let env = env.as_str();
     let database = project.database(env)?;
     let started = Instant::now();
     let pg = Pg::connect(&project.connection, cfg.pg_bindir.as_deref(), database)?;
-    let mut slot = Slot::reserve(cfg, project, env, Kind::Globals, now)?;
+    let mut slot = Slot::reserve(e, Kind::Globals, now)?;
     let conninfo = format!("dbname='{}'", database.replace('\\', "\\\\").replace('\'', "\\'"));
     let mut args = vec!["--globals-only".to_string(), "--no-password".into(), format!("--dbname={conninfo}")];
     if !cfg.globals.role_passwords {
@@ -128,29 +125,37 @@ pub fn backup_globals(cfg: &Config, project: &Project, env: &str, now: DateTime<
     if written.raw_size == 0 {
         return Err(crate::failed!("pg_dumpall produced no output for {}/{env}", project.name));
     }
-    let taken = slot.finish(written, &pg, database, "plain", Contents::default(), &[], started)?;
-    tracing::info!("saved the roles and tablespaces of {}/{env} to {}", project.name, taken.backup.data_path.display());
-    Ok(taken)
+    let b = slot.finish(e, written, &pg, database, "plain", Contents::default(), &[], started)?;
+    tracing::info!("saved the roles and tablespaces of {}/{env} to {}", project.name, b.data_path.display());
+    Ok(b)
 }
 
-/// A backup being written: its reserved name and temporary file.
+/// A backup being written: its reserved name and temporary file, and the env folder as it was
+/// when the name was taken.
 struct Slot<'a> {
     project: &'a Project,
-    env: &'a str,
+    env: String,
     dir: PathBuf,
     kind: Kind,
     stem: Stem,
     suffix: String,
     partial: PartialFile,
+    listing: Listing,
 }
 
 impl<'a> Slot<'a> {
-    fn reserve(cfg: &'a Config, project: &'a Project, env: &'a str, kind: Kind, now: DateTime<Utc>) -> Result<Slot<'a>> {
-        let dir = cfg.env_dir(&project.name, env);
+    /// Takes a free name under the env lock, checked against the context's listing if nothing
+    /// changed the folder since it was read, else against the folder read now.
+    fn reserve(e: &mut EnvContext<'a>, kind: Kind, now: DateTime<Utc>) -> Result<Slot<'a>> {
+        let (project, env, dir) = (e.project, e.env.clone(), e.dir.clone());
         ensure_private_dir(&dir)?;
         let suffix = file_suffix(kind, project.policy.compression, project.encryption.as_deref());
-        let (stem, partial) = reserve(&dir, kind, now, &suffix)?;
-        Ok(Slot { project, env, dir, kind, stem, suffix, partial })
+        let lock = DirLock::acquire(&dir)?;
+        let mut listing = Listing::under_lock(e.take_listing(), &dir, &project.name, &env, &lock)?;
+        let (stem, partial) = reserve(&dir, &listing, kind, now, &suffix)?;
+        listing.partials.push(partial.path().to_path_buf());
+        listing.changed_under(&dir, &lock);
+        Ok(Slot { project, env, dir, kind, stem, suffix, partial, listing })
     }
 
     /// Streams the tool's stdout into the temporary file; kills the tool if writing fails.
@@ -199,6 +204,7 @@ impl<'a> Slot<'a> {
     #[allow(clippy::too_many_arguments)]
     fn finish(
         self,
+        e: &mut EnvContext,
         written: Written,
         pg: &Pg,
         database: &str,
@@ -206,16 +212,20 @@ impl<'a> Slot<'a> {
         contents: Contents,
         tags: &[String],
         started: Instant,
-    ) -> Result<Taken> {
-        let Slot { project, env, dir, kind, stem, suffix, partial } = self;
+    ) -> Result<LocalBackup> {
+        let Slot { project, env, dir, kind, stem, suffix, partial, listing } = self;
+        let env = env.as_str();
         // Under the env lock, the file and its manifest appear together for every other pgtier
         // process; only a crash in between leaves the file alone (removed by the next run).
-        let _lock = DirLock::acquire(&dir)?;
+        let lock = DirLock::acquire(&dir)?;
+        // Tiers are decided from every backup there is now: the listing of the reservation if
+        // no other writer came since, else the folder read again.
+        let mut listing = Listing::under_lock(Some(listing), &dir, &project.name, env, &lock)?;
+        let partial_path = partial.path().to_path_buf();
         let marker = crate::fsutil::pending_marker(&dir, &stem.to_string());
         write_atomic(&marker, b"")?;
         partial.commit()?;
         crate::fault::point("backup:before-manifest");
-        let mut listing = Listing::scan(&dir, &project.name, env)?;
         let tiers = if tags.is_empty() {
             let existing: Vec<Candidate<Stem>> =
                 listing.backups.iter().filter(|b| b.stem.kind == kind && b.stem != stem).map(|b| b.manifest.candidate(&b.stem)).collect();
@@ -244,7 +254,10 @@ impl<'a> Slot<'a> {
         crate::fsutil::remove_if_exists(&marker)?;
         let backup = LocalBackup { stem, data_path: dir.join(&manifest.file), manifest, manifest_path };
         listing.add(backup.clone(), &marker);
-        Ok(Taken { backup, listing })
+        listing.partials.retain(|p| *p != partial_path);
+        listing.changed_under(&dir, &lock);
+        e.adopt(listing);
+        Ok(backup)
     }
 }
 
@@ -341,31 +354,17 @@ fn write_error(path: &Path, e: std::io::Error) -> crate::error::Error {
 
 /// Claims the first free stem for `time` (`db_..._HHMMSS`, then `-2`, `-3`, ...) by creating its
 /// temporary file exclusively, so two backups in the same second never collide.
-pub fn reserve(dir: &Path, kind: Kind, time: DateTime<Utc>, suffix: &str) -> Result<(Stem, PartialFile)> {
+/// Takes the first name for `time` that no file of `listing` (current under the env lock held
+/// by the caller) uses, and no live writer holds.
+fn reserve(dir: &Path, listing: &Listing, kind: Kind, time: DateTime<Utc>, suffix: &str) -> Result<(Stem, PartialFile)> {
     for seq in 1..10_000 {
         let stem = Stem::new(kind, time, seq);
+        if listing.uses(&stem) {
+            continue;
+        }
         let target: PathBuf = dir.join(format!("{stem}{suffix}"));
-        if stem_in_use(dir, &stem)? {
-            continue;
-        }
         let Some(partial) = PartialFile::try_create(&target)? else { continue };
-        // Another process may have finished this stem between the check and the create.
-        if stem_in_use(dir, &stem)? {
-            continue;
-        }
         return Ok((stem, partial));
     }
     Err(crate::failed!("{}: no free backup name for {time}", dir.display()))
-}
-
-/// Whether any file (ours or foreign) already uses `stem`.
-fn stem_in_use(dir: &Path, stem: &Stem) -> Result<bool> {
-    let prefix = format!("{stem}.");
-    for entry in std::fs::read_dir(dir).at(dir)? {
-        let name = entry.at(dir)?.file_name();
-        if name.to_string_lossy().starts_with(&prefix) {
-            return Ok(true);
-        }
-    }
-    Ok(false)
 }

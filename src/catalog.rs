@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::PARTIAL_SUFFIX;
+use crate::fsutil::{DirLock, PARTIAL_SUFFIX};
 use crate::manifest::Manifest;
 use crate::names::{Kind, Stem};
 
@@ -40,6 +40,24 @@ pub struct Listing {
     pub partials: Vec<PathBuf>,
     /// Crash markers of backups between their file and their manifest (`.STEM.pending`).
     pub markers: Vec<PathBuf>,
+    /// What the folder was when read under the env lock (None when read without it).
+    stamp: Option<Stamp>,
+}
+
+/// A listing's proof of being current: the env lock's holder count it left and the folder's
+/// identity and modification time. A pgtier writer always holds the lock, so an unchanged
+/// count means none wrote since; a hand that added, removed or renamed a file moved the time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    holders: u64,
+    folder: (u64, u64, i64, i64, i64, i64),
+}
+
+/// The folder's device, inode, and modification and change times to the nanosecond.
+fn folder_time(dir: &Path) -> Option<(u64, u64, i64, i64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(dir).ok()?;
+    Some((m.dev(), m.ino(), m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec()))
 }
 
 impl Listing {
@@ -120,6 +138,35 @@ impl Listing {
         Ok(out)
     }
 
+    /// A listing of just `backups` (oldest first), as of no folder.
+    pub fn of(backups: Vec<LocalBackup>) -> Listing {
+        Listing { backups, ..Default::default() }
+    }
+
+    /// The folder under `lock` (held by the caller): `known` if it was read under an earlier
+    /// lock and nothing changed the folder since, else read now.
+    pub fn under_lock(known: Option<Listing>, dir: &Path, project: &str, env: &str, lock: &DirLock) -> Result<Listing> {
+        if let Some(mut l) = known
+            && let Some(stamp) = l.stamp
+            && stamp.holders == lock.before()
+            && Some(stamp.folder) == folder_time(dir)
+        {
+            l.stamp = Some(Stamp { holders: lock.ours(), ..stamp });
+            return Ok(l);
+        }
+        // The time is taken before the read: a change during it shows at the next check.
+        let folder = folder_time(dir);
+        let mut l = Listing::scan(dir, project, env)?;
+        l.stamp = folder.map(|folder| Stamp { holders: lock.ours(), folder });
+        Ok(l)
+    }
+
+    /// After the caller changed the folder under `lock` and recorded the change here: the
+    /// listing is current again as of now.
+    pub fn changed_under(&mut self, dir: &Path, lock: &DirLock) {
+        self.stamp = folder_time(dir).map(|folder| Stamp { holders: lock.ours(), folder });
+    }
+
     /// Records a backup written since the scan (its data file was read as foreign, its crash
     /// `marker` as a marker): as a scan now would see it.
     pub fn add(&mut self, b: LocalBackup, marker: &Path) {
@@ -132,6 +179,18 @@ impl Listing {
     /// Forgets backups deleted since the scan.
     pub fn remove(&mut self, stems: &std::collections::HashSet<&str>) {
         self.backups.retain(|b| !stems.contains(b.stem.to_string().as_str()));
+    }
+
+    /// Whether any file here (a backup's, a broken manifest, a foreign file, a crash marker)
+    /// already uses `stem`.
+    pub fn uses(&self, stem: &Stem) -> bool {
+        let prefix = format!("{stem}.");
+        let marker = format!(".{stem}.");
+        let named = |p: &PathBuf| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&prefix) || n.starts_with(&marker));
+        self.backups.iter().any(|b| b.stem == *stem)
+            || self.broken.iter().any(|(p, _)| named(p))
+            || self.foreign.iter().any(named)
+            || self.markers.iter().any(named)
     }
 
     /// Database backups only (not globals), oldest first.

@@ -1,8 +1,10 @@
 //! What one command knows of the world, loaded once: the off-site destinations, each opened on
 //! first use and shared by every project/env (one client, one credential load, one async
 //! runtime); and per project/env, its local listing and each destination's catalog, each read
-//! on first use and read again only when the command says it changed them (`local_changed`,
-//! `remote_changed`).
+//! on first use. An operation that changes the local folder takes the listing under the env
+//! lock, where it is proven current or read again (`Listing::under_lock`), and gives it back
+//! with the change recorded (`adopt`); one that changes a destination records it in place or
+//! says so (`remote_changed`).
 
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
@@ -183,9 +185,15 @@ impl<'c> EnvContext<'c> {
         Ok(Some(state))
     }
 
-    /// Say that the local folder changed in ways not recorded (it is read again on next use).
-    pub fn local_changed(&mut self) {
-        self.listing = None;
+    /// The local listing, if the command has read it.
+    pub fn listing_if_read(&self) -> Option<&Listing> {
+        self.listing.as_ref()
+    }
+
+    /// Hands the listing (if read) to an operation that checks it under the env lock and gives
+    /// it back with `adopt`.
+    pub fn take_listing(&mut self) -> Option<Listing> {
+        self.listing.take()
     }
 
     /// Goes on from `listing`, read by an operation under the env lock after its change.

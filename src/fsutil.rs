@@ -2,8 +2,8 @@
 //! temporary names that a later run can tell apart from live ones.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -207,8 +207,14 @@ impl Drop for PartialFile {
 
 /// An exclusive lock on a folder's `.pgtier-lock` file, held until dropped. Serialises the
 /// decisions that must see every manifest of an env (tier assignment, pruning).
+///
+/// The lock file counts its holders: each acquisition writes the count one higher. A listing
+/// read under the lock keeps the count it left; finding the same count (and the folder's same
+/// modification time) under the next lock proves no pgtier process changed the folder in
+/// between, so the listing need not be read again.
 pub struct DirLock {
-    _file: File,
+    file: File,
+    before: u64,
 }
 
 impl DirLock {
@@ -226,7 +232,23 @@ impl DirLock {
         if rc != 0 {
             return Err(Error::io(&path, std::io::Error::last_os_error()));
         }
-        Ok(DirLock { _file: file })
+        let mut text = String::new();
+        // An unreadable or foreign count only costs the next holder a fresh read of the folder.
+        let before = (&file).read_to_string(&mut text).ok().and_then(|_| text.trim().parse::<u64>().ok()).unwrap_or(0);
+        let lock = DirLock { file, before };
+        let count = format!("{}\n", lock.ours());
+        (&lock.file).set_len(0).and_then(|_| (&lock.file).write_all_at(count.as_bytes(), 0)).at(&path)?;
+        Ok(lock)
+    }
+
+    /// The count the previous holder left.
+    pub fn before(&self) -> u64 {
+        self.before
+    }
+
+    /// The count this holder left: a listing read or updated under this lock carries it.
+    pub fn ours(&self) -> u64 {
+        self.before.wrapping_add(1)
     }
 }
 

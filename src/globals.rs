@@ -30,7 +30,7 @@ pub struct GlobalsReport {
 /// Restores the newest (or named) globals dump of a project/env onto its server.
 pub fn restore_globals(cfg: &Config, project: &Project, env: &str, source: &Source, keys: &Keys, ui: &Ui) -> Result<GlobalsReport> {
     let database = project.database(env)?;
-    let opened = open_source(cfg, project, env, source, Kind::Globals, ui)?;
+    let opened = open_source(cfg, project, env, source, Kind::Globals, None, ui)?;
     let (reader, check) = opened.split();
     let (mut sql_reader, decoded) = pipeline::decoder(reader, keys, &check.source)?;
     if decoded.payload() != Layer::Sql {

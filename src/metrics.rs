@@ -10,9 +10,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Listing;
-use crate::config::{Config, TierName};
+use crate::config::{Config, Project, TierName};
+use crate::context::EnvContext;
 use crate::error::Result;
 use crate::fsutil::{DirLock, ensure_private_dir, write_atomic};
+use crate::manifest::Verification;
 use crate::remote::{Remote, RemoteCatalog};
 
 /// The last outcomes of one project/env.
@@ -54,8 +56,94 @@ fn ts(t: Option<DateTime<Utc>>) -> Option<String> {
     t.map(|t| format!("{}", t.timestamp()))
 }
 
-/// Writes the textfile, if `metrics.textfile` is configured.
-pub fn write(cfg: &Config, remotes: &[&Remote]) -> Result<()> {
+/// One env's backups as the textfile counts them.
+#[derive(Debug, Default)]
+pub struct Figures {
+    /// Database backups per tier here.
+    local: BTreeMap<TierName, u64>,
+    newest: Option<DateTime<Utc>>,
+    /// The newest drill of any backup.
+    last_verify: Option<Verification>,
+    /// Each destination whose catalog could be read.
+    offsite: Vec<Offsite>,
+}
+
+#[derive(Debug)]
+struct Offsite {
+    name: String,
+    /// Copies per off-site tier this destination holds, in the policy's order (a missing copy
+    /// is a zero).
+    copies: Vec<(TierName, u64)>,
+    /// The latest Object Lock retain-until date of each locked tier's copies.
+    horizons: BTreeMap<TierName, DateTime<Utc>>,
+}
+
+impl Figures {
+    fn from_listing(listing: &Listing) -> Figures {
+        let mut local: BTreeMap<TierName, u64> = BTreeMap::new();
+        for b in listing.databases() {
+            for t in &b.manifest.tiers {
+                *local.entry(*t).or_default() += 1;
+            }
+        }
+        Figures {
+            local,
+            newest: listing.databases().next_back().map(|b| b.stem.time),
+            last_verify: listing.databases().flat_map(|b| b.manifest.verifications.iter()).max_by_key(|v| v.at).cloned(),
+            offsite: Vec::new(),
+        }
+    }
+
+    /// What `cat` of `remote` holds of `project`; `lock` gives a copy's lock (from a HEAD).
+    fn add_offsite(&mut self, project: &Project, remote: &Remote, cat: &RemoteCatalog, lock: impl Fn(&str) -> Option<DateTime<Utc>>) {
+        let counts = cat.database_copies();
+        let mut o = Offsite { name: remote.name().to_string(), copies: Vec::new(), horizons: BTreeMap::new() };
+        for t in project.policy.tiers.iter().filter(|t| t.lives(crate::config::Location::Remote) && remote.config.holds(t.name)) {
+            o.copies.push((t.name, counts.get(&t.name).copied().unwrap_or(0)));
+            if t.object_lock.is_some()
+                && let Some(h) = cat.backups.values().filter_map(|b| b.copies.get(&t.name)).filter_map(|c| lock(&c.key)).max()
+            {
+                o.horizons.insert(t.name, h);
+            }
+        }
+        self.offsite.push(o);
+    }
+
+    /// From what a command has read of the env: its listing and each destination's catalog
+    /// with the HEADs of its copies (a nightly run's sync read them); a destination the command
+    /// did not read is read as for an env it did not open.
+    pub fn of(e: &mut EnvContext) -> Result<Figures> {
+        let mut f = Figures::from_listing(e.listing()?);
+        let (project, world) = (e.project, e.world());
+        for (name, r) in world.destinations() {
+            let Ok(r) = r else { continue };
+            match e.offsite_if_read(name) {
+                Some(o) => f.add_offsite(project, r, &o.cat, |key| Some(o.heads.get(key)?.lock.as_ref()?.until)),
+                None => {
+                    let Ok(cat) = RemoteCatalog::load(r, &project.name, &e.env, e.listing_if_read()) else { continue };
+                    f.add_offsite(project, r, &cat, |key| Some(r.store.head(key).ok()?.lock?.until));
+                }
+            }
+        }
+        Ok(f)
+    }
+
+    /// Read now for an env the command did not open: the folder, each destination's listing,
+    /// and a HEAD of each copy of a locked tier (a listing does not carry locks).
+    fn read(cfg: &Config, project: &Project, env: &str, remotes: &[&Remote]) -> Result<Figures> {
+        let listing = Listing::scan(&cfg.env_dir(&project.name, env), &project.name, env)?;
+        let mut f = Figures::from_listing(&listing);
+        for r in remotes {
+            let Ok(cat) = RemoteCatalog::load(r, &project.name, env, Some(&listing)) else { continue };
+            f.add_offsite(project, r, &cat, |key| Some(r.store.head(key).ok()?.lock?.until));
+        }
+        Ok(f)
+    }
+}
+
+/// Writes the textfile, if `metrics.textfile` is configured. `seen` holds the figures of the
+/// envs the command opened (by `project/env`); the others are read.
+pub fn write(cfg: &Config, remotes: &[&Remote], seen: &BTreeMap<String, Figures>) -> Result<()> {
     let Some(path) = &cfg.metrics_textfile else { return Ok(()) };
     let state = load(cfg);
     let mut gauges: BTreeMap<&str, (&str, Vec<String>)> = BTreeMap::new();
@@ -63,8 +151,9 @@ pub fn write(cfg: &Config, remotes: &[&Remote]) -> Result<()> {
         gauges.entry(name).or_insert((help, Vec::new())).1.push(format!("{name}{{{labels}}} {value}"));
     };
     for (project, env) in cfg.select(None, None)? {
+        let key = format!("{}/{env}", project.name);
         let l = format!("project=\"{}\",env=\"{}\"", esc(&project.name), esc(&env));
-        let s = state.envs.get(&format!("{}/{env}", project.name)).cloned().unwrap_or_default();
+        let s = state.envs.get(&key).cloned().unwrap_or_default();
         if let Some(v) = ts(s.last_success) {
             put("pgtier_last_success_timestamp_seconds", "Unix time of the last successful run of this project/env.", l.clone(), v);
         }
@@ -80,24 +169,25 @@ pub fn write(cfg: &Config, remotes: &[&Remote]) -> Result<()> {
         if let Some(v) = ts(s.last_verify_success) {
             put("pgtier_last_verify_success_timestamp_seconds", "Unix time of the last successful restore drill.", l.clone(), v);
         }
-        let listing = Listing::scan(&cfg.env_dir(&project.name, &env), &project.name, &env)?;
-        let mut local: BTreeMap<TierName, u64> = BTreeMap::new();
-        for b in listing.databases() {
-            for t in &b.manifest.tiers {
-                *local.entry(*t).or_default() += 1;
+        let read_now;
+        let f = match seen.get(&key) {
+            Some(f) => f,
+            None => {
+                read_now = Figures::read(cfg, project, &env, remotes)?;
+                &read_now
             }
-        }
-        if let Some(newest) = listing.databases().next_back() {
+        };
+        if let Some(newest) = f.newest {
             put(
                 "pgtier_newest_backup_timestamp_seconds",
                 "Unix time the newest database backup on this host was taken.",
                 l.clone(),
-                newest.stem.time.timestamp().to_string(),
+                newest.timestamp().to_string(),
             );
         }
         // The newest drill of any backup: when, how it went, and how long the restore took
         // (the measured time to restore).
-        if let Some(v) = listing.databases().flat_map(|b| b.manifest.verifications.iter()).max_by_key(|v| v.at) {
+        if let Some(v) = &f.last_verify {
             put(
                 "pgtier_last_verify_timestamp_seconds",
                 "Unix time of the last restore drill, passed or failed.",
@@ -115,46 +205,28 @@ pub fn write(cfg: &Config, remotes: &[&Remote]) -> Result<()> {
             }
         }
         let mut remote_counts: BTreeMap<TierName, u64> = BTreeMap::new();
-        let offsite: Vec<TierName> =
-            project.policy.tiers.iter().filter(|t| t.lives(crate::config::Location::Remote)).map(|t| t.name).collect();
-        for r in remotes {
-            let Ok(cat) = RemoteCatalog::load(r, &project.name, &env, Some(&listing)) else { continue };
-            let counts = cat.database_copies();
-            for t in offsite.iter().filter(|t| r.config.holds(**t)) {
-                let n = counts.get(t).copied().unwrap_or(0);
+        for o in &f.offsite {
+            for (t, n) in &o.copies {
                 *remote_counts.entry(*t).or_default() += n;
-                // Every tier this destination should hold, 0 included: a missing copy is a zero.
                 put(
                     "pgtier_destination_backups",
                     "Database backup copies per tier on each off-site destination.",
-                    format!("{l},tier=\"{t}\",destination=\"{}\"", esc(r.name())),
+                    format!("{l},tier=\"{t}\",destination=\"{}\"", esc(&o.name)),
                     n.to_string(),
                 );
-                // The lock horizon of a locked tier: nothing in it can be deleted before. A
-                // listing does not carry locks: one HEAD per copy of a locked tier.
-                let locked = project.policy.tiers.iter().any(|x| x.name == *t && x.object_lock.is_some());
-                let horizon = if locked {
-                    cat.backups
-                        .values()
-                        .filter_map(|b| b.copies.get(t))
-                        .filter_map(|o| r.store.head(&o.key).ok()?.lock)
-                        .map(|k| k.until)
-                        .max()
-                } else {
-                    None
-                };
-                if let Some(h) = horizon {
+                // The lock horizon of a locked tier: nothing in it can be deleted before.
+                if let Some(h) = o.horizons.get(t) {
                     put(
                         "pgtier_lock_horizon_timestamp_seconds",
                         "The latest Object Lock retain-until date among a locked tier's copies.",
-                        format!("{l},tier=\"{t}\",destination=\"{}\"", esc(r.name())),
+                        format!("{l},tier=\"{t}\",destination=\"{}\"", esc(&o.name)),
                         h.timestamp().to_string(),
                     );
                 }
             }
         }
         for t in project.policy.tiers.iter().map(|t| t.name) {
-            for (loc, counts) in [("local", &local), ("remote", &remote_counts)] {
+            for (loc, counts) in [("local", &f.local), ("remote", &remote_counts)] {
                 if loc == "remote" && remotes.is_empty() {
                     continue;
                 }

@@ -4,6 +4,7 @@
 //! format and with its own timeout; a channel that fails is logged and never changes the exit
 //! code. healthchecks-style pings mark a run's start, success or failure.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -14,6 +15,7 @@ use crate::alerts::{Alert, http_post};
 use crate::catalog::Listing;
 use crate::config::alerts::{Email, SmtpTls};
 use crate::config::{AlertsConfig, Channel, Config};
+use crate::context::EnvContext;
 use crate::remote::{Remote, RemoteCatalog};
 use crate::ui::cut;
 
@@ -27,8 +29,9 @@ pub struct Digest {
     pub failed: bool,
 }
 
-/// Composes the message for `events` (failures and warnings of one command).
-pub fn compose(cfg: &Config, events: &[Alert], remotes: &[&Remote], now: DateTime<Utc>) -> Option<Digest> {
+/// Composes the message for `events` (failures and warnings of one command). `safe` holds the
+/// still-safe line of each env the command opened (by `project/env`); the others are read.
+pub fn compose(cfg: &Config, events: &[Alert], remotes: &[&Remote], safe: &BTreeMap<String, String>, now: DateTime<Utc>) -> Option<Digest> {
     let first = events.iter().find(|a| a.severity == Severity::Error).or(events.first())?;
     let failed = events.iter().any(|a| a.severity == Severity::Error);
     let host = crate::alerts::hostname();
@@ -56,7 +59,11 @@ pub fn compose(cfg: &Config, events: &[Alert], remotes: &[&Remote], now: DateTim
     if !envs.is_empty() {
         body += "\nStill safe:\n";
         for (p, e) in &envs {
-            body += &format!("  {p}/{e}: {}\n", still_safe(cfg, p, e, remotes, now));
+            let line = match safe.get(&format!("{p}/{e}")) {
+                Some(line) => line.clone(),
+                None => still_safe(cfg, p, e, remotes, now),
+            };
+            body += &format!("  {p}/{e}: {line}\n");
         }
         let (p, e) = &envs[0];
         body += &format!("\nInvestigate: pgtier doctor {p} {e}; pgtier -v audit {p} {e}; pgtier list {p} {e} --all\n");
@@ -66,21 +73,49 @@ pub fn compose(cfg: &Config, events: &[Alert], remotes: &[&Remote], now: DateTim
     Some(Digest { subject, body, failed })
 }
 
-/// The newest backup whose last drill did not fail, its age, and where its copies are.
+const UNREADABLE: &str = "the local folder cannot be read";
+
+/// The newest backup whose last drill did not fail, its age, and where its copies are, read now.
 fn still_safe(cfg: &Config, project: &str, env: &str, remotes: &[&Remote], now: DateTime<Utc>) -> String {
-    let Ok(listing) = Listing::scan(&cfg.env_dir(project, env), project, env) else { return "the local folder cannot be read".into() };
+    let Ok(listing) = Listing::scan(&cfg.env_dir(project, env), project, env) else { return UNREADABLE.into() };
+    let cats: Vec<_> = remotes.iter().map(|r| (r.name(), RemoteCatalog::load(r, project, env, Some(&listing)).ok())).collect();
+    safe_line(&listing, cats.iter().map(|(name, cat)| (*name, cat.as_ref())), now)
+}
+
+/// The still-safe line of an env from what a command has read of it (a nightly run's listing
+/// and each destination's catalog); a destination it did not read is listed now.
+pub fn still_safe_in(e: &mut EnvContext, now: DateTime<Utc>) -> String {
+    if e.listing().is_err() {
+        return UNREADABLE.into();
+    }
+    let (world, e) = (e.world(), &*e);
+    let Some(listing) = e.listing_if_read() else { return UNREADABLE.into() };
+    let read_now: Vec<_> = world
+        .destinations()
+        .into_iter()
+        .filter_map(|(name, r)| Some((name, r.ok()?)))
+        .map(|(name, r)| match e.offsite_if_read(name) {
+            Some(_) => (name, None),
+            None => (name, RemoteCatalog::load(r, &e.project.name, &e.env, Some(listing)).ok()),
+        })
+        .collect();
+    let cats = read_now.iter().map(|(name, cat)| (*name, e.offsite_if_read(name).map(|o| &o.cat).or(cat.as_ref())));
+    safe_line(listing, cats, now)
+}
+
+fn safe_line<'a>(listing: &Listing, cats: impl Iterator<Item = (&'a str, Option<&'a RemoteCatalog>)>, now: DateTime<Utc>) -> String {
     let good = listing.databases().rev().find(|b| b.manifest.verifications.last().is_none_or(|v| v.ok));
     let Some(b) = good else { return "NO good backup on this host".into() };
     let mut places = vec!["here".to_string()];
-    for r in remotes {
-        match RemoteCatalog::load(r, project, env, Some(&listing)) {
-            Ok(cat) => {
+    for (name, cat) in cats {
+        match cat {
+            Some(cat) => {
                 if let Some(rb) = cat.backups.get(&b.stem).filter(|rb| !rb.copies.is_empty()) {
                     let tiers: Vec<&str> = rb.copies.keys().map(|t| t.as_str()).collect();
-                    places.push(format!("{} ({})", r.name(), tiers.join(", ")));
+                    places.push(format!("{name} ({})", tiers.join(", ")));
                 }
             }
-            Err(_) => places.push(format!("{} (could not be read now)", r.name())),
+            None => places.push(format!("{name} (could not be read now)")),
         }
     }
     let drill = match b.manifest.verifications.last() {

@@ -4,11 +4,14 @@
 //! command saw it.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
 use crate::alerts::{Alert, Alerter};
 use crate::config::Config;
+use crate::context::EnvContext;
+use crate::metrics::Figures;
 use crate::notify::Ping;
 use crate::remote::Remote;
 
@@ -22,6 +25,11 @@ pub struct Outcomes<'a> {
     run_id: RefCell<Option<String>>,
     /// The command's clock (`--now`), for the ages in messages.
     now: DateTime<Utc>,
+    /// Each env the command opened (`project/env`), as the metrics textfile counts it ...
+    figures: RefCell<BTreeMap<String, Figures>>,
+    /// ... and, if it failed or warned, the message's still-safe line: both taken from the
+    /// env's context before it closes, so the end of the command reads nothing again.
+    safe: RefCell<BTreeMap<String, String>>,
 }
 
 /// How one project/env's nightly run ended, for monitoring.
@@ -40,7 +48,15 @@ impl<'a> Outcomes<'a> {
 
     /// An outcome hook whose messages measure ages from `now` (the command's `--now`).
     pub fn at(cfg: &'a Config, now: DateTime<Utc>) -> Outcomes<'a> {
-        Outcomes { cfg, alerter: Alerter::new(&cfg.alerts), events: RefCell::new(Vec::new()), run_id: RefCell::new(None), now }
+        Outcomes {
+            cfg,
+            alerter: Alerter::new(&cfg.alerts),
+            events: RefCell::new(Vec::new()),
+            run_id: RefCell::new(None),
+            now,
+            figures: RefCell::default(),
+            safe: RefCell::default(),
+        }
     }
 
     /// `operation` failed (for `project`/`env` when given): alert (the webhook and command at
@@ -59,6 +75,21 @@ impl<'a> Outcomes<'a> {
         self.events.borrow_mut().push(alert);
     }
 
+    /// The command is done with env `e` (which failed or warned if `eventful`): keep what the
+    /// end of the command tells of it. What cannot be read now is read again at the end.
+    pub fn env_done(&self, e: &mut EnvContext, eventful: bool) {
+        let key = format!("{}/{}", e.project.name, e.env);
+        if self.cfg.metrics_textfile.is_some()
+            && let Ok(f) = Figures::of(e)
+        {
+            self.figures.borrow_mut().insert(key.clone(), f);
+        }
+        if eventful {
+            let line = crate::notify::still_safe_in(e, self.now);
+            self.safe.borrow_mut().insert(key, line);
+        }
+    }
+
     /// A nightly run started: the healthchecks start ping, so a run that never ends is noticed.
     pub fn started(&self) {
         if self.cfg.alerts.healthchecks.is_some() {
@@ -72,7 +103,7 @@ impl<'a> Outcomes<'a> {
     /// was well). `remotes` tell where the newest good backup's copies are.
     pub fn flush(&self, remotes: &[&Remote]) -> Option<crate::notify::Digest> {
         let events = std::mem::take(&mut *self.events.borrow_mut());
-        let digest = crate::notify::compose(self.cfg, &events, remotes, self.now)?;
+        let digest = crate::notify::compose(self.cfg, &events, remotes, &self.safe.borrow(), self.now)?;
         for (channel, result) in crate::notify::send(&self.cfg.alerts, &digest) {
             if let Err(e) = result {
                 tracing::warn!("could not deliver the message to {channel}: {e}");
@@ -114,7 +145,7 @@ impl<'a> Outcomes<'a> {
     /// The command is over: rewrite the metrics textfile, and ping the success channel when
     /// `success` carries a summary.
     pub fn finish(&self, remotes: &[&Remote], success: Option<serde_json::Value>) {
-        if let Err(err) = crate::metrics::write(self.cfg, remotes) {
+        if let Err(err) = crate::metrics::write(self.cfg, remotes, &self.figures.borrow()) {
             tracing::warn!("could not write the metrics textfile: {err}");
         }
         let digest = self.flush(remotes);

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::catalog::{Listing, LocalBackup};
-use crate::config::{Config, Location, Policy, Project, TierName};
+use crate::config::{Location, Policy, Project, TierName};
 use crate::context::EnvContext;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{DirLock, sync_dir};
@@ -126,19 +126,6 @@ pub fn plan_env(listing: &Listing, project: &Project, env: &str, now: DateTime<U
         });
     }
     EnvPlan { project: project.name.clone(), env: env.to_string(), entries, decisions }
-}
-
-/// Reads the env folder and plans it, under the env lock held by the caller.
-pub fn plan_local(
-    cfg: &Config,
-    project: &Project,
-    env: &str,
-    now: DateTime<Utc>,
-    remote: Option<&RemoteState>,
-) -> Result<(Listing, EnvPlan)> {
-    let listing = Listing::scan(&cfg.env_dir(&project.name, env), &project.name, env)?;
-    let plan = plan_env(&listing, project, env, now, remote);
-    Ok((listing, plan))
 }
 
 /// Deletes the planned backups (file, then manifest) and finishes deletions a crash interrupted.
@@ -265,12 +252,11 @@ pub fn prune_env(e: &mut EnvContext, now: DateTime<Utc>, remote: Option<&RemoteS
     if !e.dir.is_dir() {
         return Ok(EnvPlan { project: project.name.clone(), env, entries: Vec::new(), decisions: BTreeMap::new() });
     }
-    let _lock = DirLock::acquire(&e.dir)?;
-    // The folder is read again under the lock; the context's copy is stale from here on, and
-    // holding both would double the memory of a large catalog.
-    e.local_changed();
-    let (listing, plan) = plan_local(e.cfg, project, &env, now, remote)?;
-    let mut listing = listing;
+    let lock = DirLock::acquire(&e.dir)?;
+    // The plan is made under the lock from the context's listing if nothing changed the folder
+    // since it was read, else from the folder read now.
+    let mut listing = Listing::under_lock(e.take_listing(), &e.dir, &project.name, &env, &lock)?;
+    let plan = plan_env(&listing, project, &env, now, remote);
     if !dry_run {
         apply(&e.dir, &listing, &plan)?;
         clean_partials(&listing)?;
@@ -281,6 +267,7 @@ pub fn prune_env(e: &mut EnvContext, now: DateTime<Utc>, remote: Option<&RemoteS
         listing.partials.clear();
         listing.foreign.retain(|p| p.exists());
         listing.markers.retain(|p| p.exists());
+        listing.changed_under(&e.dir, &lock);
     }
     e.adopt(listing);
     Ok(plan)

@@ -165,6 +165,9 @@ pub fn run(cfg: &Config, selected: &[(&Project, String)], opts: &RunOptions, ui:
             if let Err(p) = night {
                 e.errors.push(EnvError::new("run", crate::error::panic_message(&*p)));
             }
+            if !opts.dry_run {
+                outcomes.env_done(&mut ctx, !e.errors.is_empty() || !e.warnings.is_empty());
+            }
         }
         e.ok = e.errors.is_empty();
         e.seconds = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
@@ -266,10 +269,8 @@ fn run_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: &Outcomes
     let (cfg, project, env) = (ctx.cfg, ctx.project, ctx.env.clone());
     let env = env.as_str();
     let mut server_down = false;
-    match backup(cfg, project, env, &BackupOptions { tags: Vec::new(), now: opts.now }, ui) {
-        Ok(taken) => {
-            ctx.adopt(taken.listing);
-            let b = taken.backup;
+    match backup(ctx, &BackupOptions { tags: Vec::new(), now: opts.now }, ui) {
+        Ok(b) => {
             e.backup = Some(b.stem.to_string());
             e.backup_size = Some(b.manifest.size);
             let found = ctx.listing().map(|l| anomalies(cfg, project, l, &b)).unwrap_or_default();
@@ -288,11 +289,8 @@ fn run_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: &Outcomes
     if cfg.globals.enabled && server_down {
         e.warnings.push("the roles were not saved either: the same server could not be reached".into());
     } else if cfg.globals.enabled {
-        match backup_globals(cfg, project, env, opts.now, ui) {
-            Ok(taken) => {
-                ctx.adopt(taken.listing);
-                e.globals = Some(taken.backup.stem.to_string());
-            }
+        match backup_globals(ctx, opts.now, ui) {
+            Ok(b) => e.globals = Some(b.stem.to_string()),
             Err(err) => e.errors.push(EnvError::new("globals", err)),
         }
     }

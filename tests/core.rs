@@ -358,7 +358,7 @@ fn a_failing_pg_dump_leaves_no_file_that_looks_like_a_backup() {
     s.write("pgtier.yml", &format!("projects: projects.yml\nbackup_root: backups\npg_bindir: {}\n", bindir.display()));
     let err = s.fails(1, &["backup", "app", "production"]);
     assert!(err.contains("Dumping the contents of table"), "pg_dump's stderr must be shown: {err}");
-    assert_eq!(s.files("app", "production"), Vec::<String>::new(), "no file may be left");
+    assert_eq!(s.left_behind("app", "production"), Vec::<String>::new(), "no file may be left");
     let err = s.fails(1, &["list", "app", "production", "--latest"]);
     assert!(err.contains("no backups"), "{err}");
 }
@@ -417,7 +417,7 @@ fn a_table_lock_stalls_pg_dump_only_until_lock_wait_timeout() {
     let _ = locker.wait();
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
     assert!(err.contains("lock"), "{err}");
-    assert!(s.files("app", "production").is_empty(), "{:?}", s.files("app", "production"));
+    assert!(s.left_behind("app", "production").is_empty(), "{:?}", s.files("app", "production"));
 }
 
 #[test]
@@ -556,5 +556,5 @@ fn an_unreachable_database_is_a_clear_failure() {
     );
     let err = s.fails(1, &["backup", "app", "production"]);
     assert!(err.contains("cannot connect") || err.contains("Connection refused"), "{err}");
-    assert!(s.files("app", "production").is_empty());
+    assert!(s.left_behind("app", "production").is_empty(), "{:?}", s.files("app", "production"));
 }

@@ -1,7 +1,8 @@
 //! What one nightly `run` of one project/env reads (backup, globals, sync, prune, the scheduled
-//! drill): the destination's prefix once, each manifest object once, a HEAD per copy at most
-//! once, and the local folder only where a step must see it under the env lock (the backup's
-//! and the roles' tier decisions, prune, the drill's record) plus the drill opening its backup.
+//! drill, the metrics textfile): the destination's prefix once, each manifest object once, a
+//! HEAD per copy at most once, and the local folder once: every later step under the env lock
+//! finds it unchanged since (the lock's holder count and the folder's time) and goes on from
+//! the listing the night has.
 //! Counted on the wire (a recording proxy in front of LocalStack) and from the folder reads
 //! pgtier logs at `pgtier::reads=debug`.
 
@@ -22,7 +23,10 @@ fn a_night_reads_each_thing_once() {
     let proxy = Proxy::start(&localstack().endpoint);
     let s = Scratch::new(
         &format!("shop:\n{}", c.database_block(&[("production", &db)])),
-        &format!("remote:\n  url: s3://{bucket}/p\n  endpoint_url: {}\n  region: us-east-1\n  force_path_style: true\n", proxy.endpoint),
+        &format!(
+            "remote:\n  url: s3://{bucket}/p\n  endpoint_url: {}\n  region: us-east-1\n  force_path_style: true\nmetrics:\n  textfile: metrics/pgtier.prom\n",
+            proxy.endpoint
+        ),
     );
     s.write(
         "policies/default.yml",
@@ -55,9 +59,15 @@ fn a_night_reads_each_thing_once() {
         requests.iter().map(|r| format!("{} {}", r.method, r.target)).collect::<Vec<_>>().join("\n")
     );
     assert!(local >= 1, "the folder reads are logged: {stderr}");
-    assert!(local <= 5, "the local folder is read at most 5 times (it was 9):\n{summary}");
+    assert!(local <= 2, "the local folder is read at most twice (it was 9):\n{summary}");
     assert_eq!(lists, 1, "the destination's prefix is listed once:\n{summary}");
     assert!(!gets.is_empty(), "the remote-only backups' manifests are read:\n{summary}");
     assert!(gets.values().all(|n| *n == 1), "each manifest object is read once:\n{summary}");
     assert!(heads.values().all(|n| *n == 1), "no object is HEADed twice:\n{summary}");
+    // The textfile was written from what the night read, the destination's copies included.
+    let prom = std::fs::read_to_string(s.path().join("metrics/pgtier.prom")).expect("the metrics textfile is written");
+    assert!(
+        prom.lines().any(|l| l.starts_with("pgtier_destination_backups{") && l.contains("tier=\"weekly\"") && !l.ends_with(" 0")),
+        "the textfile counts the weekly copies off-site:\n{prom}"
+    );
 }

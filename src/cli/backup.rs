@@ -24,7 +24,9 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> Result<i32> {
     for t in &a.tags {
         crate::names::check_component(t).map_err(|m| crate::usage!("--tag {t:?}: {m}"))?;
     }
-    let b = backup(&cfg, project, &a.target.env, &BackupOptions { tags: a.tags, now: ctx.now }, &ctx.ui)?.backup;
+    let world = crate::context::Context::new(&cfg);
+    let mut e = world.env(project, &a.target.env);
+    let b = backup(&mut e, &BackupOptions { tags: a.tags, now: ctx.now }, &ctx.ui)?;
     if ctx.ui.json {
         ctx.print_json(&serde_json::json!({ "path": b.data_path, "manifest": b.manifest_path, "backup": b.stem.to_string(), "size": b.manifest.size, "sha256": b.manifest.sha256, "tiers": b.manifest.tiers }));
     } else {

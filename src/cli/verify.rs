@@ -94,6 +94,7 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
         }
         // A backup newest in several tiers is restored once; its other copies are hashed.
         let mut drilled: Vec<VerifyResult> = Vec::new();
+        let mut failed_here = false;
         for source in sources {
             let earlier = match &source.input {
                 Input::Named(n) => drilled.iter().find(|d| d.backup == *n && matches!(d.outcome, Outcome::Ok | Outcome::Failed)),
@@ -105,7 +106,10 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
             };
             match (&r.error, r.outcome) {
                 (_, Outcome::Cold | Outcome::Thawing) => {}
-                (Some(err), _) => outcomes.failed(Some(&project.name), Some(env), "verify", format!("{}: {err}", r.backup)),
+                (Some(err), _) => {
+                    failed_here = true;
+                    outcomes.failed(Some(&project.name), Some(env), "verify", format!("{}: {err}", r.backup))
+                }
                 (None, _) => outcomes.verified(&project.name, env, r.at),
             }
             if earlier.is_none() {
@@ -113,6 +117,7 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
             }
             results.push(r);
         }
+        outcomes.env_done(&mut env_ctx, failed_here);
     }
     if a.dry_run {
         if ctx.ui.json {

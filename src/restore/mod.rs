@@ -79,7 +79,7 @@ pub struct RestoreReport {
 /// Restores into the project/env's database (or `--target-db`) as described in the module doc.
 pub fn restore(cfg: &Config, project: &Project, env: &str, opts: &RestoreOptions, keys: &Keys, ui: &Ui) -> Result<RestoreReport> {
     let database = project.database(env)?.to_string();
-    let opened = open_source(cfg, project, env, &opts.source, Kind::Database, ui)?;
+    let opened = open_source(cfg, project, env, &opts.source, Kind::Database, None, ui)?;
     restore_opened(cfg, project, env, &database, opened, opts, keys, ui)
 }
 

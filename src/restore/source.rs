@@ -126,16 +126,27 @@ impl Opened {
 }
 
 /// Finds and opens a backup of `kind` locally, remotely, or local-first (`Origin::Auto`).
-pub fn open_source(cfg: &Config, project: &Project, env: &str, source: &Source, kind: Kind, ui: &Ui) -> Result<Opened> {
+///
+/// `known` is the env's listing if the command has one (read under the env lock); without it
+/// the folder is read.
+pub fn open_source(
+    cfg: &Config,
+    project: &Project,
+    env: &str,
+    source: &Source,
+    kind: Kind,
+    known: Option<&Listing>,
+    ui: &Ui,
+) -> Result<Opened> {
     let Source { input, from, check_first, .. } = source;
     let from = *from;
     let is_path = matches!(input, Input::Stdin) || matches!(input, Input::Named(s) if Path::new(s).is_file());
     match from {
-        Origin::Local | Origin::File | Origin::Stdin => open_local(cfg, project, env, input, kind, *check_first),
+        Origin::Local | Origin::File | Origin::Stdin => open_local(cfg, project, env, input, kind, *check_first, known),
         Origin::Remote if is_path => Err(crate::usage!("a restore from the remote takes a backup name, not a file or stdin")),
         Origin::Remote => open_remote(cfg, project, env, source, kind, ui),
-        Origin::Auto if is_path => open_local(cfg, project, env, input, kind, *check_first),
-        Origin::Auto => match open_local(cfg, project, env, input, kind, *check_first) {
+        Origin::Auto if is_path => open_local(cfg, project, env, input, kind, *check_first, known),
+        Origin::Auto => match open_local(cfg, project, env, input, kind, *check_first, known) {
             Ok(o) => {
                 tracing::info!("restoring from the local copy {}", o.source);
                 Ok(o)
@@ -322,8 +333,17 @@ pub fn open_remote(cfg: &Config, project: &Project, env: &str, source: &Source, 
 }
 
 /// Finds and checks a local backup of `kind`, a file or stdin.
-pub fn open_local(cfg: &Config, project: &Project, env: &str, input: &Input, kind: Kind, check_first: bool) -> Result<Opened> {
+pub fn open_local(
+    cfg: &Config,
+    project: &Project,
+    env: &str,
+    input: &Input,
+    kind: Kind,
+    check_first: bool,
+    known: Option<&Listing>,
+) -> Result<Opened> {
     let dir = cfg.env_dir(&project.name, env);
+    let mut read_now = None;
     match input {
         Input::Stdin => Ok(Opened {
             reader: Box::new(std::io::stdin()),
@@ -335,7 +355,7 @@ pub fn open_local(cfg: &Config, project: &Project, env: &str, input: &Input, kin
             warnings: Vec::new(),
         }),
         Input::Latest => {
-            let listing = Listing::scan(&dir, &project.name, env)?;
+            let listing = listing_of(known, &mut read_now, &dir, &project.name, env)?;
             let b = listing
                 .backups
                 .iter()
@@ -370,12 +390,20 @@ pub fn open_local(cfg: &Config, project: &Project, env: &str, input: &Input, kin
                     }
                 };
             }
-            let listing = Listing::scan(&dir, &project.name, env)?;
+            let listing = listing_of(known, &mut read_now, &dir, &project.name, env)?;
             let b = listing.find(spec).ok_or_else(|| {
                 crate::failed!("no backup {spec:?} of {}/{env} in {} (and no file of that name)", project.name, dir.display())
             })?;
             open_checked(&b.data_path, b.full_manifest()?, Origin::Local, check_first)
         }
+    }
+}
+
+/// `known`, else the folder read now into `slot`.
+fn listing_of<'a>(known: Option<&'a Listing>, slot: &'a mut Option<Listing>, dir: &Path, project: &str, env: &str) -> Result<&'a Listing> {
+    match known {
+        Some(l) => Ok(l),
+        None => Ok(slot.insert(Listing::scan(dir, project, env)?)),
     }
 }
 

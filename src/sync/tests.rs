@@ -94,7 +94,7 @@ fn upload(r: &Remote, b: &LocalBackup, tier: TierName, class: StorageClass) {
 
 /// The plan as short lines, sorted: `upload daily`, `copy weekly`, `defer weekly`, …
 fn planned(r: &Remote, local: &[LocalBackup], now: DateTime<Utc>, allow_early_delete: bool) -> Vec<String> {
-    let listing = Listing { backups: local.to_vec(), ..Default::default() };
+    let listing = Listing::of(local.to_vec());
     let cat = RemoteCatalog::load(r, "shop", "production", Some(&listing)).unwrap();
     let heads = cat.heads(r).unwrap();
     let plan = plan(&listing, &cat, &heads, r, &project(), "production", now, allow_early_delete);
@@ -204,7 +204,7 @@ fn locks_are_planned_from_the_tier_and_locked_copies_wait() {
     let raw: raw::Policy = serde_norway::from_str(policy).unwrap();
     let p = Project { policy: Arc::new(Policy::from_raw("test", None, raw).unwrap()), ..project() };
     let plan_of = |r: &Remote, local: &[LocalBackup]| {
-        let listing = Listing { backups: local.to_vec(), ..Default::default() };
+        let listing = Listing::of(local.to_vec());
         let cat = RemoteCatalog::load(r, "shop", "production", Some(&listing)).unwrap();
         let heads = cat.heads(r).unwrap();
         plan(&listing, &cat, &heads, r, &p, "production", now, true)
@@ -269,7 +269,7 @@ fn the_local_planner_releases_a_backup_only_once_it_is_off_site() {
     let (d, w) = (TierName::Daily, TierName::Weekly);
     let old = backup(now - Duration::days(20), &[d, w]);
     let new = backup(now, &[d, w]);
-    let listing = Listing { backups: vec![old.clone(), new.clone()], ..Default::default() };
+    let listing = Listing::of(vec![old.clone(), new.clone()]);
     let p = project();
     let action = |remote: Option<&RemoteState>, at: DateTime<Utc>| -> Vec<LocalAction> {
         plan_env(&listing, &p, "production", at, remote).entries.iter().map(|e| e.action).collect()
@@ -291,10 +291,10 @@ fn the_local_planner_releases_a_backup_only_once_it_is_off_site() {
     }
     // A backup the weekly tier still keeps, wanted only off-site, waits for its confirmed copy.
     let only_weekly = backup(now - Duration::days(10), &[w]);
-    let listing = Listing { backups: vec![only_weekly.clone()], ..Default::default() };
+    let listing = Listing::of(vec![only_weekly.clone()]);
     let plan = plan_env(&listing, &p, "production", now, Some(&RemoteState::default()));
     assert_eq!(plan.entries[0].action, LocalAction::Keep, "the newest backup always stays");
-    let listing = Listing { backups: vec![only_weekly.clone(), backup(now, &[d])], ..Default::default() };
+    let listing = Listing::of(vec![only_weekly.clone(), backup(now, &[d])]);
     let plan = plan_env(&listing, &p, "production", now, Some(&RemoteState::default()));
     assert_eq!(plan.entries[0].action, LocalAction::KeepUntilOffsite, "{:?}", plan.entries[0].reasons);
     let confirmed = RemoteState::single(BTreeMap::from([(only_weekly.stem.clone(), [w].into_iter().collect())]));

@@ -213,10 +213,12 @@ pub fn verify(ctx: &mut EnvContext, source: &Source, keys: &Keys, now: DateTime<
     // corrupted or cut download) is not a failed backup. Two attempts that fail alike are the
     // backup's (or the server's) answer; three attempts are the most.
     let mut failures: Vec<String> = Vec::new();
+    // A local backup is found in the listing the command has (a nightly run's, kept current).
+    let known = if from == Origin::Remote { None } else { ctx.listing().ok() };
     let (outcome, mut result) = loop {
         let mut attempt = VerifyResult::new(project, env, name.clone(), from, now);
         attempt.tier = source.tier;
-        let outcome = open_source(cfg, project, env, source, Kind::Database, ui).and_then(|opened| {
+        let outcome = open_source(cfg, project, env, source, Kind::Database, known, ui).and_then(|opened| {
             opened_ok = true;
             attempt.warnings.extend(opened.warnings.iter().cloned());
             if let Some(m) = &opened.manifest
@@ -422,14 +424,15 @@ fn record(ctx: &mut EnvContext, result: &VerifyResult) -> Result<()> {
     let dir = cfg.env_dir(&project.name, &env);
     let mut updated: Option<Manifest> = None;
     if dir.is_dir() {
-        let _lock = DirLock::acquire(&dir)?;
-        let mut listing = Listing::scan(&dir, &project.name, &env)?;
+        let lock = DirLock::acquire(&dir)?;
+        let mut listing = Listing::under_lock(ctx.take_listing(), &dir, &project.name, &env, &lock)?;
         let drilled = crate::names::Stem::parse(&result.backup);
         if let Some(b) = listing.backups.iter_mut().find(|b| Some(&b.stem) == drilled.as_ref()) {
             let mut m = b.full_manifest()?;
             m.verifications.push(v.clone());
             write_atomic(&b.manifest_path, &m.to_bytes())?;
             b.manifest.verifications = m.verifications.clone();
+            listing.changed_under(&dir, &lock);
             updated = Some(m);
         }
         // Read under the lock and updated: the command goes on from it.

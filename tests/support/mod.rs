@@ -355,6 +355,12 @@ impl Scratch {
         v.sort();
         v
     }
+
+    /// The env folder's files but its lock file (pgtier's own, taken before a backup starts
+    /// and kept across runs): what a failed backup may not leave.
+    pub fn left_behind(&self, project: &str, env: &str) -> Vec<String> {
+        self.files(project, env).into_iter().filter(|f| f != ".pgtier-lock").collect()
+    }
 }
 
 /// The repository root.
