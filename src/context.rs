@@ -10,9 +10,9 @@ use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::catalog::Listing;
 use crate::config::{Config, Project, RemoteConfig};
 use crate::error::{Error, Result};
+use crate::records::listing::Listing;
 use crate::remote::{DestinationState, EnvOffsite, Remote, RemoteState};
 
 /// One command's view of the configuration and the destinations.

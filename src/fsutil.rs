@@ -237,7 +237,7 @@ impl DirLock {
         let before = (&file).read_to_string(&mut text).ok().and_then(|_| text.trim().parse::<u64>().ok()).unwrap_or(0);
         let lock = DirLock { file, before };
         let count = format!("{}\n", lock.ours());
-        (&lock.file).set_len(0).and_then(|_| (&lock.file).write_all_at(count.as_bytes(), 0)).at(&path)?;
+        lock.file.set_len(0).and_then(|_| lock.file.write_all_at(count.as_bytes(), 0)).at(&path)?;
         Ok(lock)
     }
 

@@ -1,56 +1,45 @@
 //! pgtier: PostgreSQL backups in daily/weekly/monthly tiers, encrypted, synced to S3 with a
 //! storage class per tier, proven by restore drills, and restorable after the host is gone.
 //!
-//! Layers, each importing only from the ones below it (no import cycles between top-level
-//! modules; `python3 ../shared/tools/modgraph.py src` checks, and `tests/layers.rs` checks that
-//! the parts reach only the leaves):
+//! Layers, each importing only from itself and the ones below it; the folders are the layers
+//! (`tests/layers.rs` checks every `crate::` import against this order, and that the parts
+//! reach only the leaves):
 //! - `cli`: flags, printing, the words for each error's remedy; the only layer that knows clap;
-//! - operations: `run`, `backup`, `restore`, `verify`, `sync`, `prune`, `audit`, `adopt`,
-//!   `globals`, `report`, `doctor`, over `context` (one command's view of each env, read once
-//!   and updated in place) and `outcome` (the one hook to `alerts`, `notify` and `metrics`);
-//! - the remote: `remote` (opening a destination, layout, prefix store, catalog, thaw);
-//! - records: `catalog`, `manifest`, `retention`;
+//! - `ops`: what a command does (`run` strings the others together; `backup`, `sync`, `prune`,
+//!   `restore` with the roles and the app containers, `verify` (a drill is a restore), `audit`,
+//!   `report`, `adopt`, `doctor`);
+//! - `tell`: the one hook operations report through (`outcome`), and what it tells: `alerts`,
+//!   the per-command message (`notify`), `metrics`;
+//! - `context`: one command's door to each env, read once and updated in place;
+//! - `plan`: the pure plans, local (what prune deletes) and off-site (what sync copies);
+//! - `remote`: opening a destination, its layout, prefix store, catalog, thaw;
+//! - `records`: an env folder's `listing`, the `manifest`, the `retention` planner;
 //! - parts: `config`, `postgres`, `pipeline`, `crypto`, `store` (S3, file, memory; it takes its
-//!   own options, not the configuration);
-//! - leaves: `vocab` (shared data types), `names`, `error` (with the store's `StoreError`),
-//!   `fsutil`, `scratch`, `signals`, `ui`, `lock`, `fault`, `runtime` (the one async runtime).
+//!   own options, not the configuration), `vocab` (shared data types);
+//! - leaves: `names`, `error` (with the store's `StoreError`), `fsutil`, `scratch`, `signals`,
+//!   `ui`, `run_lock`, `fault`, `runtime` (the one async runtime).
 
-pub mod adopt;
-pub mod alerts;
-pub mod apps;
-pub mod audit;
-pub mod backup;
-pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod context;
 pub mod crypto;
-pub mod doctor;
 pub mod error;
 pub mod fault;
 pub mod fsutil;
-pub mod globals;
-pub mod lock;
-pub mod manifest;
-pub mod metrics;
 pub mod names;
-pub mod notify;
-pub mod outcome;
+pub mod ops;
 pub mod pipeline;
+pub mod plan;
 pub mod postgres;
-pub mod prune;
+pub mod records;
 pub mod remote;
-pub mod report;
-pub mod restore;
-pub mod retention;
-pub mod run;
+pub mod run_lock;
 pub mod runtime;
 pub mod scratch;
 pub mod signals;
 pub mod store;
-pub mod sync;
+pub mod tell;
 pub mod ui;
-pub mod verify;
 pub mod vocab;
 
 pub use error::{Error, Result};

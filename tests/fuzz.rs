@@ -6,7 +6,7 @@ use std::io::Read;
 
 use pgtier::config::Config;
 use pgtier::crypto::Keys;
-use pgtier::manifest::Manifest;
+use pgtier::records::manifest::Manifest;
 use proptest::prelude::*;
 
 fn cases() -> u32 {

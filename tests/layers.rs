@@ -134,3 +134,71 @@ fn parts_import_only_the_vocabulary_the_leaves_and_each_other() {
     }
     assert!(found.is_empty(), "a part reaches outside its layer:\n{}", found.join("\n"));
 }
+
+/// The layers in `lib.rs`'s order, top first: a file may import its own layer and those below.
+const LAYERS: &[&[&str]] = &[
+    &["cli"],
+    &["ops"],
+    &["tell"],
+    &["context"],
+    &["plan"],
+    &["remote"],
+    &["records"],
+    &["config", "postgres", "pipeline", "crypto", "store", "vocab"],
+    &[
+        "names", "error", "fsutil", "scratch", "signals", "ui", "run_lock", "fault", "runtime", "failed", "usage", "outln", "Error",
+        "Result",
+    ],
+];
+
+fn layer_of(top: &str) -> Option<usize> {
+    LAYERS.iter().position(|l| l.contains(&top))
+}
+
+#[test]
+fn every_import_points_down_the_layers() {
+    let mut found = Vec::new();
+    let mut unknown = Vec::new();
+    for (file, lines) in sources() {
+        let top = file.split(['/', '.']).next().unwrap().to_string();
+        if top == "lib" || top == "main" {
+            continue;
+        }
+        let Some(here) = layer_of(&top) else {
+            unknown.push(format!("src/{file}: top-level module {top} is in no layer of LAYERS"));
+            continue;
+        };
+        for (n, used) in imports(&lines) {
+            match layer_of(&used) {
+                Some(there) if there < here => found.push(format!("src/{file}:{n}: {top} imports crate::{used}, a layer above it")),
+                Some(_) => {}
+                None => unknown.push(format!("src/{file}:{n}: crate::{used} is in no layer of LAYERS")),
+            }
+        }
+    }
+    assert!(unknown.is_empty(), "add the module to its layer (and to lib.rs's comment):\n{}", unknown.join("\n"));
+    assert!(found.is_empty(), "imports that point up the layers:\n{}", found.join("\n"));
+}
+
+#[test]
+fn operations_call_operations_only_where_one_is_the_other() {
+    // The night strings the operations together; a drill and the roles are restores; the report
+    // shows the audit. Any other call between operations is a plan or a record in the wrong place.
+    let allowed = [("run", "*"), ("verify", "restore"), ("report", "audit")];
+    let mut found = Vec::new();
+    for (file, lines) in sources() {
+        let Some(rest) = file.strip_prefix("ops/") else { continue };
+        let op = rest.split(['/', '.']).next().unwrap();
+        for (n, line) in &lines {
+            let mut rest = line.as_str();
+            while let Some(i) = rest.find("crate::ops::") {
+                rest = &rest[i + 12..];
+                let used: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                if used != op && !allowed.iter().any(|(a, b)| *a == op && (*b == "*" || *b == used)) {
+                    found.push(format!("src/{file}:{n}: {op} calls the operation {used}"));
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "operations calling operations:\n{}", found.join("\n"));
+}

@@ -20,7 +20,7 @@ pub struct AdoptArgs {
 pub fn run(ctx: &Ctx, a: AdoptArgs) -> Result<i32> {
     let cfg = ctx.config()?;
     let project = cfg.project(&a.target.project)?;
-    let adopted = crate::adopt::adopt(&cfg, project, &a.target.env, a.dry_run)?;
+    let adopted = crate::ops::adopt::adopt(&cfg, project, &a.target.env, a.dry_run)?;
     if ctx.ui.json {
         ctx.print_json(&adopted);
     } else {

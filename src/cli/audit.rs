@@ -5,10 +5,10 @@ use std::collections::BTreeSet;
 use clap::Args;
 
 use super::{Ctx, print_plan};
-use crate::audit::audit_remote;
-use crate::audit::{Finding, audit_local, audit_policy};
 use crate::context::Context;
 use crate::error::Result;
+use crate::ops::audit::audit_remote;
+use crate::ops::audit::{Finding, audit_local, audit_policy};
 
 #[derive(Debug, Args)]
 #[command(
@@ -22,11 +22,12 @@ pub struct AuditArgs {
     /// Also download every off-site copy (or a sample: 10% at random, or 2/7 for the second of
     /// seven fixed groups) and check its bytes against the manifest. Cold copies are not read.
     #[arg(long, value_name = "all|N%|n/t", num_args = 0..=1, require_equals = true, default_missing_value = "all", value_parser = parse_sample)]
-    pub read_data: Option<crate::audit::read_data::Sample>,
+    pub read_data: Option<crate::ops::audit::read_data::Sample>,
 }
 
-fn parse_sample(s: &str) -> std::result::Result<crate::audit::read_data::Sample, String> {
-    crate::audit::read_data::Sample::parse(s).ok_or_else(|| format!("expected all, a percentage like 10% or a group like 2/7, got {s:?}"))
+fn parse_sample(s: &str) -> std::result::Result<crate::ops::audit::read_data::Sample, String> {
+    crate::ops::audit::read_data::Sample::parse(s)
+        .ok_or_else(|| format!("expected all, a percentage like 10% or a group like 2/7, got {s:?}"))
 }
 
 pub fn run(ctx: &Ctx, a: AuditArgs) -> Result<i32> {
@@ -55,7 +56,7 @@ pub fn run(ctx: &Ctx, a: AuditArgs) -> Result<i32> {
                         audit.notes.extend(found.notes);
                         audit.locks.extend(found.locks);
                         if let Some(sample) = a.read_data {
-                            let (read, findings) = crate::audit::read_data::read_back(r, o, sample)?;
+                            let (read, findings) = crate::ops::audit::read_data::read_back(r, o, sample)?;
                             audit.findings.extend(findings);
                             audit.read_back.push(read);
                         }
@@ -65,7 +66,7 @@ pub fn run(ctx: &Ctx, a: AuditArgs) -> Result<i32> {
                 Err(err) => audit.findings.push(Finding::new("remote-unreachable", name, err.to_string())),
             }
         }
-        audit.findings.extend(crate::audit::audit_keys(&cfg, project, env));
+        audit.findings.extend(crate::ops::audit::audit_keys(&cfg, project, env));
         envs.push(audit);
     }
     let total = policy_findings.len() + envs.iter().map(|e| e.findings.len()).sum::<usize>();

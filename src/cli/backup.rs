@@ -3,8 +3,8 @@
 use clap::Args;
 
 use super::{Ctx, Target};
-use crate::backup::{BackupOptions, backup};
 use crate::error::Result;
+use crate::ops::backup::{BackupOptions, backup};
 
 #[derive(Debug, Args)]
 #[command(

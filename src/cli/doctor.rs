@@ -4,8 +4,8 @@
 use clap::Args;
 
 use super::Ctx;
-use crate::doctor::{Check, Options, Status};
 use crate::error::Result;
+use crate::ops::doctor::{Check, Options, Status};
 
 #[derive(Debug, Args)]
 #[command(
@@ -69,7 +69,7 @@ pub fn run(ctx: &Ctx, a: DoctorArgs) -> Result<i32> {
     };
     report(first);
     let opts = Options { project: a.project, env: a.env, send_test_alert: a.send_test_alert };
-    crate::doctor::run(&cfg, &opts, &mut report);
+    crate::ops::doctor::run(&cfg, &opts, &mut report);
     let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
     let warned = checks.iter().filter(|c| c.status == Status::Warn).count();
     if json {

@@ -5,8 +5,8 @@ use clap::Args;
 use serde::Serialize;
 
 use super::{Ctx, Target, human_size};
-use crate::catalog::Listing;
 use crate::error::Result;
+use crate::records::listing::Listing;
 
 #[derive(Debug, Args)]
 #[command(
@@ -150,7 +150,7 @@ pub struct Drill {
 }
 
 impl Drill {
-    fn of(v: &crate::manifest::Verification) -> Drill {
+    fn of(v: &crate::records::manifest::Verification) -> Drill {
         Drill { at: v.at, ok: v.ok, from: v.from.clone(), skipped: v.skipped.clone() }
     }
 }
@@ -277,7 +277,7 @@ pub fn run(ctx: &Ctx, a: ListArgs) -> Result<i32> {
     Ok(crate::error::EXIT_OK)
 }
 
-fn row(stem: &crate::names::Stem, m: &crate::manifest::Manifest, path: Option<String>) -> Row {
+fn row(stem: &crate::names::Stem, m: &crate::records::manifest::Manifest, path: Option<String>) -> Row {
     Row {
         backup: stem.to_string(),
         kind: stem.kind,

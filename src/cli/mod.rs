@@ -285,7 +285,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         if let Some(msg) = problem
             && let Ok(cfg) = Config::load(&ctx.config_path)
         {
-            let outcomes = crate::outcome::Outcomes::new(&cfg);
+            let outcomes = crate::tell::outcome::Outcomes::new(&cfg);
             outcomes.failed(project.as_deref(), env.as_deref(), op, msg);
             outcomes.flush(&[]);
         }
@@ -298,16 +298,16 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::Backup(a) => backup::run(ctx, a),
         Command::Restore(a) => restore::run(ctx, a),
         // Commands that only show backups read manifests without their row counts.
-        Command::List(a) => crate::manifest::without_row_counts(|| list::run(ctx, a)),
+        Command::List(a) => crate::records::manifest::without_row_counts(|| list::run(ctx, a)),
         Command::Run(a) => run::run(ctx, a),
         Command::Sync(a) => sync::run(ctx, a),
         Command::Remote(c) => remote::run(ctx, c),
         Command::RestoreGlobals(a) => restore_globals::run(ctx, a),
         Command::Verify(a) => verify::run(ctx, a),
-        Command::Status(a) => crate::manifest::without_row_counts(|| status::run(ctx, a)),
+        Command::Status(a) => crate::records::manifest::without_row_counts(|| status::run(ctx, a)),
         Command::Prune(a) => prune::run(ctx, a),
         Command::Policy(c) => policy::run(ctx, c),
-        Command::Audit(a) => crate::manifest::without_row_counts(|| audit::run(ctx, a)),
+        Command::Audit(a) => crate::records::manifest::without_row_counts(|| audit::run(ctx, a)),
         Command::Adopt(a) => adopt::run(ctx, a),
         Command::Config(ConfigCommand::Check) => config_check::run(ctx),
         Command::Config(ConfigCommand::Init(a)) => config_init::run(ctx, a),
@@ -319,8 +319,8 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
 }
 
 /// Prints one line per backup: keep or delete, tiers, and the rules that decided it.
-pub fn print_plan(plan: &crate::prune::EnvPlan, dry_run: bool) {
-    use crate::prune::LocalAction;
+pub fn print_plan(plan: &crate::plan::local::EnvPlan, dry_run: bool) {
+    use crate::plan::local::LocalAction;
     for e in &plan.entries {
         let action = match (e.action, dry_run) {
             (LocalAction::Keep, _) => "keep",

@@ -68,7 +68,7 @@ pub fn run(ctx: &Ctx, project: Option<&str>) -> Result<i32> {
                 if let Some(b) = listing.latest() {
                     o.backup = Some(b.stem.to_string());
                     o.created_at = Some(b.stem.time);
-                    if let Some(why) = crate::audit::staleness(&cfg, p, b.stem.time, ctx.now) {
+                    if let Some(why) = crate::ops::audit::staleness(&cfg, p, b.stem.time, ctx.now) {
                         o.problems.push(why);
                     }
                 } else if p.enabled {

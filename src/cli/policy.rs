@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::Ctx;
 use crate::config::{Location, TierName};
 use crate::error::Result;
-use crate::retention::simulate;
+use crate::records::retention::simulate;
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {

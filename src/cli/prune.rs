@@ -5,7 +5,7 @@ use clap::Args;
 use super::{Ctx, print_plan};
 use crate::context::Context;
 use crate::error::Result;
-use crate::prune::prune_env;
+use crate::ops::prune::prune_env;
 
 #[derive(Debug, Args)]
 #[command(

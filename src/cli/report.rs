@@ -27,9 +27,9 @@ pub fn run(ctx: &Ctx, a: ReportArgs) -> Result<i32> {
     }
     let cfg = ctx.config()?;
     let selected = cfg.select(a.project.as_deref(), a.env.as_deref())?;
-    let report = crate::report::collect(&cfg, &selected, ctx.now)?;
+    let report = crate::ops::report::collect(&cfg, &selected, ctx.now)?;
     if let Some(path) = &a.html {
-        let page = crate::report::html::render(&report);
+        let page = crate::ops::report::html::render(&report);
         crate::fsutil::write_atomic(path, page.as_bytes())?;
         if !ctx.ui.json {
             crate::outln!("{}", path.display());

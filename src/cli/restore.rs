@@ -4,8 +4,8 @@ use clap::Args;
 
 use super::{Ctx, Target};
 use crate::error::Result;
+use crate::ops::restore::{Input, RestoreOptions, Source, restore};
 use crate::remote::ThawWait;
-use crate::restore::{Input, RestoreOptions, Source, restore};
 
 #[derive(Debug, Args)]
 #[command(
@@ -67,19 +67,19 @@ pub struct SourceArgs {
 /// name, that destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FromArg {
-    origin: crate::restore::Origin,
+    origin: crate::ops::restore::Origin,
     destination: Option<String>,
 }
 
 impl FromArg {
     /// The library's value.
-    pub fn origin(&self) -> crate::restore::Origin {
+    pub fn origin(&self) -> crate::ops::restore::Origin {
         self.origin
     }
 }
 
 fn parse_from(s: &str) -> std::result::Result<FromArg, String> {
-    use crate::restore::Origin;
+    use crate::ops::restore::Origin;
     let (origin, destination) = match s {
         "local" => (Origin::Local, None),
         "remote" => (Origin::Remote, None),
@@ -129,9 +129,9 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
         return Err(crate::usage!("--jobs needs a direct connection: pg_restore -j reads a file, which a container cannot see"));
     }
     if let Some(t) = &a.target_db {
-        crate::restore::check_db_name(t).map_err(|e| crate::usage!("--target-db: {e}"))?;
+        crate::ops::restore::check_db_name(t).map_err(|e| crate::usage!("--target-db: {e}"))?;
     }
-    if a.source.from.origin() == crate::restore::Origin::Remote
+    if a.source.from.origin() == crate::ops::restore::Origin::Remote
         && a.backup.as_deref().is_some_and(|b| b == "-" || std::path::Path::new(b).is_file())
     {
         return Err(crate::usage!("--from remote takes a backup name, not a file or stdin"));
@@ -159,7 +159,7 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
     let report = match restore(&cfg, project, &a.target.env, &opts, &keys, &ctx.ui) {
         Ok(r) => r,
         // After a host loss the local folder is empty: say what is off-site.
-        Err(e @ crate::Error::NotFound(_)) if opts.source.from == crate::restore::Origin::Local => {
+        Err(e @ crate::Error::NotFound(_)) if opts.source.from == crate::ops::restore::Origin::Local => {
             return Err(match super::offsite_hint(&cfg, project, &a.target.env) {
                 Some(hint) => crate::error::Error::NotFound(format!("{e}. {hint}")),
                 None => e,

@@ -7,7 +7,7 @@ use super::Ctx;
 use super::Target;
 use super::restore::SourceArgs;
 use crate::error::Result;
-use crate::restore::Input;
+use crate::ops::restore::Input;
 
 #[derive(Debug, Args)]
 #[command(
@@ -38,7 +38,7 @@ pub fn run(ctx: &Ctx, a: RestoreGlobalsArgs) -> Result<i32> {
         Some("-") => Input::Stdin,
         Some(s) => Input::Named(s.to_string()),
     };
-    let rep = crate::globals::restore_globals(&cfg, project, &a.target.env, &a.source.source(input), &keys, &ctx.ui)?;
+    let rep = crate::ops::restore::globals::restore_globals(&cfg, project, &a.target.env, &a.source.source(input), &keys, &ctx.ui)?;
     if ctx.ui.json {
         ctx.print_json(&rep);
     } else {

@@ -4,7 +4,7 @@ use clap::Args;
 
 use super::Ctx;
 use crate::error::Result;
-use crate::run::{RunOptions, run as run_job};
+use crate::ops::run::{RunOptions, run as run_job};
 
 #[derive(Debug, Args)]
 #[command(
@@ -51,7 +51,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
             }
             if !e.syncs.is_empty() {
                 // Summed over every destination.
-                let sum = |f: fn(&crate::sync::SyncReport) -> u64| e.syncs.iter().map(f).sum::<u64>();
+                let sum = |f: fn(&crate::ops::sync::SyncReport) -> u64| e.syncs.iter().map(f).sum::<u64>();
                 parts.push(format!(
                     "uploaded {}, copied {}, deleted {} off-site",
                     sum(|s| s.uploaded),

@@ -8,9 +8,9 @@ use clap::Args;
 use serde_json::json;
 
 use super::{Ctx, Target};
-use crate::catalog::Listing;
 use crate::error::Result;
 use crate::names::Kind;
+use crate::records::listing::Listing;
 
 #[derive(Debug, Args)]
 #[command(
@@ -37,7 +37,7 @@ fn manifest(ctx: &Ctx, target: &Target) -> Result<i32> {
     let env = &target.env;
     let database = project.database(env)?;
     let listing = Listing::scan(&cfg.env_dir(&project.name, env), &project.name, env)?;
-    let describe = |b: &crate::catalog::LocalBackup| json!({ "backup": b.stem.to_string(), "created_at": b.stem.time, "path": b.data_path, "size": b.manifest.size, "tiers": b.manifest.tiers, "tags": b.manifest.tags });
+    let describe = |b: &crate::records::listing::LocalBackup| json!({ "backup": b.stem.to_string(), "created_at": b.stem.time, "path": b.data_path, "size": b.manifest.size, "tiers": b.manifest.tiers, "tags": b.manifest.tags });
     let latest = listing.latest();
     let mut by_tier = BTreeMap::new();
     for b in listing.databases() {
@@ -70,7 +70,7 @@ fn manifest(ctx: &Ctx, target: &Target) -> Result<i32> {
         })
         .collect();
     let offsite = destinations.first().cloned().unwrap_or_else(|| json!({ "configured": false }));
-    let state = crate::metrics::load(&cfg).envs.get(&format!("{}/{env}", project.name)).cloned();
+    let state = crate::tell::metrics::load(&cfg).envs.get(&format!("{}/{env}", project.name)).cloned();
     let status = json!({
         "project": project.name,
         "env": env,

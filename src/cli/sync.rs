@@ -5,7 +5,8 @@ use clap::Args;
 use super::Ctx;
 use crate::context::Context;
 use crate::error::Result;
-use crate::sync::{Action, SyncOptions, sync_env};
+use crate::ops::sync::{SyncOptions, sync_env};
+use crate::plan::offsite::Action;
 
 #[derive(Debug, Args)]
 #[command(
@@ -29,7 +30,7 @@ pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<i32> {
     let selected = cfg.select(a.project.as_deref(), a.env.as_deref())?;
     let world = Context::new(&cfg);
     world.require_remote("sync")?;
-    let mut totals = crate::sync::SyncReport::default();
+    let mut totals = crate::ops::sync::SyncReport::default();
     let mut envs = Vec::new();
     let mut all_actions = Vec::new();
     let mut failed = false;

@@ -5,8 +5,8 @@ use clap::Args;
 use super::Ctx;
 use super::restore::SourceArgs;
 use crate::error::Result;
-use crate::restore::{Input, Source};
-use crate::verify::{Outcome, VerifyResult, all_backups, check_copy, each_tier, verify};
+use crate::ops::restore::{Input, Source};
+use crate::ops::verify::{Outcome, VerifyResult, all_backups, check_copy, each_tier, verify};
 
 #[derive(Debug, Args)]
 #[command(
@@ -46,7 +46,7 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
     if a.backup.is_some() && a.env.is_none() {
         return Err(crate::usage!("a BACKUP needs PROJECT and ENV"));
     }
-    let remote = a.source.from.origin() == crate::restore::Origin::Remote;
+    let remote = a.source.from.origin() == crate::ops::restore::Origin::Remote;
     if a.each_tier && !remote {
         return Err(crate::usage!("--each-tier drills each tier's off-site copy: add --from remote (or a destination's name)"));
     }
@@ -57,7 +57,7 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
         return Err(crate::usage!("--wait and --restore-tier are for a thaw, which a drill requests only with --thaw"));
     }
     let selected = cfg.select(a.project.as_deref(), a.env.as_deref())?;
-    let outcomes = crate::outcome::Outcomes::at(&cfg, ctx.now);
+    let outcomes = crate::tell::outcome::Outcomes::at(&cfg, ctx.now);
     let mut results = Vec::new();
     let mut planned = Vec::new();
     let world = crate::context::Context::new(&cfg);

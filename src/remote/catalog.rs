@@ -6,11 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
 use super::{Remote, RemoteKey};
-use crate::catalog::{Listing, LocalBackup};
 use crate::error::Result;
-use crate::manifest::Manifest;
 use crate::names::Stem;
-use crate::retention::Candidate;
+use crate::records::listing::{Listing, LocalBackup};
+use crate::records::manifest::Manifest;
+use crate::records::retention::Candidate;
 use crate::store::{ObjectMeta, StoreError};
 use crate::vocab::TierName;
 
@@ -246,7 +246,7 @@ fn read_manifest(remote: &Remote, key: &str, stem: &Stem) -> Result<Manifest> {
     loop {
         let fetched = remote.store.get(key).map_err(crate::error::Error::from).and_then(|r| {
             let mut bytes = Vec::new();
-            r.take(crate::manifest::MAX_MANIFEST_BYTES)
+            r.take(crate::records::manifest::MAX_MANIFEST_BYTES)
                 .read_to_end(&mut bytes)
                 .map_err(|e| crate::error::Error::Unreachable(format!("{}: {e}", remote.url(key))))?;
             Ok(bytes)

@@ -20,8 +20,8 @@ use aws_sdk_s3::types::{GlacierJobParameters, MetadataDirective, RestoreRequest,
 use chrono::{DateTime, Utc};
 
 mod download;
-mod lock;
 mod multipart;
+mod object_lock;
 mod options;
 mod runtime;
 
@@ -312,13 +312,13 @@ impl S3Store {
             if legacy || opts.lock.is_some() {
                 // Every store checks an MD5, and Object Lock requires one (or an SDK checksum
                 // algorithm header, which not every store takes from an explicit checksum).
-                req = req.content_md5(lock::md5_b64(bytes));
+                req = req.content_md5(object_lock::md5_b64(bytes));
             }
             if let Some(s) = &opts.sha256 {
                 req = req.metadata("sha256", s);
             }
             if let Some(l) = &opts.lock {
-                req = req.object_lock_mode(lock::mode(l)).object_lock_retain_until_date(lock::until(l));
+                req = req.object_lock_mode(object_lock::mode(l)).object_lock_retain_until_date(object_lock::until(l));
             }
             req.send().await.map_err(|e| self.other("writing", key, e))?;
             Ok(())
@@ -426,7 +426,7 @@ impl Store for S3Store {
                 last_modified: to_utc(o.last_modified()),
                 sha256: o.metadata().and_then(|m| m.get("sha256")).cloned(),
                 thaw: parse_restore(o.restore(), class.is_some_and(StorageClass::needs_thaw)),
-                lock: lock::from_head(o.object_lock_mode(), o.object_lock_retain_until_date()),
+                lock: object_lock::from_head(o.object_lock_mode(), o.object_lock_retain_until_date()),
                 content_sha256,
             })
         })
@@ -468,14 +468,14 @@ impl Store for S3Store {
                 .storage_class(class.as_str().into())
                 .metadata_directive(MetadataDirective::Copy);
             if let Some(l) = lock {
-                req = req.object_lock_mode(lock::mode(l)).object_lock_retain_until_date(lock::until(l));
+                req = req.object_lock_mode(object_lock::mode(l)).object_lock_retain_until_date(object_lock::until(l));
             }
             let sent = if lock.is_some() {
                 // Some stores (moto) want a Content-MD5 on any write that sets a lock, even a
                 // copy: the MD5 of its empty request body satisfies them and S3 alike.
                 req.customize()
                     .mutate_request(|r| {
-                        r.headers_mut().insert("content-md5", lock::md5_b64(b""));
+                        r.headers_mut().insert("content-md5", object_lock::md5_b64(b""));
                     })
                     .send()
                     .await

@@ -84,7 +84,7 @@ impl S3Store {
                 req = req.checksum_algorithm(ChecksumAlgorithm::Crc32C).checksum_type(ChecksumType::FullObject);
             }
             if let Some(l) = &opts.lock {
-                req = req.object_lock_mode(super::lock::mode(l)).object_lock_retain_until_date(super::lock::until(l));
+                req = req.object_lock_mode(super::object_lock::mode(l)).object_lock_retain_until_date(super::object_lock::until(l));
             }
             if let Some(sha) = &opts.sha256 {
                 req = req.metadata("sha256", sha);
@@ -222,7 +222,7 @@ impl S3Store {
                 if !legacy {
                     req = req.checksum_crc32_c(&crc);
                 } else {
-                    req = req.content_md5(super::lock::md5_b64(&buf));
+                    req = req.content_md5(super::object_lock::md5_b64(&buf));
                 }
                 let out = req.body(ByteStream::from(Bytes::from(buf))).send().await;
                 drop(permit);
@@ -277,7 +277,7 @@ impl S3Store {
                 req = req.metadata("sha256", sha);
             }
             if let Some(l) = lock {
-                req = req.object_lock_mode(super::lock::mode(l)).object_lock_retain_until_date(super::lock::until(l));
+                req = req.object_lock_mode(super::object_lock::mode(l)).object_lock_retain_until_date(super::object_lock::until(l));
             }
             let id = req.send().await.map_err(|e| self.other("starting the copy to", to, e))?.upload_id().unwrap_or_default().to_string();
             let psize = part_size(size).max(512 << 20);

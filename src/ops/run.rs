@@ -7,14 +7,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::backup::{BackupOptions, backup, backup_globals};
-use crate::catalog::{Listing, LocalBackup};
 use crate::config::{Config, Project};
 use crate::context::{Context, EnvContext};
 use crate::error::Result;
-use crate::lock::RunLock;
-use crate::outcome::{EnvOutcome, Outcomes};
-use crate::sync::{SyncOptions, SyncReport, sync_env};
+use crate::ops::backup::{BackupOptions, backup, backup_globals};
+use crate::ops::sync::{SyncOptions, SyncReport, sync_env};
+use crate::records::listing::{Listing, LocalBackup};
+use crate::run_lock::RunLock;
+use crate::tell::outcome::{EnvOutcome, Outcomes};
 use crate::ui::Ui;
 
 /// How to run.
@@ -248,7 +248,7 @@ fn plan_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, e: &mut EnvRun) {
                 e.warnings.extend(
                     plan.actions
                         .iter()
-                        .filter(|a| !matches!(a, crate::sync::Action::Keep { .. }))
+                        .filter(|a| !matches!(a, crate::plan::offsite::Action::Keep { .. }))
                         .map(|a| format!("would {}{on}", a.describe())),
                 );
                 e.sync.get_or_insert_with(|| rep.clone());
@@ -257,7 +257,7 @@ fn plan_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, e: &mut EnvRun) {
             Err(err) => e.errors.push(EnvError::new("sync plan", format!("destination {name}: {err}"))),
         }
     }
-    match crate::prune::prune_env(ctx, opts.now, None, true) {
+    match crate::ops::prune::prune_env(ctx, opts.now, None, true) {
         Ok(plan) => e.warnings.extend(plan.deletions().map(|d| format!("would delete {} ({})", d.backup, d.reasons.join("; ")))),
         Err(err) => e.errors.push(EnvError::new("prune plan", err)),
     }
@@ -327,7 +327,7 @@ fn run_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: &Outcomes
             return;
         }
     };
-    match crate::prune::prune_env(ctx, opts.now, confirmed.as_ref(), false) {
+    match crate::ops::prune::prune_env(ctx, opts.now, confirmed.as_ref(), false) {
         Ok(plan) => {
             e.pruned = plan.deletions().count();
             e.prune_ran = true;
@@ -343,7 +343,7 @@ fn run_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: &Outcomes
     if e.backup.is_some()
         && !crate::signals::interrupted()
         && let Ok(listing) = ctx.listing()
-        && crate::verify::due(project, listing, opts.now)
+        && crate::ops::verify::due(project, listing, opts.now)
     {
         let keys = project.keys().unwrap_or_default();
         if keys.is_empty() && project.encryption.is_some() {
@@ -351,9 +351,9 @@ fn run_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: &Outcomes
             outcomes.warning(Some(&project.name), Some(env), "verify", w);
             e.warnings.push(w.into());
         } else {
-            let source = crate::restore::Source {
-                input: crate::restore::Input::Named(e.backup.clone().unwrap_or_default()),
-                from: crate::restore::Origin::Local,
+            let source = crate::ops::restore::Source {
+                input: crate::ops::restore::Input::Named(e.backup.clone().unwrap_or_default()),
+                from: crate::ops::restore::Origin::Local,
                 destination: None,
                 wait: None,
                 check_first: false,
@@ -361,7 +361,7 @@ fn run_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: &Outcomes
                 thaw: false,
                 tier: None,
             };
-            let r = crate::verify::verify(ctx, &source, &keys, opts.now, ui);
+            let r = crate::ops::verify::verify(ctx, &source, &keys, opts.now, ui);
             e.verified = Some(r.ok);
             if let Some(err) = r.error {
                 e.errors.push(EnvError::new("verify", err));
@@ -378,7 +378,7 @@ fn run_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: &Outcomes
     if !crate::signals::interrupted()
         && let Ok(pg) = crate::postgres::Pg::connect(&project.connection, cfg.pg_bindir.as_deref(), ctx.database())
     {
-        match crate::restore::drop_stale_temp_dbs(&pg) {
+        match crate::ops::restore::drop_stale_temp_dbs(&pg) {
             Ok(dropped) => e.warnings.extend(dropped.into_iter().map(|d| format!("dropped {d}, left by an interrupted restore or verify"))),
             Err(err) => e.warnings.push(format!("could not clean up temporary databases: {err}")),
         }
@@ -396,7 +396,7 @@ pub fn anomalies(cfg: &Config, project: &Project, listing: &Listing, new: &Local
     if f > threshold {
         out.push(format!("backup size fell {f:.0}% ({} to {} bytes) since {}", prev.manifest.size, new.manifest.size, prev.stem));
     }
-    let rows = |m: &crate::manifest::Manifest| m.tables.as_ref().map(|t| t.values().sum::<u64>());
+    let rows = |m: &crate::records::manifest::Manifest| m.tables.as_ref().map(|t| t.values().sum::<u64>());
     if let (Some(old), Some(now)) = (prev.full_manifest().ok().as_ref().and_then(rows), rows(&new.manifest)) {
         let f = fall(old, now);
         if f > threshold {

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 
 use super::*;
-use crate::catalog::{Listing, LocalBackup};
 use crate::config::{Connection, Policy, Project, RemoteConfig, RemoteUrl, StorageClass, TierName, raw};
-use crate::manifest::{Manifest, Stored};
 use crate::names::{Kind, Stem};
+use crate::records::listing::{Listing, LocalBackup};
+use crate::records::manifest::{Manifest, Stored};
 use crate::remote::{Remote, RemoteCatalog};
 use crate::store::PutOptions;
 use crate::store::memory::MemoryStore;
@@ -213,7 +213,7 @@ fn locks_are_planned_from_the_tier_and_locked_copies_wait() {
     let r = remote();
     let b = backup(now, &[d, w]);
     let actions = plan_of(&r, std::slice::from_ref(&b)).actions;
-    let weekly_lock = crate::retention::lock_until(p.policy.tier(w).unwrap(), b.stem.time);
+    let weekly_lock = crate::records::retention::lock_until(p.policy.tier(w).unwrap(), b.stem.time);
     for a in &actions {
         let lock = match a {
             Action::Upload { lock, .. } | Action::Copy { lock, .. } | Action::PutManifest { lock, .. } => *lock,
@@ -249,7 +249,7 @@ fn locks_are_planned_from_the_tier_and_locked_copies_wait() {
     let second = plan_of(&r, &[old.clone(), new.clone()]).actions;
     let deferred = second.iter().find(|a| a.backup() == old.stem.to_string() && a.tier() == w).unwrap();
     assert!(
-        matches!(deferred, Action::Defer { reason: crate::sync::DeferReason::Locked { lock, .. }, .. } if lock.mode == crate::vocab::LockMode::Compliance),
+        matches!(deferred, Action::Defer { reason: crate::plan::offsite::DeferReason::Locked { lock, .. }, .. } if lock.mode == crate::vocab::LockMode::Compliance),
         "{deferred:?}"
     );
     // prune: false on the destination: nothing is deleted here, whatever the tiers say.
@@ -263,7 +263,7 @@ fn locks_are_planned_from_the_tier_and_locked_copies_wait() {
 
 #[test]
 fn the_local_planner_releases_a_backup_only_once_it_is_off_site() {
-    use crate::prune::{LocalAction, plan_env};
+    use crate::plan::local::{LocalAction, plan_env};
     use crate::remote::RemoteState;
     let now = Utc::now();
     let (d, w) = (TierName::Daily, TierName::Weekly);

@@ -179,7 +179,7 @@ fn tools(cfg: &Config, p: &Project, env: &str, pg: &Pg) -> Check {
     let what = format!("{}/{env} tools", p.name);
     let mut writers = vec![pg.pg_dump_version().major];
     let dir = cfg.env_dir(&p.name, env);
-    if let Ok(listing) = crate::catalog::Listing::scan(&dir, &p.name, env)
+    if let Ok(listing) = crate::records::listing::Listing::scan(&dir, &p.name, env)
         && let Some(major) = listing.latest().and_then(|b| b.manifest.pg_dump_version.as_deref()).and_then(major_of)
         && !writers.contains(&major)
     {
@@ -370,7 +370,7 @@ fn destination(cfg: &Config, world: &Context, rc: &RemoteConfig) -> Vec<Check> {
 
 /// Writes, reads back and deletes a scratch object: credentials and rights, end to end.
 fn scratch_object(what: &str, r: &Remote, rc: &RemoteConfig) -> Check {
-    let key = format!(".pgtier-doctor-{}-{}", crate::alerts::hostname(), std::process::id());
+    let key = format!(".pgtier-doctor-{}-{}", crate::tell::alerts::hostname(), std::process::id());
     let url = r.url(&key);
     let body = b"pgtier doctor scratch object: safe to delete\n";
     if let Err(e) = r.store.put_bytes(&key, body, &PutOptions::standard()) {
@@ -444,15 +444,15 @@ fn alerts(cfg: &Config, send: bool) -> Check {
         return Check::ok(what, format!("{} configured{hc} (not contacted; a test alert checks delivery)", channels.join(", ")));
     }
     let text = "test alert from pgtier doctor: delivery works, nothing is wrong";
-    let alert = crate::alerts::Alert::warning(None, None, "doctor", text);
+    let alert = crate::tell::alerts::Alert::warning(None, None, "doctor", text);
     let mut results: Vec<(String, Result<(), String>)> =
-        crate::alerts::Alerter::new(a).deliver(&alert).into_iter().map(|(c, r)| (c.to_string(), r)).collect();
-    let digest = crate::notify::Digest {
-        subject: format!("pgtier: test alert from doctor on {}", crate::alerts::hostname()),
+        crate::tell::alerts::Alerter::new(a).deliver(&alert).into_iter().map(|(c, r)| (c.to_string(), r)).collect();
+    let digest = crate::tell::notify::Digest {
+        subject: format!("pgtier: test alert from doctor on {}", crate::tell::alerts::hostname()),
         body: format!("{text}.\nA failed night arrives here as one message like this one.\n"),
         failed: false,
     };
-    results.extend(crate::notify::send(a, &digest));
+    results.extend(crate::tell::notify::send(a, &digest));
     let failures: Vec<String> = results.iter().filter_map(|(ch, r)| r.as_ref().err().map(|e| format!("{ch}: {e}"))).collect();
     if failures.is_empty() {
         Check::ok(what, format!("test alert delivered to the {}", channels.join(", ")))

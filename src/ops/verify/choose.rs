@@ -9,11 +9,11 @@ use chrono::{DateTime, Utc};
 use std::time::Instant;
 
 use super::VerifyResult;
-use crate::catalog::Listing;
 use crate::config::{Config, Project, TierName};
 use crate::error::{Error, Result};
 use crate::names::Kind;
-use crate::restore::{Input, Origin, Source};
+use crate::ops::restore::{Input, Origin, Source};
+use crate::records::listing::Listing;
 use crate::ui::Ui;
 
 /// What `verify --each-tier` drills: for each tier off-site, the newest backup with a copy in
@@ -73,7 +73,7 @@ pub fn check_copy(
     let mut r = VerifyResult::new(project, env, name, Origin::Remote, now);
     r.tier = source.tier;
     let world = crate::context::Context::new(cfg);
-    let checked = crate::restore::choose_remote(&world, project, env, source, Kind::Database).and_then(|chosen| {
+    let checked = crate::ops::restore::choose_remote(&world, project, env, source, Kind::Database).and_then(|chosen| {
         r.warnings.extend(chosen.warnings);
         let tier = source.tier.ok_or_else(|| crate::failed!("no tier named"))?;
         let m = chosen.backup.manifest.as_ref().ok_or_else(|| crate::failed!("{}: no manifest off-site", chosen.backup.stem))?;

@@ -11,9 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 
 use crate::error::Result;
-use crate::manifest::Manifest;
 use crate::postgres::archive::{Toc, TocEntry, closure_up, entry_key};
 use crate::postgres::{Pg, Session, quote_ident, quote_literal};
+use crate::records::manifest::Manifest;
 
 /// A table as schema and name, unquoted.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

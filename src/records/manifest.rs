@@ -149,8 +149,8 @@ impl Manifest {
     }
 
     /// How the retention planner sees the backup `stem` this manifest describes.
-    pub fn candidate(&self, stem: &Stem) -> crate::retention::Candidate<Stem> {
-        crate::retention::Candidate {
+    pub fn candidate(&self, stem: &Stem) -> crate::records::retention::Candidate<Stem> {
+        crate::records::retention::Candidate {
             id: stem.clone(),
             created_at: stem.time,
             tags: self.tags.clone(),

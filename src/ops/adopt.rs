@@ -5,14 +5,14 @@ use std::io::Read;
 
 use serde::Serialize;
 
-use crate::catalog::Listing;
 use crate::config::{Config, Project};
 use crate::error::{IoContext, Result};
 use crate::fsutil::{DirLock, write_atomic};
-use crate::manifest::{Manifest, Stored};
 use crate::names::{Kind, Stem};
 use crate::pipeline::{Layer, sha256_file, sniff};
-use crate::retention;
+use crate::records::listing::Listing;
+use crate::records::manifest::{Manifest, Stored};
+use crate::records::retention;
 
 /// One file taken in.
 #[derive(Debug, Serialize)]

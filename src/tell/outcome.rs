@@ -8,12 +8,12 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::alerts::{Alert, Alerter};
 use crate::config::Config;
 use crate::context::EnvContext;
-use crate::metrics::Figures;
-use crate::notify::Ping;
 use crate::remote::Remote;
+use crate::tell::alerts::{Alert, Alerter};
+use crate::tell::metrics::Figures;
+use crate::tell::notify::Ping;
 
 /// The outcome hook of one command.
 pub struct Outcomes<'a> {
@@ -85,7 +85,7 @@ impl<'a> Outcomes<'a> {
             self.figures.borrow_mut().insert(key.clone(), f);
         }
         if eventful {
-            let line = crate::notify::still_safe_in(e, self.now);
+            let line = crate::tell::notify::still_safe_in(e, self.now);
             self.safe.borrow_mut().insert(key, line);
         }
     }
@@ -93,18 +93,18 @@ impl<'a> Outcomes<'a> {
     /// A nightly run started: the healthchecks start ping, so a run that never ends is noticed.
     pub fn started(&self) {
         if self.cfg.alerts.healthchecks.is_some() {
-            let id = crate::notify::run_id();
-            crate::notify::healthchecks(&self.cfg.alerts, Ping::Start, &id, "pgtier run started");
+            let id = crate::tell::notify::run_id();
+            crate::tell::notify::healthchecks(&self.cfg.alerts, Ping::Start, &id, "pgtier run started");
             *self.run_id.borrow_mut() = Some(id);
         }
     }
 
     /// Sends what this command saw as one message to every native channel (nothing when all
     /// was well). `remotes` tell where the newest good backup's copies are.
-    pub fn flush(&self, remotes: &[&Remote]) -> Option<crate::notify::Digest> {
+    pub fn flush(&self, remotes: &[&Remote]) -> Option<crate::tell::notify::Digest> {
         let events = std::mem::take(&mut *self.events.borrow_mut());
-        let digest = crate::notify::compose(self.cfg, &events, remotes, &self.safe.borrow(), self.now)?;
-        for (channel, result) in crate::notify::send(&self.cfg.alerts, &digest) {
+        let digest = crate::tell::notify::compose(self.cfg, &events, remotes, &self.safe.borrow(), self.now)?;
+        for (channel, result) in crate::tell::notify::send(&self.cfg.alerts, &digest) {
             if let Err(e) = result {
                 tracing::warn!("could not deliver the message to {channel}: {e}");
             }
@@ -136,8 +136,8 @@ impl<'a> Outcomes<'a> {
         self.record(project, env, |s| s.last_verify_success = Some(at));
     }
 
-    fn record(&self, project: &str, env: &str, f: impl FnOnce(&mut crate::metrics::EnvState)) {
-        if let Err(err) = crate::metrics::update(self.cfg, project, env, f) {
+    fn record(&self, project: &str, env: &str, f: impl FnOnce(&mut crate::tell::metrics::EnvState)) {
+        if let Err(err) = crate::tell::metrics::update(self.cfg, project, env, f) {
             tracing::warn!("could not record the outcome for monitoring: {err}");
         }
     }
@@ -145,7 +145,7 @@ impl<'a> Outcomes<'a> {
     /// The command is over: rewrite the metrics textfile, and ping the success channel when
     /// `success` carries a summary.
     pub fn finish(&self, remotes: &[&Remote], success: Option<serde_json::Value>) {
-        if let Err(err) = crate::metrics::write(self.cfg, remotes, &self.figures.borrow()) {
+        if let Err(err) = crate::tell::metrics::write(self.cfg, remotes, &self.figures.borrow()) {
             tracing::warn!("could not write the metrics textfile: {err}");
         }
         let digest = self.flush(remotes);
@@ -155,9 +155,11 @@ impl<'a> Outcomes<'a> {
         }
         if let Some(id) = run_id {
             match (&success, &digest) {
-                (Some(summary), _) => crate::notify::healthchecks(&self.cfg.alerts, Ping::Success, &id, &summary.to_string()),
-                (None, Some(d)) => crate::notify::healthchecks(&self.cfg.alerts, Ping::Fail, &id, &format!("{}\n\n{}", d.subject, d.body)),
-                (None, None) => crate::notify::healthchecks(&self.cfg.alerts, Ping::Fail, &id, "pgtier run failed"),
+                (Some(summary), _) => crate::tell::notify::healthchecks(&self.cfg.alerts, Ping::Success, &id, &summary.to_string()),
+                (None, Some(d)) => {
+                    crate::tell::notify::healthchecks(&self.cfg.alerts, Ping::Fail, &id, &format!("{}\n\n{}", d.subject, d.body))
+                }
+                (None, None) => crate::tell::notify::healthchecks(&self.cfg.alerts, Ping::Fail, &id, "pgtier run failed"),
             }
         }
     }

@@ -11,18 +11,18 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
-use crate::catalog::{Listing, LocalBackup};
 use crate::config::{Compression, EncryptionConfig, Project};
 use crate::context::EnvContext;
 use crate::error::{IoContext, Result};
 use crate::fsutil::{DirLock, PartialFile, ensure_private_dir, write_atomic};
-use crate::manifest::{EncryptionInfo, Manifest, Stored};
 use crate::names::{Kind, Stem};
 use crate::pipeline::{self, Digest, FinishWrite, HashWriter};
 use crate::postgres::Pg;
 use crate::postgres::archive::Toc;
 use crate::postgres::rows::{CountingReader, RowCounter};
-use crate::retention::{self, Candidate};
+use crate::records::listing::{Listing, LocalBackup};
+use crate::records::manifest::{EncryptionInfo, Manifest, Stored};
+use crate::records::retention::{self, Candidate};
 
 use crate::ui::{Progress, Ui};
 

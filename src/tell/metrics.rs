@@ -9,12 +9,12 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::Listing;
 use crate::config::{Config, Project, TierName};
 use crate::context::EnvContext;
 use crate::error::Result;
 use crate::fsutil::{DirLock, ensure_private_dir, write_atomic};
-use crate::manifest::Verification;
+use crate::records::listing::Listing;
+use crate::records::manifest::Verification;
 use crate::remote::{Remote, RemoteCatalog};
 
 /// The last outcomes of one project/env.

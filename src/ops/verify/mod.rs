@@ -13,17 +13,17 @@ mod choose;
 
 pub use choose::{all_backups, check_copy, each_tier};
 
-use crate::catalog::Listing;
 use crate::config::{Config, Project, StorageClass, TierName};
 use crate::context::EnvContext;
 use crate::crypto::Keys;
 use crate::error::{Error, Result};
 use crate::fsutil::{DirLock, write_atomic};
-use crate::manifest::{Manifest, Verification};
 use crate::names::Kind;
 use crate::pipeline;
+use crate::records::listing::Listing;
+use crate::records::manifest::{Manifest, Verification};
 
-use crate::restore::{
+use crate::ops::restore::{
     Input, Load, Opened, Origin, Payload, Source, TempDb, admin_session, connect_admin, fidelity, open_source, payload, restore_into,
     temp_db_name,
 };
@@ -284,7 +284,7 @@ fn drill(cfg: &Config, project: &Project, env: &str, opened: Opened, keys: &Keys
     let pg = connect_admin(cfg, project, database)?;
     let (reader, check) = opened.split();
     let progress = ui.progress("verify", check.size);
-    let (reader, decoded) = pipeline::decoder(crate::restore::with_progress(reader, progress.clone()), keys, &check.source)?;
+    let (reader, decoded) = pipeline::decoder(crate::ops::restore::with_progress(reader, progress.clone()), keys, &check.source)?;
     let Payload { toc, reader } = payload(reader, decoded.payload(), &check.source)?;
     let temp = temp_db_name(&format!("verify_{database}"));
     // Armed before the database exists: a Ctrl-C between CREATE DATABASE's commit and its
@@ -296,7 +296,7 @@ fn drill(cfg: &Config, project: &Project, env: &str, opened: Opened, keys: &Keys
             let missing = fidelity::missing_roles(&mut admin, toc)?;
             let skip = fidelity::policies_naming(toc, &missing);
             let mut load = Load { no_owner: !missing.is_empty(), no_privileges: !missing.is_empty(), jobs: None, skip, tool: None };
-            crate::restore::tool_for(&pg, toc, &mut load, &mut result.notes)?;
+            crate::ops::restore::tool_for(&pg, toc, &mut load, &mut result.notes)?;
             if !missing.is_empty() {
                 result.notes.push(format!(
                     "role(s) {} do not exist on this server: owners, grants and {} policies naming them were neither restored nor compared",
@@ -369,7 +369,7 @@ fn drill(cfg: &Config, project: &Project, env: &str, opened: Opened, keys: &Keys
         return Ok(());
     }
     let exp: BTreeMap<&String, &u64> = expected.iter().collect();
-    let problems = crate::restore::compare_counts(&exp, &actual, false);
+    let problems = crate::ops::restore::compare_counts(&exp, &actual, false);
     if !problems.is_empty() {
         return Err(crate::failed!("{}: {}", manifest.file, problems.join("; ")));
     }
@@ -500,7 +500,7 @@ fn newest(ctx: &mut EnvContext, source: &Source) -> Result<String> {
             return Err(Error::NotFound(format!("no backups of {}/{env} in {}", project.name, ctx.dir.display())));
         }
     }
-    let chosen = crate::restore::choose_remote(ctx.world(), project, &env, &source.with_input(Input::Latest), Kind::Database)?;
+    let chosen = crate::ops::restore::choose_remote(ctx.world(), project, &env, &source.with_input(Input::Latest), Kind::Database)?;
     Ok(chosen.backup.stem.to_string())
 }
 

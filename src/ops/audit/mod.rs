@@ -6,14 +6,14 @@ use std::path::Path;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use crate::catalog::Listing;
 use crate::config::{Config, Location, Policy, Project};
 use crate::error::Result;
 use crate::names::Kind;
-use crate::prune::{EnvPlan, LocalAction, plan_env};
+use crate::plan::local::{EnvPlan, LocalAction, plan_env};
+use crate::records::listing::Listing;
 use crate::remote::RemoteState;
 
-pub mod locks;
+pub mod object_locks;
 pub mod read_data;
 
 pub use crate::vocab::Finding;
@@ -27,7 +27,7 @@ pub struct EnvAudit {
     pub notes: Vec<String>,
     /// Each locked tier on each destination: its horizon and what its canary proved.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub locks: Vec<locks::TierLock>,
+    pub locks: Vec<object_locks::TierLock>,
     /// With `--read-data`: what reading the copies back found, per destination.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub read_back: Vec<read_data::ReadBack>,
@@ -186,7 +186,7 @@ pub struct RemoteAudit {
     /// Worth saying, not problems (copies kept until their lock ends).
     pub notes: Vec<String>,
     /// Each locked tier's horizon and what its canary proved.
-    pub locks: Vec<locks::TierLock>,
+    pub locks: Vec<object_locks::TierLock>,
 }
 
 /// The remote part of the audit: every backup the policy wants off-site is there, confirmed,
@@ -201,7 +201,7 @@ pub fn audit_remote(
     offsite: &crate::remote::EnvOffsite,
 ) -> RemoteAudit {
     let crate::remote::EnvOffsite { cat, heads } = offsite;
-    let plan = crate::sync::plan(local, cat, heads, remote, project, env, now, false);
+    let plan = crate::plan::offsite::plan(local, cat, heads, remote, project, env, now, false);
     let mut notes = Vec::new();
     let mut out = Vec::new();
     for (key, why) in &cat.broken {
@@ -232,7 +232,7 @@ pub fn audit_remote(
         }
     }
     for a in &plan.actions {
-        use crate::sync::Action;
+        use crate::plan::offsite::Action;
         match a {
             Action::Upload { key, .. } | Action::Copy { to: key, .. } if damaged.contains(key) => {}
             Action::Upload { key, .. } | Action::Copy { to: key, .. } => out.push(Finding::new(
@@ -278,7 +278,7 @@ pub fn audit_remote(
             }
         }
     }
-    let (lock_findings, locks) = locks::prove(remote, project, env, offsite);
+    let (lock_findings, locks) = object_locks::prove(remote, project, env, offsite);
     out.extend(lock_findings);
     if let Some(why) = remote.clock_problem() {
         out.push(Finding::new("clock-skew", remote.store.describe(), why));

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{DirLock, PARTIAL_SUFFIX};
-use crate::manifest::Manifest;
 use crate::names::{Kind, Stem};
+use crate::records::manifest::Manifest;
 
 /// A complete local backup: its manifest and where its files are.
 #[derive(Debug, Clone)]
@@ -23,7 +23,7 @@ impl LocalBackup {
         if !self.manifest.tables_unread {
             return Ok(self.manifest.clone());
         }
-        crate::manifest::with_row_counts(|| Manifest::read(&self.manifest_path))
+        crate::records::manifest::with_row_counts(|| Manifest::read(&self.manifest_path))
     }
 }
 
@@ -95,7 +95,7 @@ impl Listing {
             let Some(stem) = name.strip_suffix(".json").and_then(Stem::parse) else { continue };
             // Row counts are most of a large database's manifest, and only a restore or a drill
             // compares them: they are read then (`full_manifest`).
-            let manifest = match crate::manifest::without_row_counts(|| Manifest::read(&path)) {
+            let manifest = match crate::records::manifest::without_row_counts(|| Manifest::read(&path)) {
                 Ok(m) => m,
                 Err(e) => {
                     // Ours by name even if unreadable: broken, not foreign.

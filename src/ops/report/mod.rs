@@ -12,12 +12,12 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
 
-use crate::audit::{Finding, audit_keys, audit_listing, audit_policy};
 use crate::config::{Config, Location, Project, TierName};
 use crate::context::Context;
 use crate::error::Result;
-use crate::manifest::{Manifest, Verification};
 use crate::names::Stem;
+use crate::ops::audit::{Finding, audit_keys, audit_listing, audit_policy};
+use crate::records::manifest::{Manifest, Verification};
 use crate::remote::RemoteCatalog;
 
 /// The longest span the timeline shows: a year.
@@ -203,7 +203,7 @@ pub fn collect(cfg: &Config, selected: &[(&Project, String)], now: DateTime<Utc>
         };
         let mut drills: Vec<DrillRef> = Vec::new();
         let mut days: BTreeMap<NaiveDate, Day> = BTreeMap::new();
-        let mut newest_of_day: BTreeMap<NaiveDate, &crate::catalog::LocalBackup> = BTreeMap::new();
+        let mut newest_of_day: BTreeMap<NaiveDate, &crate::records::listing::LocalBackup> = BTreeMap::new();
         let dir = cfg.env_dir(&project.name, env);
         let mut here = Place {
             name: "local".into(),
@@ -269,7 +269,7 @@ pub fn collect(cfg: &Config, selected: &[(&Project, String)], now: DateTime<Utc>
                         .tiers
                         .iter()
                         .find(|t| t.name == *tier && t.object_lock.is_some() && t.lives(Location::Remote))
-                        .map(|t| (t.object_lock, crate::retention::lock_until(t, b.stem.time)))
+                        .map(|t| (t.object_lock, crate::records::retention::lock_until(t, b.stem.time)))
                 };
                 for (tier, meta) in &b.copies {
                     let Some(h) = place.tiers.iter_mut().find(|h| h.tier == *tier) else { continue };
@@ -335,7 +335,7 @@ pub fn collect(cfg: &Config, selected: &[(&Project, String)], now: DateTime<Utc>
     let oldest = envs.iter().filter_map(|e| e.days.first()).map(|d| d.date).min().unwrap_or(today);
     let since = oldest.max(year_ago).min(today - Duration::days(MIN_DAYS - 1));
     let span_days = (today - since).num_days() + 1;
-    Ok(Report { generated_at: now, host: crate::alerts::hostname(), since, span_days, policy_findings, envs })
+    Ok(Report { generated_at: now, host: crate::tell::alerts::hostname(), since, span_days, policy_findings, envs })
 }
 
 fn merge_tiers(into: &mut Vec<TierName>, from: &[TierName]) {

@@ -10,13 +10,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::alerts::Severity;
-use crate::alerts::{Alert, http_post};
-use crate::catalog::Listing;
 use crate::config::alerts::{Email, SmtpTls};
 use crate::config::{AlertsConfig, Channel, Config};
 use crate::context::EnvContext;
+use crate::records::listing::Listing;
 use crate::remote::{Remote, RemoteCatalog};
+use crate::tell::alerts::Severity;
+use crate::tell::alerts::{Alert, http_post};
 use crate::ui::cut;
 
 /// A run's message.
@@ -34,7 +34,7 @@ pub struct Digest {
 pub fn compose(cfg: &Config, events: &[Alert], remotes: &[&Remote], safe: &BTreeMap<String, String>, now: DateTime<Utc>) -> Option<Digest> {
     let first = events.iter().find(|a| a.severity == Severity::Error).or(events.first())?;
     let failed = events.iter().any(|a| a.severity == Severity::Error);
-    let host = crate::alerts::hostname();
+    let host = crate::tell::alerts::hostname();
     let what = |a: &Alert| match (&a.project, &a.env) {
         (Some(p), Some(e)) => format!("{} {p}/{e}", a.operation),
         (Some(p), None) => format!("{} {p}", a.operation),
@@ -230,7 +230,7 @@ fn email(e: &Email, d: &Digest, timeout: Duration) -> Result<(), String> {
         SmtpTls::Tls => SmtpTransport::relay(&e.host).map_err(|err| err.to_string())?,
         SmtpTls::None => SmtpTransport::builder_dangerous(&e.host),
     };
-    let mut builder = builder.port(e.port).timeout(Some(crate::alerts::patience(timeout)));
+    let mut builder = builder.port(e.port).timeout(Some(crate::tell::alerts::patience(timeout)));
     if let Some(user) = &e.username {
         let password = match &e.password_file {
             Some(p) => crate::fsutil::read_secret_line(p).map_err(|err| err.to_string())?.to_string(),

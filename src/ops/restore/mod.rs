@@ -2,8 +2,10 @@
 //! into a new database, its row counts compared, and only then swapped in by rename. A failure
 //! at any step drops the half-made database and leaves the original exactly as it was.
 
+pub mod apps;
 mod databases;
 pub mod fidelity;
+pub mod globals;
 mod script;
 mod source;
 mod sql_guard;
@@ -20,11 +22,11 @@ use serde::Serialize;
 use crate::config::{Config, Project};
 use crate::crypto::Keys;
 use crate::error::{Error, Result};
-use crate::manifest::Manifest;
 use crate::names::Kind;
 use crate::pipeline::{self, Layer};
 use crate::postgres::archive::{self, CompareOptions, Toc};
 use crate::postgres::{DbInfo, Pg, Session, quote_literal};
+use crate::records::manifest::Manifest;
 use crate::ui::{Progress, Ui};
 
 pub use databases::TempDb;
@@ -360,7 +362,7 @@ pub fn restore_opened(
         let old = old_db_name(&mut admin, &target, opts.now)?;
         let containers = project.app_containers.get(env).cloned().unwrap_or_default();
         crate::fault::point("restore:before-swap");
-        crate::apps::with_stopped(&containers, || swap(&pg, &target, &temp, &old))?;
+        crate::ops::restore::apps::with_stopped(&containers, || swap(&pg, &target, &temp, &old))?;
         guard.name = None;
         report.replaced = true;
         if opts.drop_old {

@@ -12,16 +12,16 @@ use crate::config::{Config, Project};
 use crate::crypto::Keys;
 use crate::error::Result;
 use crate::names::Kind;
+use crate::ops::restore::{Source, open_source};
 use crate::pipeline::{self, Layer};
 use crate::postgres::Pg;
-use crate::restore::{Source, open_source};
 use crate::ui::Ui;
 
 /// What `restore-globals` did.
 #[derive(Debug, Serialize)]
 pub struct GlobalsReport {
     pub source: String,
-    pub from: crate::restore::Origin,
+    pub from: crate::ops::restore::Origin,
     pub created_roles: Vec<String>,
     pub skipped_roles: Vec<String>,
     pub skipped_tablespaces: Vec<String>,
@@ -43,7 +43,7 @@ pub fn restore_globals(cfg: &Config, project: &Project, env: &str, source: &Sour
 
     let pg = Pg::connect(&project.connection, cfg.pg_bindir.as_deref(), database)
         .or_else(|_| Pg::connect(&project.connection, cfg.pg_bindir.as_deref(), "postgres"))?;
-    let mut admin = crate::restore::admin_session(&pg)?;
+    let mut admin = crate::ops::restore::admin_session(&pg)?;
     let roles: BTreeSet<String> =
         admin.query_json::<Vec<String>>("SELECT coalesce(jsonb_agg(rolname), '[]') FROM pg_roles")?.into_iter().collect();
     let spaces: BTreeSet<String> =

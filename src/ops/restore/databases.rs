@@ -94,7 +94,7 @@ pub fn temp_db_name(target: &str) -> String {
 /// server shared by several pgtier hosts has each one clean up only its own leftovers.
 fn host_tag() -> String {
     use sha2::Digest as _;
-    let h = sha2::Sha256::digest(crate::alerts::hostname().as_bytes());
+    let h = sha2::Sha256::digest(crate::tell::alerts::hostname().as_bytes());
     format!("h{}", &hex::encode(h)[..6])
 }
 

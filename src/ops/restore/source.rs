@@ -4,12 +4,12 @@
 use std::io::Read;
 use std::path::Path;
 
-use crate::catalog::Listing;
 use crate::config::{Config, Project};
 use crate::error::{Error, IoContext, Result};
-use crate::manifest::Manifest;
 use crate::names::Kind;
 use crate::pipeline::{self, DigestCell, HashReader};
+use crate::records::listing::Listing;
+use crate::records::manifest::Manifest;
 use crate::ui::Ui;
 
 /// What to restore.
