@@ -189,7 +189,10 @@ impl RemoteCatalog {
         let mut out = ConfirmedRemote::new();
         for b in self.backups.values() {
             let Some(m) = &b.manifest else { continue };
-            for (tier, o) in &b.copies {
+            // A copy counts only with its tier's manifest beside it: sync writes the manifests
+            // after the data, and a prune (in another process) that let the local backup go in
+            // between left a copy nothing describes, which no sync could describe again.
+            for (tier, o) in b.copies.iter().filter(|(tier, _)| b.manifest_keys.contains_key(*tier)) {
                 if heads.get(&o.key).is_some_and(|h| is_confirmed(h, m)) {
                     out.entry(b.stem.clone()).or_default().insert(*tier);
                 }
