@@ -9,8 +9,24 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::raw::OneOrMany;
 use crate::error::Error;
+
+/// One value or a list of them (`slack: URL` or `slack: [URL, URL]`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    pub fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::One(x) => vec![x],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
 
 /// `alerts:` as written.
 #[derive(Debug, Deserialize)]

@@ -169,23 +169,6 @@ pub struct Encryption {
     pub secret_key_passphrase_file: Option<String>,
 }
 
-/// One value or a list of them (`slack: URL` or `slack: [URL, URL]`).
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum OneOrMany<T> {
-    One(T),
-    Many(Vec<T>),
-}
-
-impl<T> OneOrMany<T> {
-    pub fn into_vec(self) -> Vec<T> {
-        match self {
-            OneOrMany::One(x) => vec![x],
-            OneOrMany::Many(v) => v,
-        }
-    }
-}
-
 /// `metrics:` in pgtier.yml.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -9,24 +9,7 @@ use std::io::{self, Read};
 
 use sha2::{Digest as _, Sha256};
 
-/// One entry of the archive's table of contents.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TocEntry {
-    pub dump_id: i64,
-    pub had_dumper: bool,
-    /// `TABLE`, `INDEX`, `TABLE DATA`, `DATABASE PROPERTIES`, …
-    pub desc: String,
-    pub tag: String,
-    /// 1 none, 2 pre-data, 3 data, 4 post-data.
-    pub section: i64,
-    pub defn: String,
-    pub copy_stmt: String,
-    /// The schema, empty for objects outside one.
-    pub namespace: String,
-    pub tablespace: String,
-    pub owner: String,
-    pub deps: Vec<i64>,
-}
+pub use super::entry::TocEntry;
 
 /// The header fields and entries of an archive.
 #[derive(Debug, Clone, Default)]

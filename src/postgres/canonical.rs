@@ -5,7 +5,7 @@
 //! compares with its restore on 18 dumped by pg_dump 18. Each rule says what it drops and why;
 //! everything else an entry says is kept.
 
-use super::archive::TocEntry;
+use super::entry::TocEntry;
 
 /// The ACL pg_dump 15 and later write for the `public` schema of a server older than 15: the
 /// old default (everyone may create there), which pg_dump 14 and older never wrote.
