@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use crate::config::{Config, Project, RemoteConfig};
 use crate::error::{Error, Result};
 use crate::records::listing::Listing;
-use crate::remote::{DestinationState, EnvOffsite, Remote, RemoteState};
+use crate::remote::{DestinationState, EnvOffsite, Remote, RemoteCatalog, RemoteState};
 
 /// One command's view of the configuration and the destinations.
 pub struct Context<'a> {
@@ -82,6 +82,7 @@ impl<'a> Context<'a> {
             ctx: self,
             listing: None,
             offsite: BTreeMap::new(),
+            light: BTreeMap::new(),
         }
     }
 }
@@ -110,8 +111,12 @@ pub struct EnvContext<'c> {
     pub dir: PathBuf,
     ctx: &'c Context<'c>,
     listing: Option<Listing>,
-    /// Each destination's catalog, by destination name, once read.
+    /// Each destination's catalog with a HEAD of every copy, by destination name, once read.
     offsite: BTreeMap<String, std::result::Result<EnvOffsite, Error>>,
+    /// Each destination's catalog without HEADs, for a command that needs no more (until
+    /// one needs the HEADs: then it becomes that destination's `offsite`). Only catalogs that
+    /// were read: a failed read is the caller's error, and tried again on the next call.
+    light: BTreeMap<String, RemoteCatalog>,
 }
 
 impl<'c> EnvContext<'c> {
@@ -133,10 +138,34 @@ impl<'c> EnvContext<'c> {
         if !self.offsite.contains_key(remote.name()) {
             self.listing()?;
             let listing = self.listing.as_ref().expect("read above");
-            let loaded = EnvOffsite::load(remote, &self.project.name, &self.env, listing);
+            let loaded = match self.light.remove(remote.name()) {
+                Some(cat) => cat.heads(remote).map(|heads| EnvOffsite { cat, heads }),
+                None => EnvOffsite::load(remote, &self.project.name, &self.env, listing),
+            };
             self.offsite.insert(remote.name().to_string(), loaded);
         }
         Ok(())
+    }
+
+    /// `remote`'s catalog of this env (or why it could not be read), without a HEAD of every
+    /// copy unless the command made them already: a listing of the prefix, and the manifests
+    /// of backups this host does not hold.
+    pub fn catalog(&mut self, remote: &Remote) -> Result<&RemoteCatalog> {
+        let name = remote.name();
+        if self.catalog_if_read(name).is_none() {
+            self.listing()?;
+            let cat = RemoteCatalog::load(remote, &self.project.name, &self.env, self.listing.as_ref())?;
+            self.light.insert(name.to_string(), cat);
+        }
+        Ok(self.catalog_if_read(name).expect("read above"))
+    }
+
+    /// Destination `name`'s catalog, if the command has read it (with or without HEADs).
+    pub fn catalog_if_read(&self, name: &str) -> Option<&RemoteCatalog> {
+        match self.offsite.get(name) {
+            Some(Ok(o)) => Some(&o.cat),
+            _ => self.light.get(name),
+        }
     }
 
     /// The local listing and `remote`'s catalog of this env (or why it could not be read).
@@ -204,6 +233,7 @@ impl<'c> EnvContext<'c> {
     /// Say that a destination changed in ways not recorded (it is read again on next use).
     pub fn remote_changed(&mut self, name: &str) {
         self.offsite.remove(name);
+        self.light.remove(name);
     }
 
     /// Destination `name`'s catalog of this env, if the command has read it (and could).

@@ -46,7 +46,7 @@ pub fn run(ctx: &Ctx, a: AuditArgs) -> Result<i32> {
         // Each destination is read once, for the local plan and for its own findings.
         let mut e = world.env(project, env);
         let state = e.remote_state()?;
-        let mut audit = audit_local(&cfg, project, env, ctx.now, state.as_ref())?;
+        let mut audit = audit_local(&mut e, ctx.now, state.as_ref())?;
         for (name, r) in world.destinations() {
             match r {
                 Ok(r) => match e.both(r)? {
@@ -66,7 +66,7 @@ pub fn run(ctx: &Ctx, a: AuditArgs) -> Result<i32> {
                 Err(err) => audit.findings.push(Finding::new("remote-unreachable", name, err.to_string())),
             }
         }
-        audit.findings.extend(crate::ops::audit::audit_keys(&cfg, project, env));
+        audit.findings.extend(crate::ops::audit::audit_keys(project, e.listing()?));
         envs.push(audit);
     }
     let total = policy_findings.len() + envs.iter().map(|e| e.findings.len()).sum::<usize>();

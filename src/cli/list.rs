@@ -6,7 +6,6 @@ use serde::Serialize;
 
 use super::{Ctx, Target, human_size};
 use crate::error::Result;
-use crate::records::listing::Listing;
 
 #[derive(Debug, Args)]
 #[command(
@@ -170,7 +169,9 @@ pub fn run(ctx: &Ctx, a: ListArgs) -> Result<i32> {
     let env = &a.target.env;
     project.database(env)?;
     let dir = cfg.env_dir(&project.name, env);
-    let listing = Listing::scan(&dir, &project.name, env)?;
+    let world = crate::context::Context::new(&cfg);
+    let mut e = world.env(project, env);
+    let listing = e.listing()?;
     if a.latest {
         return match listing.latest() {
             Some(b) => {
@@ -195,7 +196,6 @@ pub fn run(ctx: &Ctx, a: ListArgs) -> Result<i32> {
             rows.insert(b.stem.clone(), row(&b.stem, &b.manifest, Some(b.data_path.display().to_string())));
         }
     }
-    let world = crate::context::Context::new(&cfg);
     if a.remote && !world.has_remote() {
         return Err(crate::usage!(
             "--remote lists the off-site copies, and no destination is configured (remote: or remotes: in {})",
@@ -209,7 +209,7 @@ pub fn run(ctx: &Ctx, a: ListArgs) -> Result<i32> {
         let several = world.names().len() > 1;
         for (_, remote) in world.destinations() {
             let remote = remote?;
-            let cat = crate::remote::RemoteCatalog::load(remote, &project.name, env, Some(&listing))?;
+            let cat = crate::remote::RemoteCatalog::load(remote, &project.name, env, Some(listing))?;
             for (stem, b) in &cat.backups {
                 let Some(m) = &b.manifest else { continue };
                 let r = rows.entry(stem.clone()).or_insert_with(|| row(stem, m, None));

@@ -100,15 +100,11 @@ pub fn run(ctx: &Ctx, project: Option<&str>) -> Result<i32> {
             ));
         }
         for (name, r) in world.destinations() {
-            let counts = r.and_then(|r| {
-                let listing = e.listing()?;
-                let cat = crate::remote::RemoteCatalog::load(r, &p.name, &env, Some(listing))?;
-                cold.extend(cat.cold_not_drilled(Some(listing)).cloned());
-                Ok(cat.database_copies())
-            });
-            match counts {
-                Ok(c) => {
-                    o.offsite.insert(name.to_string(), c.into_iter().map(|(t, n)| (t, n as usize)).collect());
+            match r.and_then(|r| e.catalog(r).map(|_| ())) {
+                Ok(()) => {
+                    let cat = e.catalog_if_read(name).expect("read above");
+                    cold.extend(cat.cold_not_drilled(e.listing_if_read()).cloned());
+                    o.offsite.insert(name.to_string(), cat.database_copies().into_iter().map(|(t, n)| (t, n as usize)).collect());
                 }
                 Err(err) => o.problems.push(format!("destination {name} cannot be read: {err}")),
             }

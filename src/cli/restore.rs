@@ -156,7 +156,9 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
     for f in &a.identities {
         keys.add_key_file(f)?;
     }
-    let report = match restore(&cfg, project, &a.target.env, &opts, &keys, &ctx.ui) {
+    let world = crate::context::Context::new(&cfg);
+    let mut e = world.env(project, &a.target.env);
+    let report = match restore(&mut e, &opts, &keys, &ctx.ui) {
         Ok(r) => r,
         // After a host loss the local folder is empty: say what is off-site.
         Err(e @ crate::Error::NotFound(_)) if opts.source.from == crate::ops::restore::Origin::Local => {

@@ -38,7 +38,9 @@ pub fn run(ctx: &Ctx, a: RestoreGlobalsArgs) -> Result<i32> {
         Some("-") => Input::Stdin,
         Some(s) => Input::Named(s.to_string()),
     };
-    let rep = crate::ops::restore::globals::restore_globals(&cfg, project, &a.target.env, &a.source.source(input), &keys, &ctx.ui)?;
+    let world = crate::context::Context::new(&cfg);
+    let mut e = world.env(project, &a.target.env);
+    let rep = crate::ops::restore::globals::restore_globals(&mut e, &a.source.source(input), &keys, &ctx.ui)?;
     if ctx.ui.json {
         ctx.print_json(&rep);
     } else {

@@ -36,7 +36,14 @@ fn manifest(ctx: &Ctx, target: &Target) -> Result<i32> {
     let project = cfg.project(&target.project)?;
     let env = &target.env;
     let database = project.database(env)?;
-    let listing = Listing::scan(&cfg.env_dir(&project.name, env), &project.name, env)?;
+    // The folder and each destination's catalog, read once through the command's context.
+    let world = crate::context::Context::new(&cfg);
+    let mut e = world.env(project, env);
+    e.listing()?;
+    // A destination that cannot be reached or read is shown with its error.
+    let read: Vec<(&str, Result<()>)> =
+        world.destinations().into_iter().map(|(name, r)| (name, r.and_then(|r| e.catalog(r).map(|_| ())))).collect();
+    let listing = e.listing_if_read().expect("read above");
     let describe = |b: &crate::records::listing::LocalBackup| json!({ "backup": b.stem.to_string(), "created_at": b.stem.time, "path": b.data_path, "size": b.manifest.size, "tiers": b.manifest.tiers, "tags": b.manifest.tags });
     let latest = listing.latest();
     let mut by_tier = BTreeMap::new();
@@ -56,14 +63,12 @@ fn manifest(ctx: &Ctx, target: &Target) -> Result<i32> {
         .filter_map(|b| b.manifest.last_verified_ok().map(|v| (b, v)))
         .max_by_key(|(_, v)| v.at)
         .map(|(b, v)| json!({ "backup": b.stem.to_string(), "at": v.at, "from": v.from }));
-    let world = crate::context::Context::new(&cfg);
-    let destinations: Vec<serde_json::Value> = world
-        .destinations()
+    let destinations: Vec<serde_json::Value> = read
         .into_iter()
-        .map(|(name, r)| {
-            let mut v = match r.and_then(|r| Ok((r, crate::remote::RemoteCatalog::load(r, &project.name, env, Some(&listing))?))) {
-                Ok((r, cat)) => offsite_summary(r, &cat, &listing, &project.name, env),
-                Err(e) => json!({ "configured": true, "error": e.to_string() }),
+        .map(|(name, read)| {
+            let mut v = match read.and_then(|()| world.destination(name)) {
+                Ok(r) => offsite_summary(r, e.catalog_if_read(name).expect("read above"), listing, &project.name, env),
+                Err(err) => json!({ "configured": true, "error": err.to_string() }),
             };
             v["name"] = json!(name);
             v

@@ -67,9 +67,9 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
         let sources: Vec<Source> = match (&a.backup, a.all, a.each_tier) {
             (Some(b), _, _) => vec![base.with_input(Input::Named(b.clone()))],
             (None, true, _) => {
-                all_backups(&cfg, project, env, a.source.from.origin())?.into_iter().map(|n| base.with_input(Input::Named(n))).collect()
+                all_backups(&mut env_ctx, a.source.from.origin())?.into_iter().map(|n| base.with_input(Input::Named(n))).collect()
             }
-            (None, false, true) => each_tier(&cfg, project, env, &base)?
+            (None, false, true) => each_tier(&mut env_ctx, &base)?
                 .into_iter()
                 .map(|(tier, n)| Source { tier: Some(tier), ..base.with_input(Input::Named(n)) })
                 .collect(),
@@ -101,7 +101,7 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
                 _ => None,
             };
             let r = match earlier {
-                Some(d) => check_copy(&cfg, project, env, &source, d, ctx.now, &ctx.ui),
+                Some(d) => check_copy(&world, project, env, &source, d, ctx.now, &ctx.ui),
                 None => verify(&mut env_ctx, &source, &keys, ctx.now, &ctx.ui),
             };
             match (&r.error, r.outcome) {

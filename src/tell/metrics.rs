@@ -110,8 +110,8 @@ impl Figures {
     }
 
     /// From what a command has read of the env: its listing and each destination's catalog
-    /// with the HEADs of its copies (a nightly run's sync read them); a destination the command
-    /// did not read is read as for an env it did not open.
+    /// with the HEADs of its copies (a nightly run's sync read them); else the catalog without
+    /// them, and a HEAD of each copy of a locked tier only.
     pub fn of(e: &mut EnvContext) -> Result<Figures> {
         let mut f = Figures::from_listing(e.listing()?);
         let (project, world) = (e.project, e.world());
@@ -120,8 +120,8 @@ impl Figures {
             match e.offsite_if_read(name) {
                 Some(o) => f.add_offsite(project, r, &o.cat, |key| Some(o.heads.get(key)?.lock.as_ref()?.until)),
                 None => {
-                    let Ok(cat) = RemoteCatalog::load(r, &project.name, &e.env, e.listing_if_read()) else { continue };
-                    f.add_offsite(project, r, &cat, |key| Some(r.store.head(key).ok()?.lock?.until));
+                    let Ok(cat) = e.catalog(r) else { continue };
+                    f.add_offsite(project, r, cat, |key| Some(r.store.head(key).ok()?.lock?.until));
                 }
             }
         }

@@ -85,22 +85,20 @@ fn still_safe(cfg: &Config, project: &str, env: &str, remotes: &[&Remote], now: 
 /// The still-safe line of an env from what a command has read of it (a nightly run's listing
 /// and each destination's catalog); a destination it did not read is listed now.
 pub fn still_safe_in(e: &mut EnvContext, now: DateTime<Utc>) -> String {
+    let world = e.world();
+    let mut names = Vec::new();
+    for (name, r) in world.destinations() {
+        let Ok(r) = r else { continue };
+        // One that cannot be read is said so in the line.
+        let _ = e.catalog(r);
+        names.push(name);
+    }
     if e.listing().is_err() {
         return UNREADABLE.into();
     }
-    let (world, e) = (e.world(), &*e);
+    let e = &*e;
     let Some(listing) = e.listing_if_read() else { return UNREADABLE.into() };
-    let read_now: Vec<_> = world
-        .destinations()
-        .into_iter()
-        .filter_map(|(name, r)| Some((name, r.ok()?)))
-        .map(|(name, r)| match e.offsite_if_read(name) {
-            Some(_) => (name, None),
-            None => (name, RemoteCatalog::load(r, &e.project.name, &e.env, Some(listing)).ok()),
-        })
-        .collect();
-    let cats = read_now.iter().map(|(name, cat)| (*name, e.offsite_if_read(name).map(|o| &o.cat).or(cat.as_ref())));
-    safe_line(listing, cats, now)
+    safe_line(listing, names.into_iter().map(|n| (n, e.catalog_if_read(n))), now)
 }
 
 fn safe_line<'a>(listing: &Listing, cats: impl Iterator<Item = (&'a str, Option<&'a RemoteCatalog>)>, now: DateTime<Utc>) -> String {

@@ -7,6 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use crate::config::{Config, Location, Policy, Project};
+use crate::context::EnvContext;
 use crate::error::Result;
 use crate::names::Kind;
 use crate::plan::local::{EnvPlan, LocalAction, plan_env};
@@ -43,10 +44,10 @@ pub fn staleness(cfg: &Config, project: &Project, newest: DateTime<Utc>, now: Da
         .then(|| format!("the newest backup is {} hours old (limit {max_age} h)", age.num_hours()))
 }
 
-/// Audits the local side of one project/env as of `now`.
-pub fn audit_local(cfg: &Config, project: &Project, env: &str, now: DateTime<Utc>, remote: Option<&RemoteState>) -> Result<EnvAudit> {
-    let listing = Listing::scan(&cfg.env_dir(&project.name, env), &project.name, env)?;
-    Ok(audit_listing(cfg, project, env, now, remote, &listing, true))
+/// Audits the local side of one project/env as of `now`, from the command's listing.
+pub fn audit_local(e: &mut EnvContext, now: DateTime<Utc>, remote: Option<&RemoteState>) -> Result<EnvAudit> {
+    let (cfg, project, env) = (e.cfg, e.project, e.env.clone());
+    Ok(audit_listing(cfg, project, &env, now, remote, e.listing()?, true))
 }
 
 /// The local audit of a listing already read; re-hashing every backup file only with `hash`
@@ -150,7 +151,7 @@ pub fn audit_policy(policy: &Policy) -> Vec<Finding> {
 
 /// The key part of the audit: the configured identity opens the newest encrypted backup's
 /// header, so a lost or wrong key is found on an ordinary night.
-pub fn audit_keys(cfg: &Config, project: &Project, env: &str) -> Vec<Finding> {
+pub fn audit_keys(project: &Project, listing: &Listing) -> Vec<Finding> {
     let Some(enc) = &project.encryption else { return Vec::new() };
     let keys = match project.keys() {
         Ok(k) => k,
@@ -160,8 +161,6 @@ pub fn audit_keys(cfg: &Config, project: &Project, env: &str) -> Vec<Finding> {
         // A host holding only public keys is the recommended set-up: nothing to prove here.
         return Vec::new();
     }
-    let dir = cfg.env_dir(&project.name, env);
-    let Ok(listing) = Listing::scan(&dir, &project.name, env) else { return Vec::new() };
     let Some(newest) = listing.databases().rev().find(|b| b.manifest.encryption.is_some()) else { return Vec::new() };
     let shown = newest.data_path.display().to_string();
     let open = crate::fsutil::open_own(&newest.data_path).map_err(|e| crate::failed!("{shown}: {e}")).and_then(|f| {

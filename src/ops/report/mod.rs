@@ -197,7 +197,7 @@ pub fn collect(cfg: &Config, selected: &[(&Project, String)], now: DateTime<Utc>
         let state = e.remote_state().unwrap_or(None);
         let listing = e.listing()?;
         let mut findings = audit_listing(cfg, project, env, now, state.as_ref(), listing, false).findings;
-        findings.extend(audit_keys(cfg, project, env));
+        findings.extend(audit_keys(project, listing));
         let tiers_at = |place: Location| -> Vec<Holding> {
             project.policy.tiers.iter().filter(|t| t.lives(place)).map(|t| Holding::new(t.name)).collect()
         };

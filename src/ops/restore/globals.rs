@@ -8,7 +8,7 @@ use std::process::Stdio;
 
 use serde::Serialize;
 
-use crate::config::{Config, Project};
+use crate::context::EnvContext;
 use crate::crypto::Keys;
 use crate::error::Result;
 use crate::names::Kind;
@@ -28,9 +28,11 @@ pub struct GlobalsReport {
 }
 
 /// Restores the newest (or named) globals dump of a project/env onto its server.
-pub fn restore_globals(cfg: &Config, project: &Project, env: &str, source: &Source, keys: &Keys, ui: &Ui) -> Result<GlobalsReport> {
+pub fn restore_globals(e: &mut EnvContext, source: &Source, keys: &Keys, ui: &Ui) -> Result<GlobalsReport> {
+    let (cfg, project, env) = (e.cfg, e.project, e.env.clone());
+    let env = env.as_str();
     let database = project.database(env)?;
-    let opened = open_source(cfg, project, env, source, Kind::Globals, None, ui)?;
+    let opened = open_source(e, source, Kind::Globals, ui)?;
     let (reader, check) = opened.split();
     let (mut sql_reader, decoded) = pipeline::decoder(reader, keys, &check.source)?;
     if decoded.payload() != Layer::Sql {

@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::{Config, Project};
+use crate::context::EnvContext;
 use crate::crypto::Keys;
 use crate::error::{Error, Result};
 use crate::names::Kind;
@@ -79,10 +80,11 @@ pub struct RestoreReport {
 }
 
 /// Restores into the project/env's database (or `--target-db`) as described in the module doc.
-pub fn restore(cfg: &Config, project: &Project, env: &str, opts: &RestoreOptions, keys: &Keys, ui: &Ui) -> Result<RestoreReport> {
-    let database = project.database(env)?.to_string();
-    let opened = open_source(cfg, project, env, &opts.source, Kind::Database, None, ui)?;
-    restore_opened(cfg, project, env, &database, opened, opts, keys, ui)
+pub fn restore(e: &mut EnvContext, opts: &RestoreOptions, keys: &Keys, ui: &Ui) -> Result<RestoreReport> {
+    let (cfg, project, env) = (e.cfg, e.project, e.env.clone());
+    let database = project.database(&env)?.to_string();
+    let opened = open_source(e, &opts.source, Kind::Database, ui)?;
+    restore_opened(cfg, project, &env, &database, opened, opts, keys, ui)
 }
 
 /// The decoded content of a backup: a pg_dump custom archive (with its table of contents) or

@@ -5,6 +5,7 @@ use std::io::Read;
 use std::path::Path;
 
 use crate::config::{Config, Project};
+use crate::context::{Context, EnvContext};
 use crate::error::{Error, IoContext, Result};
 use crate::names::Kind;
 use crate::pipeline::{self, DigestCell, HashReader};
@@ -127,24 +128,21 @@ impl Opened {
 
 /// Finds and opens a backup of `kind` locally, remotely, or local-first (`Origin::Auto`).
 ///
-/// `known` is the env's listing if the command has one (read under the env lock); without it
-/// the folder is read.
-pub fn open_source(
-    cfg: &Config,
-    project: &Project,
-    env: &str,
-    source: &Source,
-    kind: Kind,
-    known: Option<&Listing>,
-    ui: &Ui,
-) -> Result<Opened> {
+/// A local backup is found in the env's listing as the command has it (a night's, kept current
+/// under the env lock); the destinations are the command's.
+pub fn open_source(e: &mut EnvContext, source: &Source, kind: Kind, ui: &Ui) -> Result<Opened> {
+    let (cfg, project, world) = (e.cfg, e.project, e.world());
+    let env = e.env.clone();
+    let env = env.as_str();
     let Source { input, from, check_first, .. } = source;
     let from = *from;
+    // A folder that cannot be read is read again by open_local, which says why.
+    let known = if from == Origin::Remote { None } else { e.listing().ok() };
     let is_path = matches!(input, Input::Stdin) || matches!(input, Input::Named(s) if Path::new(s).is_file());
     match from {
         Origin::Local | Origin::File | Origin::Stdin => open_local(cfg, project, env, input, kind, *check_first, known),
         Origin::Remote if is_path => Err(crate::usage!("a restore from the remote takes a backup name, not a file or stdin")),
-        Origin::Remote => open_remote(cfg, project, env, source, kind, ui),
+        Origin::Remote => open_remote(world, project, env, source, kind, ui),
         Origin::Auto if is_path => open_local(cfg, project, env, input, kind, *check_first, known),
         Origin::Auto => match open_local(cfg, project, env, input, kind, *check_first, known) {
             Ok(o) => {
@@ -152,7 +150,7 @@ pub fn open_source(
                 Ok(o)
             }
             Err(e) if !cfg.remotes.is_empty() && !matches!(e, Error::Cancelled) => {
-                let mut o = open_remote(cfg, project, env, source, kind, ui)?;
+                let mut o = open_remote(world, project, env, source, kind, ui)?;
                 o.warnings.insert(0, format!("no usable local copy ({e}): read the off-site copy"));
                 Ok(o)
             }
@@ -310,9 +308,8 @@ pub fn choose_remote<'w>(
 /// Opens a remote backup (the newest of `kind`, or the named one; see `choose_remote`); works
 /// with `backup_root` gone. The backup is read from a destination holding a hot copy if there
 /// is one, else from the first holding a cold copy (thawed first).
-pub fn open_remote(cfg: &Config, project: &Project, env: &str, source: &Source, kind: Kind, ui: &Ui) -> Result<Opened> {
-    let world = crate::context::Context::new(cfg);
-    let Chosen { remote, backup: b, mut warnings } = choose_remote(&world, project, env, source, kind)?;
+pub fn open_remote(world: &Context, project: &Project, env: &str, source: &Source, kind: Kind, ui: &Ui) -> Result<Opened> {
+    let Chosen { remote, backup: b, mut warnings } = choose_remote(world, project, env, source, kind)?;
     let manifest = b.manifest.clone().ok_or_else(|| crate::failed!("{}: its manifest is missing off-site", b.stem))?;
     let how = crate::remote::Reading { tier: source.tier, thaw: source.thaw, wait: source.wait, thaw_tier: source.thaw_tier.clone() };
     let (reader, key, copy_warnings) = crate::remote::open_copy(remote, &b, &how, ui)?;

@@ -9,18 +9,18 @@ use chrono::{DateTime, Utc};
 use std::time::Instant;
 
 use super::VerifyResult;
-use crate::config::{Config, Project, TierName};
+use crate::config::{Project, TierName};
+use crate::context::{Context, EnvContext};
 use crate::error::{Error, Result};
 use crate::names::Kind;
 use crate::ops::restore::{Input, Origin, Source};
-use crate::records::listing::Listing;
 use crate::ui::Ui;
 
 /// What `verify --each-tier` drills: for each tier off-site, the newest backup with a copy in
 /// it that reads without a thaw, or, when there is none (or `thaw` is set), the tier's newest.
 /// In tier order (daily, weekly, monthly, yearly); a backup may appear for several tiers.
-pub fn each_tier(cfg: &Config, project: &Project, env: &str, source: &Source) -> Result<Vec<(TierName, String)>> {
-    let world = crate::context::Context::new(cfg);
+pub fn each_tier(e: &mut EnvContext, source: &Source) -> Result<Vec<(TierName, String)>> {
+    let world = e.world();
     let remotes: Vec<&crate::remote::Remote> = match &source.destination {
         Some(name) => vec![world.destination(name)?],
         None => {
@@ -33,20 +33,19 @@ pub fn each_tier(cfg: &Config, project: &Project, env: &str, source: &Source) ->
     // tier -> (newest readable, newest)
     let mut newest: BTreeMap<TierName, (Option<crate::names::Stem>, crate::names::Stem)> = BTreeMap::new();
     // Manifests this host has are not read again: only which tiers hold which copies matters.
-    let local = Listing::scan(&cfg.env_dir(&project.name, env), &project.name, env)?;
     for remote in remotes {
-        let cat = crate::remote::RemoteCatalog::load(remote, &project.name, env, Some(&local))?;
+        let cat = e.catalog(remote)?;
         for b in cat.databases() {
             if b.manifest_keys.is_empty() {
                 continue;
             }
             for (tier, o) in &b.copies {
-                let e = newest.entry(*tier).or_insert_with(|| (None, b.stem.clone()));
-                if b.stem > e.1 {
-                    e.1 = b.stem.clone();
+                let n = newest.entry(*tier).or_insert_with(|| (None, b.stem.clone()));
+                if b.stem > n.1 {
+                    n.1 = b.stem.clone();
                 }
-                if o.thaw.readable() && e.0.as_ref().is_none_or(|s| b.stem > *s) {
-                    e.0 = Some(b.stem.clone());
+                if o.thaw.readable() && n.0.as_ref().is_none_or(|s| b.stem > *s) {
+                    n.0 = Some(b.stem.clone());
                 }
             }
         }
@@ -57,7 +56,7 @@ pub fn each_tier(cfg: &Config, project: &Project, env: &str, source: &Source) ->
 /// A second tier's copy of a backup that was just drilled from another tier's: read back and
 /// hashed instead of restored again (the bytes are the drilled backup's when they match).
 pub fn check_copy(
-    cfg: &Config,
+    world: &Context,
     project: &Project,
     env: &str,
     source: &Source,
@@ -72,8 +71,7 @@ pub fn check_copy(
     };
     let mut r = VerifyResult::new(project, env, name, Origin::Remote, now);
     r.tier = source.tier;
-    let world = crate::context::Context::new(cfg);
-    let checked = crate::ops::restore::choose_remote(&world, project, env, source, Kind::Database).and_then(|chosen| {
+    let checked = crate::ops::restore::choose_remote(world, project, env, source, Kind::Database).and_then(|chosen| {
         r.warnings.extend(chosen.warnings);
         let tier = source.tier.ok_or_else(|| crate::failed!("no tier named"))?;
         let m = chosen.backup.manifest.as_ref().ok_or_else(|| crate::failed!("{}: no manifest off-site", chosen.backup.stem))?;
@@ -116,11 +114,10 @@ pub fn check_copy(
 }
 
 /// The backups `verify --all` drills: every database backup here, or off-site with `--from remote`.
-pub fn all_backups(cfg: &Config, project: &Project, env: &str, from: Origin) -> Result<Vec<String>> {
+pub fn all_backups(e: &mut EnvContext, from: Origin) -> Result<Vec<String>> {
     if from == Origin::Remote {
-        let world = crate::context::Context::new(cfg);
-        let remote = world.require_remote("verifying from the remote")?;
-        let cat = crate::remote::RemoteCatalog::load(remote, &project.name, env, None)?;
+        let remote = e.world().require_remote("verifying from the remote")?;
+        let cat = e.catalog(remote)?;
         return Ok(cat
             .backups
             .values()
@@ -129,6 +126,5 @@ pub fn all_backups(cfg: &Config, project: &Project, env: &str, from: Origin) -> 
             .map(|b| b.stem.to_string())
             .collect());
     }
-    let listing = Listing::scan(&cfg.env_dir(&project.name, env), &project.name, env)?;
-    Ok(listing.databases().map(|b| b.stem.to_string()).collect())
+    Ok(e.listing()?.databases().map(|b| b.stem.to_string()).collect())
 }

@@ -213,12 +213,10 @@ pub fn verify(ctx: &mut EnvContext, source: &Source, keys: &Keys, now: DateTime<
     // corrupted or cut download) is not a failed backup. Two attempts that fail alike are the
     // backup's (or the server's) answer; three attempts are the most.
     let mut failures: Vec<String> = Vec::new();
-    // A local backup is found in the listing the command has (a nightly run's, kept current).
-    let known = if from == Origin::Remote { None } else { ctx.listing().ok() };
     let (outcome, mut result) = loop {
         let mut attempt = VerifyResult::new(project, env, name.clone(), from, now);
         attempt.tier = source.tier;
-        let outcome = open_source(cfg, project, env, source, Kind::Database, known, ui).and_then(|opened| {
+        let outcome = open_source(ctx, source, Kind::Database, ui).and_then(|opened| {
             opened_ok = true;
             attempt.warnings.extend(opened.warnings.iter().cloned());
             if let Some(m) = &opened.manifest
