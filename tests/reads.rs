@@ -1,8 +1,8 @@
 //! What one nightly `run` of one project/env reads (backup, globals, sync, prune, the scheduled
 //! drill, the metrics textfile): the destination's prefix once, each manifest object once, a
-//! HEAD per copy at most once, and the local folder once: every later step under the env lock
-//! finds it unchanged since (the lock's holder count and the folder's time) and goes on from
-//! the listing the night has.
+//! HEAD per copy at most once, and the local folder twice: the backup's read and prune's (which
+//! decides deletions from the folder itself); the other steps under the env lock find it
+//! unchanged since (the lock's holder count and the folder's time) and go on from the listing.
 //! Counted on the wire (a recording proxy in front of LocalStack) and from the folder reads
 //! pgtier logs at `pgtier::reads=debug`.
 
@@ -58,8 +58,14 @@ fn a_night_reads_each_thing_once() {
         "local listings {local}, remote listings {lists}, manifest GETs {gets:?}, HEADs {heads:?}, all requests:\n{}",
         requests.iter().map(|r| format!("{} {}", r.method, r.target)).collect::<Vec<_>>().join("\n")
     );
+    // With --nocapture: the figures for the docs.
+    println!(
+        "local listings {local}, remote listings {lists}, manifest GETs {}, HEADs {}",
+        gets.values().sum::<usize>(),
+        heads.values().sum::<usize>()
+    );
     assert!(local >= 1, "the folder reads are logged: {stderr}");
-    assert!(local <= 2, "the local folder is read at most twice (it was 9):\n{summary}");
+    assert_eq!(local, 2, "the local folder is read twice, by the backup and by prune (it was 9):\n{summary}");
     assert_eq!(lists, 1, "the destination's prefix is listed once:\n{summary}");
     assert!(!gets.is_empty(), "the remote-only backups' manifests are read:\n{summary}");
     assert!(gets.values().all(|n| *n == 1), "each manifest object is read once:\n{summary}");

@@ -8,20 +8,17 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use crate::context::EnvContext;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{IoContext, Result};
 use crate::fsutil::{DirLock, sync_dir};
 use crate::names::Kind;
 use crate::plan::local::{Entry, EnvPlan, plan_env};
-use crate::records::listing::{Listing, LocalBackup};
+use crate::records::listing::{Listing, LocalBackup, TOMBSTONE_SUFFIX};
 use crate::remote::RemoteState;
-
-/// Suffix of a manifest being deleted: the backup no longer exists, its file is going.
-const TOMBSTONE_SUFFIX: &str = ".deleting";
 
 /// Deletes the planned backups (file, then manifest) and finishes deletions a crash interrupted.
 /// Returns how many backups were deleted.
 pub fn apply(dir: &Path, listing: &Listing, plan: &EnvPlan) -> Result<usize> {
-    finish_interrupted(dir)?;
+    finish_interrupted(listing)?;
     let by_stem: std::collections::HashMap<String, &LocalBackup> = listing.backups.iter().map(|b| (b.stem.to_string(), b)).collect();
     let doomed: Vec<(&Entry, &LocalBackup)> =
         plan.deletions().map(|e| (e, *by_stem.get(&e.backup).expect("planned from this listing"))).collect();
@@ -51,24 +48,16 @@ fn tombstone_path(manifest: &Path) -> PathBuf {
     manifest.with_file_name(format!(".{name}{TOMBSTONE_SUFFIX}"))
 }
 
-/// Completes deletions whose tombstone a crash left behind.
-pub fn finish_interrupted(dir: &Path) -> Result<()> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io(dir, e)),
-    };
-    for entry in entries {
-        let path = entry.at(dir)?.path();
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if !(name.starts_with('.') && name.ends_with(TOMBSTONE_SUFFIX)) {
-            continue;
-        }
+/// Completes deletions whose tombstone a crash left behind (found in `listing`, read under the
+/// env lock).
+pub fn finish_interrupted(listing: &Listing) -> Result<()> {
+    for path in &listing.tombstones {
+        let dir = path.parent().unwrap_or(Path::new("."));
         // The tombstone is a manifest: it names the data file to remove (checked like any other).
-        if let Ok(m) = crate::records::manifest::Manifest::read(&path) {
+        if let Ok(m) = crate::records::manifest::Manifest::read(path) {
             remove_if_exists(&dir.join(&m.file))?;
         }
-        remove_if_exists(&path)?;
+        remove_if_exists(path)?;
         tracing::info!("finished an interrupted deletion: {}", path.display());
     }
     Ok(())
@@ -79,6 +68,7 @@ pub fn finish_interrupted(dir: &Path) -> Result<()> {
 /// The old scripts' `db_*.sql.gz` never match (pgtier names database dumps `.dump…`).
 pub fn clean_orphans(listing: &Listing) -> Result<usize> {
     let mut n = 0;
+    let mut removed = std::collections::HashSet::new();
     for p in &listing.foreign {
         let Some(name) = p.file_name().and_then(|n| n.to_str()) else { continue };
         let Some((stem, rest)) = crate::names::Stem::split_file_name(name) else { continue };
@@ -97,6 +87,7 @@ pub fn clean_orphans(listing: &Listing) -> Result<usize> {
         if ours && !rest.ends_with(".json") && !has_manifest && marker.exists() && !is_link {
             remove_if_exists(p)?;
             remove_if_exists(&marker)?;
+            removed.insert(p.clone());
             tracing::info!(
                 "removed {}: a backup that crashed before its manifest was written (it was never reported as taken)",
                 p.display()
@@ -110,10 +101,14 @@ pub fn clean_orphans(listing: &Listing) -> Result<usize> {
             continue;
         };
         let dir = m.parent().unwrap_or(Path::new("."));
-        let has_file = std::fs::read_dir(dir).at(dir)?.flatten().any(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            name.starts_with(&format!("{stem}.")) && !name.ends_with(".json")
-        });
+        let prefix = format!("{stem}.");
+        let has_file = listing
+            .backups
+            .iter()
+            .map(|b| &b.data_path)
+            .chain(&listing.foreign)
+            .filter(|p| !removed.contains(*p))
+            .any(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|name| name.starts_with(&prefix) && !name.ends_with(".json")));
         if !has_file || dir.join(format!("{stem}.json")).exists() {
             remove_if_exists(m)?;
         }
@@ -143,9 +138,12 @@ pub fn prune_env(e: &mut EnvContext, now: DateTime<Utc>, remote: Option<&RemoteS
         return Ok(EnvPlan { project: project.name.clone(), env, entries: Vec::new(), decisions: BTreeMap::new() });
     }
     let lock = DirLock::acquire(&e.dir)?;
-    // The plan is made under the lock from the context's listing if nothing changed the folder
-    // since it was read, else from the folder read now.
-    let mut listing = Listing::under_lock(e.take_listing(), &e.dir, &project.name, &env, &lock)?;
+    // Deletions are decided from the folder as read now, under the lock, never from a listing
+    // proven current by its stamp alone: a hand's change within the clock's tick could hide
+    // from the stamp, and a backup counted that is gone would let an older one go. The
+    // context's copy is dropped first (holding both would double a large catalog's memory).
+    drop(e.take_listing());
+    let mut listing = Listing::under_lock(None, &e.dir, &project.name, &env, &lock)?;
     let plan = plan_env(&listing, project, &env, now, remote);
     if !dry_run {
         apply(&e.dir, &listing, &plan)?;
@@ -155,6 +153,7 @@ pub fn prune_env(e: &mut EnvContext, now: DateTime<Utc>, remote: Option<&RemoteS
         let gone: std::collections::HashSet<&str> = plan.deletions().map(|d| d.backup.as_str()).collect();
         listing.remove(&gone);
         listing.partials.clear();
+        listing.tombstones.clear();
         listing.foreign.retain(|p| p.exists());
         listing.markers.retain(|p| p.exists());
         listing.changed_under(&e.dir, &lock);

@@ -27,6 +27,9 @@ impl LocalBackup {
     }
 }
 
+/// Suffix of a manifest being deleted: the backup no longer exists, its file is going.
+pub const TOMBSTONE_SUFFIX: &str = ".deleting";
+
 /// Everything found in one env folder.
 #[derive(Debug, Default)]
 pub struct Listing {
@@ -40,6 +43,9 @@ pub struct Listing {
     pub partials: Vec<PathBuf>,
     /// Crash markers of backups between their file and their manifest (`.STEM.pending`).
     pub markers: Vec<PathBuf>,
+    /// Manifests of deletions a crash interrupted (`.STEM.json.deleting`): the next prune
+    /// finishes them.
+    pub tombstones: Vec<PathBuf>,
     /// What the folder was when read under the env lock (None when read without it).
     stamp: Option<Stamp>,
 }
@@ -90,6 +96,10 @@ impl Listing {
             }
             if name.starts_with('.') && name.ends_with(".pending") {
                 out.markers.push(path);
+                continue;
+            }
+            if name.starts_with('.') && name.ends_with(TOMBSTONE_SUFFIX) {
+                out.tombstones.push(path);
                 continue;
             }
             let Some(stem) = name.strip_suffix(".json").and_then(Stem::parse) else { continue };
@@ -208,5 +218,51 @@ impl Listing {
         let name = Path::new(spec).file_name().and_then(|n| n.to_str()).unwrap_or(spec);
         let stem = Stem::parse(name).or_else(|| Stem::split_file_name(name).map(|(s, _)| s))?;
         self.backups.iter().find(|b| b.stem == stem)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A listing with a marker that is in no folder: seen again only if the listing was reused.
+    fn tagged(mut l: Listing) -> Listing {
+        l.foreign.push(PathBuf::from("/nowhere/tag"));
+        l
+    }
+
+    fn reused(l: &Listing) -> bool {
+        l.foreign.iter().any(|p| p == Path::new("/nowhere/tag"))
+    }
+
+    #[test]
+    fn a_listing_is_reused_under_the_next_lock_only_if_nothing_changed_the_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let read = |known: Option<Listing>| {
+            let lock = DirLock::acquire(d).unwrap();
+            Listing::under_lock(known, d, "p", "e", &lock).unwrap()
+        };
+        // Unchanged since: the listing goes on.
+        let l = tagged(read(None));
+        let l = read(Some(l));
+        assert!(reused(&l), "nothing changed: the listing is reused");
+
+        // Another pgtier process held the lock in between (it may have written): read again.
+        drop(DirLock::acquire(d).unwrap());
+        assert!(!reused(&read(Some(l))), "another holder came: read again");
+
+        // A file added by hand (no lock): the folder's time moved, read again. The wait passes
+        // the kernel's coarse clock tick, within which two changes share a time.
+        let l = tagged(read(None));
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        std::fs::write(d.join("db_20250101_020000.dump"), b"x").unwrap();
+        let again = read(Some(l));
+        assert!(!reused(&again), "a hand's file: read again");
+        assert_eq!(again.foreign, vec![d.join("db_20250101_020000.dump")]);
+
+        // Read without the lock: never taken for current.
+        let unlocked = tagged(Listing::scan(d, "p", "e").unwrap());
+        assert!(!reused(&read(Some(unlocked))), "a listing read without the lock is read again");
     }
 }
