@@ -7,7 +7,7 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::store::{BucketState, Lock, Locks, ObjectMeta, PutOptions, Store, StoreError};
+use crate::store::{BucketState, Locks, ObjectLock, ObjectMeta, PutOptions, Store, StoreError};
 use crate::ui::Progress;
 use crate::vocab::StorageClass;
 
@@ -60,7 +60,7 @@ impl Store for PrefixStore {
         self.inner.clock_skew()
     }
 
-    fn copy(&self, from: &str, to: &str, class: StorageClass, lock: Option<&Lock>) -> Result<(), StoreError> {
+    fn copy(&self, from: &str, to: &str, class: StorageClass, lock: Option<&ObjectLock>) -> Result<(), StoreError> {
         self.inner.copy(&self.full(from), &self.full(to), class, lock)
     }
 
@@ -87,7 +87,7 @@ impl Store for PrefixStore {
 }
 
 impl Locks for PrefixStore {
-    fn put_retention(&self, key: &str, lock: &Lock, bypass_governance: bool) -> Result<(), StoreError> {
+    fn put_retention(&self, key: &str, lock: &ObjectLock, bypass_governance: bool) -> Result<(), StoreError> {
         self.inner_locks()?.put_retention(&self.full(key), lock, bypass_governance)
     }
 

@@ -144,7 +144,7 @@ impl Store for LocalStore {
         self.write(key, opts, |f| f.write_all(bytes).map_err(|e| self.io(key, e)))
     }
 
-    fn copy(&self, from: &str, to: &str, class: StorageClass, lock: Option<&super::Lock>) -> Result<(), StoreError> {
+    fn copy(&self, from: &str, to: &str, class: StorageClass, lock: Option<&super::ObjectLock>) -> Result<(), StoreError> {
         if lock.is_some() {
             return Err(StoreError::Other(format!("{}: a folder cannot hold a locked copy", self.describe())));
         }

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use chrono::Utc;
 
-use super::{BucketState, Lock, Locks, ObjectMeta, PutOptions, Store, StoreError, Thaw, check_key};
+use super::{BucketState, Locks, ObjectLock, ObjectMeta, PutOptions, Store, StoreError, Thaw, check_key};
 use crate::ui::Progress;
 use crate::vocab::StorageClass;
 
@@ -116,7 +116,7 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn copy(&self, from: &str, to: &str, class: StorageClass, lock: Option<&Lock>) -> Result<(), StoreError> {
+    fn copy(&self, from: &str, to: &str, class: StorageClass, lock: Option<&ObjectLock>) -> Result<(), StoreError> {
         check_key(to)?;
         let src = self.readable(from)?;
         self.refuse_if_locked(to, false)?;
@@ -154,7 +154,7 @@ impl Store for MemoryStore {
 }
 
 impl Locks for MemoryStore {
-    fn put_retention(&self, key: &str, lock: &Lock, bypass_governance: bool) -> Result<(), StoreError> {
+    fn put_retention(&self, key: &str, lock: &ObjectLock, bypass_governance: bool) -> Result<(), StoreError> {
         let mut objects = self.objects.lock().expect("store");
         let o = objects.get_mut(key).ok_or_else(|| StoreError::NotFound(format!("memory://{key}")))?;
         if let Some(old) = o.meta.lock

@@ -56,18 +56,18 @@ pub struct ObjectMeta {
     pub content_sha256: Option<String>,
     pub thaw: Thaw,
     /// Its Object Lock retention, where the store has one; only HEAD returns it.
-    pub lock: Option<Lock>,
+    pub lock: Option<ObjectLock>,
 }
 
 /// An Object Lock retention: nobody (COMPLIANCE), or nobody without the right to bypass it
 /// (GOVERNANCE), can delete this version or shorten the lock before `until`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct Lock {
+pub struct ObjectLock {
     pub mode: LockMode,
     pub until: DateTime<Utc>,
 }
 
-impl Lock {
+impl ObjectLock {
     /// Whether the lock still holds at `now`.
     pub fn holds(&self, now: DateTime<Utc>) -> bool {
         self.until > now
@@ -86,7 +86,7 @@ pub struct BucketState {
 pub trait Locks: Send + Sync {
     /// Sets `key`'s retention (current version). Shortening it, or changing a GOVERNANCE lock
     /// without `bypass_governance`, fails where the lock holds.
-    fn put_retention(&self, key: &str, lock: &Lock, bypass_governance: bool) -> Result<(), StoreError>;
+    fn put_retention(&self, key: &str, lock: &ObjectLock, bypass_governance: bool) -> Result<(), StoreError>;
     /// The current version's id of `key`.
     fn current_version(&self, key: &str) -> Result<String, StoreError>;
     /// Deletes one version of `key` for good; fails while a lock holds it.
@@ -132,7 +132,7 @@ pub struct PutOptions {
     /// SHA-256 (hex) of the bytes, stored with the object and, where the store can, checked by it.
     pub sha256: Option<String>,
     /// Object Lock retention for the new version (only stores with `locks()`).
-    pub lock: Option<Lock>,
+    pub lock: Option<ObjectLock>,
 }
 
 impl PutOptions {
@@ -167,7 +167,7 @@ pub trait Store: Send + Sync {
     /// Server-side copy of `from` to `to` with `class` (and `lock`, where the store has locks),
     /// keeping the stored SHA-256. Copying onto itself changes the class. Fails with `Archived`
     /// if `from` must be thawed first.
-    fn copy(&self, from: &str, to: &str, class: StorageClass, lock: Option<&Lock>) -> Result<(), StoreError>;
+    fn copy(&self, from: &str, to: &str, class: StorageClass, lock: Option<&ObjectLock>) -> Result<(), StoreError>;
 
     /// A streaming reader of the object's bytes. Fails with `Archived` for an unthawed object.
     fn get(&self, key: &str) -> Result<Box<dyn Read + Send>, StoreError>;

@@ -182,21 +182,21 @@ fn object_lock(store: &dyn Store, prefix: &str, can: Capabilities) {
         return;
     }
     let k = |name: &str| format!("{prefix}/{name}");
-    use pgtier::store::Lock;
+    use pgtier::store::ObjectLock;
     let locks = store.locks().expect("a store with Object Lock offers its operations");
     let until = chrono::Utc::now() + chrono::Duration::hours(2);
-    let lock = Lock { mode: pgtier::config::LockMode::Compliance, until: until.with_nanosecond(0).unwrap() };
+    let lock = ObjectLock { mode: pgtier::config::LockMode::Compliance, until: until.with_nanosecond(0).unwrap() };
     let key = k("locked/one.json");
     store.put_bytes(&key, b"locked", &PutOptions { lock: Some(lock), ..PutOptions::standard() }).unwrap();
     assert_eq!(store.head(&key).unwrap().lock, Some(lock), "HEAD returns the lock");
     let version = locks.current_version(&key).unwrap();
     assert!(locks.delete_version(&key, &version, false).is_err(), "a locked version cannot be deleted");
     assert!(store.delete(&key).is_err(), "deleting every version fails while one is locked");
-    let shorter = Lock { until: lock.until - chrono::Duration::hours(1), ..lock };
+    let shorter = ObjectLock { until: lock.until - chrono::Duration::hours(1), ..lock };
     if can.refuses_shortening {
         assert!(locks.put_retention(&key, &shorter, false).is_err(), "a COMPLIANCE lock cannot be shortened");
     }
-    let longer = Lock { until: lock.until + chrono::Duration::hours(1), ..lock };
+    let longer = ObjectLock { until: lock.until + chrono::Duration::hours(1), ..lock };
     locks.put_retention(&key, &longer, false).unwrap();
     assert_eq!(store.head(&key).unwrap().lock, Some(longer));
     let copy = k("locked/copy.json");

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::config::{LockMode, Project};
 use crate::remote::{EnvOffsite, Remote};
-use crate::store::{Lock, PutOptions};
+use crate::store::{ObjectLock, PutOptions};
 use crate::vocab::{Finding, Location, TierName};
 
 /// One locked tier on one destination, as `audit` reports it.
@@ -94,7 +94,7 @@ pub fn prove(remote: &Remote, project: &Project, env: &str, offsite: &EnvOffsite
         let lock = match current {
             Some(l) => l,
             None => {
-                let lock = Lock { mode, until: (now + Duration::days(CANARY_DAYS)).with_nanosecond_zero() };
+                let lock = ObjectLock { mode, until: (now + Duration::days(CANARY_DAYS)).with_nanosecond_zero() };
                 let body = format!("pgtier lock canary for {}/{env} {tier} ({mode}); written {now}\n", project.name);
                 if let Err(e) = remote.store.put_bytes(&key, body.as_bytes(), &PutOptions { lock: Some(lock), ..PutOptions::standard() }) {
                     findings.push(Finding::new("lock-unproven", url.clone(), format!("cannot write the lock canary: {e}")));
@@ -120,7 +120,8 @@ pub fn prove(remote: &Remote, project: &Project, env: &str, offsite: &EnvOffsite
             )),
             Err(_) => t.proven.push("delete refused".into()),
         }
-        let shorter = Lock { until: (now + Duration::seconds(30)).max(lock.until - Duration::hours(1)).with_nanosecond_zero(), ..lock };
+        let shorter =
+            ObjectLock { until: (now + Duration::seconds(30)).max(lock.until - Duration::hours(1)).with_nanosecond_zero(), ..lock };
         if shorter.until < lock.until {
             match locks.put_retention(&key, &shorter, false) {
                 Ok(()) => findings.push(Finding::new(

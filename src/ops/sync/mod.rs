@@ -300,7 +300,7 @@ fn record(offsite: &mut EnvOffsite, plan: &SyncPlan, rep: &SyncReport, local: &L
                 None => offsite.cat.backups.get(&stem).and_then(|b| b.manifest.clone()),
             }
         };
-        let new = |m: &Manifest, key: &str, class: StorageClass, lock: Option<crate::store::Lock>| ObjectMeta {
+        let new = |m: &Manifest, key: &str, class: StorageClass, lock: Option<crate::store::ObjectLock>| ObjectMeta {
             key: key.to_string(),
             size: m.size,
             storage_class: Some(class),

@@ -463,7 +463,7 @@ fn record(ctx: &mut EnvContext, result: &VerifyResult) -> Result<()> {
         };
         // A manifest in a locked tier stays locked: its new version takes the old one's lock,
         // which is its copy's (sync locks both alike); else the store is asked.
-        let writes: Vec<(String, Option<crate::store::Lock>)> = rb
+        let writes: Vec<(String, Option<crate::store::ObjectLock>)> = rb
             .manifest_keys
             .iter()
             .map(|(tier, key)| {

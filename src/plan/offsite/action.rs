@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::store::Lock;
+use crate::store::ObjectLock;
 use crate::vocab::{StorageClass, TierName};
 
 /// One step of a sync.
@@ -22,7 +22,7 @@ pub enum Action {
         size: u64,
         sha256: String,
         #[serde(skip_serializing_if = "Option::is_none")]
-        lock: Option<Lock>,
+        lock: Option<ObjectLock>,
     },
     /// Server-side copy (another tier's copy, or a class change in place), locked when the tier is.
     Copy {
@@ -32,7 +32,7 @@ pub enum Action {
         to: String,
         class: StorageClass,
         #[serde(skip_serializing_if = "Option::is_none")]
-        lock: Option<Lock>,
+        lock: Option<ObjectLock>,
     },
     /// Write the manifest object beside the copy (always STANDARD, so it stays readable;
     /// locked like the copy).
@@ -41,10 +41,10 @@ pub enum Action {
         tier: TierName,
         key: String,
         #[serde(skip_serializing_if = "Option::is_none")]
-        lock: Option<Lock>,
+        lock: Option<ObjectLock>,
     },
     /// Lock (or lengthen the lock of) a copy already there, and its manifest, in a locked tier.
-    Lock { backup: String, tier: TierName, key: String, manifest_key: Option<String>, lock: Lock },
+    Lock { backup: String, tier: TierName, key: String, manifest_key: Option<String>, lock: ObjectLock },
     /// Remove the copy (and its manifest) from a tier that no longer keeps it.
     Delete { backup: String, tier: TierName, key: String, manifest_key: Option<String>, reason: String },
     /// Already there, confirmed, in the right class.
@@ -60,7 +60,7 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeferReason {
     /// Object Lock holds it until its end (`skew_note` when only the store's clock says so).
-    Locked { lock: Lock, skew_note: String },
+    Locked { lock: ObjectLock, skew_note: String },
     /// Its storage class bills at least `days` days (`--allow-early-delete` deletes it now).
     MinimumDuration { class: StorageClass, days: u64 },
 }
@@ -135,6 +135,6 @@ impl Action {
 }
 
 /// ` locked COMPLIANCE until 2026-03-01`, or nothing.
-fn locked(lock: Option<&Lock>) -> String {
+fn locked(lock: Option<&ObjectLock>) -> String {
     lock.map(|l| format!(", locked {} until {}", l.mode, l.until.format("%Y-%m-%d %H:%M UTC"))).unwrap_or_default()
 }

@@ -19,7 +19,7 @@ use crate::names::Stem;
 use crate::records::listing::Listing;
 use crate::records::manifest::Manifest;
 use crate::remote::{Remote, RemoteCatalog, is_confirmed};
-use crate::store::{Lock, ObjectMeta};
+use crate::store::{ObjectLock, ObjectMeta};
 
 /// The sync plan of one project/env.
 #[derive(Debug, Clone, Serialize)]
@@ -94,7 +94,7 @@ pub fn plan(
             // A locked tier's copies carry a lock that ends when the policy could first delete them.
             let lock = t
                 .object_lock
-                .map(|mode| Lock { mode, until: crate::records::retention::lock_until(t, stem.time) })
+                .map(|mode| ObjectLock { mode, until: crate::records::retention::lock_until(t, stem.time) })
                 .filter(|l| l.holds(now));
             match confirmed(t.name) {
                 Some(h) if h.class() == t.storage_class => {

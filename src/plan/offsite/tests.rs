@@ -244,7 +244,7 @@ fn locks_are_planned_from_the_tier_and_locked_copies_wait() {
     r.store
         .locks()
         .unwrap()
-        .put_retention(&layout.data_key(w, &old.manifest.file), &Lock { mode: crate::config::LockMode::Compliance, until }, false)
+        .put_retention(&layout.data_key(w, &old.manifest.file), &ObjectLock { mode: crate::config::LockMode::Compliance, until }, false)
         .unwrap();
     let second = plan_of(&r, &[old.clone(), new.clone()]).actions;
     let deferred = second.iter().find(|a| a.backup() == old.stem.to_string() && a.tier() == w).unwrap();

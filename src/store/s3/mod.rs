@@ -448,7 +448,7 @@ impl Store for S3Store {
         self.with_fallback(|| self.put_bytes_once(key, bytes, opts))
     }
 
-    fn copy(&self, from: &str, to: &str, class: StorageClass, lock: Option<&super::Lock>) -> Result<(), StoreError> {
+    fn copy(&self, from: &str, to: &str, class: StorageClass, lock: Option<&super::ObjectLock>) -> Result<(), StoreError> {
         check_key(from)?;
         check_key(to)?;
         let src = self.head(from)?;

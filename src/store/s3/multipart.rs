@@ -268,7 +268,7 @@ impl S3Store {
         class: StorageClass,
         size: u64,
         sha256: Option<String>,
-        lock: Option<&crate::store::Lock>,
+        lock: Option<&crate::store::ObjectLock>,
     ) -> Result<(), StoreError> {
         let source = format!("{}/{}", self.bucket, encode_key(from));
         self.block(async {

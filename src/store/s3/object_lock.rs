@@ -10,21 +10,21 @@ use aws_sdk_s3::types::{
 use chrono::{DateTime, Utc};
 
 use super::S3Store;
-use crate::store::{BucketState, Lock, Locks, SetupStep, StoreError, check_key};
+use crate::store::{BucketState, Locks, ObjectLock, SetupStep, StoreError, check_key};
 use crate::vocab::LockMode;
 
-pub(super) fn mode(l: &Lock) -> ObjectLockMode {
+pub(super) fn mode(l: &ObjectLock) -> ObjectLockMode {
     ObjectLockMode::from(l.mode.as_str())
 }
 
-pub(super) fn until(l: &Lock) -> aws_smithy_types::DateTime {
+pub(super) fn until(l: &ObjectLock) -> aws_smithy_types::DateTime {
     aws_smithy_types::DateTime::from_secs(l.until.timestamp())
 }
 
-pub(super) fn from_head(mode: Option<&ObjectLockMode>, until: Option<&aws_smithy_types::DateTime>) -> Option<Lock> {
+pub(super) fn from_head(mode: Option<&ObjectLockMode>, until: Option<&aws_smithy_types::DateTime>) -> Option<ObjectLock> {
     let mode = LockMode::parse(mode?.as_str())?;
     let until = DateTime::<Utc>::from_timestamp(until?.secs(), 0)?;
-    Some(Lock { mode, until })
+    Some(ObjectLock { mode, until })
 }
 
 /// Base64 of the MD5 of `bytes`, for `Content-MD5`.
@@ -98,7 +98,7 @@ impl S3Store {
 }
 
 impl Locks for S3Store {
-    fn put_retention(&self, key: &str, lock: &Lock, bypass_governance: bool) -> Result<(), StoreError> {
+    fn put_retention(&self, key: &str, lock: &ObjectLock, bypass_governance: bool) -> Result<(), StoreError> {
         check_key(key)?;
         let retention =
             ObjectLockRetention::builder().mode(ObjectLockRetentionMode::from(lock.mode.as_str())).retain_until_date(until(lock)).build();
