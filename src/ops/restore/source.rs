@@ -136,9 +136,10 @@ pub fn open_source(e: &mut EnvContext, source: &Source, kind: Kind, ui: &Ui) -> 
     let env = env.as_str();
     let Source { input, from, check_first, .. } = source;
     let from = *from;
-    // A folder that cannot be read is read again by open_local, which says why.
-    let known = if from == Origin::Remote { None } else { e.listing().ok() };
     let is_path = matches!(input, Input::Stdin) || matches!(input, Input::Named(s) if Path::new(s).is_file());
+    // Only a backup named or chosen in the env folder needs its listing; a folder that cannot
+    // be read is read again by open_local, which says why.
+    let known = if from == Origin::Remote || is_path { None } else { e.listing().ok() };
     match from {
         Origin::Local | Origin::File | Origin::Stdin => open_local(cfg, project, env, input, kind, *check_first, known),
         Origin::Remote if is_path => Err(crate::usage!("a restore from the remote takes a backup name, not a file or stdin")),
