@@ -1,5 +1,6 @@
 //! A private folder for pgtier's temporary files (a decrypted archive spooled for
-//! `pg_restore --jobs`, restore lists): `{backup_root}/.tmp` (or `scratch_dir:`), mode 0700,
+//! `pg_restore --jobs`, a directory-format dump on its way into or out of its tar stream,
+//! restore lists): `{backup_root}/.tmp` (or `scratch_dir:`), mode 0700,
 //! where the backup host's key and disk policy hold, never the system's shared temporary
 //! folder. Every file's name carries its process id; what a killed pgtier left is removed when
 //! the next command starts.
@@ -57,7 +58,26 @@ pub fn tempfile(what: &str) -> Result<tempfile::NamedTempFile> {
         .map_err(|e| crate::failed!("cannot create a temporary file in {}: {e}", dir.display()))
 }
 
-/// Removes this user's `pgtier-*-{pid}-*` files whose process no longer exists.
+/// A new private temporary folder named `pgtier-{what}-{pid}-…` in the scratch folder, removed
+/// with everything in it when dropped.
+pub fn tempdir(what: &str) -> Result<tempfile::TempDir> {
+    let dir = dir()?;
+    let made = tempfile::Builder::new()
+        .prefix(&format!("pgtier-{what}-{}-", std::process::id()))
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir_in(&dir)
+        .map_err(|e| crate::failed!("cannot create a temporary folder in {}: {e}", dir.display()))?;
+    Ok(made)
+}
+
+/// The scratch folder and the bytes free there for this user.
+pub fn free_space() -> Result<(PathBuf, u64)> {
+    let dir = dir()?;
+    let free = crate::fsutil::free_space(&dir)?;
+    Ok((dir, free))
+}
+
+/// Removes this user's `pgtier-*-{pid}-*` files and folders whose process no longer exists.
 fn sweep(dir: &Path) {
     use std::os::unix::fs::MetadataExt as _;
     let Ok(entries) = std::fs::read_dir(dir) else { return };
@@ -67,9 +87,11 @@ fn sweep(dir: &Path) {
         let name = e.file_name().to_string_lossy().into_owned();
         let pid: Option<i32> = name.strip_prefix("pgtier-").and_then(|r| r.split('-').nth(1)).and_then(|p| p.parse().ok());
         let Some(pid) = pid else { continue };
-        let ours = e.metadata().is_ok_and(|m| m.is_file() && m.uid() == me);
+        let Ok(meta) = e.metadata() else { continue };
+        let ours = (meta.is_file() || meta.is_dir()) && meta.uid() == me;
         if ours && !crate::fsutil::process_alive(pid) {
-            match std::fs::remove_file(e.path()) {
+            let removed = if meta.is_dir() { std::fs::remove_dir_all(e.path()) } else { std::fs::remove_file(e.path()) };
+            match removed {
                 Ok(()) => tracing::info!("removed {}, left by pgtier process {pid}", e.path().display()),
                 Err(err) => tracing::warn!("could not remove {}: {err}", e.path().display()),
             }
@@ -88,7 +110,11 @@ mod tests {
         for p in [&dead, &alive, &foreign] {
             std::fs::write(p, b"x").unwrap();
         }
+        let dead_dir = dir.path().join("pgtier-dump-999999999-abc");
+        std::fs::create_dir_all(dead_dir.join("inner")).unwrap();
+        std::fs::write(dead_dir.join("inner/toc.dat"), b"x").unwrap();
         super::sweep(dir.path());
         assert!(!dead.exists() && alive.exists() && foreign.exists());
+        assert!(!dead_dir.exists(), "a dead process's folder goes with what is in it");
     }
 }

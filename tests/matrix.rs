@@ -1,9 +1,9 @@
 //! Every PostgreSQL major pgtier supports, 13 to 18, each with its own server and the client
 //! tools of its major (14's for 13), installed by pgmajors/install.sh: backup (with row counts,
 //! the fingerprint and the real number of large objects), run, verify, restore beside, the
-//! swap, one table (ordinary, partitioned, one partition), --jobs, restore-globals and a
-//! restore from S3, run as the application's own role (owner of the database, CREATEDB, not a
-//! superuser). Then the upgrade: a backup of each major restores onto every newer one,
+//! swap, one table (ordinary, partitioned, one partition), --jobs, restore-globals, a
+//! restore from S3 and a parallel dump (directory format) drilled and restored, run as the
+//! application's own role (owner of the database, CREATEDB, not a superuser). Then the upgrade: a backup of each major restores onto every newer one,
 //! giving back the same data, sequences, large objects, properties and canonical schema.
 
 mod support;
@@ -109,6 +109,22 @@ fn every_operation_on(major: u32) {
     s.ok(&["restore", "shop", "production", "--from", "remote", "--target-db", &remote]);
     before.assert_same(&c.matrix_snapshot(&remote), &format!("{at}from S3"));
     assert_eq!(c.canonical_schema(&remote), schema, "{at}from S3: schema");
+
+    // A parallel dump (directory format, one tar stream): counted, drilled, restored in parallel.
+    let projects = std::fs::read_to_string(s.path().join("projects.yml")).unwrap();
+    s.write("projects.yml", &format!("{projects}    backup:\n      jobs: 2\n"));
+    let out = s.ok(&["backup", "shop", "production"]);
+    let data = std::path::PathBuf::from(out.trim());
+    let stem = data.file_name().unwrap().to_string_lossy().split('.').next().unwrap().to_string();
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(data.with_file_name(format!("{stem}.json"))).unwrap()).unwrap();
+    assert_eq!((m["format"].as_str(), m["large_objects"].as_u64()), (Some("directory"), Some(los as u64)), "{at}{m}");
+    assert_eq!(m["tables"]["app.orders"], 900, "{at}{m}");
+    let v: serde_json::Value = json(&s.ok(&["verify", "shop", "production", "--json"]));
+    assert_eq!(v[0]["outcome"], "ok", "{at}directory drill: {v}");
+    let dir = db_name(&format!("mx{major}_dir"));
+    s.ok(&["restore", "shop", "production", "--target-db", &dir]);
+    before.assert_same(&c.matrix_snapshot(&dir), &format!("{at}directory dump"));
+    assert_eq!(c.canonical_schema(&dir), schema, "{at}directory dump: schema");
 }
 
 #[test]

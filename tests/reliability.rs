@@ -7,13 +7,12 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use support::localstack::{localstack, remote_yaml_at};
 use support::proxy::{Proxy, Verdict};
-use support::{Cluster, Scratch, cluster, db_name, json, sh, wait_until};
+use support::{Cluster, Mount, Scratch, cluster, db_name, json, sh, wait_until};
 
 fn night(day: u32) -> String {
     let t = chrono::NaiveDate::from_ymd_opt(2025, 4, 30).unwrap() + chrono::Duration::days(day as i64);
@@ -342,42 +341,38 @@ fn a_download_cut_short_is_resumed() {
     assert_eq!(c.fingerprint(&t), c.fingerprint(&db));
 }
 
+#[test]
+fn a_large_download_comes_in_parallel_ranged_parts_and_a_part_cut_short_is_resumed() {
+    let c = cluster();
+    let db = db_name("rangeddownload");
+    c.psql("postgres", &format!("CREATE DATABASE \"{db}\""));
+    // About 90 MiB stored (no compression): past the size from which downloads go in parts.
+    c.psql(&db, "CREATE TABLE big AS SELECT i, repeat(md5(i::text), 30) AS t FROM generate_series(1, 90000) i");
+    let (s, _bucket, proxy) = proxied(&db);
+    s.write("policies/default.yml", "compression: none\ntiers:\n  daily: {keep: 5, locations: [local, remote]}\n");
+    s.ok(&["run", "--now", &night(1)]);
+    std::fs::remove_dir_all(s.backup_root()).unwrap();
+    let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let c2 = cut.clone();
+    proxy.set_rule(move |r| {
+        let ranged = r.headers.iter().any(|h| h.starts_with("range: bytes=16777216-"));
+        if r.method == "GET" && ranged && !c2.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            Verdict::Truncate(1_000_000)
+        } else {
+            Verdict::Forward
+        }
+    });
+    let t = db_name("rangeddownload_t");
+    let out = s.run(&["restore", "shop", "production", "--from", "remote", "--target-db", &t]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(cut.load(std::sync::atomic::Ordering::SeqCst), "the second part was asked for with its own range");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("resuming"), "{}", String::from_utf8_lossy(&out.stderr));
+    let parts = proxy.count(|r| r.method == "GET" && r.headers.iter().any(|h| h.starts_with("range: bytes=")));
+    assert!(parts >= 6, "about 90 MiB in 16 MiB parts, one resumed: {parts} ranged GETs");
+    assert_eq!(c.table_hashes(&t), c.table_hashes(&db));
+}
+
 // ---- disk faults ---------------------------------------------------------------------------
-
-/// A tmpfs of `size` at a fresh folder (root only; CI runs as root).
-struct Mount(tempfile::TempDir);
-
-impl Mount {
-    fn tmpfs(size: &str) -> Mount {
-        let dir = tempfile::tempdir().unwrap();
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "mounting a tmpfs failed: the disk-full tests need root (CI runs as root)");
-        Mount(dir)
-    }
-
-    fn read_only_bind(dir: &Path) -> Mount {
-        let m = tempfile::tempdir().unwrap();
-        let ok = std::process::Command::new("mount").arg("--bind").arg(dir).arg(m.path()).status().unwrap().success()
-            && std::process::Command::new("mount").args(["-o", "remount,ro,bind"]).arg(m.path()).status().unwrap().success();
-        assert!(ok, "a read-only bind mount failed: these tests need root (CI runs as root)");
-        Mount(m)
-    }
-
-    fn path(&self) -> &Path {
-        self.0.path()
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg("-l").arg(self.0.path()).status();
-    }
-}
 
 #[test]
 fn a_full_disk_fails_the_backup_cleanly() {

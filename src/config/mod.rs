@@ -56,6 +56,9 @@ pub struct Project {
     pub databases: BTreeMap<String, String>,
     pub enabled: bool,
     pub verify_on_restore: bool,
+    /// pg_dump connections (`backup.jobs`, else the policy's `backup_jobs`); above 1 the
+    /// backup is a directory-format dump stored as one tar stream.
+    pub backup_jobs: u32,
     /// The project's policy with `retention_days` applied.
     pub policy: Arc<Policy>,
     pub encryption: Option<Arc<EncryptionConfig>>,
@@ -467,7 +470,7 @@ fn load_project(
         problems.push(err("password_file", format!("cannot read {}: {e}", path.display())));
     }
     let policy_name = db.policy.clone().unwrap_or_else(|| "default".into());
-    let backup = db.backup.unwrap_or(raw::Backup { enabled: None, retention_days: None, verify_on_restore: None });
+    let backup = db.backup.unwrap_or(raw::Backup { enabled: None, retention_days: None, verify_on_restore: None, jobs: None });
     let policy = match policies.get(&policy_name) {
         None => {
             let known: Vec<_> = policies.keys().map(String::as_str).collect();
@@ -519,6 +522,21 @@ fn load_project(
             BTreeMap::new()
         }
     };
+    let jobs = match backup.jobs {
+        None => policy.as_ref().map_or(1, |p| p.backup_jobs),
+        Some(n) => policy::bounded(n, policy::MAX_JOBS).unwrap_or_else(|m| {
+            problems.push(err("backup.jobs", m));
+            1
+        }),
+    };
+    if jobs > 1
+        && let Some(c) = &db.container
+    {
+        problems.push(err(
+            "backup.jobs",
+            format!("a parallel dump ({jobs} jobs) writes a folder of files, which pg_dump inside container {c:?} would write in the container: use a direct connection (host/port) or jobs: 1"),
+        ));
+    }
     let Some(policy) = policy.filter(|_| problems.is_empty()) else { return Err(problems) };
     let connection = Connection { container: db.container, host: db.host, port: db.port, user: db.user, password_file };
     Ok(Project {
@@ -527,6 +545,7 @@ fn load_project(
         databases: db.databases,
         enabled: backup.enabled.unwrap_or(true),
         verify_on_restore: backup.verify_on_restore.unwrap_or(true),
+        backup_jobs: jobs,
         policy,
         encryption,
         app_containers,

@@ -106,6 +106,8 @@ pub struct Policy {
     pub max_backup_age_hours: Option<u64>,
     /// A fall in size or rows larger than this percentage raises a warning.
     pub anomaly_threshold_percent: Option<u32>,
+    /// pg_dump connections for projects that do not set `backup.jobs` (1: one custom archive).
+    pub backup_jobs: u32,
 }
 
 /// The policy shipped as `policies/default.yml`, used when the policies folder has none.
@@ -227,6 +229,10 @@ impl Policy {
         if let Some(h) = raw.max_backup_age_hours {
             bounded(h.min(i64::MAX as u64) as i64, MAX_AGE_HOURS).map_err(|m| err("max_backup_age_hours", m))?;
         }
+        let backup_jobs = match raw.backup_jobs {
+            None => 1,
+            Some(n) => bounded(n, MAX_JOBS).map_err(|m| err("backup_jobs", m))?,
+        };
         Ok(Policy {
             name: name.to_string(),
             file: file.map(Path::to_path_buf),
@@ -237,6 +243,7 @@ impl Policy {
             tagged_keep,
             max_backup_age_hours: raw.max_backup_age_hours,
             anomaly_threshold_percent: raw.anomaly_threshold_percent,
+            backup_jobs,
         })
     }
 }
@@ -251,6 +258,9 @@ const MAX_KEEP_DAYS: u32 = 365_000;
 pub const MAX_AGE_HOURS: u32 = 876_000;
 
 /// A whole number from 1 to `max`, or what is wrong with it.
+/// The most pg_dump connections a backup may open.
+pub const MAX_JOBS: u32 = 64;
+
 pub fn bounded(n: i64, max: u32) -> std::result::Result<u32, String> {
     if n <= 0 {
         return Err(format!("must be a positive whole number, got {n}"));

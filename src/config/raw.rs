@@ -207,6 +207,8 @@ pub struct Backup {
     pub enabled: Option<bool>,
     pub retention_days: Option<u32>,
     pub verify_on_restore: Option<bool>,
+    /// pg_dump connections; above 1 the backup is a directory-format dump in one tar stream.
+    pub jobs: Option<i64>,
 }
 
 /// policies/NAME.yml.
@@ -221,6 +223,8 @@ pub struct Policy {
     pub tagged_keep: Option<i64>,
     pub max_backup_age_hours: Option<u64>,
     pub anomaly_threshold_percent: Option<u32>,
+    /// The default of `database.backup.jobs` for projects on this policy.
+    pub backup_jobs: Option<i64>,
 }
 
 /// One tier of a policy.

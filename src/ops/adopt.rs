@@ -57,12 +57,20 @@ pub fn adopt(cfg: &Config, project: &Project, env: &str, dry_run: bool) -> Resul
             Layer::Gzip => match inside_gzip(&path)? {
                 Layer::CustomArchive => ("custom", "gzip"),
                 Layer::Sql => ("plain", "gzip"),
+                Layer::Tar => {
+                    refuse_tar(&path);
+                    continue;
+                }
                 other => {
                     tracing::warn!("{}: holds gzip > {}, not a dump pgtier can restore; left alone", path.display(), other.name());
                     continue;
                 }
             },
             Layer::Sql => ("plain", "none"),
+            Layer::Tar => {
+                refuse_tar(&path);
+                continue;
+            }
             other => {
                 tracing::warn!("{}: holds {}, not a dump pgtier can restore; left alone", path.display(), other.name());
                 continue;
@@ -88,6 +96,15 @@ pub fn adopt(cfg: &Config, project: &Project, env: &str, dry_run: bool) -> Resul
         });
     }
     Ok(out)
+}
+
+/// A tar is no dump of the old scripts (they wrote one file per dump): what it holds is not
+/// known without reading it whole, so it is not given a manifest that would vouch for it.
+fn refuse_tar(path: &std::path::Path) {
+    tracing::warn!(
+        "{}: holds a tar, not a dump of the old scripts; left alone (if it is a pg_dump directory-format dump, `pgtier restore PROJECT ENV FILE` restores it)",
+        path.display()
+    );
 }
 
 /// What a gzip file holds, from the first bytes of its content.

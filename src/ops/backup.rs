@@ -1,6 +1,7 @@
 //! Taking a backup: pg_dump's custom archive, its table of contents and row counts read from
 //! the stream itself, streamed through compression, encryption and SHA-256 into a file that
-//! appears only when complete, then the manifest, written last.
+//! appears only when complete, then the manifest, written last. With `backup.jobs` above 1,
+//! pg_dump's directory format written with that many connections, stored as one tar stream.
 
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Read};
@@ -16,9 +17,11 @@ use crate::context::EnvContext;
 use crate::error::{IoContext, Result};
 use crate::fsutil::{DirLock, PartialFile, ensure_private_dir, write_atomic};
 use crate::names::{Kind, Stem};
+use crate::pipeline::tarball;
 use crate::pipeline::{self, Digest, FinishWrite, HashWriter};
 use crate::postgres::Pg;
 use crate::postgres::archive::Toc;
+use crate::postgres::directory::{self, FileRows};
 use crate::postgres::rows::{CountingReader, RowCounter};
 use crate::records::listing::{Listing, LocalBackup};
 use crate::records::manifest::{EncryptionInfo, Manifest, Stored};
@@ -45,12 +48,21 @@ pub fn backup(e: &mut EnvContext, opts: &BackupOptions, ui: &Ui) -> Result<Local
     }
     let started = Instant::now();
     let pg = Pg::connect(&project.connection, cfg.pg_bindir.as_deref(), database)?;
-    let mut slot = Slot::reserve(e, Kind::Database, opts.now)?;
+    let mut slot = if project.backup_jobs > 1 {
+        // Each file of the dump is compressed by pg_dump; the tar stream of them is not again.
+        let files = directory::file_compression(project.policy.compression, pg.pg_dump_version());
+        Slot::reserve(e, Kind::Database, opts.now, Payload::Tar { files })?
+    } else {
+        Slot::reserve(e, Kind::Database, opts.now, Payload::Stream)?
+    };
 
     let mut session = pg.session(database)?;
     let settings = session.database_info(database)?;
     session.close()?;
 
+    if project.backup_jobs > 1 {
+        return dump_directory(e, slot, &pg, database, settings, opts, started, ui);
+    }
     // Rows are counted from the dump's own data as it streams by: exactly what was dumped, with
     // no second scan of any table and no lock beyond pg_dump's own.
     let args = vec![
@@ -93,13 +105,82 @@ pub fn backup(e: &mut EnvContext, opts: &BackupOptions, ui: &Ui) -> Result<Local
     };
     let contents =
         Contents { tables, settings, fingerprint: toc.as_ref().map(Toc::fingerprint), large_objects: toc.as_ref().map(Toc::large_objects) };
-    let b = slot.finish(e, written, &pg, database, "custom", contents, &opts.tags, started)?;
+    let b = slot.finish(e, written, &pg, database, contents, &opts.tags, started)?;
     tracing::info!(
         "backed up {}/{env} to {} ({} bytes, {} tables)",
         project.name,
         b.data_path.display(),
         b.manifest.size,
         b.manifest.tables.as_ref().map_or(0, |t| t.len())
+    );
+    Ok(b)
+}
+
+/// The parallel dump: `pg_dump -Fd --jobs` writes the dump's files (each compressed) into a
+/// private scratch folder in one snapshot; they then stream as one tar through encryption and
+/// SHA-256 into the backup file, each removed from the folder once archived, their rows
+/// counted on the way. The table of contents, fingerprint and large objects are recorded as
+/// for a custom archive.
+#[allow(clippy::too_many_arguments)]
+fn dump_directory(
+    e: &mut EnvContext,
+    mut slot: Slot,
+    pg: &Pg,
+    database: &str,
+    settings: Option<crate::postgres::DbInfo>,
+    opts: &BackupOptions,
+    started: Instant,
+    ui: &Ui,
+) -> Result<LocalBackup> {
+    let (cfg, project, env) = (e.cfg, e.project, e.env.clone());
+    let what = || format!("backup of {}/{env} (database {database:?})", project.name);
+    let Payload::Tar { files } = slot.payload else { unreachable!("a directory dump reserves a tar slot") };
+    let scratch = crate::scratch::tempdir("dump")?;
+    let dir = scratch.path().join(slot.stem.to_string());
+    let mut args = directory::dump_args(&dir, project.backup_jobs, files);
+    args.push("--no-password".into());
+    args.push(format!("--lock-wait-timeout={}", cfg.lock_wait_timeout.as_millis()));
+    let spinner = ui.progress(&format!("pg_dump -j {}", project.backup_jobs), None);
+    let dumped = pg.spawn("pg_dump", Some(database), &args, Stdio::null()).and_then(|d| d.wait());
+    spinner.finish();
+    dumped.map_err(|e| e.context(what()))?;
+    let toc_path = dir.join(tarball::FIRST);
+    let head = std::fs::read(&toc_path).at(&toc_path)?;
+    let toc = match crate::postgres::archive::parse(&head) {
+        Ok((toc, _)) => toc,
+        Err(why) => return Err(crate::failed!("{}: pg_dump wrote a table of contents pgtier cannot read ({why:?})", toc_path.display())),
+    };
+    let total: u64 = std::fs::read_dir(&dir).at(&dir)?.filter_map(|f| f.ok()?.metadata().ok()).map(|m| m.len()).sum();
+    let progress = ui.progress("archive", Some(total));
+    let mut rows = FileRows::new(&toc);
+    let top = slot.stem.to_string();
+    let written = slot.write_with(|out| {
+        let mut n = 0u64;
+        tarball::pack(&dir, &top, out, &mut |name, bytes| {
+            n += bytes.len() as u64;
+            progress.inc(bytes.len() as u64);
+            rows.feed(name, bytes);
+        })?;
+        Ok(n)
+    });
+    progress.finish();
+    let written = written?;
+    let tables = match rows.finish() {
+        Ok(by_id) => Some(table_counts(pg, database, &toc, &by_id)?),
+        Err(why) => {
+            tracing::warn!("could not count rows in pg_dump's files ({why}): the manifest gets no row counts");
+            None
+        }
+    };
+    let contents = Contents { tables, settings, fingerprint: Some(toc.fingerprint()), large_objects: Some(toc.large_objects()) };
+    let b = slot.finish(e, written, pg, database, contents, &opts.tags, started)?;
+    tracing::info!(
+        "backed up {}/{env} to {} ({} bytes, {} tables, {} pg_dump jobs)",
+        project.name,
+        b.data_path.display(),
+        b.manifest.size,
+        b.manifest.tables.as_ref().map_or(0, |t| t.len()),
+        project.backup_jobs
     );
     Ok(b)
 }
@@ -113,7 +194,7 @@ pub fn backup_globals(e: &mut EnvContext, now: DateTime<Utc>, ui: &Ui) -> Result
     let database = project.database(env)?;
     let started = Instant::now();
     let pg = Pg::connect(&project.connection, cfg.pg_bindir.as_deref(), database)?;
-    let mut slot = Slot::reserve(e, Kind::Globals, now)?;
+    let mut slot = Slot::reserve(e, Kind::Globals, now, Payload::Stream)?;
     let conninfo = format!("dbname='{}'", database.replace('\\', "\\\\").replace('\'', "\\'"));
     let mut args = vec!["--globals-only".to_string(), "--no-password".into(), format!("--dbname={conninfo}")];
     if !cfg.globals.role_passwords {
@@ -125,7 +206,7 @@ pub fn backup_globals(e: &mut EnvContext, now: DateTime<Utc>, ui: &Ui) -> Result
     if written.raw_size == 0 {
         return Err(crate::failed!("pg_dumpall produced no output for {}/{env}", project.name));
     }
-    let b = slot.finish(e, written, &pg, database, "plain", Contents::default(), &[], started)?;
+    let b = slot.finish(e, written, &pg, database, Contents::default(), &[], started)?;
     tracing::info!("saved the roles and tablespaces of {}/{env} to {}", project.name, b.data_path.display());
     Ok(b)
 }
@@ -139,23 +220,55 @@ struct Slot<'a> {
     kind: Kind,
     stem: Stem,
     suffix: String,
+    payload: Payload,
     partial: PartialFile,
     listing: Listing,
+}
+
+/// What a backup's stored stream holds, as the slot writes it.
+#[derive(Debug, Clone, Copy)]
+enum Payload {
+    /// pg_dump's or pg_dumpall's output, compressed as the policy says.
+    Stream,
+    /// A directory-format dump's files, each compressed by pg_dump as `files`, in one tar stream.
+    Tar { files: Compression },
+}
+
+impl Payload {
+    /// What compresses the stored stream itself.
+    fn stream_compression(self, policy: Compression) -> Compression {
+        match self {
+            Payload::Stream => policy,
+            Payload::Tar { .. } => Compression::None,
+        }
+    }
+
+    /// The compression the manifest records: the stream's, or that of the dump's files.
+    fn recorded_compression(self, policy: Compression) -> Compression {
+        match self {
+            Payload::Stream => policy,
+            Payload::Tar { files } => files,
+        }
+    }
 }
 
 impl<'a> Slot<'a> {
     /// Takes a free name under the env lock, checked against the context's listing if nothing
     /// changed the folder since it was read, else against the folder read now.
-    fn reserve(e: &mut EnvContext<'a>, kind: Kind, now: DateTime<Utc>) -> Result<Slot<'a>> {
+    fn reserve(e: &mut EnvContext<'a>, kind: Kind, now: DateTime<Utc>, payload: Payload) -> Result<Slot<'a>> {
         let (project, env, dir) = (e.project, e.env.clone(), e.dir.clone());
         ensure_private_dir(&dir)?;
-        let suffix = file_suffix(kind, project.policy.compression, project.encryption.as_deref());
+        let ext = match payload {
+            Payload::Stream => kind.payload_ext(),
+            Payload::Tar { .. } => "tar",
+        };
+        let suffix = file_suffix(ext, payload.stream_compression(project.policy.compression), project.encryption.as_deref());
         let lock = DirLock::acquire(&dir)?;
         let mut listing = Listing::under_lock(e.take_listing(), &dir, &project.name, &env, &lock)?;
         let (stem, partial) = reserve(&dir, &listing, kind, now, &suffix)?;
         listing.partials.push(partial.path().to_path_buf());
         listing.changed_under(&dir, &lock);
-        Ok(Slot { project, env, dir, kind, stem, suffix, partial, listing })
+        Ok(Slot { project, env, dir, kind, stem, suffix, payload, partial, listing })
     }
 
     /// Streams the tool's stdout into the temporary file; kills the tool if writing fails.
@@ -189,14 +302,20 @@ impl<'a> Slot<'a> {
             },
         };
         let progress = ui.progress(label, None);
-        let written =
-            write_stream(&mut self.partial, &mut stdout, self.project.policy.compression, self.project.encryption.as_deref(), &progress);
+        let compression = self.payload.stream_compression(self.project.policy.compression);
+        let written = write_stream(&mut self.partial, &mut stdout, compression, self.project.encryption.as_deref(), &progress);
         progress.finish();
         drop(stdout);
         if written.is_err() {
             let _ = tool.child.kill();
         }
         written
+    }
+
+    /// Lets `fill` write the payload into the temporary file (see `write_with`).
+    fn write_with(&mut self, fill: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<u64>) -> Result<Written> {
+        let compression = self.payload.stream_compression(self.project.policy.compression);
+        write_with(&mut self.partial, compression, self.project.encryption.as_deref(), fill)
     }
 
     /// Commits the file, then decides tiers and writes the manifest under the env lock, so
@@ -208,12 +327,11 @@ impl<'a> Slot<'a> {
         written: Written,
         pg: &Pg,
         database: &str,
-        format: &'static str,
         contents: Contents,
         tags: &[String],
         started: Instant,
     ) -> Result<LocalBackup> {
-        let Slot { project, env, dir, kind, stem, suffix, partial, listing } = self;
+        let Slot { project, env, dir, kind, stem, suffix, payload, partial, listing } = self;
         let env = env.as_str();
         // Under the env lock, the file and its manifest appear together for every other pgtier
         // process; only a crash in between leaves the file alone (removed by the next run).
@@ -233,7 +351,12 @@ impl<'a> Slot<'a> {
         } else {
             Vec::new()
         };
-        let compression = project.policy.compression;
+        let compression = payload.recorded_compression(project.policy.compression);
+        let format = match (payload, kind) {
+            (Payload::Tar { .. }, _) => "directory",
+            (Payload::Stream, Kind::Database) => "custom",
+            (Payload::Stream, Kind::Globals) => "plain",
+        };
         let stored = Stored { format, compression: compression.name(), size: written.digest.size, sha256: written.digest.sha256 };
         let manifest = Manifest {
             compression_level: level(compression),
@@ -303,9 +426,9 @@ pub fn level(c: Compression) -> Option<i32> {
     }
 }
 
-/// `.dump.gz.age` and the like.
-pub fn file_suffix(kind: Kind, compression: Compression, encryption: Option<&EncryptionConfig>) -> String {
-    let mut s = format!(".{}", kind.payload_ext());
+/// `.dump.gz.age`, `.tar.age` and the like, after the payload's extension `ext`.
+pub fn file_suffix(ext: &str, compression: Compression, encryption: Option<&EncryptionConfig>) -> String {
+    let mut s = format!(".{ext}");
     if let Some(ext) = compression.ext() {
         s = s + "." + ext;
     }
@@ -331,6 +454,17 @@ pub fn write_stream(
     encryption: Option<&EncryptionConfig>,
     progress: &Progress,
 ) -> Result<Written> {
+    write_with(partial, compression, encryption, |chain| pipeline::copy_counted(source, chain, progress))
+}
+
+/// Lets `fill` write the payload through compression and encryption into `partial`, hashing
+/// what is stored; `fill` returns the bytes it wrote.
+fn write_with(
+    partial: &mut PartialFile,
+    compression: Compression,
+    encryption: Option<&EncryptionConfig>,
+    fill: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<u64>,
+) -> Result<Written> {
     let path = partial.path().to_path_buf();
     let file = partial.file().try_clone().at(&path)?;
     let (hash, digest) = HashWriter::new(BufWriter::with_capacity(1 << 20, file));
@@ -342,7 +476,7 @@ pub fn write_stream(
         info = Some(i);
     }
     let mut chain = pipeline::compressor(compression, chain).at(&path)?;
-    let raw_size = pipeline::copy_counted(source, &mut chain, progress).map_err(|e| write_error(&path, e))?;
+    let raw_size = fill(&mut chain).map_err(|e| write_error(&path, e))?;
     chain.finish().map_err(|e| write_error(&path, e))?;
     let digest = digest.get().expect("hash stage finished");
     Ok(Written { digest, encryption: info, raw_size })

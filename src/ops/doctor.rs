@@ -74,6 +74,7 @@ pub fn run(cfg: &Config, opts: &Options, report: &mut dyn FnMut(Check)) {
             for c in database(cfg, p, env, db) {
                 report(c);
             }
+            report(room(cfg, p, env));
         }
         if let Some(enc) = &p.encryption {
             report(encryption(&p.name, enc));
@@ -199,6 +200,40 @@ fn tools(cfg: &Config, p: &Project, env: &str, pg: &Pg) -> Check {
         }
     }
     Check::ok(what, said.join("; "))
+}
+
+/// The room in the scratch folder the newest backup's restore (and a parallel dump) needs: a
+/// directory-format dump is unpacked there whole (its files compressed, about its stored size)
+/// before pg_restore reads it; a custom archive streams into pg_restore (with `--jobs` it is
+/// spooled there decoded, larger than stored).
+fn room(cfg: &Config, p: &Project, env: &str) -> Check {
+    let what = format!("{}/{env} scratch room", p.name);
+    let scratch = &cfg.scratch_dir;
+    let existing = scratch.ancestors().find(|d| d.exists()).unwrap_or(Path::new("/"));
+    let free = crate::fsutil::free_space(existing).unwrap_or(u64::MAX);
+    let listing = crate::records::listing::Listing::scan(&cfg.env_dir(&p.name, env), &p.name, env).ok();
+    let newest = listing.as_ref().and_then(|l| l.latest()).map(|b| &b.manifest);
+    let (needed, why) = match newest {
+        Some(m) if m.format == "directory" => (
+            m.size + (64 << 20),
+            format!("restoring the newest backup unpacks its dump folder there first: about {} needed", crate::ui::human_size(m.size)),
+        ),
+        Some(m) if p.backup_jobs > 1 => (
+            m.size,
+            format!(
+                "pg_dump -j {} writes its files there before they are archived: about {} needed (the newest backup's size)",
+                p.backup_jobs,
+                crate::ui::human_size(m.size)
+            ),
+        ),
+        Some(m) => (0, format!("the newest backup ({}) streams into pg_restore: no room needed unless --jobs spools it", m.format)),
+        None => (0, "no backup here yet to size".to_string()),
+    };
+    let detail = format!("{}: {} free; {why}", scratch.display(), crate::ui::human_size(free));
+    if free < needed {
+        return Check::fail(what, detail, "free space there, or set scratch_dir in pgtier.yml to a folder with room");
+    }
+    Check::ok(what, detail)
 }
 
 /// Whether the role can read everything pg_dump reads.

@@ -65,7 +65,7 @@ pub fn finish_interrupted(listing: &Listing) -> Result<()> {
 
 /// Removes backup files of pgtier's own naming that have no manifest: a backup that crashed
 /// between its file and its manifest, never reported as taken. Must run under the env lock.
-/// The old scripts' `db_*.sql.gz` never match (pgtier names database dumps `.dump…`).
+/// The old scripts' `db_*.sql.gz` never match (pgtier names database dumps `.dump…` or `.tar…`).
 pub fn clean_orphans(listing: &Listing) -> Result<usize> {
     let mut n = 0;
     let mut removed = std::collections::HashSet::new();
@@ -73,7 +73,7 @@ pub fn clean_orphans(listing: &Listing) -> Result<usize> {
         let Some(name) = p.file_name().and_then(|n| n.to_str()) else { continue };
         let Some((stem, rest)) = crate::names::Stem::split_file_name(name) else { continue };
         let ours = match stem.kind {
-            Kind::Database => rest.starts_with(".dump"),
+            Kind::Database => rest.starts_with(".dump") || rest.starts_with(".tar"),
             Kind::Globals => rest.starts_with(".sql"),
         };
         // A manifest that exists but cannot be read (corrupt, lying) protects its file: that is

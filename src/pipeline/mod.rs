@@ -4,6 +4,7 @@
 mod gzip;
 mod hash;
 mod sniff;
+pub mod tarball;
 
 use std::io::{self, Read, Write};
 
@@ -106,7 +107,8 @@ pub trait Decrypt {
 }
 
 /// Peels encryption and compression off `input`, sniffing each layer by its magic bytes, and
-/// returns a reader of the payload (a pg_dump custom archive or SQL text).
+/// returns a reader of the payload (a pg_dump custom archive, a tar of a directory-format dump
+/// or SQL text).
 pub fn decoder(input: Box<dyn Read + Send>, keys: &dyn Decrypt, source: &str) -> Result<(Box<dyn Read + Send>, Decoded)> {
     let mut current = input;
     let mut layers = Vec::new();
@@ -121,13 +123,13 @@ pub fn decoder(input: Box<dyn Read + Send>, keys: &dyn Decrypt, source: &str) ->
             Layer::Gzip => Box::new(flate2::read::MultiGzDecoder::new(peeked)),
             Layer::Zstd => Box::new(zstd::stream::read::Decoder::new(peeked).map_err(|e| Error::Failed(format!("{source}: zstd: {e}")))?),
             Layer::Age | Layer::AgeArmored | Layer::Pgp | Layer::PgpArmored => keys.decryptor(layer, Box::new(peeked), source)?,
-            Layer::CustomArchive | Layer::Sql => return Ok((Box::new(peeked), Decoded { layers })),
+            Layer::CustomArchive | Layer::Sql | Layer::Tar => return Ok((Box::new(peeked), Decoded { layers })),
             Layer::Empty if layers.len() == 1 => return Err(Error::Failed(format!("{source}: is empty"))),
             Layer::Empty => return Err(Error::Failed(format!("{source}: nothing inside {}", describe(&layers[..layers.len() - 1])))),
             Layer::Unknown => {
                 let where_ = if layers.len() == 1 { String::new() } else { format!(" inside {}", describe(&layers[..layers.len() - 1])) };
                 return Err(Error::Failed(format!(
-                    "{source}: unknown data{where_}: expected gzip, zstd, age, OpenPGP, a pg_dump custom archive or SQL text"
+                    "{source}: unknown data{where_}: expected gzip, zstd, age, OpenPGP, a pg_dump custom archive, a tar of a dump folder or SQL text"
                 )));
             }
         };

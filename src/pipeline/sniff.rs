@@ -11,6 +11,8 @@ pub enum Layer {
     PgpArmored,
     /// A pg_dump custom-format archive (`PGDMP`).
     CustomArchive,
+    /// A tar stream (a directory-format dump, `pg_dump -Fd`, as one object).
+    Tar,
     /// Plain SQL text (pg_dump -Fp, pg_dumpall --globals-only).
     Sql,
     Empty,
@@ -26,6 +28,7 @@ impl Layer {
             Layer::Age | Layer::AgeArmored => "age",
             Layer::Pgp | Layer::PgpArmored => "OpenPGP",
             Layer::CustomArchive => "custom archive",
+            Layer::Tar => "tar",
             Layer::Sql => "SQL",
             Layer::Empty => "empty",
             Layer::Unknown => "unknown",
@@ -56,6 +59,10 @@ pub fn sniff(head: &[u8]) -> Layer {
     }
     if head.starts_with(b"PGDMP") {
         return Layer::CustomArchive;
+    }
+    // POSIX tar: "ustar" at offset 257 of the first 512-byte header.
+    if head.len() >= 262 && &head[257..262] == b"ustar" {
+        return Layer::Tar;
     }
     if is_pgp_packet(head[0]) {
         return Layer::Pgp;

@@ -25,7 +25,25 @@ pub struct Toc {
     pub int_size: usize,
     /// Bytes the header and table of contents take: the data blocks start here.
     pub head_len: usize,
+    /// A custom archive (one stream) or a directory's `toc.dat` (data in files beside it).
+    pub format: ArchiveFormat,
 }
+
+/// pg_dump's archive formats that pgtier reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ArchiveFormat {
+    /// `pg_dump -Fc`: one stream, the data blocks after the table of contents.
+    #[default]
+    Custom,
+    /// `pg_dump -Fd`: `toc.dat` and one file per table's data and for the large objects.
+    Directory,
+}
+
+/// pg_dump's format codes in an archive's header. A directory dump's `toc.dat` says 3 (the
+/// code the tar format shares: unpacked, a `-Ft` archive is a valid directory-format dump, with
+/// the same file name in each entry); 5 is read as the same.
+const FORMAT_CUSTOM: u8 = 1;
+const FORMAT_DIRECTORY: [u8; 2] = [3, 5];
 
 /// Why a head could not be read.
 #[derive(Debug, PartialEq, Eq)]
@@ -97,7 +115,7 @@ pub fn parse(buf: &[u8]) -> Result<(Toc, usize), TocError> {
         return Err(TocError::Incomplete);
     }
     if &buf[..5] != b"PGDMP" {
-        return Err(TocError::Invalid("not a pg_dump custom-format archive".into()));
+        return Err(TocError::Invalid("not a pg_dump archive".into()));
     }
     let mut c = Cursor { buf, pos: 5, int_size: 4, off_size: 8 };
     let version = (c.byte()?, c.byte()?, c.byte()?);
@@ -112,10 +130,11 @@ pub fn parse(buf: &[u8]) -> Result<(Toc, usize), TocError> {
     if !(1..=8).contains(&c.int_size) || !(1..=16).contains(&c.off_size) {
         return Err(TocError::Invalid(format!("integer size {} / offset size {}", c.int_size, c.off_size)));
     }
-    let format = c.byte()?;
-    if format != 1 {
-        return Err(TocError::Invalid(format!("archive format code {format} is not the custom format")));
-    }
+    let format = match c.byte()? {
+        FORMAT_CUSTOM => ArchiveFormat::Custom,
+        c if FORMAT_DIRECTORY.contains(&c) => ArchiveFormat::Directory,
+        other => return Err(TocError::Invalid(format!("archive format code {other} is neither the custom nor the directory format"))),
+    };
     let v = (version.0, version.1);
     if v >= (1, 15) {
         c.byte()?; // compression algorithm
@@ -158,13 +177,20 @@ pub fn parse(buf: &[u8]) -> Result<(Toc, usize), TocError> {
         while let Some(d) = c.str()? {
             deps.push(d.trim().parse().map_err(|_| TocError::Invalid(format!("dependency {d:?}")))?);
         }
-        // The custom format's extra field: where the entry's data block starts.
-        c.byte()?;
-        c.bytes(c.off_size)?;
-        entries.push(TocEntry { dump_id, had_dumper, desc, tag, section, defn, copy_stmt, namespace, tablespace, owner, deps });
+        let file = match format {
+            // The custom format's extra field: where the entry's data block starts.
+            ArchiveFormat::Custom => {
+                c.byte()?;
+                c.bytes(c.off_size)?;
+                None
+            }
+            // The directory format's: the file holding the entry's data.
+            ArchiveFormat::Directory => c.str()?.filter(|f| !f.is_empty()),
+        };
+        entries.push(TocEntry { dump_id, had_dumper, desc, tag, section, defn, copy_stmt, namespace, tablespace, owner, deps, file });
     }
     let (int_size, head_len) = (c.int_size, c.pos);
-    Ok((Toc { version, database, server_version, dump_version, entries, int_size, head_len }, c.pos))
+    Ok((Toc { version, database, server_version, dump_version, entries, int_size, head_len, format }, c.pos))
 }
 
 /// Reads an archive's table of contents from the head of `input`; returns it (or why it could

@@ -18,4 +18,7 @@ pub struct TocEntry {
     pub tablespace: String,
     pub owner: String,
     pub deps: Vec<i64>,
+    /// In a directory-format archive, the file holding the entry's data (`1234.dat.gz`
+    /// without the compression suffix, as pg_dump names it in `toc.dat`).
+    pub file: Option<String>,
 }

@@ -6,6 +6,7 @@
 mod admin;
 pub mod archive;
 pub mod canonical;
+pub mod directory;
 mod entry;
 pub mod rows;
 mod session;

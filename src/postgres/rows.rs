@@ -40,10 +40,42 @@ pub struct RowCounter {
     current: Option<i64>,
     blobs_block: bool,
     counts: BTreeMap<i64, u64>,
-    /// The last bytes of the current table's data: pg_dump ends it with `\.` and two empty
-    /// lines, which are not rows.
-    tail: Vec<u8>,
+    /// The current table's lines.
+    lines: Lines,
     error: Option<String>,
+}
+
+/// The rows of one table's COPY text, counted as its bytes go by: a line a row, less the end
+/// pg_dump writes after the rows (`\.` and two empty lines, which are not rows).
+#[derive(Debug, Default)]
+pub struct Lines {
+    lines: u64,
+    tail: Vec<u8>,
+}
+
+impl Lines {
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.lines += bytes.iter().filter(|b| **b == b'\n').count() as u64;
+        self.tail.extend_from_slice(&bytes[bytes.len().saturating_sub(TERMINATOR.len())..]);
+        let excess = self.tail.len().saturating_sub(TERMINATOR.len());
+        self.tail.drain(..excess);
+    }
+
+    /// The rows, once the table's data went by.
+    pub fn rows(&self) -> u64 {
+        if self.tail == TERMINATOR { self.lines.saturating_sub(3) } else { self.lines }
+    }
+}
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.feed(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// What pg_dump writes after a table's COPY rows in a custom archive.
@@ -59,7 +91,7 @@ impl RowCounter {
             current: None,
             blobs_block: false,
             counts: BTreeMap::new(),
-            tail: Vec::new(),
+            lines: Lines::default(),
             error: None,
         }
     }
@@ -113,6 +145,7 @@ impl RowCounter {
                             } else {
                                 self.current = Some(v);
                                 self.counts.entry(v).or_insert(0);
+                                self.lines = Lines::default();
                                 State::Int(Then::ChunkLen { blobs })
                             }
                         }
@@ -122,13 +155,10 @@ impl RowCounter {
                             if blobs {
                                 State::Int(Then::BlobOid)
                             } else {
-                                if let Some(id) = self.current
-                                    && self.tail == TERMINATOR
-                                {
-                                    let n = self.counts.entry(id).or_insert(0);
-                                    *n = n.saturating_sub(3);
+                                if let Some(id) = self.current {
+                                    self.counts.insert(id, self.lines.rows());
                                 }
-                                self.tail.clear();
+                                self.lines = Lines::default();
                                 State::BlockType
                             }
                         }
@@ -141,12 +171,8 @@ impl RowCounter {
                 }
                 State::Chunk(n) => {
                     let k = n.min(bytes.len());
-                    if let (Some(id), false) = (self.current, self.blobs_block) {
-                        let lines = bytes[..k].iter().filter(|b| **b == b'\n').count() as u64;
-                        *self.counts.entry(id).or_insert(0) += lines;
-                        self.tail.extend_from_slice(&bytes[k.saturating_sub(TERMINATOR.len())..k]);
-                        let excess = self.tail.len().saturating_sub(TERMINATOR.len());
-                        self.tail.drain(..excess);
+                    if let (Some(_), false) = (self.current, self.blobs_block) {
+                        self.lines.feed(&bytes[..k]);
                     }
                     bytes = &bytes[k..];
                     self.state = if n - k == 0 { State::Int(Then::ChunkLen { blobs: self.blobs_block }) } else { State::Chunk(n - k) };

@@ -273,7 +273,7 @@ fn tables_or_nothing<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Res
 fn valid_suffix(rest: &str) -> bool {
     let mut parts = rest.strip_prefix('.').unwrap_or("").split('.');
     let Some(payload) = parts.next() else { return false };
-    if !matches!(payload, "dump" | "sql") {
+    if !matches!(payload, "dump" | "sql" | "tar") {
         return false;
     }
     parts.all(|p| matches!(p, "gz" | "zst" | "age" | "gpg"))
@@ -285,7 +285,7 @@ mod tests {
 
     #[test]
     fn suffixes() {
-        for ok in [".dump", ".dump.gz", ".dump.zst.age", ".sql.gz.gpg", ".sql.gz"] {
+        for ok in [".dump", ".dump.gz", ".dump.zst.age", ".sql.gz.gpg", ".sql.gz", ".tar", ".tar.age"] {
             assert!(valid_suffix(ok), "{ok}");
         }
         for bad in [".json", ".dump.exe", "", ".gz", ".dump.gz/../../x"] {

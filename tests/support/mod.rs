@@ -535,3 +535,38 @@ pub fn kill_a_pg_tool(root: u32) -> Option<String> {
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     Some(comm)
 }
+
+/// A tmpfs of `size` at a fresh folder (root only; CI runs as root).
+pub struct Mount(tempfile::TempDir);
+
+impl Mount {
+    pub fn tmpfs(size: &str) -> Mount {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mounting a tmpfs failed: the disk-full tests need root (CI runs as root)");
+        Mount(dir)
+    }
+
+    pub fn read_only_bind(dir: &Path) -> Mount {
+        let m = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount").arg("--bind").arg(dir).arg(m.path()).status().unwrap().success()
+            && std::process::Command::new("mount").args(["-o", "remount,ro,bind"]).arg(m.path()).status().unwrap().success();
+        assert!(ok, "a read-only bind mount failed: these tests need root (CI runs as root)");
+        Mount(m)
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.0.path()).status();
+    }
+}

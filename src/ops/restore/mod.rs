@@ -87,11 +87,49 @@ pub fn restore(e: &mut EnvContext, opts: &RestoreOptions, keys: &Keys, ui: &Ui) 
     restore_opened(cfg, project, &env, &database, opened, opts, keys, ui)
 }
 
-/// The decoded content of a backup: a pg_dump custom archive (with its table of contents) or
-/// plain SQL (without), and the whole stream from its first byte.
+/// The decoded content of a backup: a pg_dump archive (with its table of contents) or plain SQL
+/// (without), and where pg_restore or psql reads it.
 pub struct Payload {
     pub toc: Option<Box<Toc>>,
-    pub reader: Box<dyn Read + Send>,
+    pub input: ArchiveInput,
+}
+
+/// Where the archive is read from: a stream (a custom archive or SQL from its first byte), or
+/// a directory-format dump unpacked from its tar stream into a private scratch folder.
+pub enum ArchiveInput {
+    Stream(Box<dyn Read + Send>),
+    Folder {
+        /// The folder holding `toc.dat`.
+        path: std::path::PathBuf,
+        /// The scratch folder around it, removed when the restore is done.
+        _scratch: tempfile::TempDir,
+    },
+}
+
+impl ArchiveInput {
+    /// What the tool reads on its stdin; a folder's path goes last in `args` instead (pg_restore
+    /// reads a directory-format dump only from its folder). The folder stays until the
+    /// returned guard is dropped.
+    pub fn into_stdin(self, args: &mut Vec<String>) -> (Box<dyn Read + Send>, Option<tempfile::TempDir>) {
+        match self {
+            ArchiveInput::Stream(r) => (r, None),
+            ArchiveInput::Folder { path, _scratch } => {
+                args.push(path.display().to_string());
+                (Box::new(std::io::empty()), Some(_scratch))
+            }
+        }
+    }
+
+    /// Whether the archive is an unpacked folder.
+    pub fn is_folder(&self) -> bool {
+        matches!(self, ArchiveInput::Folder { .. })
+    }
+}
+
+/// The parallel pg_restore jobs for a directory-format dump when none were asked for: one per
+/// core of this host.
+pub fn default_jobs() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
 }
 
 /// A backup that could not be read to its end: interrupted by a signal (says so), else corrupt
@@ -109,17 +147,57 @@ pub(crate) fn unreadable(source: &str, e: &std::io::Error, then: &str) -> Error 
     }
 }
 
-/// Reads what a decoded stream holds: an archive's table of contents, or SQL.
-pub fn payload(reader: Box<dyn Read + Send>, layer: Layer, source: &str) -> Result<Payload> {
+/// Reads what a decoded stream holds: an archive's table of contents, or SQL. A tar of a
+/// directory-format dump is unpacked whole into the scratch folder first (its files stay
+/// compressed as pg_dump wrote them, so it takes about `size`, the stored size, which must be
+/// free there: else nothing is unpacked and nothing is changed).
+pub fn payload(reader: Box<dyn Read + Send>, layer: Layer, source: &str, size: Option<u64>) -> Result<Payload> {
     match layer {
         Layer::CustomArchive => {
             let (toc, reader) = archive::read_head(reader).map_err(|e| unreadable(source, &e, ""))?;
             let toc = toc.map_err(|m| crate::failed!("{source}: {m}; nothing was changed"))?;
-            Ok(Payload { toc: Some(Box::new(toc)), reader })
+            Ok(Payload { toc: Some(Box::new(toc)), input: ArchiveInput::Stream(reader) })
         }
-        Layer::Sql => Ok(Payload { toc: None, reader }),
+        Layer::Tar => unpack_folder(reader, source, size),
+        Layer::Sql => Ok(Payload { toc: None, input: ArchiveInput::Stream(reader) }),
         other => Err(crate::failed!("{source}: cannot restore {}", other.name())),
     }
+}
+
+/// The room a directory-format dump needs in the scratch folder beyond its stored size: a
+/// margin for the filesystem's own blocks.
+const UNPACK_MARGIN: u64 = 64 << 20;
+
+fn unpack_folder(mut reader: Box<dyn Read + Send>, source: &str, size: Option<u64>) -> Result<Payload> {
+    let (scratch_dir, free) = crate::scratch::free_space()?;
+    if let Some(size) = size
+        && free < size + UNPACK_MARGIN
+    {
+        return Err(crate::failed!(
+            "{source} is a directory-format dump: restoring it unpacks its files into {} first, which needs {} free there ({} stored plus a margin); only {} is free. Free space there, or set scratch_dir in pgtier.yml to a folder with room; nothing was changed",
+            scratch_dir.display(),
+            crate::ui::human_size(size + UNPACK_MARGIN),
+            crate::ui::human_size(size),
+            crate::ui::human_size(free)
+        ));
+    }
+    let scratch = crate::scratch::tempdir("restore")?;
+    let path = crate::pipeline::tarball::unpack(&mut reader, scratch.path()).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidData => crate::failed!("{source}: {e}; nothing was changed"),
+        std::io::ErrorKind::StorageFull => crate::failed!(
+            "{source}: the scratch folder {} filled up while the dump's files were unpacked ({e}); free space there, or set scratch_dir in pgtier.yml to a folder with room; nothing was changed",
+            scratch_dir.display()
+        ),
+        _ => unreadable(source, &e, "; nothing was changed"),
+    })?;
+    let toc_path = path.join(crate::pipeline::tarball::FIRST);
+    let head = std::fs::read(&toc_path).map_err(|e| crate::failed!("{}: {e}", toc_path.display()))?;
+    let toc = match archive::parse(&head) {
+        Ok((toc, _)) if toc.format == archive::ArchiveFormat::Directory => toc,
+        Ok(_) => return Err(crate::failed!("{source}: its toc.dat is not of a directory-format dump; nothing was changed")),
+        Err(why) => return Err(crate::failed!("{source}: cannot read its toc.dat ({why:?}); nothing was changed")),
+    };
+    Ok(Payload { toc: Some(Box::new(toc)), input: ArchiveInput::Folder { path, _scratch: scratch } })
 }
 
 /// How pg_restore loads an archive.
@@ -252,9 +330,21 @@ pub fn restore_opened(
     let manifest = opened.manifest.clone();
     // Decoding starts here: a wrong key or a foreign file fails before any database is made.
     let (opened_reader, check) = opened.split();
+    let size = check.size.or(manifest.as_ref().map(|m| m.size));
     let (reader, decoded) = pipeline::decoder(with_progress(opened_reader, progress.clone()), keys, &report.source)?;
-    let Payload { toc, reader } = payload(reader, decoded.payload(), &report.source)?;
-    let mut load = Load { no_owner: opts.no_owner, jobs: opts.jobs, ..Load::default() };
+    if decoded.payload() == Layer::Tar && project.connection.container.is_some() {
+        return Err(crate::usage!(
+            "{} is a directory-format dump, which pg_restore reads from a folder that a container cannot see: restore it over a direct connection (host/port); nothing was changed",
+            report.source
+        ));
+    }
+    let Payload { toc, input } = payload(reader, decoded.payload(), &report.source, size)?;
+    if input.is_folder() {
+        // The whole stream went by: its checksum is checked before anything is created.
+        check.check_digest()?;
+    }
+    let jobs = opts.jobs.or_else(|| input.is_folder().then(default_jobs));
+    let mut load = Load { no_owner: opts.no_owner, jobs, ..Load::default() };
     if let Some(toc) = &toc {
         tool_for(&pg, toc, &mut load, &mut report.warnings)?;
     }
@@ -275,7 +365,7 @@ pub fn restore_opened(
             s.close()?;
             let dest = if exists.trim() == "t" { table::Destination::Replace } else { table::Destination::CreateIn };
             let outcome =
-                table::restore_table(tool_pg, &target, &toc, root, dest, reader, manifest.as_ref(), opts.no_owner, &report.source)?;
+                table::restore_table(tool_pg, &target, &toc, root, dest, input, manifest.as_ref(), opts.no_owner, &report.source)?;
             check.check_digest()?;
             outcome
         } else {
@@ -289,7 +379,7 @@ pub fn restore_opened(
                 &toc,
                 root,
                 table::Destination::CreateNew,
-                reader,
+                input,
                 manifest.as_ref(),
                 opts.no_owner,
                 &report.source,
@@ -325,7 +415,7 @@ pub fn restore_opened(
         }
     };
     let result = (|| -> Result<()> {
-        let notes = restore_into(&pg, &temp, toc.as_deref(), reader, &load, &report.source)?;
+        let notes = restore_into(&pg, &temp, toc.as_deref(), input, &load, &report.source)?;
         report.warnings.extend(notes);
         check.check_digest()?;
         progress.finish();
@@ -425,7 +515,7 @@ fn create_for_sql(
 
 /// Loads a decoded payload (an archive with its table of contents `toc`, or SQL without) into
 /// the empty database `db`; returns notes for the report.
-pub fn restore_into(pg: &Pg, db: &str, toc: Option<&Toc>, reader: Box<dyn Read + Send>, load: &Load, source: &str) -> Result<Vec<String>> {
+pub fn restore_into(pg: &Pg, db: &str, toc: Option<&Toc>, input: ArchiveInput, load: &Load, source: &str) -> Result<Vec<String>> {
     match toc {
         Some(toc) => {
             let pg = &match &load.tool {
@@ -444,7 +534,21 @@ pub fn restore_into(pg: &Pg, db: &str, toc: Option<&Toc>, reader: Box<dyn Read +
                 args.push(format!("--use-list={}", list.path().display()));
                 Some(list)
             };
-            match load.jobs.filter(|j| *j > 1) {
+            let jobs = load.jobs.filter(|j| *j > 1 && !through_psql);
+            if input.is_folder() {
+                // pg_restore reads the unpacked folder itself, in parallel where it can.
+                if let Some(jobs) = jobs {
+                    args.push(format!("--jobs={jobs}"));
+                }
+                let (reader, _folder) = input.into_stdin(&mut args);
+                match through_psql {
+                    true => script::whole(pg, db, &args, reader, source)?,
+                    false => pg.spawn("pg_restore", None, &args, Stdio::null())?.wait()?,
+                }
+                return Ok(Vec::new());
+            }
+            let (reader, _) = input.into_stdin(&mut args);
+            match jobs {
                 None if through_psql => script::whole(pg, db, &args, reader, source)?,
                 None => feed(pg, "pg_restore", None, &args, reader, source)?,
                 Some(jobs) => {
@@ -464,6 +568,7 @@ pub fn restore_into(pg: &Pg, db: &str, toc: Option<&Toc>, reader: Box<dyn Read +
             if load.jobs.is_some_and(|j| j > 1) {
                 return Err(crate::usage!("a parallel restore needs a custom-format archive; {source} is SQL text"));
             }
+            let (reader, _) = input.into_stdin(&mut Vec::new());
             let notes = Arc::new(Mutex::new(Vec::new()));
             let guarded = Box::new(SqlGuard::new(reader, db, Arc::clone(&notes)));
             let args: Vec<String> =

@@ -8,7 +8,7 @@
 //! it is created with everything that belongs to it, and in a new database with what it needs.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
+use std::io::Write;
 
 use crate::error::Result;
 use crate::postgres::archive::{Toc, TocEntry, closure_up, entry_key};
@@ -219,8 +219,8 @@ pub struct TableOutcome {
     pub notes: Vec<String>,
 }
 
-/// Restores the table `root` (and its partitions) from `reader` (the whole archive, from its
-/// first byte) into `db`, in one transaction.
+/// Restores the table `root` (and its partitions) from `input` (the whole archive, from its
+/// first byte, or its unpacked folder) into `db`, in one transaction.
 #[allow(clippy::too_many_arguments)]
 pub fn restore_table(
     pg: &Pg,
@@ -228,7 +228,7 @@ pub fn restore_table(
     toc: &Toc,
     root: &TocEntry,
     dest: Destination,
-    reader: Box<dyn Read + Send>,
+    input: super::ArchiveInput,
     manifest: Option<&Manifest>,
     no_owner: bool,
     source: &str,
@@ -292,7 +292,7 @@ pub fn restore_table(
         }
         out.rows = Some(total);
     }
-    run_script(pg, db, toc, &selected, &prefix, &suffix, reader, no_owner, source)?;
+    run_script(pg, db, toc, &selected, &prefix, &suffix, input, no_owner, source)?;
     Ok(out)
 }
 
@@ -484,7 +484,7 @@ fn run_script(
     selected: &BTreeSet<i64>,
     prefix: &str,
     suffix: &str,
-    reader: Box<dyn Read + Send>,
+    input: super::ArchiveInput,
     no_owner: bool,
     source: &str,
 ) -> Result<()> {
@@ -493,6 +493,7 @@ fn run_script(
     if no_owner {
         args.push("--no-owner".into());
     }
+    let (reader, _folder) = input.into_stdin(&mut args);
     let script = super::script::Script { prefix, suffix, single_transaction: true };
     super::script::through_psql(pg, db, &args, reader, &script, source).map_err(|e| match e {
         super::script::Failure::Refused(r) => crate::failed!("refusing the restore: {r}"),

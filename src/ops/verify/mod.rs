@@ -283,7 +283,18 @@ fn drill(cfg: &Config, project: &Project, env: &str, opened: Opened, keys: &Keys
     let (reader, check) = opened.split();
     let progress = ui.progress("verify", check.size);
     let (reader, decoded) = pipeline::decoder(crate::ops::restore::with_progress(reader, progress.clone()), keys, &check.source)?;
-    let Payload { toc, reader } = payload(reader, decoded.payload(), &check.source)?;
+    if decoded.payload() == crate::pipeline::Layer::Tar && project.connection.container.is_some() {
+        return Err(crate::failed!(
+            "{} is a directory-format dump, which pg_restore reads from a folder that a container cannot see: drill it over a direct connection (host/port)",
+            check.source
+        ));
+    }
+    let Payload { toc, input } = payload(reader, decoded.payload(), &check.source, check.size.or(Some(manifest.size)))?;
+    // A directory dump's stream went by whole while it was unpacked: checked before it is used.
+    if input.is_folder() {
+        check.check_digest()?;
+    }
+    let jobs = input.is_folder().then(crate::ops::restore::default_jobs);
     let temp = temp_db_name(&format!("verify_{database}"));
     // Armed before the database exists: a Ctrl-C between CREATE DATABASE's commit and its
     // answer still drops it (the drop is IF EXISTS).
@@ -293,7 +304,7 @@ fn drill(cfg: &Config, project: &Project, env: &str, opened: Opened, keys: &Keys
         Some(toc) => {
             let missing = fidelity::missing_roles(&mut admin, toc)?;
             let skip = fidelity::policies_naming(toc, &missing);
-            let mut load = Load { no_owner: !missing.is_empty(), no_privileges: !missing.is_empty(), jobs: None, skip, tool: None };
+            let mut load = Load { no_owner: !missing.is_empty(), no_privileges: !missing.is_empty(), jobs, skip, tool: None };
             crate::ops::restore::tool_for(&pg, toc, &mut load, &mut result.notes)?;
             if !missing.is_empty() {
                 result.notes.push(format!(
@@ -312,7 +323,7 @@ fn drill(cfg: &Config, project: &Project, env: &str, opened: Opened, keys: &Keys
         }
     };
     crate::fault::point("verify:restoring");
-    let restored = restore_into(&pg, &temp, toc.as_deref(), reader, &load, &check.source).and_then(|notes| {
+    let restored = restore_into(&pg, &temp, toc.as_deref(), input, &load, &check.source).and_then(|notes| {
         result.notes.extend(notes);
         check.check_digest()
     });

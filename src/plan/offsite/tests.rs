@@ -27,6 +27,7 @@ fn project() -> Project {
         databases: BTreeMap::from([("production".to_string(), "shop".to_string())]),
         enabled: true,
         verify_on_restore: true,
+        backup_jobs: 1,
         policy: Arc::new(Policy::from_raw("test", None, raw).unwrap()),
         encryption: None,
         app_containers: BTreeMap::new(),

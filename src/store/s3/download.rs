@@ -1,6 +1,9 @@
 //! Downloads of the S3 store: the body streams from the async runtime through a bounded
 //! channel to a synchronous reader; a connection that drops mid-stream is resumed with a
-//! ranged GET of the same version; a signal ends the download where it waits.
+//! ranged GET of the same version; a signal ends the download where it waits. A large object
+//! comes in ranged parts fetched in parallel (`PARTS_IN_FLIGHT` of `PART_SIZE` at most, so
+//! memory stays bounded) and handed on in order: the reader sees one stream either way, and
+//! whoever reads it checks its SHA-256 against the manifest as for any download.
 
 use std::io::{self, Read};
 use std::sync::Arc;
@@ -11,6 +14,15 @@ use bytes::Bytes;
 use super::runtime::signalled;
 use super::{S3Store, describe};
 use crate::store::StoreError;
+
+/// Objects from this size on download in parallel ranged parts.
+pub const PARALLEL_FROM: u64 = 64 << 20;
+/// The size of one ranged part.
+pub const PART_SIZE: u64 = 16 << 20;
+/// Parts downloading or waiting their turn at once: at most this many parts in memory.
+pub const PARTS_IN_FLIGHT: usize = 4;
+/// Attempts per part (or per resume of a single stream) before the source counts as lost.
+const RESUMES: u32 = 5;
 
 impl S3Store {
     /// A streaming reader of `key`: the body arrives through a channel from the runtime, and a
@@ -24,6 +36,21 @@ impl S3Store {
         let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(16);
         let (client, bucket, key_s) = (self.client().clone(), self.bucket.clone(), key.to_string());
         let on_signal = tx.clone();
+        if total >= PARALLEL_FROM {
+            // The first answer told the size and the version; its body is dropped unread and
+            // every part is a ranged GET of that version.
+            drop(first);
+            let parts = Parts { client: client.clone(), bucket, key: key_s, etag, total };
+            self.rt.spawn(async move {
+                tokio::select! {
+                    _ = parts.send_in_order(tx) => {}
+                    _ = signalled() => {
+                        let _ = on_signal.send(Err(crate::signals::cancelled())).await;
+                    }
+                }
+            });
+            return Ok(Box::new(ChannelReader { rx, buf: Bytes::new(), _rt: Arc::clone(&self.rt) }));
+        }
         let work = async move {
             let mut body = first.body;
             let mut offset = 0u64;
@@ -48,7 +75,7 @@ impl S3Store {
                             Some(Err(e)) => e.to_string(),
                             _ => format!("the stream ended at byte {offset} of {total}"),
                         };
-                        if resumes >= 5 {
+                        if resumes >= RESUMES {
                             let _ = tx.send(Err(crate::signals::source_lost(format!("downloading {key_s}: {why}")))).await;
                             return;
                         }
@@ -81,6 +108,97 @@ impl S3Store {
             }
         });
         Ok(Box::new(ChannelReader { rx, buf: Bytes::new(), _rt: Arc::clone(&self.rt) }))
+    }
+}
+
+/// One object downloaded in ranged parts of one version.
+struct Parts {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    key: String,
+    etag: Option<String>,
+    total: u64,
+}
+
+impl Parts {
+    /// Fetches the parts, `PARTS_IN_FLIGHT` at a time, and sends their bytes to `tx` in order.
+    async fn send_in_order(self, tx: tokio::sync::mpsc::Sender<io::Result<Bytes>>) {
+        let this = Arc::new(self);
+        let count = this.total.div_ceil(PART_SIZE);
+        let mut pending = std::collections::VecDeque::new();
+        let mut next = 0u64;
+        loop {
+            while pending.len() < PARTS_IN_FLIGHT && next < count {
+                let part = Arc::clone(&this);
+                let start = next * PART_SIZE;
+                let end = (start + PART_SIZE).min(this.total);
+                pending.push_back(tokio::spawn(async move { part.fetch(start, end).await }));
+                next += 1;
+            }
+            let Some(first) = pending.pop_front() else { return };
+            let chunks = match first.await {
+                Ok(Ok(chunks)) => chunks,
+                Ok(Err(e)) => {
+                    let _ = tx.send(Err(e)).await;
+                    pending.iter().for_each(|h| h.abort());
+                    return;
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(io::Error::other(format!("downloading {}: {e}", this.key)))).await;
+                    pending.iter().for_each(|h| h.abort());
+                    return;
+                }
+            };
+            for c in chunks {
+                if tx.send(Ok(c)).await.is_err() {
+                    pending.iter().for_each(|h| h.abort());
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Bytes `start..end` of the object's version, resumed where a dropped connection left them.
+    async fn fetch(&self, start: u64, end: u64) -> io::Result<Vec<Bytes>> {
+        let mut chunks = Vec::new();
+        let mut at = start;
+        let mut attempts = 0;
+        while at < end {
+            let mut req = self.client.get_object().bucket(&self.bucket).key(&self.key).range(format!("bytes={at}-{}", end - 1));
+            if let Some(t) = &self.etag {
+                req = req.if_match(t);
+            }
+            let why = match req.send().await {
+                Ok(o) => {
+                    let mut body = o.body;
+                    loop {
+                        match body.next().await {
+                            Some(Ok(c)) => {
+                                at += c.len() as u64;
+                                chunks.push(c);
+                            }
+                            Some(Err(e)) => break e.to_string(),
+                            None if at >= end => break String::new(),
+                            None => break format!("part {start}-{end} ended at byte {at}"),
+                        }
+                    }
+                }
+                Err(e) => describe(&e),
+            };
+            if at >= end {
+                break;
+            }
+            attempts += 1;
+            if attempts >= RESUMES {
+                return Err(crate::signals::source_lost(format!("downloading {}: {why}", self.key)));
+            }
+            tracing::warn!("download of {} bytes {at}-{end} interrupted ({why}); resuming", self.key);
+            tokio::time::sleep(Duration::from_millis(200 * (1 << attempts))).await;
+        }
+        if at > end {
+            return Err(io::Error::other(format!("downloading {}: the store sent more than bytes {start}-{end}", self.key)));
+        }
+        Ok(chunks)
     }
 }
 
