@@ -228,3 +228,18 @@ fn a_parallel_dump_through_a_container_or_with_no_jobs_is_a_config_error() {
     s.write("projects.yml", &block("1", "    container: pg\n"));
     s.ok(&["config", "check"]);
 }
+
+#[test]
+fn a_parallel_dump_killed_before_it_is_archived_leaves_nothing_the_next_command_keeps() {
+    let c = cluster();
+    let db = db_name("dir_killed");
+    c.create_sample_db(&db, 500);
+    let s = Scratch::new(&parallel_project(c, &db), "");
+    let out = s.cmd(&["backup", "fx", "production"]).env("PGTIER_FAILPOINT", "backup:dumped").output().unwrap();
+    assert_eq!(out.status.code(), None, "killed at the point: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(scratch_left(&s).len(), 1, "the dump folder is there after the kill");
+    s.run(&["list", "fx", "production"]);
+    assert_eq!(scratch_left(&s), Vec::<String>::new(), "the next command removes what the killed one left");
+    let data = PathBuf::from(s.ok(&["backup", "fx", "production"]).trim());
+    assert_eq!(manifest_of(&data)["tables"]["public.users"], 500);
+}

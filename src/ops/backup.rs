@@ -144,6 +144,7 @@ fn dump_directory(
     let dumped = pg.spawn("pg_dump", Some(database), &args, Stdio::null()).and_then(|d| d.wait());
     spinner.finish();
     dumped.map_err(|e| e.context(what()))?;
+    crate::fault::point("backup:dumped");
     let toc_path = dir.join(tarball::FIRST);
     let head = std::fs::read(&toc_path).at(&toc_path)?;
     let toc = match crate::postgres::archive::parse(&head) {

@@ -90,7 +90,7 @@ pub fn unpack(input: &mut dyn Read, into: &Path) -> io::Result<PathBuf> {
                 if let Some(parent) = target.parent() {
                     crate::fsutil::ensure_private_dir(parent).map_err(io::Error::other)?;
                 }
-                let mut out = private_create(&target)?;
+                let mut out = io::BufWriter::with_capacity(1 << 20, private_create(&target)?);
                 io::copy(&mut entry, &mut out)?;
                 out.flush()?;
             }
