@@ -410,8 +410,9 @@ fn a_full_disk_while_spooling_a_download_fails_cleanly() {
     let (s, _bucket) = setup(&db, 1, true, "");
     std::fs::remove_dir_all(s.backup_root()).unwrap();
     let before = c.fingerprint(&db);
-    // The scratch folder (where the spool goes) is on a 1 MiB disk.
-    let disk = Mount::tmpfs("1m");
+    // The scratch folder (where the spool goes) is on a disk with room for the stored backup,
+    // not for the decoded archive.
+    let disk = Mount::tmpfs("4m");
     let cfg = s.path().join("pgtier.yml");
     let text = std::fs::read_to_string(&cfg).unwrap();
     std::fs::write(&cfg, format!("{text}scratch_dir: {}\n", disk.path().display())).unwrap();
@@ -421,6 +422,23 @@ fn a_full_disk_while_spooling_a_download_fails_cleanly() {
     assert_eq!(c.fingerprint(&db), before);
     assert!(c.temp_dbs_for(&db).is_empty());
     assert_eq!(std::fs::read_dir(disk.path()).unwrap().count(), 0, "the spool file is removed");
+}
+
+#[test]
+fn a_parallel_restore_with_less_room_than_the_stored_backup_refuses_before_anything() {
+    let c = cluster();
+    let db = db_name("spoolroom");
+    c.create_sample_db(&db, 100_000);
+    let (s, _bucket) = setup(&db, 1, false, "");
+    let before = c.fingerprint(&db);
+    let disk = Mount::tmpfs("1m");
+    let cfg = s.path().join("pgtier.yml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("{text}scratch_dir: {}\n", disk.path().display())).unwrap();
+    let err = s.fails(1, &["restore", "shop", "production", "--jobs", "2", "--force"]);
+    assert!(err.contains("spools the decoded archive") && err.contains("free there") && err.contains("nothing was changed"), "{err}");
+    assert_eq!(c.fingerprint(&db), before);
+    assert!(c.temp_dbs_for(&db).is_empty(), "no database was created");
 }
 
 #[test]

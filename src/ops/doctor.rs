@@ -215,7 +215,7 @@ fn room(cfg: &Config, p: &Project, env: &str) -> Check {
     let newest = listing.as_ref().and_then(|l| l.latest()).map(|b| &b.manifest);
     let (needed, why) = match newest {
         Some(m) if m.format == "directory" => (
-            m.size + (64 << 20),
+            m.size + m.size / 100 + (1 << 20),
             format!("restoring the newest backup unpacks its dump folder there first: about {} needed", crate::ui::human_size(m.size)),
         ),
         Some(m) if p.backup_jobs > 1 => (

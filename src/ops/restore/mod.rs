@@ -165,18 +165,20 @@ pub fn payload(reader: Box<dyn Read + Send>, layer: Layer, source: &str, size: O
 }
 
 /// The room a directory-format dump needs in the scratch folder beyond its stored size: a
-/// margin for the filesystem's own blocks.
-const UNPACK_MARGIN: u64 = 64 << 20;
+/// margin for the filesystem's own blocks (1% and 1 MiB).
+fn unpack_margin(size: u64) -> u64 {
+    size / 100 + (1 << 20)
+}
 
 fn unpack_folder(mut reader: Box<dyn Read + Send>, source: &str, size: Option<u64>) -> Result<Payload> {
     let (scratch_dir, free) = crate::scratch::free_space()?;
     if let Some(size) = size
-        && free < size + UNPACK_MARGIN
+        && free < size + unpack_margin(size)
     {
         return Err(crate::failed!(
             "{source} is a directory-format dump: restoring it unpacks its files into {} first, which needs {} free there ({} stored plus a margin); only {} is free. Free space there, or set scratch_dir in pgtier.yml to a folder with room; nothing was changed",
             scratch_dir.display(),
-            crate::ui::human_size(size + UNPACK_MARGIN),
+            crate::ui::human_size(size + unpack_margin(size)),
             crate::ui::human_size(size),
             crate::ui::human_size(free)
         ));
@@ -198,6 +200,22 @@ fn unpack_folder(mut reader: Box<dyn Read + Send>, source: &str, size: Option<u6
         Err(why) => return Err(crate::failed!("{source}: cannot read its toc.dat ({why:?}); nothing was changed")),
     };
     Ok(Payload { toc: Some(Box::new(toc)), input: ArchiveInput::Folder { path, _scratch: scratch } })
+}
+
+/// Before a single archive is spooled for `pg_restore -j`: the decoded archive is at least as
+/// large as the stored bytes, so less room than that in the scratch folder cannot suffice.
+fn check_spool_room(source: &str, size: Option<u64>) -> Result<()> {
+    let Some(size) = size else { return Ok(()) };
+    let (dir, free) = crate::scratch::free_space()?;
+    if free < size {
+        return Err(crate::failed!(
+            "a parallel restore of {source} spools the decoded archive into {} first, which needs more than its stored {} (decoded, it is larger); only {} is free there. Free space there, set scratch_dir in pgtier.yml to a folder with room, or restore without --jobs; nothing was changed",
+            dir.display(),
+            crate::ui::human_size(size),
+            crate::ui::human_size(free)
+        ));
+    }
+    Ok(())
 }
 
 /// How pg_restore loads an archive.
@@ -347,6 +365,9 @@ pub fn restore_opened(
     let mut load = Load { no_owner: opts.no_owner, jobs, ..Load::default() };
     if let Some(toc) = &toc {
         tool_for(&pg, toc, &mut load, &mut report.warnings)?;
+    }
+    if load.jobs.is_some_and(|j| j > 1) && !input.is_folder() && opts.table.is_none() {
+        check_spool_room(&report.source, size)?;
     }
 
     if let Some(spec) = &opts.table {
