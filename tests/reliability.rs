@@ -348,6 +348,8 @@ fn a_large_download_comes_in_parallel_ranged_parts_and_a_part_cut_short_is_resum
     c.psql("postgres", &format!("CREATE DATABASE \"{db}\""));
     // About 90 MiB stored (no compression): past the size from which downloads go in parts.
     c.psql(&db, "CREATE TABLE big AS SELECT i, repeat(md5(i::text), 30) AS t FROM generate_series(1, 90000) i");
+    // A second table: past 64 MiB of tables, the restore counts rows in parallel sessions.
+    c.psql(&db, "CREATE TABLE second AS SELECT i, md5(i::text) AS t FROM generate_series(1, 5000) i");
     let (s, _bucket, proxy) = proxied(&db);
     s.write("policies/default.yml", "compression: none\ntiers:\n  daily: {keep: 5, locations: [local, remote]}\n");
     s.ok(&["run", "--now", &night(1)]);

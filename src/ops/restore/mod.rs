@@ -671,9 +671,7 @@ fn check_counts(pg: &Pg, db: &str, m: &Manifest, table: Option<&str>, report: &m
         report.warnings.push("the manifest has no row counts; not compared".into());
         return Ok(());
     };
-    let mut s = pg.session(db)?;
-    let actual = s.count_rows()?;
-    s.close()?;
+    let actual = pg.count_rows_parallel(db, default_jobs() as usize)?;
     let expected: BTreeMap<&String, &u64> = match table {
         None => expected.iter().collect(),
         Some(t) => expected.iter().filter(|(k, _)| table_matches(k, t)).collect(),

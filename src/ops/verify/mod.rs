@@ -353,8 +353,8 @@ fn drill(cfg: &Config, project: &Project, env: &str, opened: Opened, keys: &Keys
         }
     }
     admin.close()?;
+    let actual = pg.count_rows_parallel(&temp, crate::ops::restore::default_jobs() as usize)?;
     let mut s = pg.session(&temp)?;
-    let actual = s.count_rows()?;
     result.indexes_checked = match amcheck(&mut s)? {
         Amcheck::Checked(n) => Some(n),
         Amcheck::NotOffered => None,
