@@ -18,7 +18,7 @@ use crate::store::StoreError;
 /// Objects from this size on download in parallel ranged parts.
 pub const PARALLEL_FROM: u64 = 64 << 20;
 /// The size of one ranged part.
-pub const PART_SIZE: u64 = 16 << 20;
+pub const PART_SIZE: u64 = 8 << 20;
 /// Parts downloading or waiting their turn at once: at most this many parts in memory.
 pub const PARTS_IN_FLIGHT: usize = 4;
 /// Attempts per part (or per resume of a single stream) before the source counts as lost.
