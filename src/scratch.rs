@@ -70,6 +70,12 @@ pub fn tempdir(what: &str) -> Result<tempfile::TempDir> {
     Ok(made)
 }
 
+/// The room a directory-format dump unpacked into the scratch folder needs beyond its stored
+/// `size`: a margin for the filesystem's own blocks (1% and 1 MiB).
+pub fn unpack_margin(size: u64) -> u64 {
+    size / 100 + (1 << 20)
+}
+
 /// The scratch folder and the bytes free there for this user.
 pub fn free_space() -> Result<(PathBuf, u64)> {
     let dir = dir()?;

@@ -186,6 +186,34 @@ fn a_restore_without_room_to_unpack_refuses_before_changing_anything() {
 }
 
 #[test]
+fn a_download_corrupted_while_it_is_loaded_is_named_a_checksum_mismatch_and_changes_nothing() {
+    // A plain tar, so a flipped byte reaches a data file that is loaded before the stream ends.
+    let c = cluster();
+    let db = db_name("dir_flip");
+    c.create_sample_db(&db, 20_000);
+    let proxy = support::proxy::Proxy::start(&localstack().endpoint);
+    let bucket = localstack().bucket();
+    let s = Scratch::new(&parallel_project(c, &db), &support::localstack::remote_yaml_at(&proxy.endpoint, &bucket, "flip"));
+    s.write("policies/default.yml", "tiers:\n  daily: {keep: 7, locations: [local, remote]}\nverify: never\n");
+    s.ok(&["run", "fx", "production"]);
+    std::fs::remove_dir_all(s.backup_root()).unwrap();
+    proxy.set_rule(|r| {
+        if r.method == "GET" && r.target.contains(".tar") { support::proxy::Verdict::Corrupt } else { support::proxy::Verdict::Forward }
+    });
+    let copy = db_name("dir_flip_copy");
+    let err = s.fails(1, &["restore", "fx", "production", "--from", "remote", "--target-db", &copy]);
+    assert!(err.contains("a load failed while the backup arrived"), "the flipped byte broke a table's load: {err}");
+    assert!(err.contains("do not match the manifest") && err.contains("sha256"), "the checksum speaks, not pg_restore: {err}");
+    assert!(!c.db_exists(&copy), "nothing is created");
+    assert!(c.temp_dbs_for(&copy).is_empty(), "the half-loaded database is dropped");
+    assert!(scratch_left(&s).is_empty(), "the unpacked files are gone: {:?}", scratch_left(&s));
+    // Read cleanly, the same copy restores.
+    proxy.set_rule(|_| support::proxy::Verdict::Forward);
+    s.ok(&["restore", "fx", "production", "--from", "remote", "--target-db", &copy]);
+    assert_eq!(c.table_hashes(&copy), c.table_hashes(&db));
+}
+
+#[test]
 fn adopt_leaves_a_tar_alone_and_says_why() {
     let c = cluster();
     let db = db_name("dir_adopt");

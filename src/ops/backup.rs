@@ -151,13 +151,13 @@ fn dump_directory(
         Ok((toc, _)) => toc,
         Err(why) => return Err(crate::failed!("{}: pg_dump wrote a table of contents pgtier cannot read ({why:?})", toc_path.display())),
     };
-    let total: u64 = std::fs::read_dir(&dir).at(&dir)?.filter_map(|f| f.ok()?.metadata().ok()).map(|m| m.len()).sum();
-    let progress = ui.progress("archive", Some(total));
+    let files = tarball::listing(&dir).at(&dir)?;
+    let progress = ui.progress("archive", Some(files.iter().map(|(_, len)| len).sum()));
     let mut rows = FileRows::new(&toc);
     let top = slot.stem.to_string();
     let written = slot.write_with(|out| {
         let mut n = 0u64;
-        tarball::pack(&dir, &top, out, &mut |name, bytes| {
+        tarball::pack(&dir, &files, &top, out, &mut |name, bytes| {
             n += bytes.len() as u64;
             progress.inc(bytes.len() as u64);
             rows.feed(name, bytes);

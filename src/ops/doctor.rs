@@ -203,8 +203,8 @@ fn tools(cfg: &Config, p: &Project, env: &str, pg: &Pg) -> Check {
 }
 
 /// The room in the scratch folder the newest backup's restore (and a parallel dump) needs: a
-/// directory-format dump is unpacked there whole (its files compressed, about its stored size)
-/// before pg_restore reads it; a custom archive streams into pg_restore (with `--jobs` it is
+/// directory-format dump is unpacked there as it arrives (its files compressed, at most about
+/// its stored size); a custom archive streams into pg_restore (with `--jobs` it is
 /// spooled there decoded, larger than stored).
 fn room(cfg: &Config, p: &Project, env: &str) -> Check {
     let what = format!("{}/{env} scratch room", p.name);
@@ -215,7 +215,7 @@ fn room(cfg: &Config, p: &Project, env: &str) -> Check {
     let newest = listing.as_ref().and_then(|l| l.latest()).map(|b| &b.manifest);
     let (needed, why) = match newest {
         Some(m) if m.format == "directory" => (
-            m.size + m.size / 100 + (1 << 20),
+            m.size + crate::scratch::unpack_margin(m.size),
             format!("restoring the newest backup unpacks its dump folder there first: about {} needed", crate::ui::human_size(m.size)),
         ),
         Some(m) if p.backup_jobs > 1 => (

@@ -1,6 +1,7 @@
 //! A folder as one tar stream and back: how a directory-format dump (`pg_dump -Fd`) is stored
 //! as one object per backup. The stream is plain POSIX tar (ustar), readable by any `tar`:
-//! one top folder, `toc.dat` first, then the other files by name. Unpacking takes regular files
+//! one top folder, `toc.dat` first, then the other files, largest first (a restore that loads
+//! each file as it arrives starts on the longest work first). Unpacking takes regular files
 //! and folders only, under the target folder, each 0600 (folders 0700): a link, a device or a
 //! path leaving the folder is refused, not followed.
 
@@ -11,21 +12,27 @@ use std::path::{Component, Path, PathBuf};
 /// The file written first, so a reader meets the table of contents before the data.
 pub const FIRST: &str = "toc.dat";
 
-/// Writes the files of `dir` (no subfolders: pg_dump's directory format has none) into `out`
-/// as a tar stream under the folder `top`, `FIRST` first. Each file is handed to `seen` as it
-/// goes by (its name and bytes, in order) and removed once written, so the folder and the
-/// stream never both take the whole dump's room. Returns the files written.
-pub fn pack(dir: &Path, top: &str, out: &mut dyn Write, seen: &mut dyn FnMut(&str, &[u8])) -> io::Result<usize> {
-    let mut names: Vec<String> = Vec::new();
+/// The files of `dir` (pg_dump's directory format has no subfolders) with their sizes, in the
+/// order `pack` writes them: `FIRST`, then the largest first.
+pub fn listing(dir: &Path) -> io::Result<Vec<(String, u64)>> {
+    let mut names: Vec<(String, u64)> = Vec::new();
     for e in std::fs::read_dir(dir)? {
         let e = e?;
         let name = e.file_name().into_string().map_err(|n| io::Error::other(format!("file name {n:?} is not UTF-8")))?;
         if !e.file_type()?.is_file() {
             return Err(io::Error::other(format!("{} is not a regular file", e.path().display())));
         }
-        names.push(name);
+        names.push((name, e.metadata()?.len()));
     }
-    names.sort_by(|a, b| (a != FIRST, a).cmp(&(b != FIRST, b)));
+    names.sort_by(|(a, la), (b, lb)| (a != FIRST, std::cmp::Reverse(la), a).cmp(&(b != FIRST, std::cmp::Reverse(lb), b)));
+    Ok(names)
+}
+
+/// Writes `files` of `dir` (as `listing` gives them) into `out` as a tar stream under the
+/// folder `top`. Each file is handed to `seen` as it goes by (its name and bytes, in order)
+/// and removed once written, so the folder and the stream never both take the whole dump's
+/// room.
+pub fn pack(dir: &Path, files: &[(String, u64)], top: &str, out: &mut dyn Write, seen: &mut dyn FnMut(&str, &[u8])) -> io::Result<()> {
     let mut builder = tar::Builder::new(out);
     builder.mode(tar::HeaderMode::Deterministic);
     let mut header = tar::Header::new_ustar();
@@ -33,10 +40,9 @@ pub fn pack(dir: &Path, top: &str, out: &mut dyn Write, seen: &mut dyn FnMut(&st
     header.set_mode(0o700);
     header.set_size(0);
     builder.append_data(&mut header, format!("{top}/"), io::empty())?;
-    for name in &names {
-        let path = dir.join(name);
+    for (name, len) in files {
+        let (path, len) = (dir.join(name), *len);
         let file = File::open(&path)?;
-        let len = file.metadata()?.len();
         let mut header = tar::Header::new_ustar();
         header.set_entry_type(tar::EntryType::Regular);
         header.set_mode(0o600);
@@ -49,7 +55,7 @@ pub fn pack(dir: &Path, top: &str, out: &mut dyn Write, seen: &mut dyn FnMut(&st
         std::fs::remove_file(&path)?;
     }
     builder.into_inner()?.flush()?;
-    Ok(names.len())
+    Ok(())
 }
 
 struct Seen<'a, R> {
@@ -75,6 +81,13 @@ impl<R: Read> Read for Seen<'_, R> {
 /// holds `FIRST` (`into` itself or its one top folder). Reads `input` to its end, so a checksum
 /// over the stream is complete when this returns.
 pub fn unpack(input: &mut dyn Read, into: &Path) -> io::Result<PathBuf> {
+    unpack_each(input, into, &mut |_| true)
+}
+
+/// `unpack`, handing each file to `done` once it is whole on disk. When `done` answers false,
+/// the files after it are read but no longer written (the stream still goes by to its end).
+pub fn unpack_each(input: &mut dyn Read, into: &Path, done: &mut dyn FnMut(&Path) -> bool) -> io::Result<PathBuf> {
+    let mut writing = true;
     let mut archive = tar::Archive::new(&mut *input);
     for entry in archive.entries()? {
         let mut entry = entry?;
@@ -86,6 +99,9 @@ pub fn unpack(input: &mut dyn Read, into: &Path) -> io::Result<PathBuf> {
         let target = into.join(&rel);
         match entry.header().entry_type() {
             tar::EntryType::Directory => crate::fsutil::ensure_private_dir(&target).map_err(io::Error::other)?,
+            tar::EntryType::Regular | tar::EntryType::Continuous if !writing => {
+                io::copy(&mut entry, &mut io::sink())?;
+            }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 if let Some(parent) = target.parent() {
                     crate::fsutil::ensure_private_dir(parent).map_err(io::Error::other)?;
@@ -93,6 +109,7 @@ pub fn unpack(input: &mut dyn Read, into: &Path) -> io::Result<PathBuf> {
                 let mut out = io::BufWriter::with_capacity(1 << 20, private_create(&target)?);
                 io::copy(&mut entry, &mut out)?;
                 out.flush()?;
+                writing = done(&target);
             }
             // Extended headers carry long names and the like, which `path()` already applied.
             tar::EntryType::XHeader | tar::EntryType::XGlobalHeader | tar::EntryType::GNULongName => {}
@@ -103,6 +120,9 @@ pub fn unpack(input: &mut dyn Read, into: &Path) -> io::Result<PathBuf> {
     }
     // The end-of-archive blocks and any padding after them belong to the checked stream.
     io::copy(input, &mut io::sink())?;
+    if !writing {
+        return Ok(into.to_path_buf());
+    }
     if into.join(FIRST).is_file() {
         return Ok(into.to_path_buf());
     }
@@ -135,14 +155,16 @@ mod tests {
         std::fs::write(src.path().join("blobs.toc"), b"").unwrap();
         let mut stream = Vec::new();
         let mut order = Vec::new();
-        let n = pack(src.path(), "db_20261204_010000", &mut stream, &mut |name, _| {
+        std::fs::write(src.path().join("3002.dat.gz"), b"more rows").unwrap();
+        let files = listing(src.path()).unwrap();
+        assert_eq!(files.len(), 4);
+        pack(src.path(), &files, "db_20261204_010000", &mut stream, &mut |name, _| {
             if order.last().map(String::as_str) != Some(name) {
                 order.push(name.to_string());
             }
         })
         .unwrap();
-        assert_eq!(n, 3);
-        assert_eq!(order, ["toc.dat", "3001.dat.gz"], "empty files are not read");
+        assert_eq!(order, ["toc.dat", "3002.dat.gz", "3001.dat.gz"], "the largest first; empty files are not read");
         assert_eq!(std::fs::read_dir(src.path()).unwrap().count(), 0, "each file is removed once written");
         let dest = tempfile::tempdir().unwrap();
         let top = unpack(&mut &stream[..], dest.path()).unwrap();

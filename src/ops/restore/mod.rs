@@ -3,6 +3,7 @@
 //! at any step drops the half-made database and leaves the original exactly as it was.
 
 pub mod apps;
+mod arriving;
 mod databases;
 pub mod fidelity;
 pub mod globals;
@@ -95,9 +96,11 @@ pub struct Payload {
 }
 
 /// Where the archive is read from: a stream (a custom archive or SQL from its first byte), or
-/// a directory-format dump unpacked from its tar stream into a private scratch folder.
+/// a directory-format dump unpacked from its tar stream into a private scratch folder (still
+/// arriving, or whole).
 pub enum ArchiveInput {
     Stream(Box<dyn Read + Send>),
+    Arriving(Box<arriving::Arriving>),
     Folder {
         /// The folder holding `toc.dat`.
         path: std::path::PathBuf,
@@ -108,21 +111,26 @@ pub enum ArchiveInput {
 
 impl ArchiveInput {
     /// What the tool reads on its stdin; a folder's path goes last in `args` instead (pg_restore
-    /// reads a directory-format dump only from its folder). The folder stays until the
-    /// returned guard is dropped.
-    pub fn into_stdin(self, args: &mut Vec<String>) -> (Box<dyn Read + Send>, Option<tempfile::TempDir>) {
+    /// reads a directory-format dump only from its folder, waited for whole). The folder stays
+    /// until the returned guard is dropped.
+    pub fn into_stdin(self, args: &mut Vec<String>) -> Result<(Box<dyn Read + Send>, Option<tempfile::TempDir>)> {
         match self {
-            ArchiveInput::Stream(r) => (r, None),
+            ArchiveInput::Stream(r) => Ok((r, None)),
+            ArchiveInput::Arriving(a) => {
+                let (path, scratch) = a.settle()?;
+                args.push(path.display().to_string());
+                Ok((Box::new(std::io::empty()), Some(scratch)))
+            }
             ArchiveInput::Folder { path, _scratch } => {
                 args.push(path.display().to_string());
-                (Box::new(std::io::empty()), Some(_scratch))
+                Ok((Box::new(std::io::empty()), Some(_scratch)))
             }
         }
     }
 
-    /// Whether the archive is an unpacked folder.
+    /// Whether the archive is a directory-format dump's folder.
     pub fn is_folder(&self) -> bool {
-        matches!(self, ArchiveInput::Folder { .. })
+        !matches!(self, ArchiveInput::Stream(_))
     }
 }
 
@@ -148,9 +156,10 @@ pub(crate) fn unreadable(source: &str, e: &std::io::Error, then: &str) -> Error 
 }
 
 /// Reads what a decoded stream holds: an archive's table of contents, or SQL. A tar of a
-/// directory-format dump is unpacked whole into the scratch folder first (its files stay
-/// compressed as pg_dump wrote them, so it takes about `size`, the stored size, which must be
-/// free there: else nothing is unpacked and nothing is changed).
+/// directory-format dump is unpacked into the scratch folder as it arrives, returned once its
+/// `toc.dat` is there (its files stay compressed as pg_dump wrote them, so it takes at most
+/// about `size`, the stored size, which must be free there: else nothing is unpacked and
+/// nothing is changed).
 pub fn payload(reader: Box<dyn Read + Send>, layer: Layer, source: &str, size: Option<u64>) -> Result<Payload> {
     match layer {
         Layer::CustomArchive => {
@@ -158,48 +167,13 @@ pub fn payload(reader: Box<dyn Read + Send>, layer: Layer, source: &str, size: O
             let toc = toc.map_err(|m| crate::failed!("{source}: {m}; nothing was changed"))?;
             Ok(Payload { toc: Some(Box::new(toc)), input: ArchiveInput::Stream(reader) })
         }
-        Layer::Tar => unpack_folder(reader, source, size),
+        Layer::Tar => {
+            let (toc, arriving) = arriving::start(reader, source, size)?;
+            Ok(Payload { toc: Some(Box::new(toc)), input: ArchiveInput::Arriving(Box::new(arriving)) })
+        }
         Layer::Sql => Ok(Payload { toc: None, input: ArchiveInput::Stream(reader) }),
         other => Err(crate::failed!("{source}: cannot restore {}", other.name())),
     }
-}
-
-/// The room a directory-format dump needs in the scratch folder beyond its stored size: a
-/// margin for the filesystem's own blocks (1% and 1 MiB).
-fn unpack_margin(size: u64) -> u64 {
-    size / 100 + (1 << 20)
-}
-
-fn unpack_folder(mut reader: Box<dyn Read + Send>, source: &str, size: Option<u64>) -> Result<Payload> {
-    let (scratch_dir, free) = crate::scratch::free_space()?;
-    if let Some(size) = size
-        && free < size + unpack_margin(size)
-    {
-        return Err(crate::failed!(
-            "{source} is a directory-format dump: restoring it unpacks its files into {} first, which needs {} free there ({} stored plus a margin); only {} is free. Free space there, or set scratch_dir in pgtier.yml to a folder with room; nothing was changed",
-            scratch_dir.display(),
-            crate::ui::human_size(size + unpack_margin(size)),
-            crate::ui::human_size(size),
-            crate::ui::human_size(free)
-        ));
-    }
-    let scratch = crate::scratch::tempdir("restore")?;
-    let path = crate::pipeline::tarball::unpack(&mut reader, scratch.path()).map_err(|e| match e.kind() {
-        std::io::ErrorKind::InvalidData => crate::failed!("{source}: {e}; nothing was changed"),
-        std::io::ErrorKind::StorageFull => crate::failed!(
-            "{source}: the scratch folder {} filled up while the dump's files were unpacked ({e}); free space there, or set scratch_dir in pgtier.yml to a folder with room; nothing was changed",
-            scratch_dir.display()
-        ),
-        _ => unreadable(source, &e, "; nothing was changed"),
-    })?;
-    let toc_path = path.join(crate::pipeline::tarball::FIRST);
-    let head = std::fs::read(&toc_path).map_err(|e| crate::failed!("{}: {e}", toc_path.display()))?;
-    let toc = match archive::parse(&head) {
-        Ok((toc, _)) if toc.format == archive::ArchiveFormat::Directory => toc,
-        Ok(_) => return Err(crate::failed!("{source}: its toc.dat is not of a directory-format dump; nothing was changed")),
-        Err(why) => return Err(crate::failed!("{source}: cannot read its toc.dat ({why:?}); nothing was changed")),
-    };
-    Ok(Payload { toc: Some(Box::new(toc)), input: ArchiveInput::Folder { path, _scratch: scratch } })
 }
 
 /// Before a single archive is spooled for `pg_restore -j`: the decoded archive is at least as
@@ -357,10 +331,6 @@ pub fn restore_opened(
         ));
     }
     let Payload { toc, input } = payload(reader, decoded.payload(), &report.source, size)?;
-    if input.is_folder() {
-        // The whole stream went by: its checksum is checked before anything is created.
-        check.check_digest()?;
-    }
     let jobs = opts.jobs.or_else(|| input.is_folder().then(default_jobs));
     let mut load = Load { no_owner: opts.no_owner, jobs, ..Load::default() };
     if let Some(toc) = &toc {
@@ -436,7 +406,7 @@ pub fn restore_opened(
         }
     };
     let result = (|| -> Result<()> {
-        let notes = restore_into(&pg, &temp, toc.as_deref(), input, &load, &report.source)?;
+        let notes = restore_into(&pg, &temp, toc.as_deref(), input, &load, &report.source, &|| check.check_digest())?;
         report.warnings.extend(notes);
         check.check_digest()?;
         progress.finish();
@@ -535,8 +505,18 @@ fn create_for_sql(
 }
 
 /// Loads a decoded payload (an archive with its table of contents `toc`, or SQL without) into
-/// the empty database `db`; returns notes for the report.
-pub fn restore_into(pg: &Pg, db: &str, toc: Option<&Toc>, input: ArchiveInput, load: &Load, source: &str) -> Result<Vec<String>> {
+/// the empty database `db`; returns notes for the report. `verify` checks the stream's checksum
+/// once it was read to its end: a directory-format dump loaded as it arrives has it speak
+/// before a failure of the load (the load of a corrupt stream fails too).
+pub fn restore_into(
+    pg: &Pg,
+    db: &str,
+    toc: Option<&Toc>,
+    input: ArchiveInput,
+    load: &Load,
+    source: &str,
+    verify: &dyn Fn() -> Result<()>,
+) -> Result<Vec<String>> {
     match toc {
         Some(toc) => {
             let pg = &match &load.tool {
@@ -548,6 +528,13 @@ pub fn restore_into(pg: &Pg, db: &str, toc: Option<&Toc>, input: ArchiveInput, l
             if load.no_privileges {
                 args.push("--no-privileges".into());
             }
+            let input = match input {
+                ArchiveInput::Arriving(arriving) if !through_psql => {
+                    arriving.load(pg, toc, &args, load, verify)?;
+                    return Ok(Vec::new());
+                }
+                other => other,
+            };
             let _list = if load.skip.is_empty() {
                 None
             } else {
@@ -561,14 +548,14 @@ pub fn restore_into(pg: &Pg, db: &str, toc: Option<&Toc>, input: ArchiveInput, l
                 if let Some(jobs) = jobs {
                     args.push(format!("--jobs={jobs}"));
                 }
-                let (reader, _folder) = input.into_stdin(&mut args);
+                let (reader, _folder) = input.into_stdin(&mut args)?;
                 match through_psql {
                     true => script::whole(pg, db, &args, reader, source)?,
                     false => pg.spawn("pg_restore", None, &args, Stdio::null())?.wait()?,
                 }
                 return Ok(Vec::new());
             }
-            let (reader, _) = input.into_stdin(&mut args);
+            let (reader, _) = input.into_stdin(&mut args)?;
             match jobs {
                 None if through_psql => script::whole(pg, db, &args, reader, source)?,
                 None => feed(pg, "pg_restore", None, &args, reader, source)?,
@@ -589,7 +576,7 @@ pub fn restore_into(pg: &Pg, db: &str, toc: Option<&Toc>, input: ArchiveInput, l
             if load.jobs.is_some_and(|j| j > 1) {
                 return Err(crate::usage!("a parallel restore needs a custom-format archive; {source} is SQL text"));
             }
-            let (reader, _) = input.into_stdin(&mut Vec::new());
+            let (reader, _) = input.into_stdin(&mut Vec::new())?;
             let notes = Arc::new(Mutex::new(Vec::new()));
             let guarded = Box::new(SqlGuard::new(reader, db, Arc::clone(&notes)));
             let args: Vec<String> =

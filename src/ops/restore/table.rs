@@ -493,7 +493,7 @@ fn run_script(
     if no_owner {
         args.push("--no-owner".into());
     }
-    let (reader, _folder) = input.into_stdin(&mut args);
+    let (reader, _folder) = input.into_stdin(&mut args)?;
     let script = super::script::Script { prefix, suffix, single_transaction: true };
     super::script::through_psql(pg, db, &args, reader, &script, source).map_err(|e| match e {
         super::script::Failure::Refused(r) => crate::failed!("refusing the restore: {r}"),
@@ -504,8 +504,13 @@ fn run_script(
 /// A pg_restore list file (`--use-list`) of the entries `keep` accepts, in archive order, so
 /// a streamed archive is read front to back.
 pub(super) fn write_list(toc: &Toc, keep: impl Fn(&TocEntry) -> bool) -> Result<tempfile::NamedTempFile> {
+    write_list_of(&toc.entries.iter().filter(|e| keep(e)).collect::<Vec<_>>())
+}
+
+/// A pg_restore list (`--use-list`) of `entries`, in their order.
+pub(super) fn write_list_of(entries: &[&TocEntry]) -> Result<tempfile::NamedTempFile> {
     let mut list = crate::scratch::tempfile("list")?;
-    for e in toc.entries.iter().filter(|e| keep(e)) {
+    for e in entries {
         writeln!(list, "{}; {}", e.dump_id, e.desc).map_err(|e| crate::failed!("writing the restore list: {e}"))?;
     }
     list.flush().map_err(|e| crate::failed!("writing the restore list: {e}"))?;

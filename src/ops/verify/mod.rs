@@ -290,10 +290,6 @@ fn drill(cfg: &Config, project: &Project, env: &str, opened: Opened, keys: &Keys
         ));
     }
     let Payload { toc, input } = payload(reader, decoded.payload(), &check.source, check.size.or(Some(manifest.size)))?;
-    // A directory dump's stream went by whole while it was unpacked: checked before it is used.
-    if input.is_folder() {
-        check.check_digest()?;
-    }
     let jobs = input.is_folder().then(crate::ops::restore::default_jobs);
     let temp = temp_db_name(&format!("verify_{database}"));
     // Armed before the database exists: a Ctrl-C between CREATE DATABASE's commit and its
@@ -323,7 +319,7 @@ fn drill(cfg: &Config, project: &Project, env: &str, opened: Opened, keys: &Keys
         }
     };
     crate::fault::point("verify:restoring");
-    let restored = restore_into(&pg, &temp, toc.as_deref(), input, &load, &check.source).and_then(|notes| {
+    let restored = restore_into(&pg, &temp, toc.as_deref(), input, &load, &check.source, &|| check.check_digest()).and_then(|notes| {
         result.notes.extend(notes);
         check.check_digest()
     });

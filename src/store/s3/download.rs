@@ -120,12 +120,36 @@ struct Parts {
     total: u64,
 }
 
+/// Part downloads under way, in order; aborted when dropped.
+struct InFlight(std::collections::VecDeque<tokio::task::JoinHandle<io::Result<Vec<Bytes>>>>);
+
+impl std::ops::Deref for InFlight {
+    type Target = std::collections::VecDeque<tokio::task::JoinHandle<io::Result<Vec<Bytes>>>>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for InFlight {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.iter().for_each(|h| h.abort());
+    }
+}
+
 impl Parts {
     /// Fetches the parts, `PARTS_IN_FLIGHT` at a time, and sends their bytes to `tx` in order.
+    /// The parts still in flight are aborted however this ends (an error, the reader gone, or
+    /// this future dropped on a signal).
     async fn send_in_order(self, tx: tokio::sync::mpsc::Sender<io::Result<Bytes>>) {
         let this = Arc::new(self);
         let count = this.total.div_ceil(PART_SIZE);
-        let mut pending = std::collections::VecDeque::new();
+        let mut pending = InFlight(std::collections::VecDeque::new());
         let mut next = 0u64;
         loop {
             while pending.len() < PARTS_IN_FLIGHT && next < count {
@@ -135,23 +159,23 @@ impl Parts {
                 pending.push_back(tokio::spawn(async move { part.fetch(start, end).await }));
                 next += 1;
             }
-            let Some(first) = pending.pop_front() else { return };
-            let chunks = match first.await {
+            // Awaited in place, so a drop meanwhile aborts it with the others.
+            let Some(first) = pending.front_mut() else { return };
+            let done = first.await;
+            pending.pop_front();
+            let chunks = match done {
                 Ok(Ok(chunks)) => chunks,
                 Ok(Err(e)) => {
                     let _ = tx.send(Err(e)).await;
-                    pending.iter().for_each(|h| h.abort());
                     return;
                 }
                 Err(e) => {
                     let _ = tx.send(Err(io::Error::other(format!("downloading {}: {e}", this.key)))).await;
-                    pending.iter().for_each(|h| h.abort());
                     return;
                 }
             };
             for c in chunks {
                 if tx.send(Ok(c)).await.is_err() {
-                    pending.iter().for_each(|h| h.abort());
                     return;
                 }
             }
