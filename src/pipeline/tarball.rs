@@ -81,31 +81,12 @@ impl<R: Read> Read for Seen<'_, R> {
 /// holds `FIRST` (`into` itself or its one top folder). Reads `input` to its end, so a checksum
 /// over the stream is complete when this returns.
 pub fn unpack(input: &mut dyn Read, into: &Path) -> io::Result<PathBuf> {
-    unpack_each(input, into, &mut AllToDisk)
+    unpack_each(input, into, &mut |_| true)
 }
 
-/// What becomes of each file of a stream being unpacked.
-pub trait Unpacking {
-    /// Before `target` is written: a pipe to stream its bytes into instead (its reader may
-    /// stop early; the rest of the file then goes by unwritten), or `None` to write it.
-    fn divert(&mut self, _target: &Path) -> io::Result<Option<File>> {
-        Ok(None)
-    }
-    /// `target` is whole (on disk, or streamed). When this answers false, the files after it
-    /// are read but no longer written (the stream still goes by to its end).
-    fn done(&mut self, target: &Path) -> bool;
-}
-
-struct AllToDisk;
-
-impl Unpacking for AllToDisk {
-    fn done(&mut self, _: &Path) -> bool {
-        true
-    }
-}
-
-/// `unpack`, telling `each` about each file (see `Unpacking`).
-pub fn unpack_each(input: &mut dyn Read, into: &Path, each: &mut dyn Unpacking) -> io::Result<PathBuf> {
+/// `unpack`, handing each file to `done` once it is whole on disk. When `done` answers false,
+/// the files after it are read but no longer written (the stream still goes by to its end).
+pub fn unpack_each(input: &mut dyn Read, into: &Path, done: &mut dyn FnMut(&Path) -> bool) -> io::Result<PathBuf> {
     let mut writing = true;
     let mut archive = tar::Archive::new(&mut *input);
     for entry in archive.entries()? {
@@ -125,15 +106,10 @@ pub fn unpack_each(input: &mut dyn Read, into: &Path, each: &mut dyn Unpacking) 
                 if let Some(parent) = target.parent() {
                     crate::fsutil::ensure_private_dir(parent).map_err(io::Error::other)?;
                 }
-                match each.divert(&target)? {
-                    Some(pipe) => stream_into(&mut entry, pipe)?,
-                    None => {
-                        let mut out = io::BufWriter::with_capacity(1 << 20, private_create(&target)?);
-                        io::copy(&mut entry, &mut out)?;
-                        out.flush()?;
-                    }
-                }
-                writing = each.done(&target);
+                let mut out = io::BufWriter::with_capacity(1 << 20, private_create(&target)?);
+                io::copy(&mut entry, &mut out)?;
+                out.flush()?;
+                writing = done(&target);
             }
             // Extended headers carry long names and the like, which `path()` already applied.
             tar::EntryType::XHeader | tar::EntryType::XGlobalHeader | tar::EntryType::GNULongName => {}
@@ -155,25 +131,6 @@ pub fn unpack_each(input: &mut dyn Read, into: &Path, each: &mut dyn Unpacking) 
         (Some(top), None) => Ok(top),
         (None, _) => Err(invalid(format!("the archive holds no {FIRST}: it is not a pg_dump directory-format dump"))),
         (Some(_), Some(_)) => Err(invalid(format!("the archive holds more than one folder with a {FIRST}"))),
-    }
-}
-
-/// Copies a file of the stream into a pipe. A reader that goes away early (its load failed,
-/// or it had read all it needed) is not the stream's fault: the rest goes by unwritten, and
-/// whoever read the pipe says how it ended. A failure to read the stream is returned.
-fn stream_into(entry: &mut dyn Read, mut pipe: File) -> io::Result<()> {
-    let mut buf = vec![0u8; 1 << 20];
-    let mut open = true;
-    loop {
-        let n = match entry.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if open && pipe.write_all(&buf[..n]).is_err() {
-            open = false;
-        }
     }
 }
 

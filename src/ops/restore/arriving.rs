@@ -1,10 +1,7 @@
 //! A directory-format dump restored while it still arrives. Its tar stream is unpacked into a
 //! private scratch folder by a thread of its own; `toc.dat` comes first, so the schema (pre-data)
-//! is restored at once, and each table's data is loaded by `pg_restore --section=data` (up to
-//! `jobs` at a time): a file arriving while a loader is idle is streamed straight into it
-//! through a named pipe, so the largest table loads while it downloads; a file arriving while
-//! every loader is busy is written to the folder and loaded once one is free (then removed).
-//! Once the stream has
+//! is restored at once, each table's data is loaded by `pg_restore --section=data` as soon as its
+//! file is whole (up to `jobs` at a time, the file removed once loaded), and once the stream has
 //! ended the rest of the data section (sequence values, large objects) and then the post-data
 //! section (indexes, constraints, triggers) with `pg_restore -j`. A download and the load thus
 //! overlap instead of following each other, and the scratch folder holds only what is not
@@ -15,16 +12,14 @@
 //! the stream still arrives, the stream is read on to its end without being written, so a
 //! corrupt download is reported as such rather than as pg_restore's complaint about it.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::fs::File;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::pipeline::tarball;
@@ -39,11 +34,8 @@ const DATA: i64 = 3;
 
 /// What the unpacking thread and the loading threads tell the restore.
 enum Event {
-    /// A file is whole on disk, or has been streamed whole into its named pipe.
+    /// A file is whole on disk.
     File(PathBuf),
-    /// A data file is about to be streamed into the named pipe at this path: a loader must
-    /// read it.
-    Streaming(PathBuf),
     /// The stream ended (the folder holding `toc.dat`), or broke off.
     End(io::Result<PathBuf>),
     /// A `pg_restore` of some tables' data ended; their files can go.
@@ -61,7 +53,6 @@ pub struct Arriving {
     stop: Arc<AtomicBool>,
     /// Cleared to make the thread read on without writing.
     keep: Arc<AtomicBool>,
-    gate: Arc<Gate>,
     /// Whether the stream has ended (its `End` was received).
     ended: bool,
     scratch_dir: PathBuf,
@@ -88,14 +79,16 @@ pub(super) fn start(reader: Box<dyn Read + Send>, source: &str, size: Option<u64
     let scratch = crate::scratch::tempdir("restore")?;
     let (sender, events) = mpsc::channel();
     let (stop, keep) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(true)));
-    let gate = Arc::new(Gate::default());
     let worker = {
-        let mut unpacker =
-            Unpacker { tx: sender.clone(), stop: Arc::clone(&stop), keep: Arc::clone(&keep), gate: Arc::clone(&gate), after_toc: false };
-        let (tx, into) = (sender.clone(), scratch.path().to_path_buf());
+        let (tx, stop, keep, into) = (sender.clone(), Arc::clone(&stop), Arc::clone(&keep), scratch.path().to_path_buf());
         std::thread::spawn(move || {
-            let mut reader = Stoppable { inner: reader, stop: Arc::clone(&unpacker.stop) };
-            let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tarball::unpack_each(&mut reader, &into, &mut unpacker)));
+            let mut reader = Stoppable { inner: reader, stop };
+            let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                tarball::unpack_each(&mut reader, &into, &mut |file| {
+                    let _ = tx.send(Event::File(file.to_path_buf()));
+                    keep.load(Ordering::SeqCst)
+                })
+            }));
             let _ = tx.send(Event::End(ended.unwrap_or_else(|_| Err(io::Error::other("the unpacking thread panicked")))));
         })
     };
@@ -106,7 +99,6 @@ pub(super) fn start(reader: Box<dyn Read + Send>, source: &str, size: Option<u64
         worker: Some(worker),
         stop,
         keep,
-        gate,
         ended: false,
         scratch_dir,
         scratch: Some(scratch),
@@ -145,7 +137,6 @@ impl Arriving {
 
     /// Waits for the whole stream: the folder then holds every file.
     pub(super) fn settle(mut self) -> Result<(PathBuf, tempfile::TempDir)> {
-        self.gate.decide(None);
         while !self.ended {
             if let Event::End(ended) = self.next()? {
                 self.ended = true;
@@ -218,24 +209,39 @@ impl Arriving {
                 _ => late.push(i),
             }
         }
-        self.gate.decide(Some((by_file.keys().map(|f| f.to_string()).collect(), jobs)));
         let mut ready: VecDeque<(usize, PathBuf, u64)> = VecDeque::new();
         let mut running = 0usize;
         let pids: Mutex<Vec<u32>> = Mutex::new(Vec::new());
-        let sender = self.sender.clone();
         // The first failure, and whether it was a load's (then the stream is read on to its end
         // so its checksum can speak first).
         let mut failure: Option<(Error, bool)> = None;
         std::thread::scope(|s| -> Result<()> {
-            let launch = |entries: Vec<&TocEntry>, files| launch(s, pg, base, &folder, &pids, sender.clone(), &entries, files);
             loop {
                 while failure.is_none() && running < jobs && !ready.is_empty() {
                     let batch = take_batch(&mut ready, jobs - running);
                     let entries: Vec<&TocEntry> = batch.iter().map(|(i, _, _)| &toc.entries[*i]).collect();
+                    let list = table::write_list_of(&entries)?;
+                    let files: Vec<PathBuf> = batch.into_iter().map(|(_, f, _)| f).collect();
+                    let mut args = base.to_vec();
+                    args.extend(["--section=data".to_string(), format!("--use-list={}", list.path().display())]);
+                    args.push(folder.clone());
+                    let (tx, pids) = (self.sender.clone(), &pids);
                     running += 1;
-                    launch(entries, batch.into_iter().map(|(_, f, _)| f).collect())?;
+                    s.spawn(move || {
+                        let result = match pg.spawn("pg_restore", None, &args, Stdio::null()) {
+                            Ok(run) => {
+                                let pid = run.child.id();
+                                pids.lock().expect("pids").push(pid);
+                                let ended = run.finish();
+                                pids.lock().expect("pids").retain(|p| *p != pid);
+                                ended
+                            }
+                            Err(e) => Err(ToolFailure { tool: "pg_restore".into(), code: Some(-1), stderr: e.to_string() }),
+                        };
+                        drop(list);
+                        let _ = tx.send(Event::Loaded { files, result });
+                    });
                 }
-                self.gate.idle(if ready.is_empty() { jobs.saturating_sub(running) } else { 0 });
                 if running == 0 && self.ended && (ready.is_empty() || failure.is_some()) {
                     return Ok(());
                 }
@@ -248,31 +254,16 @@ impl Arriving {
                         }
                         None
                     }
-                    Event::Streaming(f) => {
-                        let name = f.file_name().and_then(|n| n.to_str()).map(data_file_of);
-                        match name.and_then(|n| by_file.remove(n)) {
-                            // After a failure the unpacking thread stops waiting for a reader.
-                            Some(i) if failure.is_none() => {
-                                tracing::debug!("{} streams straight into its load as it arrives", f.display());
-                                running += 1;
-                                launch(vec![&toc.entries[i]], vec![f])?;
-                            }
-                            _ => self.gate.unread(&[f]),
-                        }
-                        None
-                    }
                     Event::End(Ok(_)) => {
                         self.ended = true;
                         None
                     }
                     Event::End(Err(e)) => {
                         self.ended = true;
-                        tracing::debug!("the stream broke off: {e}");
                         Some((self.unpack_error(e), false))
                     }
                     Event::Loaded { files, result } => {
                         running -= 1;
-                        self.gate.unread(&files);
                         for f in files {
                             let _ = std::fs::remove_file(f);
                         }
@@ -329,42 +320,8 @@ impl Drop for Arriving {
     /// A restore that ends early stops the unpacking before its folder goes.
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        self.gate.decide(None);
         self.join();
     }
-}
-
-/// Starts a pg_restore of the data of `entries`, whose files are (or stream into) `files`;
-/// its end is told to `tx`.
-#[allow(clippy::too_many_arguments)]
-fn launch<'scope, 'env>(
-    s: &'scope std::thread::Scope<'scope, 'env>,
-    pg: &'env Pg,
-    base: &[String],
-    folder: &str,
-    pids: &'env Mutex<Vec<u32>>,
-    tx: Sender<Event>,
-    entries: &[&TocEntry],
-    files: Vec<PathBuf>,
-) -> Result<()> {
-    let list = table::write_list_of(entries)?;
-    let mut args = base.to_vec();
-    args.extend(["--section=data".to_string(), format!("--use-list={}", list.path().display()), folder.to_string()]);
-    s.spawn(move || {
-        let result = match pg.spawn("pg_restore", None, &args, Stdio::null()) {
-            Ok(run) => {
-                let pid = run.child.id();
-                pids.lock().expect("pids").push(pid);
-                let ended = run.finish();
-                pids.lock().expect("pids").retain(|p| *p != pid);
-                ended
-            }
-            Err(e) => Err(ToolFailure { tool: "pg_restore".into(), code: Some(-1), stderr: e.to_string() }),
-        };
-        drop(list);
-        let _ = tx.send(Event::Loaded { files, result });
-    });
-    Ok(())
 }
 
 /// The entry a data file holds: `2562.dat.gz` is `2562.dat`'s (pg_dump names the file in
@@ -401,123 +358,6 @@ fn take_batch(ready: &mut VecDeque<(usize, PathBuf, u64)>, free: usize) -> Vec<(
         batch.push(ready.pop_front().expect("front"));
     }
     batch
-}
-
-/// Whether data files may be streamed into loads, which, and how many loaders are idle.
-#[derive(Default)]
-struct Gate {
-    streams: Mutex<Streams>,
-    decided: Condvar,
-}
-
-#[derive(Default)]
-struct Streams {
-    /// None until the restore says, once the schema is restored, whether files may stream.
-    open: Option<bool>,
-    /// Data files of the tables to load (their names in toc.dat).
-    names: HashSet<String>,
-    idle: usize,
-    /// Pipes whose loader has ended (or was never started): nobody will read them.
-    unread: HashSet<PathBuf>,
-}
-
-impl Gate {
-    /// Opens the gate for these files with this many loaders idle, or closes it.
-    fn decide(&self, open: Option<(HashSet<String>, usize)>) {
-        let mut streams = self.streams.lock().expect("gate");
-        match open {
-            Some((names, idle)) => {
-                streams.open = Some(true);
-                (streams.names, streams.idle) = (names, idle);
-            }
-            None => streams.open = Some(false),
-        }
-        self.decided.notify_all();
-    }
-
-    fn idle(&self, idle: usize) {
-        self.streams.lock().expect("gate").idle = idle;
-    }
-
-    /// Nobody reads these (their loader ended, or none was started): a pipe among them that
-    /// is still waited on is given up.
-    fn unread(&self, files: &[PathBuf]) {
-        self.streams.lock().expect("gate").unread.extend(files.iter().cloned());
-    }
-}
-
-/// The unpacking thread's side: each file whole is told to the restore; a data file of a
-/// table to load, arriving while a loader is idle, is streamed into a named pipe in its place.
-struct Unpacker {
-    tx: Sender<Event>,
-    stop: Arc<AtomicBool>,
-    keep: Arc<AtomicBool>,
-    gate: Arc<Gate>,
-    /// Whether toc.dat has been unpacked (before it, the restore waits for it, not for us).
-    after_toc: bool,
-}
-
-impl tarball::Unpacking for Unpacker {
-    fn divert(&mut self, target: &Path) -> io::Result<Option<File>> {
-        let Some(name) = target.file_name().and_then(|n| n.to_str()) else { return Ok(None) };
-        if name == tarball::FIRST || !self.after_toc {
-            return Ok(None);
-        }
-        {
-            // The first data file waits for the schema: then it can stream.
-            let mut streams = self.gate.streams.lock().expect("gate");
-            while streams.open.is_none() && !self.stop.load(Ordering::SeqCst) {
-                streams = self.gate.decided.wait_timeout(streams, Duration::from_millis(50)).expect("gate").0;
-            }
-            if self.stop.load(Ordering::SeqCst) {
-                return Err(crate::signals::cancelled());
-            }
-            if streams.open != Some(true)
-                || streams.idle == 0
-                || !self.keep.load(Ordering::SeqCst)
-                || !streams.names.remove(data_file_of(name))
-            {
-                return Ok(None);
-            }
-            streams.idle -= 1;
-        }
-        let c = std::ffi::CString::new(target.as_os_str().as_encoded_bytes()).map_err(io::Error::other)?;
-        // SAFETY: c is a NUL-terminated path that lives across the call.
-        if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
-            return Ok(None);
-        }
-        let _ = self.tx.send(Event::Streaming(target.to_path_buf()));
-        // The loader opens the pipe once pg_restore reaches it. One that ended first (its
-        // load failed, or it was stopped) never will: the file then goes by unwritten, and
-        // the pipe (removed once its loader ended) is not waited for.
-        let unwritten = || std::fs::OpenOptions::new().write(true).open("/dev/null").map(Some);
-        loop {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            if self.stop.load(Ordering::SeqCst) {
-                return Err(crate::signals::cancelled());
-            }
-            if self.gate.streams.lock().expect("gate").unread.contains(target) {
-                return unwritten();
-            }
-            match std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(target) {
-                Ok(pipe) => {
-                    use std::os::fd::AsRawFd as _;
-                    // SAFETY: fcntl on a descriptor this function owns.
-                    unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETFL, 0) };
-                    return Ok(Some(pipe));
-                }
-                Err(e) if e.raw_os_error() == Some(libc::ENXIO) => std::thread::sleep(Duration::from_millis(2)),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return unwritten(),
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    fn done(&mut self, target: &Path) -> bool {
-        self.after_toc |= target.file_name().is_some_and(|n| n == tarball::FIRST);
-        let _ = self.tx.send(Event::File(target.to_path_buf()));
-        self.keep.load(Ordering::SeqCst)
-    }
 }
 
 /// Reads until told to stop.
