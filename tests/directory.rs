@@ -209,7 +209,14 @@ fn a_download_corrupted_while_it_is_loaded_is_named_a_checksum_mismatch_and_chan
     assert!(scratch_left(&s).is_empty(), "the unpacked files are gone: {:?}", scratch_left(&s));
     // Read cleanly, the same copy restores.
     proxy.set_rule(|_| support::proxy::Verdict::Forward);
-    s.ok(&["restore", "fx", "production", "--from", "remote", "--target-db", &copy]);
+    let out = s
+        .cmd(&["restore", "fx", "production", "--from", "remote", "--target-db", &copy])
+        .env("PGTIER_LOG", "pgtier=debug")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("streams straight into its load as it arrives"), "the largest table loads while it downloads: {err}");
     assert_eq!(c.table_hashes(&copy), c.table_hashes(&db));
 }
 

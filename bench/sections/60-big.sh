@@ -2,7 +2,8 @@
 # database of about 11 GB (BENCH_BIG_SCALE=8; each unit about 1.4 GB) on PostgreSQL BENCH_BIG_MAJOR (default 17, with its
 # own client tools), against pg_dump -Fd -j 2, pg_dump -Fc, pg_restore -j 2 of pg_dump's own
 # folder (then ANALYZE, as pgtier's restore does before the swap), a single-job pg_restore, and
-# download + tar -x + pg_restore -j 2 from LocalStack; then the same backup and restore on a
+# download + tar -x + pg_restore -j 2 from LocalStack, on loopback and through a link of
+# BENCH_LINK_MIB MiB/s (default 25, about 200 Mbit/s: bench/throttle.py); then the same backup and restore on a
 # database of about 1 GB (scale 0.75) for how time grows. Runs only when asked: BENCH_ONLY=big bench/run.sh (it takes
 # about an hour; the databases are generated once and kept in .state/bench).
 if [[ ",$ONLY," == *",big,"* ]]; then
@@ -15,7 +16,7 @@ if [[ ",$ONLY," == *",big,"* ]]; then
   export PGTIER_PG_VERSIONED_ROOT=$PGM/versions
   BIG_PORT=$(PG_BINDIR=$BIG_BIN pg_start "$STATE/pg$BIG_MAJOR")
   BIG_S3_PORT=$(free_port)
-  trap 'localstack/stop.sh "$BIG_S3_PORT" >/dev/null 2>&1; PG_BINDIR=$BIG_BIN pg_stop "$STATE/pg$BIG_MAJOR"; pg_stop "$STATE/pg"' EXIT
+  trap '[ -n "${LINK_PID:-}" ] && kill "$LINK_PID" 2>/dev/null; localstack/stop.sh "$BIG_S3_PORT" >/dev/null 2>&1; PG_BINDIR=$BIG_BIN pg_stop "$STATE/pg$BIG_MAJOR"; pg_stop "$STATE/pg"' EXIT
   bsql() { "$BIG_BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$BIG_PORT" -U postgres -d "$1" -c "$2"; }
   big_drop() { bsql postgres "DROP DATABASE IF EXISTS $1" >/dev/null 2>&1; }
   big_fresh() { big_drop "$1"; bsql postgres "CREATE DATABASE $1"; }
@@ -131,6 +132,24 @@ YML
   big_drop bigr_remote
   base_s3=$(echo "${WALL[big_download]} + ${WALL[big_untar]} + ${WALL[big_base_restore_j2]} + ${WALL[big_base_analyze]}" | bc)
   row "\`pgtier restore --from remote --jobs 2\` vs download + \`tar -x\` + \`pg_restore -j 2\` + ANALYZE (LocalStack, loopback)" "$(ratio "${WALL[big_pgtier_remote]}" "$base_s3")× wall (${WALL[big_pgtier_remote]} s vs ${WALL[big_download]} + ${WALL[big_untar]} + ${WALL[big_base_restore_j2]} + ${WALL[big_base_analyze]} s)" "peak RSS ${RSS[big_pgtier_remote]} KiB; sync up: ${WALL[big_sync]} s" "≤ 0.7×"
+
+  # The same through a link of LINK_MIB MiB/s shared by every connection, as from a bucket in
+  # another network: the download then takes about as long as the load.
+  LINK_MIB=${BENCH_LINK_MIB:-25}
+  LINK_PORT=$(free_port)
+  python3 bench/throttle.py "$LINK_PORT" "$BIG_S3_PORT" "$LINK_MIB" > "$WORK/link.out" &
+  LINK_PID=$!
+  for _ in $(seq 100); do grep -q ready "$WORK/link.out" 2>/dev/null && break; sleep 0.1; done
+  grep -q ready "$WORK/link.out" || { echo "bench/throttle.py did not start" >&2; exit 1; }
+  LINK_S3=http://127.0.0.1:$LINK_PORT
+  sed "s#endpoint_url: .*#endpoint_url: $LINK_S3#" "$WORK/big.yml" > "$WORK/big-link.yml"
+  BEFORE_EACH="rm -rf '$WORK/dl' && mkdir -p '$WORK/dl'" measure big_link_download "$BIG_AWS" --endpoint-url "$LINK_S3" s3 cp --quiet "s3://big/$KEY" "$WORK/dl/big.tar"
+  rm -rf "$WORK/dl"
+  BEFORE_EACH="big_drop bigr_link" measure big_link_remote env PGTIER_CONFIG="$WORK/big-link.yml" "$PGTIER" restore big ten --from remote --jobs 2 --target-db bigr_link
+  big_drop bigr_link
+  kill "$LINK_PID"; LINK_PID=
+  base_link=$(echo "${WALL[big_link_download]} + ${WALL[big_untar]} + ${WALL[big_base_restore_j2]} + ${WALL[big_base_analyze]}" | bc)
+  row "the same through a $LINK_MIB MiB/s link (about $((LINK_MIB * 8)) Mbit/s)" "$(ratio "${WALL[big_link_remote]}" "$base_link")× wall (${WALL[big_link_remote]} s vs ${WALL[big_link_download]} + ${WALL[big_untar]} + ${WALL[big_base_restore_j2]} + ${WALL[big_base_analyze]} s)" "peak RSS ${RSS[big_link_remote]} KiB" "≤ 0.7×"
 
   # Growth: the same backup and restore of a 1 GB database.
   BEFORE_EACH="rm -rf '$WORK/backups-big/big/one'" measure one_pgtier_backup "${BIGCFG[@]}" "$PGTIER" backup big one

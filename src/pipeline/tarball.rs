@@ -84,9 +84,19 @@ pub fn unpack(input: &mut dyn Read, into: &Path) -> io::Result<PathBuf> {
     unpack_each(input, into, &mut |_| true)
 }
 
-/// `unpack`, handing each file to `done` once it is whole on disk. When `done` answers false,
-/// the files after it are read but no longer written (the stream still goes by to its end).
-pub fn unpack_each(input: &mut dyn Read, into: &Path, done: &mut dyn FnMut(&Path) -> bool) -> io::Result<PathBuf> {
+/// Where a file of the stream being unpacked stands.
+pub enum Step<'a> {
+    /// Created on disk with this many bytes to come, being written (it may be renamed
+    /// meanwhile: the writing goes on into the same file).
+    Begun(&'a Path, u64),
+    /// Whole on disk.
+    Whole(&'a Path),
+}
+
+/// `unpack`, telling `each` as each file begins and once it is whole. When `each` answers false
+/// to a whole file, the files after it are read but no longer written (the stream still goes by
+/// to its end).
+pub fn unpack_each(input: &mut dyn Read, into: &Path, each: &mut dyn FnMut(Step) -> bool) -> io::Result<PathBuf> {
     let mut writing = true;
     let mut archive = tar::Archive::new(&mut *input);
     for entry in archive.entries()? {
@@ -107,9 +117,10 @@ pub fn unpack_each(input: &mut dyn Read, into: &Path, done: &mut dyn FnMut(&Path
                     crate::fsutil::ensure_private_dir(parent).map_err(io::Error::other)?;
                 }
                 let mut out = io::BufWriter::with_capacity(1 << 20, private_create(&target)?);
+                each(Step::Begun(&target, entry.size()));
                 io::copy(&mut entry, &mut out)?;
                 out.flush()?;
-                writing = done(&target);
+                writing = each(Step::Whole(&target));
             }
             // Extended headers carry long names and the like, which `path()` already applied.
             tar::EntryType::XHeader | tar::EntryType::XGlobalHeader | tar::EntryType::GNULongName => {}

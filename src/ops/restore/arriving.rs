@@ -1,11 +1,14 @@
 //! A directory-format dump restored while it still arrives. Its tar stream is unpacked into a
 //! private scratch folder by a thread of its own; `toc.dat` comes first, so the schema (pre-data)
-//! is restored at once, each table's data is loaded by `pg_restore --section=data` as soon as its
-//! file is whole (up to `jobs` at a time, the file removed once loaded), and once the stream has
-//! ended the rest of the data section (sequence values, large objects) and then the post-data
-//! section (indexes, constraints, triggers) with `pg_restore -j`. A download and the load thus
-//! overlap instead of following each other, and the scratch folder holds only what is not
-//! loaded yet.
+//! is restored at once, and each table's data is loaded by `pg_restore --section=data`, up to
+//! `jobs` at a time. A loader that is idle while a table's file is still being unpacked reads it
+//! as it is written: the file is renamed aside (the unpacking writes on into it), a named pipe
+//! takes its name, and a relay thread copies the growing file into the pipe until it is whole;
+//! the unpacking never waits for a load. Files unpacked while every loader is busy are loaded
+//! once one is free. Each file is removed once loaded. Once the stream has ended the rest of the
+//! data section (sequence values, large objects) and then the post-data section (indexes,
+//! constraints, triggers) follow with `pg_restore -j`. A download and the load thus overlap
+//! instead of following each other, and the scratch folder holds only what is not loaded yet.
 //!
 //! The stream's checksum is known only at its end: the database loaded meanwhile is a temporary
 //! one, trusted (compared, swapped in) only after the checksum matched. When a load fails while
@@ -13,13 +16,15 @@
 //! corrupt download is reported as such rather than as pg_restore's complaint about it.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, Read};
+use std::fs::File;
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::pipeline::tarball;
@@ -32,10 +37,19 @@ use super::{Load, table, unreadable};
 const PRE_DATA: i64 = 2;
 const DATA: i64 = 3;
 
+/// The size from which a table's file is worth streaming into an idle load as it is unpacked
+/// (or an eighth of the backup, when that is less); smaller ones are loaded once whole, several
+/// in one pg_restore.
+const STREAM_FROM: u64 = 16 << 20;
+
 /// What the unpacking thread and the loading threads tell the restore.
 enum Event {
+    /// A file is created and being written; its size.
+    Begun(PathBuf, u64),
     /// A file is whole on disk.
     File(PathBuf),
+    /// Relaying a growing file into its load's pipe failed.
+    Relay(PathBuf, io::Error),
     /// The stream ended (the folder holding `toc.dat`), or broke off.
     End(io::Result<PathBuf>),
     /// A `pg_restore` of some tables' data ended; their files can go.
@@ -58,6 +72,8 @@ pub struct Arriving {
     scratch_dir: PathBuf,
     scratch: Option<tempfile::TempDir>,
     source: String,
+    /// The stored size, when known.
+    size: Option<u64>,
 }
 
 /// Starts unpacking `reader` (a tar of a directory-format dump) into the scratch folder and
@@ -84,9 +100,15 @@ pub(super) fn start(reader: Box<dyn Read + Send>, source: &str, size: Option<u64
         std::thread::spawn(move || {
             let mut reader = Stoppable { inner: reader, stop };
             let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                tarball::unpack_each(&mut reader, &into, &mut |file| {
-                    let _ = tx.send(Event::File(file.to_path_buf()));
-                    keep.load(Ordering::SeqCst)
+                tarball::unpack_each(&mut reader, &into, &mut |step| match step {
+                    tarball::Step::Begun(file, size) => {
+                        let _ = tx.send(Event::Begun(file.to_path_buf(), size));
+                        true
+                    }
+                    tarball::Step::Whole(file) => {
+                        let _ = tx.send(Event::File(file.to_path_buf()));
+                        keep.load(Ordering::SeqCst)
+                    }
                 })
             }));
             let _ = tx.send(Event::End(ended.unwrap_or_else(|_| Err(io::Error::other("the unpacking thread panicked")))));
@@ -103,6 +125,7 @@ pub(super) fn start(reader: Box<dyn Read + Send>, source: &str, size: Option<u64
         scratch_dir,
         scratch: Some(scratch),
         source: source.to_string(),
+        size,
     };
     // The table of contents is the first file of pgtier's tars; a tar made otherwise is
     // waited for whole.
@@ -209,62 +232,122 @@ impl Arriving {
                 _ => late.push(i),
             }
         }
+        let stream_from = self.size.map_or(STREAM_FROM, |s| STREAM_FROM.min(s / 8));
         let mut ready: VecDeque<(usize, PathBuf, u64)> = VecDeque::new();
+        // The data file of a table to load that is being written now, not yet streaming.
+        let mut current: Option<(usize, PathBuf)> = None;
+        // Files streaming into their loads, by the name their pipe took.
+        let mut tails: HashMap<PathBuf, Arc<Tail>> = HashMap::new();
         let mut running = 0usize;
         let pids: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+        let stop_loads = |pids: &Mutex<Vec<u32>>| {
+            for pid in pids.lock().expect("pids").iter() {
+                // SAFETY: kill has no memory preconditions; the pid is a child not yet reaped.
+                unsafe { libc::kill(*pid as i32, libc::SIGTERM) };
+            }
+        };
         // The first failure, and whether it was a load's (then the stream is read on to its end
         // so its checksum can speak first).
         let mut failure: Option<(Error, bool)> = None;
+        let (sender, stop) = (self.sender.clone(), Arc::clone(&self.stop));
         std::thread::scope(|s| -> Result<()> {
-            loop {
-                while failure.is_none() && running < jobs && !ready.is_empty() {
-                    let batch = take_batch(&mut ready, jobs - running);
-                    let entries: Vec<&TocEntry> = batch.iter().map(|(i, _, _)| &toc.entries[*i]).collect();
-                    let list = table::write_list_of(&entries)?;
-                    let files: Vec<PathBuf> = batch.into_iter().map(|(_, f, _)| f).collect();
-                    let mut args = base.to_vec();
-                    args.extend(["--section=data".to_string(), format!("--use-list={}", list.path().display())]);
-                    args.push(folder.clone());
-                    let (tx, pids) = (self.sender.clone(), &pids);
-                    running += 1;
-                    s.spawn(move || {
-                        let result = match pg.spawn("pg_restore", None, &args, Stdio::null()) {
-                            Ok(run) => {
-                                let pid = run.child.id();
-                                pids.lock().expect("pids").push(pid);
-                                let ended = run.finish();
-                                pids.lock().expect("pids").retain(|p| *p != pid);
-                                ended
+            let launch = |entries: &[&TocEntry], files: Vec<PathBuf>| -> Result<()> {
+                let list = table::write_list_of(entries)?;
+                let mut args = base.to_vec();
+                args.extend(["--section=data".to_string(), format!("--use-list={}", list.path().display()), folder.clone()]);
+                let (tx, pids) = (sender.clone(), &pids);
+                s.spawn(move || {
+                    let result = match pg.spawn("pg_restore", None, &args, Stdio::null()) {
+                        Ok(run) => {
+                            let pid = run.child.id();
+                            pids.lock().expect("pids").push(pid);
+                            let ended = run.finish();
+                            pids.lock().expect("pids").retain(|p| *p != pid);
+                            ended
+                        }
+                        Err(e) => Err(ToolFailure { tool: "pg_restore".into(), code: Some(-1), stderr: e.to_string() }),
+                    };
+                    drop(list);
+                    let _ = tx.send(Event::Loaded { files, result });
+                });
+                Ok(())
+            };
+            let mut step = || -> Result<bool> {
+                while failure.is_none() && running < jobs {
+                    if !ready.is_empty() {
+                        let batch = take_batch(&mut ready, jobs - running);
+                        let entries: Vec<&TocEntry> = batch.iter().map(|(i, _, _)| &toc.entries[*i]).collect();
+                        launch(&entries, batch.into_iter().map(|(_, f, _)| f).collect())?;
+                    } else if let Some((i, file)) = current.take() {
+                        match stream_aside(&file) {
+                            Ok(part) => {
+                                tracing::debug!("{} streams straight into its load as it arrives", file.display());
+                                let tail = Arc::new(Tail::default());
+                                tails.insert(file.clone(), Arc::clone(&tail));
+                                let (tx, stop) = (sender.clone(), Arc::clone(&stop));
+                                let pipe = file.clone();
+                                s.spawn(move || {
+                                    if let Err(e) = relay(&part, &pipe, &tail, &stop) {
+                                        let _ = tx.send(Event::Relay(pipe, e));
+                                    }
+                                    let _ = std::fs::remove_file(&part);
+                                });
+                                launch(&[&toc.entries[i]], vec![file])?;
                             }
-                            Err(e) => Err(ToolFailure { tool: "pg_restore".into(), code: Some(-1), stderr: e.to_string() }),
-                        };
-                        drop(list);
-                        let _ = tx.send(Event::Loaded { files, result });
-                    });
+                            Err(e) => {
+                                // Loaded once whole, as when every loader is busy.
+                                tracing::debug!("{} cannot stream ({e}): loaded once whole", file.display());
+                                current = Some((i, file));
+                                break;
+                            }
+                        }
+                    } else {
+                        break;
+                    }
+                    running += 1;
                 }
                 if running == 0 && self.ended && (ready.is_empty() || failure.is_some()) {
-                    return Ok(());
+                    return Ok(false);
                 }
                 let fail = match self.next()? {
-                    Event::File(f) => {
+                    Event::Begun(f, size) => {
+                        // A small file is soon whole, and loaded with others in one pg_restore.
                         let name = f.file_name().and_then(|n| n.to_str()).map(data_file_of);
-                        if let Some(i) = name.and_then(|n| by_file.remove(n)) {
+                        if size >= stream_from
+                            && let Some(i) = name.and_then(|n| by_file.remove(n))
+                        {
+                            current = Some((i, f));
+                        }
+                        None
+                    }
+                    Event::File(f) => {
+                        if let Some(tail) = tails.get(&f) {
+                            tail.whole.store(true, Ordering::SeqCst);
+                        } else if let Some(i) = current.take_if(|(_, c)| *c == f).map(|(i, _)| i).or_else(|| {
+                            let name = f.file_name().and_then(|n| n.to_str()).map(data_file_of);
+                            name.and_then(|n| by_file.remove(n))
+                        }) {
                             let len = std::fs::metadata(&f).map_or(0, |m| m.len());
                             ready.push_back((i, f, len));
                         }
                         None
                     }
+                    Event::Relay(f, e) => Some((crate::failed!("{}: streaming {} into its load: {e}", self.source, f.display()), false)),
                     Event::End(Ok(_)) => {
                         self.ended = true;
                         None
                     }
                     Event::End(Err(e)) => {
                         self.ended = true;
+                        tracing::debug!("the stream broke off: {e}");
                         Some((self.unpack_error(e), false))
                     }
                     Event::Loaded { files, result } => {
                         running -= 1;
                         for f in files {
+                            if let Some(tail) = tails.remove(&f) {
+                                tail.gone.store(true, Ordering::SeqCst);
+                            }
                             let _ = std::fs::remove_file(f);
                         }
                         result.err().map(|f| (Error::from(f), true))
@@ -275,13 +358,26 @@ impl Arriving {
                 {
                     // Stop the other loads; the stream is read on (a load failed) or is over.
                     self.keep.store(false, Ordering::SeqCst);
-                    for pid in pids.lock().expect("pids").iter() {
-                        // SAFETY: kill has no memory preconditions; the pid is a child not yet reaped.
-                        unsafe { libc::kill(*pid as i32, libc::SIGTERM) };
-                    }
+                    stop_loads(&pids);
                     failure = Some(fail);
                 }
+                Ok(true)
+            };
+            let ended = loop {
+                match step() {
+                    Ok(true) => {}
+                    Ok(false) => break Ok(()),
+                    Err(e) => break Err(e),
+                }
+            };
+            if ended.is_err() {
+                // Nothing waits on a relay or a load now: they end before the scope does.
+                for tail in tails.values() {
+                    tail.gone.store(true, Ordering::SeqCst);
+                }
+                stop_loads(&pids);
             }
+            ended
         })?;
         self.join();
         if let Some((e, by_load)) = failure {
@@ -358,6 +454,65 @@ fn take_batch(ready: &mut VecDeque<(usize, PathBuf, u64)>, free: usize) -> Vec<(
         batch.push(ready.pop_front().expect("front"));
     }
     batch
+}
+
+/// A file streaming into its load: whether it is whole, whether its load has ended.
+#[derive(Default)]
+struct Tail {
+    whole: AtomicBool,
+    gone: AtomicBool,
+}
+
+/// Moves the file being written at `file` aside (the writing goes on into it under its new
+/// name) and puts a named pipe in its place, for a load to read; returns the new name.
+fn stream_aside(file: &Path) -> io::Result<PathBuf> {
+    let mut part = file.as_os_str().to_owned();
+    part.push(".arriving");
+    let part = PathBuf::from(part);
+    std::fs::rename(file, &part)?;
+    let c = std::ffi::CString::new(file.as_os_str().as_encoded_bytes()).map_err(io::Error::other)?;
+    // SAFETY: c is a NUL-terminated path that lives across the call.
+    if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
+        let e = io::Error::last_os_error();
+        std::fs::rename(&part, file)?;
+        return Err(e);
+    }
+    Ok(part)
+}
+
+/// Copies the file growing at `part` into the pipe at `pipe` as it is written, until it is
+/// whole (then the pipe is closed: its reader sees the end) or its load has ended.
+fn relay(part: &Path, pipe: &Path, tail: &Tail, stop: &AtomicBool) -> io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let over = || tail.gone.load(Ordering::SeqCst) || stop.load(Ordering::SeqCst);
+    let mut from = File::open(part)?;
+    // The load opens the pipe once its pg_restore reaches the file.
+    let mut to = loop {
+        match std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(pipe) {
+            Ok(to) => break to,
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) && !over() => std::thread::sleep(Duration::from_millis(2)),
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    };
+    // SAFETY: fcntl on a descriptor this function owns; writes block again.
+    unsafe { libc::fcntl(to.as_raw_fd(), libc::F_SETFL, 0) };
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let whole = tail.whole.load(Ordering::SeqCst);
+        match from.read(&mut buf)? {
+            0 if whole => return Ok(()),
+            0 if over() => return Ok(()),
+            0 => std::thread::sleep(Duration::from_millis(3)),
+            n => match to.write_all(&buf[..n]) {
+                Ok(()) => {}
+                // The load ended without reading it all: it says why.
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe || over() => return Ok(()),
+                Err(e) => return Err(e),
+            },
+        }
+    }
 }
 
 /// Reads until told to stop.
