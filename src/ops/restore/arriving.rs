@@ -297,8 +297,10 @@ impl Arriving {
                             Err(e) => {
                                 // Loaded once whole, as when every loader is busy.
                                 tracing::debug!("{} cannot stream ({e}): loaded once whole", file.display());
-                                current = Some((i, file));
-                                break;
+                                if let Some(name) = toc.entries[i].file.as_deref() {
+                                    by_file.insert(name, i);
+                                }
+                                continue;
                             }
                         }
                     } else {
@@ -312,9 +314,8 @@ impl Arriving {
                 let fail = match self.next()? {
                     Event::Begun(f, size) => {
                         // A small file is soon whole, and loaded with others in one pg_restore.
-                        let name = f.file_name().and_then(|n| n.to_str()).map(data_file_of);
                         if size >= stream_from
-                            && let Some(i) = name.and_then(|n| by_file.remove(n))
+                            && let Some(i) = entry_of(&f).and_then(|n| by_file.remove(n))
                         {
                             current = Some((i, f));
                         }
@@ -323,10 +324,9 @@ impl Arriving {
                     Event::File(f) => {
                         if let Some(tail) = tails.get(&f) {
                             tail.whole.store(true, Ordering::SeqCst);
-                        } else if let Some(i) = current.take_if(|(_, c)| *c == f).map(|(i, _)| i).or_else(|| {
-                            let name = f.file_name().and_then(|n| n.to_str()).map(data_file_of);
-                            name.and_then(|n| by_file.remove(n))
-                        }) {
+                        } else if let Some(i) =
+                            current.take_if(|(_, c)| *c == f).map(|(i, _)| i).or_else(|| entry_of(&f).and_then(|n| by_file.remove(n)))
+                        {
                             let len = std::fs::metadata(&f).map_or(0, |m| m.len());
                             ready.push_back((i, f, len));
                         }
@@ -424,6 +424,11 @@ impl Drop for Arriving {
 /// `toc.dat` without its compression suffix).
 fn data_file_of(name: &str) -> &str {
     [".gz", ".zst", ".lz4"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(name)
+}
+
+/// The name toc.dat gives the data file at `path`.
+fn entry_of(path: &Path) -> Option<&str> {
+    path.file_name().and_then(|n| n.to_str()).map(data_file_of)
 }
 
 /// Each entry's section as pg_restore's `--section` sees it: an entry of no section (an ACL,
