@@ -25,9 +25,22 @@ pub fn run(ctx: &Ctx, a: PruneArgs) -> Result<i32> {
     let cfg = ctx.config()?;
     let mut plans = Vec::new();
     let mut failed = 0;
+    let mut locked = false;
     let world = Context::new(&cfg);
     for (project, env) in cfg.select(a.project.as_deref(), a.env.as_deref())? {
         let mut e = world.env(project, &env);
+        let _lease = match crate::lease::for_command(&e, "prune", a.dry_run) {
+            Ok(l) => l,
+            Err(err) => {
+                tracing::error!("prune {}/{env}: {err}", project.name);
+                if matches!(err, crate::error::Error::Locked(_)) {
+                    locked = true;
+                } else {
+                    failed += 1;
+                }
+                continue;
+            }
+        };
         let remote = e.remote_state()?;
         match prune_env(&mut e, ctx.now, remote.as_ref(), a.dry_run) {
             Ok(plan) => plans.push(plan),
@@ -44,5 +57,5 @@ pub fn run(ctx: &Ctx, a: PruneArgs) -> Result<i32> {
             print_plan(p, a.dry_run);
         }
     }
-    Ok(crate::error::exit_if(failed > 0))
+    Ok(crate::lease::exit_code(failed > 0, locked))
 }

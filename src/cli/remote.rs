@@ -46,23 +46,9 @@ pub fn run(ctx: &Ctx, cmd: RemoteCommand) -> Result<i32> {
             cfg.policies.values().any(|p| p.tiers.iter().any(|t| t.object_lock.is_some() && t.lives(Location::Remote) && rc.holds(t.name)));
         let said: Result<Vec<SetupStep>> = (|| {
             let r = world.destination(&rc.name)?;
-            match &rc.url {
-                RemoteUrl::File(dir) => {
-                    if a.dry_run {
-                        Ok(vec![SetupStep::Done(format!("would create folder {} (0700)", dir.display()))])
-                    } else {
-                        crate::fsutil::ensure_private_dir(dir)?;
-                        Ok(vec![SetupStep::Done(format!(
-                            "folder {} is ready (a folder has no versions, locks or lifecycle rules)",
-                            dir.display()
-                        ))])
-                    }
-                }
-                RemoteUrl::S3 { .. } => {
-                    let locks = r.store.locks().ok_or_else(|| crate::failed!("{}: no Object Lock support", r.store.describe()))?;
-                    Ok(locks.setup("", lock, a.dry_run)?)
-                }
-            }
+            let mut steps = setup(r, rc, lock, a.dry_run)?;
+            steps.push(conditional_writes(r, a.dry_run)?);
+            Ok(steps)
         })();
         let (steps, error) = match said {
             Ok(l) => (l, None),
@@ -84,4 +70,38 @@ pub fn run(ctx: &Ctx, cmd: RemoteCommand) -> Result<i32> {
         ctx.print_json(&out);
     }
     Ok(crate::error::exit_if(failed))
+}
+
+/// The bucket's (or folder's) versioning, Object Lock and lifecycle.
+fn setup(r: &crate::remote::Remote, rc: &crate::config::RemoteConfig, lock: bool, dry_run: bool) -> Result<Vec<SetupStep>> {
+    match &rc.url {
+        RemoteUrl::File(dir) => {
+            if dry_run {
+                Ok(vec![SetupStep::Done(format!("would create folder {} (0700)", dir.display()))])
+            } else {
+                crate::fsutil::ensure_private_dir(dir)?;
+                Ok(vec![SetupStep::Done(format!("folder {} is ready (a folder has no versions, locks or lifecycle rules)", dir.display()))])
+            }
+        }
+        RemoteUrl::S3 { .. } => {
+            let locks = r.store.locks().ok_or_else(|| crate::failed!("{}: no Object Lock support", r.store.describe()))?;
+            Ok(locks.setup("", lock, dry_run)?)
+        }
+    }
+}
+
+/// Whether the store honours conditional writes, which the lease between agents needs: tried
+/// on a scratch key.
+fn conditional_writes(r: &crate::remote::Remote, dry_run: bool) -> Result<SetupStep> {
+    if dry_run {
+        return Ok(SetupStep::Done("would try conditional writes (If-None-Match, If-Match) on a scratch object".into()));
+    }
+    Ok(SetupStep::Done(match crate::lease::probe(&*r.store)? {
+        crate::lease::Conditional::Honoured => {
+            "conditional writes are honoured: agents on several hosts take turns through a lease per project/env".into()
+        }
+        crate::lease::Conditional::Ignored(why) => format!(
+            "conditional writes are NOT honoured ({why}): agents on several hosts cannot be kept apart; run one agent per project/env"
+        ),
+    }))
 }

@@ -34,10 +34,20 @@ pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<i32> {
     let mut envs = Vec::new();
     let mut all_actions = Vec::new();
     let mut failed = false;
+    let mut locked = false;
     let several = world.names().len() > 1;
     for (project, env) in selected {
         let opts = SyncOptions { now: ctx.now, allow_early_delete: a.allow_early_delete, dry_run: a.dry_run };
         let mut e = world.env(project, &env);
+        let _lease = match crate::lease::for_command(&e, "sync", a.dry_run) {
+            Ok(l) => l,
+            Err(err) => {
+                tracing::error!("sync {}/{env}: {err}", project.name);
+                locked |= matches!(err, crate::error::Error::Locked(_));
+                failed |= !matches!(err, crate::error::Error::Locked(_));
+                continue;
+            }
+        };
         // One destination failing never stops the others.
         for (name, r) in world.destinations() {
             let place = if several { format!("{}/{env}@{name}", project.name) } else { format!("{}/{env}", project.name) };
@@ -118,5 +128,5 @@ pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<i32> {
             );
         }
     }
-    Ok(crate::error::exit_if(failed))
+    Ok(crate::lease::exit_code(failed, locked))
 }

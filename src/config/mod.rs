@@ -37,6 +37,8 @@ pub struct Config {
     pub min_free_space: u64,
     pub pg_bindir: Option<PathBuf>,
     pub lock_wait_timeout: Duration,
+    /// How long an agent's lease on a project/env in the bucket lasts without renewal.
+    pub lease_ttl: Duration,
     pub max_backup_age_hours: u64,
     pub lock_file: PathBuf,
     /// Where temporary files go (a decrypted archive spooled for a parallel restore):
@@ -184,6 +186,23 @@ impl Config {
                 _ => keep(Err(Error::config(file, "lock_wait_timeout", format!("expected a duration like 300s or 5m, got {t:?}")))),
             },
         }
+        let mut lease_ttl = Duration::from_secs(600);
+        let lease_problem = |t: &str| {
+            Error::config(
+                file,
+                "lease_ttl",
+                format!("expected a duration from 2s to 24h like 10m, got {t:?} (the lease is renewed every quarter of it)"),
+            )
+        };
+        match raw.lease_ttl {
+            None => {}
+            Some(raw::NumOrText::Num(n)) if (2..=86_400).contains(&n) => lease_ttl = Duration::from_secs(n),
+            Some(raw::NumOrText::Num(n)) => keep(Err(lease_problem(&n.to_string()))),
+            Some(raw::NumOrText::Text(t)) => match yaml::parse_duration(&t) {
+                Some(d) if d >= Duration::from_secs(2) && d <= Duration::from_secs(86_400) => lease_ttl = d,
+                _ => keep(Err(lease_problem(&t))),
+            },
+        }
         let pg_bindir = raw.pg_bindir.map(|d| rel(&d));
         if let Some(d) = &pg_bindir
             && !d.join("pg_dump").is_file()
@@ -211,6 +230,7 @@ impl Config {
             min_free_space,
             pg_bindir,
             lock_wait_timeout,
+            lease_ttl,
             max_backup_age_hours: raw.max_backup_age_hours.unwrap_or(26),
             lock_file,
             scratch_dir,

@@ -36,6 +36,7 @@ pub struct Agent {
     pub min_free_space: Option<NumOrText>,
     pub pg_bindir: Option<String>,
     pub lock_wait_timeout: Option<NumOrText>,
+    pub lease_ttl: Option<NumOrText>,
     pub max_backup_age_hours: Option<u64>,
     pub lock_file: Option<String>,
     pub scratch_dir: Option<String>,
@@ -103,6 +104,7 @@ impl Agent {
                 "min_free_space" => set(&mut agent.min_free_space, file, &key, v, problems),
                 "pg_bindir" => set(&mut agent.pg_bindir, file, &key, v, problems),
                 "lock_wait_timeout" => set(&mut agent.lock_wait_timeout, file, &key, v, problems),
+                "lease_ttl" => set(&mut agent.lease_ttl, file, &key, v, problems),
                 "max_backup_age_hours" => set(&mut agent.max_backup_age_hours, file, &key, v, problems),
                 "lock_file" => set(&mut agent.lock_file, file, &key, v, problems),
                 "scratch_dir" => set(&mut agent.scratch_dir, file, &key, v, problems),
@@ -114,7 +116,7 @@ impl Agent {
     }
 }
 
-const AGENT_KEYS: [&str; 16] = [
+const AGENT_KEYS: [&str; 17] = [
     "projects",
     "policies",
     "backup_root",
@@ -127,6 +129,7 @@ const AGENT_KEYS: [&str; 16] = [
     "min_free_space",
     "pg_bindir",
     "lock_wait_timeout",
+    "lease_ttl",
     "max_backup_age_hours",
     "lock_file",
     "scratch_dir",

@@ -158,8 +158,20 @@ pub fn run(cfg: &Config, selected: &[(&Project, String)], opts: &RunOptions, ui:
             let night = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 if opts.dry_run {
                     plan_env(&mut ctx, opts, ui, &mut e);
-                } else {
-                    run_env(&mut ctx, opts, ui, &outcomes, &mut e);
+                    return;
+                }
+                // One agent at a time per project/env, across hosts.
+                let lease = match crate::lease::for_env(&ctx, "run", opts.wait_lock) {
+                    Ok(l) => l,
+                    Err(err @ crate::error::Error::Locked(_)) => {
+                        return e.errors.push(EnvError::new("lease", format!("{err}; run again later, or with --wait-lock")));
+                    }
+                    Err(err) => return e.errors.push(EnvError::new("run", err)),
+                };
+                e.warnings.extend(lease.warning.clone());
+                run_env(&mut ctx, opts, ui, &outcomes, &mut e);
+                if let Some(why) = lease.lost() {
+                    e.errors.push(EnvError::new("lease lost", format!("lost during the run ({why}); nothing was deleted after that")));
                 }
             }));
             if let Err(p) = night {
@@ -266,6 +278,38 @@ fn plan_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, e: &mut EnvRun) {
 /// One env's night: backup, globals, sync, prune, the scheduled drill, cleanup. The listing and
 /// the off-site catalog are read once each and again only after a step changed them.
 fn run_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: &Outcomes, e: &mut EnvRun) {
+    if let Some(other) = night_covered(ctx, opts.now) {
+        // Another agent (the other node of a pair) backed this env up tonight: one backup a
+        // night, whoever took it. Sync and prune still run.
+        e.warnings.push(format!("not backed up again: the bucket already holds tonight's backup {other}, taken by another agent"));
+    } else {
+        back_up_env(ctx, opts, ui, outcomes, e);
+    }
+    // After SIGINT or SIGTERM nothing more starts: no sync, no prune, no drill.
+    if crate::signals::interrupted() {
+        e.errors.push(EnvError::new("run", crate::signals::CANCELLED));
+        return;
+    }
+    sync_prune_drill(ctx, opts, ui, outcomes, e);
+}
+
+/// A database backup of `now`'s UTC day in the first destination that this host does not
+/// hold: another agent took tonight's backup.
+fn night_covered(ctx: &mut EnvContext, now: DateTime<Utc>) -> Option<String> {
+    let world = ctx.world();
+    let (_, Ok(first)) = world.destinations().into_iter().next()? else { return None };
+    let local: std::collections::HashSet<String> = ctx.listing().ok()?.databases().map(|b| b.stem.to_string()).collect();
+    let cat = ctx.catalog(first).ok()?;
+    cat.backups
+        .values()
+        .filter(|b| b.stem.kind == crate::names::Kind::Database && b.stem.time.date_naive() == now.date_naive())
+        .filter(|b| b.manifest.as_ref().is_none_or(|m| m.tags.is_empty()))
+        .map(|b| b.stem.to_string())
+        .rfind(|s| !local.contains(s))
+}
+
+/// The night's backup and the roles.
+fn back_up_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: &Outcomes, e: &mut EnvRun) {
     let (cfg, project, env) = (ctx.cfg, ctx.project, ctx.env.clone());
     let env = env.as_str();
     let mut server_down = false;
@@ -294,11 +338,13 @@ fn run_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: &Outcomes
             Err(err) => e.errors.push(EnvError::new("globals", err)),
         }
     }
-    // After SIGINT or SIGTERM nothing more starts: no sync, no prune, no drill.
-    if crate::signals::interrupted() {
-        e.errors.push(EnvError::new("run", crate::signals::CANCELLED));
-        return;
-    }
+}
+
+/// Every destination gets the night's backup, then prune, the scheduled drill and cleanup.
+fn sync_prune_drill(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: &Outcomes, e: &mut EnvRun) {
+    let (cfg, project, env) = (ctx.cfg, ctx.project, ctx.env.clone());
+    let env = env.as_str();
+    crate::fault::point("run:before-sync");
     // Every destination gets the night's backup; one failing never stops the others, and
     // its failure names it.
     let world = ctx.world();

@@ -105,7 +105,7 @@ impl RemoteCatalog {
                 Some(RemoteKey::Data { tier, stem }) => {
                     cat.entry(&stem).copies.insert(tier, o);
                 }
-                Some(RemoteKey::Canary { .. }) => {}
+                Some(RemoteKey::Canary { .. } | RemoteKey::Lease) => {}
                 Some(RemoteKey::Foreign) | None => cat.foreign.push(o.key.clone()),
             }
         }

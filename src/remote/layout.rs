@@ -25,6 +25,8 @@ pub enum RemoteKey {
     Manifest { tier: TierName, stem: Stem },
     /// The object `audit` proves a tier's Object Lock on: `{tier}/.pgtier-canary`.
     Canary { tier: TierName },
+    /// The lease an agent holds while it works on the env (`.pgtier-lease`).
+    Lease,
     /// Not pgtier's.
     Foreign,
 }
@@ -54,9 +56,17 @@ impl EnvLayout {
         format!("{}{tier}/{CANARY}", self.prefix)
     }
 
+    /// The key of the env's lease (see `lease`).
+    pub fn lease_key(&self) -> String {
+        format!("{}{}", self.prefix, crate::lease::NAME)
+    }
+
     /// What `key` is; None when it is not under this env's folder at all.
     pub fn parse(&self, key: &str) -> Option<RemoteKey> {
         let rel = key.strip_prefix(&self.prefix)?;
+        if rel == crate::lease::NAME {
+            return Some(RemoteKey::Lease);
+        }
         let Some((tier, name)) = rel.split_once('/').and_then(|(t, n)| Some((TierName::parse(t)?, n))).filter(|(_, n)| !n.contains('/'))
         else {
             return Some(RemoteKey::Foreign);
@@ -89,6 +99,7 @@ mod tests {
             assert_eq!(l.parse(&l.manifest_key(tier, &stem)), Some(RemoteKey::Manifest { tier, stem: stem.clone() }));
             assert_eq!(l.parse(&l.canary_key(tier)), Some(RemoteKey::Canary { tier }));
         }
+        assert_eq!(l.parse(&l.lease_key()), Some(RemoteKey::Lease));
     }
 
     #[test]

@@ -56,6 +56,14 @@ impl Store for PrefixStore {
         self.inner.put_bytes(&self.full(key), bytes, opts)
     }
 
+    fn put_if(&self, key: &str, bytes: &[u8], cond: crate::store::Condition<'_>) -> Result<String, StoreError> {
+        self.inner.put_if(&self.full(key), bytes, cond)
+    }
+
+    fn get_tagged(&self, key: &str, max: u64) -> Result<(Vec<u8>, String), StoreError> {
+        self.inner.get_tagged(&self.full(key), max)
+    }
+
     fn clock_skew(&self) -> Option<chrono::Duration> {
         self.inner.clock_skew()
     }
@@ -73,6 +81,7 @@ impl Store for PrefixStore {
     }
 
     fn delete(&self, key: &str) -> Result<(), StoreError> {
+        crate::lease::may_delete().map_err(|e| StoreError::Other(format!("{}/{key}: {e}", self.describe())))?;
         self.inner.delete(&self.full(key))
     }
 
@@ -96,6 +105,7 @@ impl Locks for PrefixStore {
     }
 
     fn delete_version(&self, key: &str, version: &str, bypass_governance: bool) -> Result<(), StoreError> {
+        crate::lease::may_delete().map_err(|e| StoreError::Other(format!("{}/{key}: {e}", self.describe())))?;
         self.inner_locks()?.delete_version(&self.full(key), version, bypass_governance)
     }
 

@@ -181,6 +181,44 @@ impl Store for LocalStore {
         Ok(())
     }
 
+    /// Under an flock of `.{name}.cond` beside the object (NFS v4 and SMB carry it to every
+    /// host), the check and the rename into place are one step.
+    fn put_if(&self, key: &str, bytes: &[u8], cond: super::Condition<'_>) -> Result<String, StoreError> {
+        let path = self.path(key)?;
+        let dir = path.parent().expect("keys have a folder");
+        ensure_private_dir(dir).map_err(|e| StoreError::Other(e.to_string()))?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let guard_path = path.with_file_name(format!(".{name}.cond"));
+        let guard = crate::fsutil::open_lock_file(&guard_path).map_err(|e| StoreError::Other(e.to_string()))?;
+        // SAFETY: flock on a descriptor this function owns; released when it is closed.
+        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&guard), libc::LOCK_EX) } != 0 {
+            return Err(self.io(key, std::io::Error::last_os_error()));
+        }
+        let now = match std::fs::read(&path) {
+            Ok(b) => Some(super::content_etag(&b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(self.io(key, e)),
+        };
+        match (cond, now) {
+            (super::Condition::Absent, None) => {}
+            (super::Condition::Matches(want), Some(have)) if want == have => {}
+            _ => return Err(StoreError::Precondition(format!("{}/{key}: the condition does not hold", self.describe()))),
+        }
+        self.write(key, &PutOptions::standard(), |f| f.write_all(bytes).map_err(|e| self.io(key, e)))?;
+        drop(guard);
+        Ok(super::content_etag(bytes))
+    }
+
+    fn get_tagged(&self, key: &str, max: u64) -> Result<(Vec<u8>, String), StoreError> {
+        let path = self.path(key)?;
+        let bytes = crate::fsutil::read_small(&path, max).map_err(|e| match std::fs::metadata(&path) {
+            Err(io) => self.io(key, io),
+            Ok(_) => StoreError::Other(e.to_string()),
+        })?;
+        let etag = super::content_etag(&bytes);
+        Ok((bytes, etag))
+    }
+
     fn abort_incomplete(&self, prefix: &str, keep: &[String]) -> Result<usize, StoreError> {
         // Stale `.NAME.partial` files of crashed writers are this store's unfinished uploads.
         let mut n = 0;

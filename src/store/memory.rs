@@ -34,6 +34,11 @@ impl MemoryStore {
     }
 
     fn insert(&self, key: &str, bytes: Vec<u8>, opts: &PutOptions) {
+        let o = Self::object(key, bytes, opts);
+        self.objects.lock().expect("store").insert(key.to_string(), o);
+    }
+
+    fn object(key: &str, bytes: Vec<u8>, opts: &PutOptions) -> Object {
         let thaw = if opts.class.needs_thaw() { Thaw::Needed } else { Thaw::NotNeeded };
         let meta = ObjectMeta {
             key: key.to_string(),
@@ -45,7 +50,7 @@ impl MemoryStore {
             lock: opts.lock,
             content_sha256: None,
         };
-        self.objects.lock().expect("store").insert(key.to_string(), Object { bytes, meta, thaw_left: None });
+        Object { bytes, meta, thaw_left: None }
     }
 
     /// The memory store keeps one version per key: replacing or deleting a locked one fails as
@@ -136,6 +141,26 @@ impl Store for MemoryStore {
 
     fn locks(&self) -> Option<&dyn Locks> {
         Some(self)
+    }
+
+    fn put_if(&self, key: &str, bytes: &[u8], cond: super::Condition<'_>) -> Result<String, StoreError> {
+        check_key(key)?;
+        let etag = super::content_etag(bytes);
+        let mut objects = self.objects.lock().expect("store");
+        let now = objects.get(key).map(|o| super::content_etag(&o.bytes));
+        match (cond, now) {
+            (super::Condition::Absent, None) => {}
+            (super::Condition::Matches(want), Some(have)) if want == have => {}
+            _ => return Err(StoreError::Precondition(format!("memory://{key}: the condition does not hold"))),
+        }
+        objects.insert(key.to_string(), Self::object(key, bytes.to_vec(), &PutOptions::standard()));
+        Ok(etag)
+    }
+
+    fn get_tagged(&self, key: &str, _max: u64) -> Result<(Vec<u8>, String), StoreError> {
+        let o = self.readable(key)?;
+        let etag = super::content_etag(&o.bytes);
+        Ok((o.bytes, etag))
     }
 
     fn request_thaw(&self, key: &str, _days: u32, _tier: &str) -> Result<(), StoreError> {

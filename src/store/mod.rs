@@ -125,6 +125,15 @@ impl ObjectMeta {
     }
 }
 
+/// The condition of a conditional write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition<'a> {
+    /// No object has the key (`If-None-Match: *`).
+    Absent,
+    /// The object's ETag is this one (`If-Match`).
+    Matches(&'a str),
+}
+
 /// How to write an object.
 #[derive(Debug, Clone)]
 pub struct PutOptions {
@@ -189,6 +198,21 @@ pub trait Store: Send + Sync {
     /// how many were aborted.
     fn abort_incomplete(&self, prefix: &str, keep: &[String]) -> Result<usize, StoreError>;
 
+    /// Writes the small object `bytes` to `key` only if `cond` holds (S3's `If-None-Match: *` or
+    /// `If-Match`), atomically with the check, and returns the new content's ETag; `Precondition`
+    /// when the condition does not hold. A store without conditional writes says so (`Other`).
+    /// Whether a store that answers does honour them is for `lease::probe` to find out.
+    fn put_if(&self, key: &str, bytes: &[u8], cond: Condition<'_>) -> Result<String, StoreError> {
+        let _ = (bytes, cond);
+        Err(StoreError::Other(format!("{}/{key}: {} has no conditional writes", self.describe(), self.describe())))
+    }
+
+    /// A small object's bytes (up to `max`) with its ETag, for a later `put_if(Matches)`.
+    fn get_tagged(&self, key: &str, max: u64) -> Result<(Vec<u8>, String), StoreError> {
+        let _ = max;
+        Err(StoreError::Other(format!("{}/{key}: {} has no conditional writes", self.describe(), self.describe())))
+    }
+
     /// How far this host's clock is ahead of the store's (negative: behind), from the `Date`
     /// of the store's latest answer; None where the store has no clock of its own or has not
     /// answered yet. An Object Lock ends by the store's clock, not this host's.
@@ -208,6 +232,12 @@ pub fn check_sent(key: &str, opts: &PutOptions, sent_size: u64, sent_sha256: &st
         ))),
         _ => Ok(()),
     }
+}
+
+/// The ETag of a small object for stores that make their own (a folder, memory): its SHA-256.
+pub fn content_etag(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("\"{}\"", hex::encode(sha2::Sha256::digest(bytes)))
 }
 
 /// Checks a key before it becomes a path or a request.

@@ -56,6 +56,9 @@ pub enum Verdict {
     Truncate(usize),
     /// Forward, then replace the value of a response header.
     RewriteHeader(&'static str, String),
+    /// Forward without the request headers of these (lower-case) names: a store that ignores
+    /// them, as one without conditional writes ignores `if-none-match` and `if-match`.
+    ForwardWithout(&'static [&'static str]),
     /// Forward, then flip one byte in the middle of the response body (a corruption on the way).
     Corrupt,
 }
@@ -178,6 +181,11 @@ fn handle(
     for h in &head {
         let lower = h.to_ascii_lowercase();
         if lower.starts_with("connection:") || lower.starts_with("keep-alive:") || lower.starts_with("expect:") {
+            continue;
+        }
+        if let Verdict::ForwardWithout(names) = &verdict
+            && names.iter().any(|n| lower.split_once(':').is_some_and(|(name, _)| name.trim() == *n))
+        {
             continue;
         }
         if h == "\r\n" {

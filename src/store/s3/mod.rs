@@ -497,6 +497,41 @@ impl Store for S3Store {
         self.delete_all_versions(key)
     }
 
+    fn put_if(&self, key: &str, bytes: &[u8], cond: super::Condition<'_>) -> Result<String, StoreError> {
+        check_key(key)?;
+        let legacy = self.legacy();
+        let client = if legacy { &self.plain } else { &self.full };
+        self.block(async {
+            let mut req = client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .content_type("application/json")
+                // A bucket with Object Lock wants an integrity header on every write.
+                .content_md5(object_lock::md5_b64(bytes))
+                .body(ByteStream::from(bytes.to_vec()));
+            req = match cond {
+                super::Condition::Absent => req.if_none_match("*"),
+                super::Condition::Matches(etag) => req.if_match(etag),
+            };
+            let out = req.send().await.map_err(|e| self.other("writing", key, e))?;
+            out.e_tag().map(str::to_string).ok_or_else(|| StoreError::Other(format!("writing {}: the store gave no ETag", self.url(key))))
+        })
+    }
+
+    fn get_tagged(&self, key: &str, max: u64) -> Result<(Vec<u8>, String), StoreError> {
+        check_key(key)?;
+        self.block(async {
+            let out = self.client().get_object().bucket(&self.bucket).key(key).send().await.map_err(|e| self.other("reading", key, e))?;
+            if out.content_length().unwrap_or(0) as u64 > max {
+                return Err(StoreError::Other(format!("reading {}: larger than {max} bytes", self.url(key))));
+            }
+            let etag = out.e_tag().map(str::to_string).unwrap_or_default();
+            let body = out.body.collect().await.map_err(|e| StoreError::Unreachable(format!("reading {}: {e}", self.url(key))))?;
+            Ok((body.into_bytes().to_vec(), etag))
+        })
+    }
+
     fn locks(&self) -> Option<&dyn super::Locks> {
         Some(self)
     }
