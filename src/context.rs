@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use crate::config::{Config, Project, RemoteConfig};
 use crate::error::{Error, Result};
 use crate::records::listing::Listing;
+use crate::remote::lease::{self, Lease, Taken};
 use crate::remote::{DestinationState, EnvOffsite, Remote, RemoteCatalog, RemoteState};
 
 /// One command's view of the configuration and the destinations.
@@ -257,4 +258,62 @@ fn warn_unconfirmed(project: &str, env: &str, name: &str, e: &Error) {
     tracing::warn!(
         "{project}/{env}: cannot check the copies on destination {name} ({e}); local backups it should hold stay until they can be confirmed"
     );
+}
+
+/// One project/env's lease for a command (see `remote::lease`), with what to tell the operator.
+pub struct EnvLease {
+    pub lease: Option<Lease>,
+    /// Why there is no lease where one was wanted (the store ignores conditional writes, or
+    /// could not be reached: then nothing is deleted in this run).
+    pub warning: Option<String>,
+}
+
+impl EnvLease {
+    /// Why the lease was lost during the command, if it was.
+    pub fn lost(&self) -> Option<String> {
+        self.lease.as_ref().and_then(Lease::lost)
+    }
+}
+
+impl<'c> EnvContext<'c> {
+    /// Takes this env's lease at the first destination for `command`, waiting up to `wait` for
+    /// another agent; `Locked` (exit 11) naming the holder when it cannot. Without a
+    /// destination there is nothing to share and no lease. A destination that cannot be reached
+    /// gives no lease: the command goes on (a backup is still worth taking), deleting nothing.
+    pub fn lease(&self, command: &str, wait: Option<std::time::Duration>) -> Result<EnvLease> {
+        let Some((name, first)) = self.ctx.destinations().into_iter().next() else { return Ok(EnvLease { lease: None, warning: None }) };
+        let without = |e: &dyn std::fmt::Display| {
+            if crate::signals::interrupted() {
+                return Err(Error::Cancelled);
+            }
+            let w =
+                format!("could not take the lease on destination {name} ({e}): going on without it, and nothing is deleted in this run");
+            lease::refuse_deletions(&w);
+            Ok(EnvLease { lease: None, warning: Some(w) })
+        };
+        let remote = match first {
+            Ok(r) => r,
+            Err(e) => return without(&e),
+        };
+        let key = remote.layout(&self.project.name, &self.env).lease_key();
+        match Lease::take(remote.store.clone(), &key, self.cfg.lease_ttl, wait, command) {
+            Ok(Taken::Held(l)) => Ok(EnvLease { lease: Some(l.fence()), warning: None }),
+            Ok(Taken::Unsupported(why)) => Ok(EnvLease { lease: None, warning: Some(why) }),
+            Err(e @ (Error::Locked(_) | Error::Cancelled)) => Err(e),
+            Err(e) => without(&e),
+        }
+    }
+
+    /// The lease for a single-step command (`backup`, `sync`, `prune`), its warning logged;
+    /// none in a dry run, which changes nothing.
+    pub fn lease_for(&self, command: &str, dry_run: bool) -> Result<Option<EnvLease>> {
+        if dry_run {
+            return Ok(None);
+        }
+        let l = self.lease(command, None)?;
+        if let Some(w) = &l.warning {
+            tracing::warn!("{}/{}: {w}", self.project.name, self.env);
+        }
+        Ok(Some(l))
+    }
 }

@@ -305,6 +305,11 @@ pub fn warn_if_loose(path: &Path, what: &str) {
     }
 }
 
+/// This host's name, as the kernel has it.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
+}
+
 /// Whether process `pid` exists on this host (EPERM: it exists, owned by someone else).
 pub fn process_alive(pid: i32) -> bool {
     // SAFETY: kill with signal 0 only checks whether the process exists.

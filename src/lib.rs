@@ -26,7 +26,6 @@ pub mod crypto;
 pub mod error;
 pub mod fault;
 pub mod fsutil;
-pub mod lease;
 pub mod names;
 pub mod ops;
 pub mod pipeline;

@@ -184,3 +184,27 @@ mod redact_tests {
         }
     }
 }
+
+/// The pieces of the self-contained HTML pages (`report`, `fleet report`).
+pub mod html {
+    /// Escapes text for HTML and SVG.
+    pub fn esc(s: &str) -> String {
+        s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    }
+
+    /// The pages' one stylesheet.
+    pub const CSS: &str = "body{font:14px/1.4 system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;color:#222;background:#fff;max-width:1200px}\
+h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 6px;border-top:1px solid #ddd;padding-top:14px}\
+h3{font-size:14px;margin:14px 0 2px}\
+.meta{color:#555}.ok{color:#1a7f37}.bad{color:#cf222e;font-weight:600}.warn{color:#9a6700}.dim{color:#777}\
+ul.findings{margin:6px 0;padding-left:20px}ul.findings li{color:#cf222e}\
+.legend span{display:inline-block;margin-right:14px}.legend i{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:-1px}\
+svg{display:block;margin:4px 0;width:100%;height:auto}svg text{font-family:system-ui,sans-serif;fill:#444}\
+.scroll{overflow-x:auto}table.tiers{border-collapse:collapse;font-size:13px;margin:6px 0}\
+table.tiers th,table.tiers td{padding:3px 10px 3px 0;text-align:left;vertical-align:top;border-bottom:1px solid #eee}\
+table.tiers th{border-bottom:1px solid #bbb;font-weight:600}table.tiers td.place{word-break:break-all;max-width:260px;font-weight:600}\
+table.tiers td.num{text-align:right}\
+*{-webkit-print-color-adjust:exact;print-color-adjust:exact}\
+@page{margin:12mm}@media print{body{margin:0;font-size:11px;max-width:none}h2{break-before:page;border-top:0}\
+section:first-of-type h2{break-before:auto}.scroll{overflow:visible}table.tiers{font-size:10px}svg,table.tiers tr{break-inside:avoid}}";
+}

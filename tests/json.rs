@@ -44,6 +44,7 @@ fn every_json_output_is_one_enveloped_object_and_every_field_is_documented() {
         "tiers:\n  daily: {keep: 3, locations: [local, remote]}\n  weekly: {keep: 2, locations: [remote]}\nverify: daily\n",
     );
     let side = db_name("json_side");
+    let nas_url = format!("file://{}", nas.path().display());
     let now = "2025-01-06T02:00:00Z";
     let commands: Vec<(&str, Vec<&str>)> = vec![
         ("config check", vec!["config", "check"]),
@@ -66,6 +67,9 @@ fn every_json_output_is_one_enveloped_object_and_every_field_is_documented() {
         ("report", vec!["report", "--now", now]),
         ("restore", vec!["restore", "shop", "production", "--target-db", &side]),
         ("restore-globals", vec!["restore-globals", "shop", "production"]),
+        ("fleet status", vec!["fleet", "status", "--remote", &nas_url, "--now", now]),
+        ("fleet audit", vec!["fleet", "audit", "--remote", &nas_url, "--now", now]),
+        ("fleet report", vec!["fleet", "report", "--remote", "default", "--now", now]),
     ];
     let mut keys = BTreeSet::new();
     for (name, args) in &commands {

@@ -124,17 +124,9 @@ fn two_agents_racing_every_night_leave_one_backup_a_night_and_delete_nothing_kep
 
 #[test]
 fn a_second_agent_exits_11_naming_the_holder_and_waits_its_turn_with_wait_lock() {
-    let c = cluster();
-    let db = db_name("holder");
-    c.create_sample_db(&db, 5);
     let ls = localstack();
-    let bucket = ls.bucket();
-    let remote = ls.remote_yaml(&bucket, "fleet");
-    let (a, b) = (agent(&db, &remote, "20s"), agent(&db, &remote, "20s"));
-    // A stops itself (SIGSTOP) while it holds the lease.
-    a.set_env("PGTIER_FAILPOINT", "run:before-sync=stop");
-    let mut holder = spawn(&a, &["run", "--now", &night(1, 0)]);
-    support::wait_until(Duration::from_secs(60), "the first agent to stop holding its lease", || stopped(holder.id()));
+    let (a, b, bucket) = pair(ls, "holder", "20s");
+    let mut holder = holding(&a, &night(1, 0), false);
     let out = b.run(&["run", "--now", &night(1, 5)]);
     let said = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(11), "{said}");
@@ -159,28 +151,39 @@ fn a_second_agent_exits_11_naming_the_holder_and_waits_its_turn_with_wait_lock()
     assert_eq!(nights_in_bucket(ls, &bucket).values().map(BTreeSet::len).sum::<usize>(), 1);
 }
 
+/// Two agents (two hosts' folders) on one new bucket of `store`, with a sample database.
+fn pair(store: &LocalStack, name: &str, ttl: &str) -> (Scratch, Scratch, String) {
+    let db = db_name(name);
+    cluster().create_sample_db(&db, 5);
+    let bucket = store.bucket();
+    let remote = store.remote_yaml(&bucket, "fleet");
+    (agent(&db, &remote, ttl), agent(&db, &remote, ttl), bucket)
+}
+
+/// `a`'s run of `now`, stopped (SIGSTOP) while it holds the lease.
+fn holding(a: &Scratch, now: &str, json: bool) -> Child {
+    a.set_env("PGTIER_FAILPOINT", "run:before-sync=stop");
+    let args = if json { vec!["run", "--json", "--now", now] } else { vec!["run", "--now", now] };
+    let child = spawn(a, &args);
+    support::wait_until(Duration::from_secs(60), "the agent to stop holding its lease", || stopped(child.id()));
+    child
+}
+
 fn stopped(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.rsplit(')').next().unwrap_or("").trim_start().starts_with('T'))
 }
 
 #[test]
 fn a_holder_stalled_past_its_lease_deletes_nothing_after_it_wakes_and_says_so() {
-    let c = cluster();
-    let db = db_name("stall");
-    c.create_sample_db(&db, 5);
     let ls = localstack();
-    let bucket = ls.bucket();
-    let remote = ls.remote_yaml(&bucket, "fleet");
-    let (a, b) = (agent(&db, &remote, "3s"), agent(&db, &remote, "3s"));
+    let (a, b, bucket) = pair(ls, "stall", "3s");
     // Three nights by A: the fourth lets the first go, locally and off-site.
     for d in 1..=3 {
         a.ok(&["run", "--now", &night(d, 0)]);
     }
     let before: BTreeSet<String> = ls.objects(&bucket, "fleet/").into_iter().map(|(k, _, _)| k).collect();
     let local_before = a.files("shop", "production");
-    a.set_env("PGTIER_FAILPOINT", "run:before-sync=stop");
-    let stalled = spawn(&a, &["run", "--json", "--now", &night(4, 0)]);
-    support::wait_until(Duration::from_secs(60), "the agent to stall", || stopped(stalled.id()));
+    let stalled = holding(&a, &night(4, 0), true);
     // Past the expiry another agent takes the lease over, and runs its own night.
     std::thread::sleep(Duration::from_secs(4));
     let other = b.run(&["run", "--json", "--now", &night(4, 30)]);
@@ -202,19 +205,11 @@ fn a_holder_stalled_past_its_lease_deletes_nothing_after_it_wakes_and_says_so() 
 
 #[test]
 fn the_lease_works_on_moto_too() {
-    let c = cluster();
-    let db = db_name("moto");
-    c.create_sample_db(&db, 5);
-    let m = moto();
-    let bucket = m.bucket();
-    let remote = m.remote_yaml(&bucket, "fleet");
-    let (a, b) = (agent(&db, &remote, "20s"), agent(&db, &remote, "20s"));
+    let (a, b, _) = pair(moto(), "moto", "20s");
     let doctor = a.run(&["doctor"]);
     let said = String::from_utf8_lossy(&doctor.stdout);
     assert!(said.contains("conditional writes honoured"), "{said}");
-    a.set_env("PGTIER_FAILPOINT", "run:before-sync=stop");
-    let mut holder = spawn(&a, &["run", "--now", &night(1, 0)]);
-    support::wait_until(Duration::from_secs(60), "the first agent to stop holding its lease", || stopped(holder.id()));
+    let mut holder = holding(&a, &night(1, 0), false);
     let out = b.run(&["run", "--now", &night(1, 5)]);
     assert_eq!(out.status.code(), Some(11), "{}", String::from_utf8_lossy(&out.stdout));
     unsafe { libc::kill(holder.id() as i32, libc::SIGCONT) };
@@ -240,4 +235,86 @@ fn a_store_that_ignores_conditional_writes_is_found_out_and_the_lease_does_not_p
     let out = a.ok(&["run", "--now", &night(1, 0)]);
     assert!(out.contains("does not honour conditional writes") && out.contains("only runs on this host"), "{out}");
     assert_eq!(nights_in_bucket(ls, &bucket).len(), 1, "the night's backup still went off-site");
+}
+
+/// pgtier with no pgtier.yml at all, in an empty folder, with the test's AWS environment.
+fn bare(args: &[&str]) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_pgtier"));
+    c.current_dir(dir.path()).env_remove("PGTIER_CONFIG").args(args);
+    support::localstack::aws_env(&mut c);
+    c.stdin(Stdio::null()).output().unwrap()
+}
+
+#[test]
+fn the_fleet_view_reads_two_hosts_backups_from_the_bucket_alone() {
+    let c = cluster();
+    let (db1, db2) = (db_name("fleet_shop"), db_name("fleet_blog"));
+    c.create_sample_db(&db1, 5);
+    c.create_sample_db(&db2, 5);
+    let ls = localstack();
+    let bucket = ls.bucket();
+    let remote = ls.remote_yaml(&bucket, "fleet");
+    // Two hosts, each with its own project, one bucket.
+    let one = Scratch::new(&format!("shop:\n{}    policy: small\n", c.database_block(&[("production", &db1), ("staging", &db1)])), &remote);
+    one.write("policies/small.yml", "verify: never\ntiers:\n  daily: {keep: 3, locations: [local, remote]}\n  weekly: {keep: 2, locations: [remote], storage_class: STANDARD_IA}\n");
+    let two = Scratch::new(&format!("blog:\n{}", c.database_block(&[("production", &db2)])), &remote);
+    for d in 1..=3 {
+        one.ok(&["run", "shop", "production", "--now", &night(d, 0)]);
+        two.ok(&["run", "--now", &night(d, 10)]);
+    }
+    // shop/staging was backed up once, on the first night only: stale by the third.
+    one.ok(&["run", "shop", "staging", "--now", &night(1, 20)]);
+    two.ok(&["verify", "--now", &night(3, 30)]);
+    // An agent that died holding blog/production's lease an hour before.
+    let stuck = format!(
+        r#"{{"host":"db-2","pid":4242,"run":"x","command":"run","since":"{}","expires":"{}"}}"#,
+        night(3, 0).replace("02:00", "01:00"),
+        night(3, 0).replace("02:00", "01:10")
+    );
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(f.path(), stuck).unwrap();
+    ls.aws(&["s3", "cp", f.path().to_str().unwrap(), &format!("s3://{bucket}/fleet/blog/production/.pgtier-lease")]);
+
+    let at = night(3, 50);
+    let url = format!("s3://{bucket}/fleet");
+    let args =
+        |cmd: &'static str| vec!["fleet", cmd, "--remote", &url, "--endpoint-url", &ls.endpoint, "--region", "us-east-1", "--now", &at];
+    let out = bare(&[&args("status")[..], &["--json"]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = json(&out.stdout);
+    let envs: BTreeMap<String, &serde_json::Value> = v["envs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (format!("{}/{}", e["project"].as_str().unwrap(), e["env"].as_str().unwrap()), e))
+        .collect();
+    assert_eq!(envs.keys().collect::<Vec<_>>(), ["blog/production", "shop/production", "shop/staging"], "{v}");
+    let shop = envs["shop/production"];
+    assert_eq!(shop["backups"], 3, "{shop}");
+    assert_eq!(shop["newest"].as_str().unwrap(), format!("db_{}_020000", night(3, 0)[..10].replace('-', "")));
+    assert_eq!(shop["tiers"]["daily"]["copies"], 3, "{shop}");
+    assert!(shop["tiers"]["weekly"]["classes"]["STANDARD_IA"].as_u64().unwrap() >= 1, "{shop}");
+    assert!(shop["findings"].as_array().unwrap().is_empty(), "{shop}");
+    let staging = envs["shop/staging"];
+    assert!(staging["findings"].to_string().contains("stale"), "{staging}");
+    let blog = envs["blog/production"];
+    assert_eq!(blog["last_drill"]["ok"], true, "{blog}");
+    assert!(blog["findings"].to_string().contains("lease stuck") && blog["findings"].to_string().contains("host db-2, pid 4242"), "{blog}");
+    // People first: a line per env, its findings under it.
+    let text = String::from_utf8_lossy(&bare(&args("status")).stdout).to_string();
+    assert!(text.contains("ok       shop/production") && text.contains("PROBLEM  shop/staging") && text.contains("drill ok"), "{text}");
+    // audit exits 1 on findings; report writes one page with every env.
+    assert_eq!(bare(&args("audit")).status.code(), Some(1));
+    let page = tempfile::tempdir().unwrap().keep().join("fleet.html");
+    let out = bare(&[&args("report")[..], &["--html", page.to_str().unwrap()]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let html = std::fs::read_to_string(&page).unwrap();
+    for e in ["blog/production", "shop/production", "shop/staging", "lease stuck"] {
+        assert!(html.contains(e), "{e} missing from the page");
+    }
+    // A bad URL is a usage error naming the option.
+    let out = bare(&["fleet", "status", "--remote", "s3://"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--remote"), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -26,7 +26,7 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> Result<i32> {
     }
     let world = crate::context::Context::new(&cfg);
     let mut e = world.env(project, &a.target.env);
-    let _lease = crate::lease::for_command(&e, "backup", false)?;
+    let _lease = e.lease_for("backup", false)?;
     let b = backup(&mut e, &BackupOptions { tags: a.tags, now: ctx.now }, &ctx.ui)?;
     if ctx.ui.json {
         ctx.print_json(&serde_json::json!({ "path": b.data_path, "manifest": b.manifest_path, "backup": b.stem.to_string(), "size": b.manifest.size, "sha256": b.manifest.sha256, "tiers": b.manifest.tiers }));

@@ -130,7 +130,10 @@ const EXIT_STATUS: &[(i32, &str)] = &[
         crate::error::EXIT_USAGE,
         "Bad usage or invalid configuration, or what this host cannot do as asked (no fitting PostgreSQL tools, a restore onto an older major); nothing was changed.",
     ),
-    (crate::error::EXIT_LOCKED, "Another pgtier run holds the run lock (--wait-lock waits for it)."),
+    (
+        crate::error::EXIT_LOCKED,
+        "Another pgtier run holds the run lock, or another agent the lease in the bucket (--wait-lock waits for either).",
+    ),
     (
         crate::error::EXIT_THAW_PENDING,
         "A Glacier or Deep Archive thaw was requested or is under way: run the same command again later (or add --wait).",

@@ -7,6 +7,7 @@ mod config_check;
 mod config_init;
 mod docs;
 mod doctor;
+mod fleet;
 mod list;
 mod overview;
 mod policy;
@@ -96,6 +97,9 @@ pub enum Command {
     /// Off-site destination commands.
     #[command(subcommand)]
     Remote(remote::RemoteCommand),
+    /// Every project/env under a bucket's prefix, from the bucket alone (no projects.yml).
+    #[command(subcommand)]
+    Fleet(fleet::FleetCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(docs::CompletionsArgs),
     /// Print the man page, or write one page per command with --dir.
@@ -189,8 +193,21 @@ fn command_name(c: &Command) -> &'static str {
         Command::Doctor(_) => "doctor",
         Command::Report(_) => "report",
         Command::Remote(_) => "remote init",
+        Command::Fleet(fleet::FleetCommand::Status(_)) => "fleet status",
+        Command::Fleet(fleet::FleetCommand::Audit(_)) => "fleet audit",
+        Command::Fleet(fleet::FleetCommand::Report(_)) => "fleet report",
         Command::Completions(_) => "completions",
         Command::Man(_) => "man",
+    }
+}
+
+/// The exit code of a command over several envs: a failure is 1; envs that only another
+/// agent's lease kept it from are 11 (try again later, or wait).
+fn exit_code(failed: bool, locked: bool) -> i32 {
+    match (failed, locked) {
+        (true, _) => crate::error::EXIT_FAILED,
+        (false, true) => crate::error::EXIT_LOCKED,
+        _ => crate::error::EXIT_OK,
     }
 }
 
@@ -302,6 +319,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::Run(a) => run::run(ctx, a),
         Command::Sync(a) => sync::run(ctx, a),
         Command::Remote(c) => remote::run(ctx, c),
+        Command::Fleet(c) => fleet::run(ctx, c),
         Command::RestoreGlobals(a) => restore_globals::run(ctx, a),
         Command::Verify(a) => verify::run(ctx, a),
         Command::Status(a) => crate::records::manifest::without_row_counts(|| status::run(ctx, a)),

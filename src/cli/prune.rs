@@ -29,7 +29,7 @@ pub fn run(ctx: &Ctx, a: PruneArgs) -> Result<i32> {
     let world = Context::new(&cfg);
     for (project, env) in cfg.select(a.project.as_deref(), a.env.as_deref())? {
         let mut e = world.env(project, &env);
-        let _lease = match crate::lease::for_command(&e, "prune", a.dry_run) {
+        let _lease = match e.lease_for("prune", a.dry_run) {
             Ok(l) => l,
             Err(err) => {
                 tracing::error!("prune {}/{env}: {err}", project.name);
@@ -57,5 +57,5 @@ pub fn run(ctx: &Ctx, a: PruneArgs) -> Result<i32> {
             print_plan(p, a.dry_run);
         }
     }
-    Ok(crate::lease::exit_code(failed > 0, locked))
+    Ok(super::exit_code(failed > 0, locked))
 }

@@ -96,11 +96,11 @@ fn conditional_writes(r: &crate::remote::Remote, dry_run: bool) -> Result<SetupS
     if dry_run {
         return Ok(SetupStep::Done("would try conditional writes (If-None-Match, If-Match) on a scratch object".into()));
     }
-    Ok(SetupStep::Done(match crate::lease::probe(&*r.store)? {
-        crate::lease::Conditional::Honoured => {
+    Ok(SetupStep::Done(match crate::remote::lease::probe(&*r.store)? {
+        crate::remote::lease::Conditional::Honoured => {
             "conditional writes are honoured: agents on several hosts take turns through a lease per project/env".into()
         }
-        crate::lease::Conditional::Ignored(why) => format!(
+        crate::remote::lease::Conditional::Ignored(why) => format!(
             "conditional writes are NOT honoured ({why}): agents on several hosts cannot be kept apart; run one agent per project/env"
         ),
     }))

@@ -83,5 +83,5 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
     // Envs that only another agent's lease kept this run from: exit 11, as for a held lock.
     let failed: Vec<_> = report.envs.iter().filter(|e| !e.ok).collect();
     let locked = !failed.is_empty() && failed.iter().all(|e| e.errors.iter().all(|x| x.operation == "lease"));
-    Ok(crate::lease::exit_code(!report.ok && !locked, locked))
+    Ok(super::exit_code(!report.ok && !locked, locked))
 }

@@ -39,7 +39,7 @@ pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<i32> {
     for (project, env) in selected {
         let opts = SyncOptions { now: ctx.now, allow_early_delete: a.allow_early_delete, dry_run: a.dry_run };
         let mut e = world.env(project, &env);
-        let _lease = match crate::lease::for_command(&e, "sync", a.dry_run) {
+        let _lease = match e.lease_for("sync", a.dry_run) {
             Ok(l) => l,
             Err(err) => {
                 tracing::error!("sync {}/{env}: {err}", project.name);
@@ -128,5 +128,5 @@ pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<i32> {
             );
         }
     }
-    Ok(crate::lease::exit_code(failed, locked))
+    Ok(super::exit_code(failed, locked))
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 pub use crate::vocab::{Compression, Connection, EncryptionConfig};
 pub use crate::vocab::{Location, LockMode, StorageClass, TierName};
 pub use policy::{BUILTIN_DEFAULT, Policy, Retain, Tier, VerifySchedule};
-pub use remote::{Checksums, RemoteConfig, RemoteUrl};
+pub use remote::{Checksums, RemoteConfig, RemoteUrl, from_url as remote_from_url};
 
 use crate::error::{Error, Result};
 use crate::names::check_component;

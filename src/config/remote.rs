@@ -113,6 +113,36 @@ pub fn destinations(file: &Path, one: Option<raw::Remote>, many: Option<Vec<raw:
     }
 }
 
+/// A destination given on the command line (`--remote s3://bucket/prefix`), with the defaults
+/// of pgtier.yml for everything else; `endpoint_url` (an S3-compatible store) implies path-style
+/// addressing. Errors name the option.
+pub fn from_url(url: &str, endpoint_url: Option<String>, region: Option<String>) -> Result<RemoteConfig> {
+    let force_path_style = endpoint_url.is_some().then_some(true);
+    let r = raw::Remote {
+        name: None,
+        url: url.to_string(),
+        request_checksum_calculation: None,
+        tiers: None,
+        storage_classes: None,
+        prune: Some(false),
+        endpoint_url,
+        region,
+        force_path_style,
+        restore_tier: None,
+        restore_days: None,
+        concurrency: None,
+        timeout_seconds: None,
+        connect_timeout_seconds: None,
+        attempts: None,
+    };
+    remote_config(Path::new("--remote"), "--remote", r, "fleet").map_err(|e| match e {
+        Error::Config { key, message, .. } => {
+            crate::usage!("{}: {message}", key.replace("--remote.url", "--remote").replace("--remote.", "--"))
+        }
+        e => e,
+    })
+}
+
 fn check_name(name: &str) -> std::result::Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 64

@@ -400,11 +400,11 @@ fn destination(cfg: &Config, world: &Context, rc: &RemoteConfig) -> Vec<Check> {
         }
     }
     out.insert(0, scratch_object(&what, r, rc));
-    out.push(match crate::lease::probe(&*r.store) {
-        Ok(crate::lease::Conditional::Honoured) => {
+    out.push(match crate::remote::lease::probe(&*r.store) {
+        Ok(crate::remote::lease::Conditional::Honoured) => {
             Check::ok(format!("{what} lease"), "conditional writes honoured: agents on several hosts take turns")
         }
-        Ok(crate::lease::Conditional::Ignored(why)) => Check::warn(
+        Ok(crate::remote::lease::Conditional::Ignored(why)) => Check::warn(
             format!("{what} lease"),
             format!("conditional writes are not honoured ({why}): agents on several hosts cannot be kept apart, only runs on this host"),
             "use a store that honours If-None-Match and If-Match (AWS S3 does), or run one agent per project/env",

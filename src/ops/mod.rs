@@ -6,6 +6,7 @@ pub mod adopt;
 pub mod audit;
 pub mod backup;
 pub mod doctor;
+pub mod fleet;
 pub mod prune;
 pub mod report;
 pub mod restore;

@@ -28,7 +28,7 @@ pub fn apply(dir: &Path, listing: &Listing, plan: &EnvPlan) -> Result<usize> {
         // No deletion starts after SIGINT or SIGTERM (a batch under way is finished: its
         // tombstones already commit it).
         crate::signals::check()?;
-        crate::lease::may_delete()?;
+        crate::remote::lease::may_delete()?;
         for (_, b) in batch {
             std::fs::rename(&b.manifest_path, tombstone_path(&b.manifest_path)).at(&b.manifest_path)?;
         }
@@ -147,7 +147,7 @@ pub fn prune_env(e: &mut EnvContext, now: DateTime<Utc>, remote: Option<&RemoteS
     let mut listing = Listing::under_lock(None, &e.dir, &project.name, &env, &lock)?;
     let plan = plan_env(&listing, project, &env, now, remote);
     if !dry_run {
-        crate::lease::may_delete()?;
+        crate::remote::lease::may_delete()?;
         apply(&e.dir, &listing, &plan)?;
         clean_partials(&listing)?;
         clean_orphans(&listing)?;

@@ -161,7 +161,7 @@ pub fn run(cfg: &Config, selected: &[(&Project, String)], opts: &RunOptions, ui:
                     return;
                 }
                 // One agent at a time per project/env, across hosts.
-                let lease = match crate::lease::for_env(&ctx, "run", opts.wait_lock) {
+                let lease = match ctx.lease("run", opts.wait_lock) {
                     Ok(l) => l,
                     Err(err @ crate::error::Error::Locked(_)) => {
                         return e.errors.push(EnvError::new("lease", format!("{err}; run again later, or with --wait-lock")));
@@ -298,6 +298,13 @@ fn run_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: &Outcomes
 fn night_covered(ctx: &mut EnvContext, now: DateTime<Utc>) -> Option<String> {
     let world = ctx.world();
     let (_, Ok(first)) = world.destinations().into_iter().next()? else { return None };
+    // Read under the env lock, so the backup that follows takes this listing as current
+    // instead of reading the folder again.
+    if ctx.listing_if_read().is_none() && ctx.dir.is_dir() {
+        let lock = crate::fsutil::DirLock::acquire(&ctx.dir).ok()?;
+        let read = crate::records::listing::Listing::under_lock(None, &ctx.dir, &ctx.project.name, &ctx.env, &lock).ok()?;
+        ctx.adopt(read);
+    }
     let local: std::collections::HashSet<String> = ctx.listing().ok()?.databases().map(|b| b.stem.to_string()).collect();
     let cat = ctx.catalog(first).ok()?;
     cat.backups

@@ -58,13 +58,13 @@ impl EnvLayout {
 
     /// The key of the env's lease (see `lease`).
     pub fn lease_key(&self) -> String {
-        format!("{}{}", self.prefix, crate::lease::NAME)
+        format!("{}{}", self.prefix, crate::remote::lease::NAME)
     }
 
     /// What `key` is; None when it is not under this env's folder at all.
     pub fn parse(&self, key: &str) -> Option<RemoteKey> {
         let rel = key.strip_prefix(&self.prefix)?;
-        if rel == crate::lease::NAME {
+        if rel == crate::remote::lease::NAME {
             return Some(RemoteKey::Lease);
         }
         let Some((tier, name)) = rel.split_once('/').and_then(|(t, n)| Some((TierName::parse(t)?, n))).filter(|(_, n)| !n.contains('/'))

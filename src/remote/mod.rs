@@ -6,6 +6,7 @@
 
 pub mod catalog;
 pub mod layout;
+pub mod lease;
 pub mod prefix;
 pub mod thaw;
 

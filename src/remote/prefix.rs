@@ -44,6 +44,10 @@ impl Store for PrefixStore {
         Ok(self.inner.list(&self.full(prefix))?.into_iter().map(|m| self.strip(m)).collect())
     }
 
+    fn list_each(&self, prefix: &str, f: &mut dyn FnMut(ObjectMeta) -> Result<(), StoreError>) -> Result<(), StoreError> {
+        self.inner.list_each(&self.full(prefix), &mut |m| f(self.strip(m)))
+    }
+
     fn head(&self, key: &str) -> Result<ObjectMeta, StoreError> {
         self.inner.head(&self.full(key)).map(|m| self.strip(m))
     }
@@ -81,7 +85,7 @@ impl Store for PrefixStore {
     }
 
     fn delete(&self, key: &str) -> Result<(), StoreError> {
-        crate::lease::may_delete().map_err(|e| StoreError::Other(format!("{}/{key}: {e}", self.describe())))?;
+        crate::remote::lease::may_delete().map_err(|e| StoreError::Other(format!("{}/{key}: {e}", self.describe())))?;
         self.inner.delete(&self.full(key))
     }
 
@@ -105,7 +109,7 @@ impl Locks for PrefixStore {
     }
 
     fn delete_version(&self, key: &str, version: &str, bypass_governance: bool) -> Result<(), StoreError> {
-        crate::lease::may_delete().map_err(|e| StoreError::Other(format!("{}/{key}: {e}", self.describe())))?;
+        crate::remote::lease::may_delete().map_err(|e| StoreError::Other(format!("{}/{key}: {e}", self.describe())))?;
         self.inner_locks()?.delete_version(&self.full(key), version, bypass_governance)
     }
 

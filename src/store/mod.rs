@@ -160,6 +160,15 @@ pub trait Store: Send + Sync {
     /// being written.
     fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError>;
 
+    /// Every object whose key starts with `prefix`, in key order, given to `f` one at a time as
+    /// the listing arrives (a listing of a whole fleet is never held in memory).
+    fn list_each(&self, prefix: &str, f: &mut dyn FnMut(ObjectMeta) -> Result<(), StoreError>) -> Result<(), StoreError> {
+        for o in self.list(prefix)? {
+            f(o)?;
+        }
+        Ok(())
+    }
+
     /// One object's metadata, including the stored SHA-256 and its thaw state.
     fn head(&self, key: &str) -> Result<ObjectMeta, StoreError>;
 

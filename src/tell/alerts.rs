@@ -58,7 +58,7 @@ impl Alert {
 
 /// This host's name, for alerts and scratch object names.
 pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
+    crate::fsutil::hostname()
 }
 
 /// Sends alerts where pgtier.yml says.

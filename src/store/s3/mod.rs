@@ -325,6 +325,28 @@ impl S3Store {
         })
     }
 
+    /// One conditional PUT of a small object; its ETag.
+    fn put_if_once(&self, key: &str, bytes: &[u8], cond: super::Condition<'_>) -> Result<String, StoreError> {
+        let legacy = self.legacy();
+        let client = if legacy { &self.plain } else { &self.full };
+        self.block(async {
+            let mut req = client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .content_type("application/json")
+                // A bucket with Object Lock wants an integrity header on every write.
+                .content_md5(object_lock::md5_b64(bytes))
+                .body(ByteStream::from(bytes.to_vec()));
+            req = match cond {
+                super::Condition::Absent => req.if_none_match("*"),
+                super::Condition::Matches(etag) => req.if_match(etag),
+            };
+            let out = req.send().await.map_err(|e| self.other("writing", key, e))?;
+            out.e_tag().map(str::to_string).ok_or_else(|| StoreError::Other(format!("writing {}: the store gave no ETag", self.url(key))))
+        })
+    }
+
     fn put_single(&self, key: &str, path: &Path, opts: &PutOptions, progress: &Progress) -> Result<(), StoreError> {
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut crate::fsutil::open_own(path).map_err(|e| StoreError::Other(e.to_string()))?, &mut bytes)
@@ -378,28 +400,48 @@ impl Store for S3Store {
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
-        self.block(async {
-            let mut out = Vec::new();
-            let mut pages = self.client().list_objects_v2().bucket(&self.bucket).prefix(prefix).into_paginator().send();
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| self.other("listing", prefix, e))?;
-                for o in page.contents() {
-                    let Some(key) = o.key() else { continue };
-                    let class = o.storage_class().and_then(|c| StorageClass::parse(c.as_str()));
-                    out.push(ObjectMeta {
-                        key: key.to_string(),
-                        size: o.size().unwrap_or(0) as u64,
-                        storage_class: class,
-                        last_modified: to_utc(o.last_modified()),
-                        sha256: None,
-                        thaw: if class.is_some_and(StorageClass::needs_thaw) { Thaw::Needed } else { Thaw::NotNeeded },
-                        lock: None,
-                        content_sha256: None,
-                    });
-                }
+        let mut out = Vec::new();
+        self.list_each(prefix, &mut |o| {
+            out.push(o);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Page by page, each page's request made and answered before `f` sees its objects (so
+    /// `f` may use the store itself).
+    fn list_each(&self, prefix: &str, f: &mut dyn FnMut(ObjectMeta) -> Result<(), StoreError>) -> Result<(), StoreError> {
+        let mut token: Option<String> = None;
+        loop {
+            let page = self.block(async {
+                self.client()
+                    .list_objects_v2()
+                    .bucket(&self.bucket)
+                    .prefix(prefix)
+                    .set_continuation_token(token.clone())
+                    .send()
+                    .await
+                    .map_err(|e| self.other("listing", prefix, e))
+            })?;
+            for o in page.contents() {
+                let Some(key) = o.key() else { continue };
+                let class = o.storage_class().and_then(|c| StorageClass::parse(c.as_str()));
+                f(ObjectMeta {
+                    key: key.to_string(),
+                    size: o.size().unwrap_or(0) as u64,
+                    storage_class: class,
+                    last_modified: to_utc(o.last_modified()),
+                    sha256: None,
+                    thaw: if class.is_some_and(StorageClass::needs_thaw) { Thaw::Needed } else { Thaw::NotNeeded },
+                    lock: None,
+                    content_sha256: None,
+                })?;
             }
-            Ok(out)
-        })
+            match page.next_continuation_token() {
+                Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_string()),
+                _ => return Ok(()),
+            }
+        }
     }
 
     fn head(&self, key: &str) -> Result<ObjectMeta, StoreError> {
@@ -499,24 +541,7 @@ impl Store for S3Store {
 
     fn put_if(&self, key: &str, bytes: &[u8], cond: super::Condition<'_>) -> Result<String, StoreError> {
         check_key(key)?;
-        let legacy = self.legacy();
-        let client = if legacy { &self.plain } else { &self.full };
-        self.block(async {
-            let mut req = client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .content_type("application/json")
-                // A bucket with Object Lock wants an integrity header on every write.
-                .content_md5(object_lock::md5_b64(bytes))
-                .body(ByteStream::from(bytes.to_vec()));
-            req = match cond {
-                super::Condition::Absent => req.if_none_match("*"),
-                super::Condition::Matches(etag) => req.if_match(etag),
-            };
-            let out = req.send().await.map_err(|e| self.other("writing", key, e))?;
-            out.e_tag().map(str::to_string).ok_or_else(|| StoreError::Other(format!("writing {}: the store gave no ETag", self.url(key))))
-        })
+        self.with_fallback(|| self.put_if_once(key, bytes, cond))
     }
 
     fn get_tagged(&self, key: &str, max: u64) -> Result<(Vec<u8>, String), StoreError> {

@@ -62,6 +62,16 @@ fn store_now(store: &dyn Store) -> DateTime<Utc> {
     Utc::now() - store.clock_skew().unwrap_or_else(chrono::Duration::zero)
 }
 
+/// A lease written by a run of this host whose process is gone (kill -9, an OOM kill): nobody
+/// holds it, so it is taken over at once rather than at its expiry.
+fn left_by_a_dead_run(h: &Holder) -> bool {
+    let dead = h.host == crate::fsutil::hostname() && !crate::fsutil::process_alive(h.pid as i32);
+    if dead {
+        tracing::info!("taking over the lease that pid {} of this host left when it died", h.pid);
+    }
+    dead
+}
+
 /// Whether a store honours conditional writes, as `probe` found; cached per store for the
 /// process (one probe per command).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +90,7 @@ pub fn probe(store: &dyn Store) -> std::result::Result<Conditional, StoreError> 
     if let Some(c) = seen.lock().unwrap_or_else(|p| p.into_inner()).get(&name) {
         return Ok(c.clone());
     }
-    let key = format!(".pgtier-probe-{}-{}-{}", crate::tell::alerts::hostname(), std::process::id(), random_id());
+    let key = format!(".pgtier-probe-{}-{}-{}", crate::fsutil::hostname(), std::process::id(), random_id());
     let found = probe_key(store, &key);
     let _ = store.delete(&key);
     let found = found?;
@@ -196,12 +206,6 @@ pub fn refuse_deletions(why: &str) {
     }
 }
 
-/// Why deletions are refused in this process, if they are.
-pub fn deletions_refused() -> Option<String> {
-    let _ = may_delete();
-    fence().refused.clone()
-}
-
 /// A lease held on one project/env; renewed by a thread until dropped, then released.
 pub struct Lease {
     store: Arc<dyn Store>,
@@ -236,7 +240,7 @@ impl Lease {
             crate::signals::check()?;
             let sent = Instant::now();
             let mine = |now: DateTime<Utc>| Holder {
-                host: crate::tell::alerts::hostname(),
+                host: crate::fsutil::hostname(),
                 pid: std::process::id(),
                 run: run.clone(),
                 command: command.to_string(),
@@ -256,8 +260,9 @@ impl Lease {
                         Err(e) => return Err(e.into()),
                     };
                     let now = store_now(&*store);
-                    match serde_json::from_slice::<Holder>(&bytes) {
-                        Ok(h) if !h.free_at(now) => {
+                    let held = serde_json::from_slice::<Holder>(&bytes).ok().filter(|h| !h.free_at(now) && !left_by_a_dead_run(h));
+                    match held {
+                        Some(h) => {
                             let who = h.describe(now);
                             match wait {
                                 Some(w) if started.elapsed() < w => {
@@ -279,9 +284,10 @@ impl Lease {
                                 }
                             }
                         }
-                        // Released, expired, or not a lease at all (a torn hand edit): taken
-                        // over only if nobody wrote it since it was read.
-                        _ => {
+                        // Released, expired, left by a dead run of this host, or not a lease at
+                        // all (a torn hand edit): taken over only if nobody wrote it since it
+                        // was read.
+                        None => {
                             let holder = mine(now);
                             let body = serde_json::to_vec_pretty(&holder).expect("lease");
                             match store.put_if(key, &body, Condition::Matches(&etag)) {
@@ -405,70 +411,6 @@ impl Drop for Lease {
         if let Err(e) = self.store.put_if(&self.key, &body, Condition::Matches(&etag)) {
             tracing::warn!("could not release the lease {}/{}: {e}; it expires by itself", self.store.describe(), self.key);
         }
-    }
-}
-
-/// One project/env's lease for a command, with what to tell the operator about it.
-pub struct EnvLease {
-    pub lease: Option<Lease>,
-    /// Why there is no lease where one was wanted (the store ignores conditional writes, or
-    /// could not be reached: then nothing is deleted in this run).
-    pub warning: Option<String>,
-}
-
-/// Takes `project`/`env`'s lease at its first destination for `command`, waiting up to `wait`
-/// for another agent; `Locked` (exit 11) naming the holder when it cannot. Without a
-/// destination there is nothing to share and no lease. A destination that cannot be reached
-/// gives no lease: the command goes on (a backup is still worth taking), deleting nothing.
-pub fn for_env(ctx: &crate::context::EnvContext, command: &str, wait: Option<Duration>) -> Result<EnvLease> {
-    let world = ctx.world();
-    let Some((name, first)) = world.destinations().into_iter().next() else { return Ok(EnvLease { lease: None, warning: None }) };
-    let without = |e: &dyn std::fmt::Display| {
-        let w = format!("could not take the lease on destination {name} ({e}): going on without it, and nothing is deleted in this run");
-        refuse_deletions(&w);
-        Ok(EnvLease { lease: None, warning: Some(w) })
-    };
-    let remote = match first {
-        Ok(r) => r,
-        Err(e) => return without(&e),
-    };
-    let key = remote.layout(&ctx.project.name, &ctx.env).lease_key();
-    match Lease::take(remote.store.clone(), &key, ctx.cfg.lease_ttl, wait, command) {
-        Ok(Taken::Held(l)) => Ok(EnvLease { lease: Some(l.fence()), warning: None }),
-        Ok(Taken::Unsupported(why)) => Ok(EnvLease { lease: None, warning: Some(why) }),
-        Err(Error::Locked(m)) => Err(Error::Locked(m)),
-        Err(Error::Cancelled) => Err(Error::Cancelled),
-        Err(e) => without(&e),
-    }
-}
-
-/// The lease for one env of a single-step command (`backup`, `sync`, `prune`), its warning
-/// logged; `None` in a dry run, which changes nothing.
-pub fn for_command(ctx: &crate::context::EnvContext, command: &str, dry_run: bool) -> Result<Option<EnvLease>> {
-    if dry_run {
-        return Ok(None);
-    }
-    let l = for_env(ctx, command, None)?;
-    if let Some(w) = &l.warning {
-        tracing::warn!("{}/{}: {w}", ctx.project.name, ctx.env);
-    }
-    Ok(Some(l))
-}
-
-/// The exit code of a command over several envs: a failure is 1; envs that only another
-/// agent's lease kept it from are 11 (try again later, or wait).
-pub fn exit_code(failed: bool, locked: bool) -> i32 {
-    match (failed, locked) {
-        (true, _) => crate::error::EXIT_FAILED,
-        (false, true) => crate::error::EXIT_LOCKED,
-        _ => crate::error::EXIT_OK,
-    }
-}
-
-impl EnvLease {
-    /// Why the lease was lost during the command, if it was.
-    pub fn lost(&self) -> Option<String> {
-        self.lease.as_ref().and_then(Lease::lost)
     }
 }
 
