@@ -14,7 +14,7 @@ DATA=$ROOT/.state/localstack/run-$PORT
 rm -rf "$DATA"; mkdir -p "$DATA"
 # GATEWAY_SERVER=hypercorn: otherwise it listens on 0.0.0.0 whatever GATEWAY_LISTEN says.
 # OVERRIDE_IN_DOCKER=0 + FILESYSTEM_ROOT: otherwise it writes under /var/lib/localstack.
-GATEWAY_LISTEN=127.0.0.1:$PORT GATEWAY_SERVER=hypercorn SERVICES=s3 EAGER_SERVICE_LOADING=1 \
+GATEWAY_LISTEN=127.0.0.1:$PORT GATEWAY_SERVER=hypercorn SERVICES=s3,sts EAGER_SERVICE_LOADING=1 \
   DISABLE_EVENTS=1 DNS_ADDRESS=0 OVERRIDE_IN_DOCKER=0 FILESYSTEM_ROOT="$DATA/fs" \
   LOCALSTACK_CLI=0 SKIP_SSL_CERT_DOWNLOAD=1 \
   setsid bash -c "cd \"$DATA\" && exec \"$VENV/bin/python\" -m localstack.runtime.main" >"$DATA/log" 2>&1 < /dev/null &

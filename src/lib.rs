@@ -7,12 +7,13 @@
 //! - `cli`: flags, printing, the words for each error's remedy; the only layer that knows clap;
 //! - `ops`: what a command does (`run` strings the others together; `backup`, `sync`, `prune`,
 //!   `restore` with the roles and the app containers, `verify` (a drill is a restore), `audit`,
-//!   `report`, `adopt`, `doctor`);
+//!   `report`, `adopt`, `doctor`, `fleet` (every env under a prefix, from the bucket alone));
 //! - `tell`: the one hook operations report through (`outcome`), and what it tells: `alerts`,
 //!   the per-command message (`notify`), `metrics`;
 //! - `context`: one command's door to each env, read once and updated in place;
 //! - `plan`: the pure plans, local (what prune deletes) and off-site (what sync copies);
-//! - `remote`: opening a destination, its layout, prefix store, catalog, thaw;
+//! - `remote`: opening a destination, its layout, prefix store, catalog, thaw, and the lease an
+//!   agent holds on an env in the bucket (which fences every deletion);
 //! - `records`: an env folder's `listing`, the `manifest`, the `retention` planner;
 //! - parts: `config`, `postgres`, `pipeline`, `crypto`, `store` (S3, file, memory; it takes its
 //!   own options, not the configuration), `vocab` (shared data types);
