@@ -4,7 +4,7 @@
 # tables). Writes bench/results.md and prints it. Not a test: it asserts nothing.
 #
 #   bench/run.sh              # full run (generates the database once, kept in .state/bench)
-#   BENCH_ONLY=backup bench/run.sh   # one section: backup, restore, crypto, retention, s3, verify
+#   BENCH_ONLY=backup bench/run.sh   # one section: backup, restore, crypto, retention, s3, verify, scale, big, fleet
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"

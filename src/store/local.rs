@@ -86,6 +86,46 @@ impl LocalStore {
     }
 }
 
+impl LocalStore {
+    fn walk(&self, dir: &Path, prefix: &str, f: &mut dyn FnMut(ObjectMeta) -> Result<(), StoreError>) -> Result<(), StoreError> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(StoreError::Other(format!("{}: {e}", dir.display()))),
+        };
+        let mut here: Vec<(String, PathBuf, bool)> = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| StoreError::Other(format!("{}: {e}", dir.display())))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let path = entry.path();
+            let Ok(rel) = path.strip_prefix(&self.root) else { continue };
+            let key = rel.to_string_lossy().into_owned();
+            let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+            if is_dir {
+                if prefix.starts_with(&format!("{key}/")) || key.starts_with(prefix) || prefix.is_empty() {
+                    here.push((format!("{key}/"), path, true));
+                }
+            } else if key.starts_with(prefix) {
+                here.push((key, path, false));
+            }
+        }
+        here.sort_by(|a, b| a.0.cmp(&b.0));
+        for (key, path, is_dir) in here {
+            if is_dir {
+                self.walk(&path, prefix, f)?;
+            } else {
+                let mut m = self.meta_of(&key, &path)?;
+                m.sha256 = None; // like S3, a listing does not carry user metadata
+                f(m)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Store for LocalStore {
     fn describe(&self) -> String {
         format!("file://{}", self.root.display())
@@ -93,35 +133,17 @@ impl Store for LocalStore {
 
     fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
         let mut out = Vec::new();
-        let mut stack = vec![self.root.clone()];
-        while let Some(dir) = stack.pop() {
-            let entries = match std::fs::read_dir(&dir) {
-                Ok(e) => e,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(StoreError::Other(format!("{}: {e}", dir.display()))),
-            };
-            for entry in entries {
-                let entry = entry.map_err(|e| StoreError::Other(format!("{}: {e}", dir.display())))?;
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if name.starts_with('.') {
-                    continue;
-                }
-                let path = entry.path();
-                let Ok(rel) = path.strip_prefix(&self.root) else { continue };
-                let key = rel.to_string_lossy().into_owned();
-                if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                    if prefix.starts_with(&format!("{key}/")) || key.starts_with(prefix) || prefix.is_empty() {
-                        stack.push(path);
-                    }
-                } else if key.starts_with(prefix) {
-                    let mut m = self.meta_of(&key, &path)?;
-                    m.sha256 = None; // like S3, a listing does not carry user metadata
-                    out.push(m);
-                }
-            }
-        }
-        out.sort_by(|a, b| a.key.cmp(&b.key));
+        self.list_each(prefix, &mut |m| {
+            out.push(m);
+            Ok(())
+        })?;
         Ok(out)
+    }
+
+    /// Depth first, each folder's entries sorted as their keys sort (a folder as `name/`), so
+    /// the keys come in key order with one folder's entries in memory at a time.
+    fn list_each(&self, prefix: &str, f: &mut dyn FnMut(ObjectMeta) -> Result<(), StoreError>) -> Result<(), StoreError> {
+        self.walk(&self.root.clone(), prefix, f)
     }
 
     fn head(&self, key: &str) -> Result<ObjectMeta, StoreError> {
