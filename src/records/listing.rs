@@ -148,6 +148,11 @@ impl Listing {
         Ok(out)
     }
 
+    /// Whether the folder holds the backup `stem`.
+    pub fn contains(&self, stem: &Stem) -> bool {
+        self.backups.binary_search_by(|b| b.stem.cmp(stem)).is_ok()
+    }
+
     /// A listing of just `backups` (oldest first), as of no folder.
     pub fn of(backups: Vec<LocalBackup>) -> Listing {
         Listing { backups, ..Default::default() }

@@ -248,6 +248,9 @@ pub fn sync_env(e: &mut EnvContext, r: &Remote, opts: SyncOptions, ui: &Ui) -> c
         tracing::warn!("{}: {why}", r.url(key));
     }
     let plan = plan(local, remote, &offsite.heads, r, project, &env, now, allow_early_delete);
+    for (backup, why) in &plan.withheld {
+        tracing::warn!("{}/{env}: {backup} stays on this host only: {why}", project.name);
+    }
     if dry_run {
         let mut rep =
             SyncReport { project: project.name.clone(), env: env.to_string(), destination: r.name().to_string(), ..Default::default() };

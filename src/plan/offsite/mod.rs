@@ -29,6 +29,11 @@ pub struct SyncPlan {
     /// The destination it is for (`default` for `remote:`).
     pub destination: String,
     pub actions: Vec<Action>,
+    /// Local backups this destination is not given, with why: a night whose backup another
+    /// agent already put there (this host's copy of it was taken by a run killed before its
+    /// upload, while the other agent did the night).
+    #[serde(skip)]
+    pub withheld: Vec<(String, String)>,
 }
 
 /// Plans the remote side of one project/env. `heads` are HEAD results of the data objects.
@@ -44,6 +49,33 @@ pub fn plan(
     allow_early_delete: bool,
 ) -> SyncPlan {
     let policy = &project.policy;
+    // One backup a night in the bucket: a local backup not there yet, of a night whose backup
+    // another agent put there, stays on this host only.
+    let others_nights: std::collections::BTreeSet<chrono::NaiveDate> = remote
+        .backups
+        .keys()
+        .filter(|s| s.kind == crate::names::Kind::Database && !local.contains(s))
+        .map(|s| s.time.date_naive())
+        .collect();
+    let another_agents_night = |b: &crate::records::listing::LocalBackup| {
+        b.stem.kind == crate::names::Kind::Database
+            && b.manifest.tags.is_empty()
+            && others_nights.contains(&b.stem.time.date_naive())
+            && !remote.backups.contains_key(&b.stem)
+    };
+    let withheld: Vec<(String, String)> = local
+        .backups
+        .iter()
+        .filter(|b| another_agents_night(b))
+        .map(|b| (b.stem.to_string(), format!("{} already holds another agent's backup of that night", r.name())))
+        .collect();
+    let filtered;
+    let local = if withheld.is_empty() {
+        local
+    } else {
+        filtered = Listing::of(local.backups.iter().filter(|b| !another_agents_night(b)).cloned().collect());
+        &filtered
+    };
     // The union of local and remote backups, each with its manifest.
     let mut manifests: BTreeMap<Stem, (&Manifest, Option<PathBuf>)> = BTreeMap::new();
     for b in &local.backups {
@@ -224,7 +256,7 @@ pub fn plan(
             }
         }
     }
-    SyncPlan { project: project.name.clone(), env: env.to_string(), destination: r.name().to_string(), actions }
+    SyncPlan { project: project.name.clone(), env: env.to_string(), destination: r.name().to_string(), actions, withheld }
 }
 
 /// How far this host's clock runs ahead of `r`'s, when it does by more than an answer's `Date`
