@@ -291,8 +291,12 @@ fn the_fleet_view_reads_two_hosts_backups_from_the_bucket_alone() {
 
     let at = night(3, 50);
     let url = format!("s3://{bucket}/fleet");
+    // Through a proxy that refuses every write, as read-only credentials would, and counts the
+    // listings.
+    let proxy = Proxy::start(&ls.endpoint);
+    proxy.set_rule(|r| if matches!(r.method.as_str(), "GET" | "HEAD") { Verdict::Forward } else { Verdict::Fail(403, "AccessDenied") });
     let args =
-        |cmd: &'static str| vec!["fleet", cmd, "--remote", &url, "--endpoint-url", &ls.endpoint, "--region", "us-east-1", "--now", &at];
+        |cmd: &'static str| vec!["fleet", cmd, "--remote", &url, "--endpoint-url", &proxy.endpoint, "--region", "us-east-1", "--now", &at];
     let out = bare(&[&args("status")[..], &["--json"]].concat());
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v = json(&out.stdout);
@@ -303,6 +307,9 @@ fn the_fleet_view_reads_two_hosts_backups_from_the_bucket_alone() {
         .map(|e| (format!("{}/{}", e["project"].as_str().unwrap(), e["env"].as_str().unwrap()), e))
         .collect();
     assert_eq!(envs.keys().collect::<Vec<_>>(), ["blog/production", "shop/production", "shop/staging"], "{v}");
+    let lists = proxy.count(|r| r.target.contains("list-type=2"));
+    assert_eq!(lists, 1, "one listing of the whole prefix");
+    assert_eq!(proxy.count(|r| !matches!(r.method.as_str(), "GET" | "HEAD")), 0, "the fleet view only reads");
     let shop = envs["shop/production"];
     assert_eq!(shop["backups"], 3, "{shop}");
     assert_eq!(shop["newest"].as_str().unwrap(), format!("db_{}_020000", night(3, 0)[..10].replace('-', "")));
