@@ -306,11 +306,11 @@ impl<'c> EnvContext<'c> {
 
     /// The lease for a single-step command (`backup`, `sync`, `prune`), its warning logged;
     /// none in a dry run, which changes nothing.
-    pub fn lease_for(&self, command: &str, dry_run: bool) -> Result<Option<EnvLease>> {
+    pub fn lease_for(&self, command: &str, dry_run: bool, wait: Option<std::time::Duration>) -> Result<Option<EnvLease>> {
         if dry_run {
             return Ok(None);
         }
-        let l = self.lease(command, None)?;
+        let l = self.lease(command, wait)?;
         if let Some(w) = &l.warning {
             tracing::warn!("{}/{}: {w}", self.project.name, self.env);
         }

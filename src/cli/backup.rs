@@ -16,6 +16,9 @@ pub struct BackupArgs {
     /// Tag the backup (e.g. pre-deploy); tagged backups are kept by their own count.
     #[arg(long = "tag")]
     pub tags: Vec<String>,
+    /// Wait up to this long for another agent's lease on an env instead of exiting 11.
+    #[arg(long, value_name = "TIMEOUT", num_args = 0..=1, default_missing_value = "6h", value_parser = super::parse_duration)]
+    pub wait_lock: Option<std::time::Duration>,
 }
 
 pub fn run(ctx: &Ctx, a: BackupArgs) -> Result<i32> {
@@ -26,7 +29,7 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> Result<i32> {
     }
     let world = crate::context::Context::new(&cfg);
     let mut e = world.env(project, &a.target.env);
-    let _lease = e.lease_for("backup", false)?;
+    let _lease = e.lease_for("backup", false, a.wait_lock)?;
     let b = backup(&mut e, &BackupOptions { tags: a.tags, now: ctx.now }, &ctx.ui)?;
     if ctx.ui.json {
         ctx.print_json(&serde_json::json!({ "path": b.data_path, "manifest": b.manifest_path, "backup": b.stem.to_string(), "size": b.manifest.size, "sha256": b.manifest.sha256, "tiers": b.manifest.tiers }));

@@ -19,6 +19,9 @@ pub struct PruneArgs {
     /// Print every decision without deleting anything.
     #[arg(long)]
     pub dry_run: bool,
+    /// Wait up to this long for another agent's lease on an env instead of exiting 11.
+    #[arg(long, value_name = "TIMEOUT", num_args = 0..=1, default_missing_value = "6h", value_parser = super::parse_duration)]
+    pub wait_lock: Option<std::time::Duration>,
 }
 
 pub fn run(ctx: &Ctx, a: PruneArgs) -> Result<i32> {
@@ -29,7 +32,7 @@ pub fn run(ctx: &Ctx, a: PruneArgs) -> Result<i32> {
     let world = Context::new(&cfg);
     for (project, env) in cfg.select(a.project.as_deref(), a.env.as_deref())? {
         let mut e = world.env(project, &env);
-        let _lease = match e.lease_for("prune", a.dry_run) {
+        let _lease = match e.lease_for("prune", a.dry_run, a.wait_lock) {
             Ok(l) => l,
             Err(err) => {
                 tracing::error!("prune {}/{env}: {err}", project.name);

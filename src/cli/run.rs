@@ -18,7 +18,7 @@ pub struct RunArgs {
     /// Say what would happen without backing up, uploading or deleting anything.
     #[arg(long)]
     pub dry_run: bool,
-    /// Wait up to this long for another run's lock instead of failing at once.
+    /// Wait up to this long for another run's lock, or another agent's lease on an env, instead of exiting 11.
     #[arg(long, value_name = "TIMEOUT", num_args = 0..=1, default_missing_value = "6h", value_parser = super::parse_duration)]
     pub wait_lock: Option<std::time::Duration>,
     /// Delete remote copies before their storage class's minimum billable duration.

@@ -23,6 +23,9 @@ pub struct SyncArgs {
     /// Delete remote copies before their storage class's minimum billable duration.
     #[arg(long)]
     pub allow_early_delete: bool,
+    /// Wait up to this long for another agent's lease on an env instead of exiting 11.
+    #[arg(long, value_name = "TIMEOUT", num_args = 0..=1, default_missing_value = "6h", value_parser = super::parse_duration)]
+    pub wait_lock: Option<std::time::Duration>,
 }
 
 pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<i32> {
@@ -39,7 +42,7 @@ pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<i32> {
     for (project, env) in selected {
         let opts = SyncOptions { now: ctx.now, allow_early_delete: a.allow_early_delete, dry_run: a.dry_run };
         let mut e = world.env(project, &env);
-        let _lease = match e.lease_for("sync", a.dry_run) {
+        let _lease = match e.lease_for("sync", a.dry_run, a.wait_lock) {
             Ok(l) => l,
             Err(err) => {
                 tracing::error!("sync {}/{env}: {err}", project.name);

@@ -302,3 +302,30 @@ fn the_local_planner_releases_a_backup_only_once_it_is_off_site() {
     let plan = plan_env(&listing, &p, "production", now, Some(&confirmed));
     assert_eq!(plan.entries[0].action, LocalAction::Delete, "{:?}", plan.entries[0].reasons);
 }
+
+#[test]
+fn a_night_another_agent_put_off_site_gets_no_second_backup_from_this_host() {
+    let r = remote();
+    // Midday, so last night's two backups 30 s apart are on one date whenever this runs.
+    let now = Utc::now().date_naive().and_hms_opt(12, 0, 0).unwrap().and_utc();
+    let d = TierName::Daily;
+    // Another agent's backup of last night is off-site; this host holds its own of the same
+    // night (a run killed before its upload) and tonight's.
+    let theirs = backup(now - Duration::days(1) + Duration::seconds(30), &[d]);
+    upload(&r, &theirs, d, StorageClass::Standard);
+    let mine_stale = backup(now - Duration::days(1), &[d]);
+    let tonight = backup(now, &[d]);
+    let listing = Listing::of(vec![mine_stale.clone(), tonight.clone()]);
+    let cat = RemoteCatalog::load(&r, "shop", "production", Some(&listing)).unwrap();
+    let heads = cat.heads(&r).unwrap();
+    let plan = plan(&listing, &cat, &heads, &r, &project(), "production", now, false);
+    assert_eq!(plan.withheld.iter().map(|(b, _)| b.as_str()).collect::<Vec<_>>(), [mine_stale.stem.to_string().as_str()]);
+    let touched: Vec<&str> = plan.actions.iter().map(|a| a.backup()).collect();
+    assert!(!touched.contains(&mine_stale.stem.to_string().as_str()), "{:?}", plan.actions);
+    assert!(plan.actions.iter().any(|a| matches!(a, Action::Upload { backup, .. } if *backup == tonight.stem.to_string())));
+    assert!(
+        plan.actions.iter().any(|a| matches!(a, Action::Keep { backup, .. } if *backup == theirs.stem.to_string())),
+        "the other agent's copy stays: {:?}",
+        plan.actions
+    );
+}
