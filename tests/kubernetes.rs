@@ -143,3 +143,71 @@ fn a_pod_with_a_web_identity_token_syncs_with_the_credentials_sts_gives_it() {
     let log = std::fs::read_to_string(repo().join(format!(".state/localstack/run-{port}/log"))).unwrap_or_default();
     assert!(log.contains("AssumeRoleWithWebIdentity"), "LocalStack's STS was not asked: the credentials came from elsewhere");
 }
+
+/// EKS Pod Identity's agent, as the pod sees it: a loopback HTTP endpoint that answers a GET
+/// carrying the pod's token with temporary credentials. Returns its URL and the Authorization
+/// headers it received.
+fn pod_identity_agent() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1/credentials", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if line.to_ascii_lowercase().starts_with("authorization:") {
+                    log.lock().unwrap().push(line.split_once(':').unwrap().1.trim().to_string());
+                }
+            }
+            let expires = (chrono::Utc::now() + chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%SZ");
+            let body = format!(
+                r#"{{"AccessKeyId":"ASIAPODIDENTITY","SecretAccessKey":"pod-secret","Token":"pod-session","AccountId":"000000000000","Expiration":"{expires}"}}"#
+            );
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn a_pod_with_eks_pod_identity_syncs_with_the_credentials_its_agent_gives() {
+    let c = support::cluster();
+    let db = support::db_name("podid");
+    c.create_sample_db(&db, 5);
+    let ls = support::localstack::localstack();
+    let bucket = ls.bucket();
+    let s = Scratch::new(&format!("shop:\n{}", c.database_block(&[("production", &db)])), &ls.remote_yaml(&bucket, "k8s"));
+    // As EKS writes it: no newline at the end.
+    let token = s.write("eks-pod-identity-token", "pod-identity-token-for-pgtier");
+    let (agent, seen) = pod_identity_agent();
+    s.ok(&["backup", "shop", "production"]);
+    let out = s
+        .cmd(&["sync"])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", &agent)
+        .env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", &token)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        seen.lock().unwrap().iter().any(|h| h == "pod-identity-token-for-pgtier"),
+        "the agent was asked with the pod's token: {:?}",
+        seen.lock().unwrap()
+    );
+    let keys: Vec<String> = ls.objects(&bucket, "k8s/").into_iter().map(|(k, _, _)| k).collect();
+    assert!(keys.iter().any(|k| k.starts_with("k8s/shop/production/daily/db_")), "{keys:?}");
+}

@@ -303,3 +303,54 @@ fn reader_sees(text: &str, report: &serde_json::Value, width: u32) {
         }
     }
 }
+
+/// A bucket as a folder: `envs` project/envs with `nights` nightly backups each (a daily copy
+/// and its manifest), the last of them `newest_days_ago` days before 2025-06-01T03:00Z.
+fn fake_bucket(root: &Path, envs: &[(&str, &str, i64)], nights: i64) {
+    let end = chrono::DateTime::parse_from_rfc3339("2025-06-01T02:00:00Z").unwrap().with_timezone(&Utc);
+    for (project, env, newest_days_ago) in envs {
+        let dir = root.join(project).join(env).join("daily");
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..nights {
+            let t = end - Duration::days(newest_days_ago + nights - 1 - i);
+            let stem = t.format("db_%Y%m%d_%H%M%S").to_string();
+            let body = stem.as_bytes();
+            let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body));
+            std::fs::write(dir.join(format!("{stem}.dump.gz")), body).unwrap();
+            let m = serde_json::json!({"format_version": 1, "kind": "database", "project": project, "env": env, "database": env,
+                "created_at": t.format("%Y-%m-%dT%H:%M:%SZ").to_string(), "file": format!("{stem}.dump.gz"), "format": "custom",
+                "compression": "gzip", "size": body.len(), "sha256": sha, "tiers": ["daily"]});
+            std::fs::write(dir.join(format!("{stem}.json")), m.to_string()).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_fleet_page_renders_offline_in_a_browser_with_every_env() {
+    let bucket = tempfile::tempdir().unwrap();
+    fake_bucket(bucket.path(), &[("shop", "production", 0), ("shop", "staging", 5), ("blog", "<odd>&x", 0)], 10);
+    let page = tempfile::tempdir().unwrap().keep().join("fleet.html");
+    let out = Command::new(env!("CARGO_BIN_EXE_pgtier"))
+        .args(["fleet", "report", "--remote", &format!("file://{}", bucket.path().display()), "--now", "2025-06-01T03:00:00Z"])
+        .arg("--html")
+        .arg(&page)
+        .env_remove("PGTIER_CONFIG")
+        .current_dir(bucket.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("Content-Security-Policy") && html.contains("default-src 'none'"));
+    for fetches in ["<script", "src=", "href=", "url(", "@import", "http://", "https://", "<odd>"] {
+        assert!(!html.contains(fetches), "the page refers to something outside it, or did not escape a name ({fetches})");
+    }
+    let proxy = Recorder::start(false);
+    let profile = tempfile::tempdir().unwrap();
+    let dom = run(chromium(profile.path(), &proxy.base).arg("--dump-dom").arg(format!("file://{}", page.display())));
+    for env in ["shop/production", "shop/staging"] {
+        assert!(dom.contains(&format!("data-env=\"{env}\"")), "{env} is missing from the DOM");
+    }
+    assert!(dom.contains("<td>blog/&lt;odd&gt;&amp;x</td>"), "an odd env name shows as text, not markup");
+    assert!(dom.contains("stale: the newest backup is 5 d old"), "the stale env's finding shows");
+    assert!(page_requests(&proxy).is_empty(), "the page made requests: {:?}", page_requests(&proxy));
+}

@@ -262,7 +262,8 @@ fn missing_tiers(envs: &mut [FleetEnv]) {
     }
 }
 
-/// The fleet as one self-contained HTML page: a row per env, its findings under it.
+/// The fleet as one self-contained HTML page (nothing fetched, and the browser told so): a row
+/// per env, its findings under it.
 pub fn html(f: &Fleet) -> String {
     use crate::ui::html::{CSS, esc};
     let mut rows = String::new();
@@ -286,7 +287,9 @@ pub fn html(f: &Fleet) -> String {
         };
         let (class, status) = if e.findings.is_empty() { ("ok", "ok") } else { ("bad", "problem") };
         rows += &format!(
-            "<tr class=\"{class}\"><td>{}/{}</td><td>{status}</td><td>{}</td><td>{newest}</td><td>{}</td><td>{drill}</td></tr>",
+            "<tr class=\"{class}\" data-env=\"{}/{}\"><td>{}/{}</td><td>{status}</td><td>{}</td><td>{newest}</td><td>{}</td><td>{drill}</td></tr>",
+            esc(&e.project),
+            esc(&e.env),
             esc(&e.project),
             esc(&e.env),
             e.backups,
@@ -300,6 +303,7 @@ pub fn html(f: &Fleet) -> String {
     let bad = f.envs.iter().filter(|e| !e.findings.is_empty()).count();
     format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\
          <title>pgtier fleet: {remote}</title><style>{CSS}\
          table{{border-collapse:collapse;width:100%}}td,th{{text-align:left;padding:4px 8px;border-bottom:1px solid #eee;vertical-align:top}}\
          tr.bad td:nth-child(2){{color:#b00020;font-weight:600}}tr.findings td{{color:#b00020;border-bottom:1px solid #ddd}}</style></head><body>\
