@@ -236,6 +236,7 @@ impl Lease {
         }
         let started = Instant::now();
         let run = random_id();
+        let mut cut_short = 0;
         loop {
             crate::signals::check()?;
             let sent = Instant::now();
@@ -257,6 +258,14 @@ impl Lease {
                         Ok(x) => x,
                         // Released by deletion between the two requests: try again.
                         Err(StoreError::NotFound(_)) => continue,
+                        // A read cut short (the holder replaced or deleted it mid-read): the
+                        // lease is small and read again, a few times.
+                        Err(StoreError::Unreachable(m)) if cut_short < 5 => {
+                            cut_short += 1;
+                            tracing::debug!("reading the lease again: {m}");
+                            std::thread::sleep(Duration::from_millis(200));
+                            continue;
+                        }
                         Err(e) => return Err(e.into()),
                     };
                     let now = store_now(&*store);
