@@ -11,7 +11,6 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::names::{Kind, Stem};
-use crate::records::manifest::Manifest;
 use crate::remote::lease::Holder;
 use crate::remote::{EnvLayout, Remote, RemoteKey};
 use crate::store::ObjectMeta;
@@ -198,7 +197,13 @@ fn summarise(remote: &Remote, project: &str, env: &str, g: Gathered, opts: &Flee
     let mut last_drill = None;
     for stem in databases.iter().rev().take(DRILL_LOOKBACK) {
         let Some(key) = g.manifests.get(stem) else { continue };
-        let Ok(m) = read_manifest(remote, key) else { continue };
+        let m = match crate::remote::catalog::read_manifest(remote, key, stem) {
+            Ok(m) => m,
+            Err(e) => {
+                findings.push(format!("could not read the manifest of {stem} ({e}): the last drill shown may be an older one"));
+                continue;
+            }
+        };
         if let Some(v) = m.verifications.iter().max_by_key(|v| v.at) {
             last_drill = Some(FleetDrill { backup: stem.to_string(), at: v.at, ok: v.ok });
             break;
@@ -229,16 +234,6 @@ fn summarise(remote: &Remote, project: &str, env: &str, g: Gathered, opts: &Flee
         lease,
         findings,
     })
-}
-
-fn read_manifest(remote: &Remote, key: &str) -> Result<Manifest> {
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(
-        &mut std::io::Read::take(remote.store.get(key)?, crate::records::manifest::MAX_MANIFEST_BYTES + 1),
-        &mut bytes,
-    )
-    .map_err(|e| crate::error::Error::Unreachable(format!("{}: {e}", remote.url(key))))?;
-    Manifest::from_bytes(&bytes, std::path::Path::new(key), None)
 }
 
 /// A tier most envs of a project hold, missing from one whose backups are old enough to have

@@ -244,7 +244,7 @@ const MANIFEST_BACKOFF: std::time::Duration = std::time::Duration::from_millis(5
 
 /// Reads one manifest object, retrying transport faults (an error answer, a connection reset
 /// mid-body) with backoff; a manifest that is missing or does not parse is not retried.
-fn read_manifest(remote: &Remote, key: &str, stem: &Stem) -> Result<Manifest> {
+pub fn read_manifest(remote: &Remote, key: &str, stem: &Stem) -> Result<Manifest> {
     let mut attempt = 1;
     loop {
         let fetched = remote.store.get(key).map_err(crate::error::Error::from).and_then(|r| {
