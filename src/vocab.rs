@@ -92,6 +92,7 @@ impl Finding {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TierName {
+    Hourly,
     Daily,
     Weekly,
     Monthly,
@@ -100,11 +101,12 @@ pub enum TierName {
 
 impl TierName {
     /// Every tier, shortest period first.
-    pub const ALL: [TierName; 4] = [TierName::Daily, TierName::Weekly, TierName::Monthly, TierName::Yearly];
+    pub const ALL: [TierName; 5] = [TierName::Hourly, TierName::Daily, TierName::Weekly, TierName::Monthly, TierName::Yearly];
 
     /// The tier's name as used in paths and config.
     pub fn as_str(self) -> &'static str {
         match self {
+            TierName::Hourly => "hourly",
             TierName::Daily => "daily",
             TierName::Weekly => "weekly",
             TierName::Monthly => "monthly",
@@ -117,13 +119,14 @@ impl TierName {
         TierName::ALL.into_iter().find(|t| t.as_str() == s)
     }
 
-    /// The approximate length of one period in days (for billing-duration sanity checks).
-    pub fn period_days(self) -> u64 {
+    /// The approximate length of one period in hours (for billing-duration sanity checks).
+    pub fn period_hours(self) -> u64 {
         match self {
-            TierName::Daily => 1,
-            TierName::Weekly => 7,
-            TierName::Monthly => 30,
-            TierName::Yearly => 365,
+            TierName::Hourly => 1,
+            TierName::Daily => 24,
+            TierName::Weekly => 7 * 24,
+            TierName::Monthly => 30 * 24,
+            TierName::Yearly => 365 * 24,
         }
     }
 }

@@ -1,4 +1,5 @@
-//! `pgtier policy simulate POLICY --days N`: which backups a policy keeps after N nightly runs.
+//! `pgtier policy simulate POLICY --days N [--every 1h]`: which backups a policy keeps after N
+//! days of runs (one a night, or one every interval).
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
@@ -10,20 +11,23 @@ use crate::records::retention::simulate;
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
-    /// One backup a day at 02:00 UTC for the N days ending on the --now date, planned as of the last.
+    /// One backup a day at 02:00 UTC (or one every --every) for the N days ending on the --now date, planned as of the last.
     Simulate(SimulateArgs),
 }
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  pgtier policy simulate default --days 400   which of 400 nightly backups each tier would keep, and why"
+    after_help = "Examples:\n  pgtier policy simulate default --days 400   which of 400 nightly backups each tier would keep, and why\n  pgtier policy simulate hourly --every 1h    a day of hourly backups: which become the daily, and which are kept"
 )]
 pub struct SimulateArgs {
     /// Policy name (a file in the policies folder, or default).
     pub policy: String,
-    /// Number of nightly runs.
-    #[arg(long)]
-    pub days: u32,
+    /// Number of days of runs (default 1 with --every).
+    #[arg(long, required_unless_present = "every")]
+    pub days: Option<u32>,
+    /// One backup every this long (1h, 30m, 6h) instead of one a night.
+    #[arg(long, value_name = "INTERVAL", value_parser = super::parse_duration)]
+    pub every: Option<std::time::Duration>,
     /// Only print the backups that are kept.
     #[arg(long)]
     pub kept_only: bool,
@@ -41,8 +45,17 @@ struct Row {
 
 pub fn run(ctx: &Ctx, cmd: PolicyCommand) -> Result<i32> {
     let PolicyCommand::Simulate(a) = cmd;
-    if a.days == 0 || a.days > 1_000_000 {
+    let days = a.days.unwrap_or(1);
+    if days == 0 || days > 1_000_000 {
         return Err(crate::usage!("--days must be between 1 and 1000000"));
+    }
+    let every = match a.every {
+        None => chrono::Duration::days(1),
+        Some(d) if d < std::time::Duration::from_secs(60) => return Err(crate::usage!("--every must be at least 1m, got {}s", d.as_secs())),
+        Some(d) => chrono::Duration::seconds(d.as_secs().min(u32::MAX as u64) as i64),
+    };
+    if i64::from(days) * 86_400 / every.num_seconds() > 1_000_000 {
+        return Err(crate::usage!("--days {days} --every {}m would simulate more than 1000000 backups: fewer days or a longer interval", every.num_minutes()));
     }
     let cfg = ctx.config()?;
     let policy = cfg.policies.get(&a.policy).ok_or_else(|| {
@@ -51,7 +64,8 @@ pub fn run(ctx: &Ctx, cmd: PolicyCommand) -> Result<i32> {
     })?;
     let remote = !cfg.remotes.is_empty();
     let started = std::time::Instant::now();
-    let decisions = simulate(policy, a.days, ctx.now);
+    let decisions = simulate(policy, days, every, ctx.now);
+    let simulated = decisions.len();
     tracing::info!("planned {} backups in {:.1} ms", decisions.len(), started.elapsed().as_secs_f64() * 1000.0);
     let rows: Vec<Row> = decisions
         .into_iter()
@@ -85,6 +99,6 @@ pub fn run(ctx: &Ctx, cmd: PolicyCommand) -> Result<i32> {
         );
     }
     let kept = rows.iter().filter(|r| r.keep).count();
-    crate::outln!("{kept} of {} backups kept by policy {}", a.days, policy.name);
+    crate::outln!("{kept} of {simulated} backups kept by policy {}", policy.name);
     Ok(crate::error::EXIT_OK)
 }

@@ -15,13 +15,16 @@ pub enum Retain {
     Count(u32),
     /// Every backup of the tier younger than N days, measured from the newest backup.
     Days(u32),
+    /// Only the tier's newest N backups (`keep_last` alone).
+    Last(u32),
 }
 
 impl Retain {
-    /// How many days a backup stays in the tier, roughly, for billing checks.
+    /// How many days a backup stays in the tier, roughly, for billing checks (an hourly tier's
+    /// 24 hours count as one day).
     pub fn approx_days(self, tier: TierName) -> u64 {
         match self {
-            Retain::Count(n) => u64::from(n) * tier.period_days(),
+            Retain::Count(n) | Retain::Last(n) => (u64::from(n) * tier.period_hours()).div_ceil(24),
             Retain::Days(n) => u64::from(n),
         }
     }
@@ -32,6 +35,7 @@ impl std::fmt::Display for Retain {
         match self {
             Retain::Count(n) => write!(f, "keep {n}"),
             Retain::Days(n) => write!(f, "keep_days {n}"),
+            Retain::Last(n) => write!(f, "keep_last {n}"),
         }
     }
 }
@@ -41,6 +45,8 @@ impl std::fmt::Display for Retain {
 pub struct Tier {
     pub name: TierName,
     pub retain: Retain,
+    /// The tier's newest N backups are kept whatever their dates, besides `retain`.
+    pub keep_last: Option<u32>,
     pub locations: BTreeSet<Location>,
     pub storage_class: StorageClass,
     /// S3 Object Lock on this tier's off-site copies.
@@ -97,6 +103,8 @@ pub struct Policy {
     pub file: Option<PathBuf>,
     /// Tiers, shortest period first; `daily` is always present.
     pub tiers: Vec<Tier>,
+    /// The newest N backups are kept whatever their dates and tiers (`keep_last:`).
+    pub keep_last: Option<u32>,
     pub compression: Compression,
     pub encryption_required: bool,
     pub verify: VerifySchedule,
@@ -117,6 +125,12 @@ impl Policy {
     /// The tier named `name`, if the policy has it.
     pub fn tier(&self, name: TierName) -> Option<&Tier> {
         self.tiers.iter().find(|t| t.name == name)
+    }
+
+    /// Whether the policy keeps an hourly tier: then every tier, daily included, holds the
+    /// first backup of its period, and a later backup of the same hour belongs to none.
+    pub fn hourly(&self) -> bool {
+        self.tier(TierName::Hourly).is_some()
     }
 
     /// Whether any tier wants copies off-site.
@@ -143,12 +157,22 @@ impl Policy {
         for (tname, t) in raw.tiers {
             let key = format!("tiers.{tname}");
             let name = TierName::parse(&tname)
-                .ok_or_else(|| err(&key, format!("unknown tier {tname:?}; expected daily, weekly, monthly or yearly")))?;
-            let retain = match (t.keep, t.keep_days) {
-                (Some(n), None) => Retain::Count(bounded(n, MAX_KEEP).map_err(|m| err(&format!("{key}.keep"), m))?),
-                (None, Some(n)) => Retain::Days(bounded(n, MAX_KEEP_DAYS).map_err(|m| err(&format!("{key}.keep_days"), m))?),
-                (Some(_), Some(_)) => return Err(err(&key, "give either keep or keep_days, not both".into())),
-                (None, None) => return Err(err(&key, "needs keep (a count of periods) or keep_days (an age in days)".into())),
+                .ok_or_else(|| err(&key, format!("unknown tier {tname:?}; expected hourly, daily, weekly, monthly or yearly")))?;
+            let keep_last = match t.keep_last {
+                None => None,
+                Some(n) => Some(bounded(n, MAX_KEEP).map_err(|m| err(&format!("{key}.keep_last"), m))?),
+            };
+            let retain = match (t.keep, t.keep_days, keep_last) {
+                (Some(n), None, _) => Retain::Count(bounded(n, MAX_KEEP).map_err(|m| err(&format!("{key}.keep"), m))?),
+                (None, Some(n), _) => Retain::Days(bounded(n, MAX_KEEP_DAYS).map_err(|m| err(&format!("{key}.keep_days"), m))?),
+                (Some(_), Some(_), _) => return Err(err(&key, "give either keep or keep_days, not both".into())),
+                (None, None, Some(n)) => Retain::Last(n),
+                (None, None, None) => {
+                    return Err(err(
+                        &key,
+                        "needs keep (a count of periods), keep_days (an age in days) or keep_last (a count of backups)".into(),
+                    ));
+                }
             };
             let mut locations = BTreeSet::new();
             for l in t.locations.unwrap_or_else(|| vec!["local".into()]) {
@@ -185,12 +209,27 @@ impl Policy {
             if object_lock.is_some() && !locations.contains(&Location::Remote) {
                 return Err(err(&format!("{key}.object_lock"), "locks off-site copies; add remote to locations".into()));
             }
-            tiers.push(Tier { name, retain, locations, storage_class, object_lock, object_lock_days });
+            // Hourly copies live hours or days: a class billed for a month or more per object
+            // would charge each of them that month.
+            if name == TierName::Hourly && locations.contains(&Location::Remote) && storage_class.min_days() > 0 {
+                return Err(err(
+                    &format!("{key}.storage_class"),
+                    format!(
+                        "{storage_class} bills every object for at least {} days, and hourly copies are replaced within hours: use STANDARD (or INTELLIGENT_TIERING) for the hourly tier",
+                        storage_class.min_days()
+                    ),
+                ));
+            }
+            tiers.push(Tier { name, retain, keep_last, locations, storage_class, object_lock, object_lock_days });
         }
         tiers.sort_by_key(|t| t.name);
-        if tiers[0].name != TierName::Daily {
-            return Err(err("tiers.daily", "is required: every backup belongs to the daily tier".into()));
+        if !tiers.iter().any(|t| t.name == TierName::Daily) {
+            return Err(err("tiers.daily", "is required: each day's first backup belongs to the daily tier".into()));
         }
+        let keep_last = match raw.keep_last {
+            None => None,
+            Some(n) => Some(bounded(n, MAX_KEEP).map_err(|m| err("keep_last", m))?),
+        };
         let level = raw.compression_level;
         let compression = match raw.compression.as_deref().unwrap_or("gzip") {
             "gzip" => {
@@ -237,6 +276,7 @@ impl Policy {
             name: name.to_string(),
             file: file.map(Path::to_path_buf),
             tiers,
+            keep_last,
             compression,
             encryption_required,
             verify,

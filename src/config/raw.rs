@@ -219,6 +219,7 @@ pub struct Backup {
 #[serde(deny_unknown_fields)]
 pub struct Policy {
     pub tiers: BTreeMap<String, Tier>,
+    pub keep_last: Option<i64>,
     pub compression: Option<String>,
     pub compression_level: Option<i32>,
     pub encryption: Option<String>,
@@ -236,6 +237,7 @@ pub struct Policy {
 pub struct Tier {
     pub keep: Option<i64>,
     pub keep_days: Option<i64>,
+    pub keep_last: Option<i64>,
     pub locations: Option<Vec<String>>,
     pub storage_class: Option<String>,
     pub object_lock: Option<String>,

@@ -1,15 +1,19 @@
 //! The retention planner: a pure function from (backups, policy, now) to a keep/delete decision
 //! for every backup, with the rules that decided it. Nothing here touches files.
 //!
-//! Semantics: every untagged backup is `daily`; it is also the `weekly` (`monthly`, `yearly`)
-//! backup if it is the first of its ISO week (month, year), UTC. Tiers recorded in a manifest
-//! when the backup was taken are never re-decided, so a promoted backup is never superseded.
-//! `keep: N` keeps the representatives of the newest N periods that have one; `keep_days: N`
-//! keeps members younger than N×24h measured from the newest backup, not the clock.
+//! Semantics: without an `hourly` tier every untagged backup is `daily`; with one, the first
+//! backup of each UTC hour is `hourly` and the first of each UTC day is `daily` (a later backup
+//! of an hour already taken belongs to no tier). A backup is also the `weekly` (`monthly`,
+//! `yearly`) backup if it is the first of its ISO week (month, year), UTC. Tiers recorded in a
+//! manifest when the backup was taken are never re-decided, so a promoted backup is never
+//! superseded. `keep: N` keeps the representatives of the newest N periods that have one;
+//! `keep_days: N` keeps members younger than N×24h measured from the newest backup, not the
+//! clock; `keep_last: N` keeps the tier's newest N members whatever their dates, and on the
+//! policy the newest N untagged backups.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, Datelike, Duration, Utc};
+use chrono::{DateTime, Datelike, Duration, Timelike, Utc};
 use serde::Serialize;
 
 use crate::config::{Location, Policy, Retain, TierName};
@@ -37,6 +41,9 @@ pub struct Decision<I = String> {
     pub kept_by: BTreeSet<TierName>,
     /// Kept by its tag's count.
     pub tag_kept: bool,
+    /// One of the newest backups the policy's `keep_last` keeps.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub last_kept: bool,
     /// The newest backup, kept whatever the policy says.
     pub newest: bool,
     pub keep: bool,
@@ -54,6 +61,7 @@ impl<I> Decision<I> {
                 self.frozen
                     || self.newest
                     || self.tag_kept
+                    || (self.last_kept && self.tiers.is_empty())
                     || self.kept_by.iter().any(|t| policy.tier(*t).is_some_and(|t| t.lives(Location::Local) || !remote_configured))
             }
             Location::Remote => remote_configured && !self.remote_tiers(policy).is_empty(),
@@ -74,7 +82,7 @@ impl<I> Decision<I> {
 pub fn lock_until(tier: &crate::config::Tier, created: DateTime<Utc>) -> DateTime<Utc> {
     match (tier.object_lock_days, tier.retain) {
         (Some(n), _) | (None, Retain::Days(n)) => created + Duration::days(i64::from(n)),
-        (None, Retain::Count(n)) => period_start_after(tier.name, created, n + 1),
+        (None, Retain::Count(n) | Retain::Last(n)) => period_start_after(tier.name, created, n + 1),
     }
 }
 
@@ -82,6 +90,10 @@ pub fn lock_until(tier: &crate::config::Tier, created: DateTime<Utc>) -> DateTim
 fn period_start_after(tier: TierName, t: DateTime<Utc>, n: u32) -> DateTime<Utc> {
     let day = t.date_naive();
     let start = match tier {
+        TierName::Hourly => {
+            let hour = day.and_hms_opt(t.hour(), 0, 0).expect("an hour of the day").and_utc();
+            return hour + Duration::hours(i64::from(n));
+        }
         TierName::Daily => day + Duration::days(i64::from(n)),
         TierName::Weekly => day - Duration::days(i64::from(day.weekday().num_days_from_monday())) + Duration::weeks(i64::from(n)),
         TierName::Monthly => {
@@ -96,6 +108,7 @@ fn period_start_after(tier: TierName, t: DateTime<Utc>, n: u32) -> DateTime<Utc>
 /// The period of `tier` that `t` falls in, as a sortable key.
 pub fn period(tier: TierName, t: DateTime<Utc>) -> (i32, u32, u32) {
     match tier {
+        TierName::Hourly => (t.year(), t.ordinal(), t.hour()),
         TierName::Daily => (t.year(), t.month(), t.day()),
         TierName::Weekly => {
             let w = t.iso_week();
@@ -108,6 +121,10 @@ pub fn period(tier: TierName, t: DateTime<Utc>) -> (i32, u32, u32) {
 
 fn period_label(tier: TierName, p: (i32, u32, u32)) -> String {
     match tier {
+        TierName::Hourly => match chrono::NaiveDate::from_yo_opt(p.0, p.1) {
+            Some(d) => format!("{}T{:02}", d.format("%Y-%m-%d"), p.2),
+            None => format!("{:04}-{:03}T{:02}", p.0, p.1, p.2),
+        },
         TierName::Daily => format!("{:04}-{:02}-{:02}", p.0, p.1, p.2),
         TierName::Weekly => format!("{:04}-W{:02}", p.0, p.1),
         TierName::Monthly => format!("{:04}-{:02}", p.0, p.1),
@@ -117,6 +134,7 @@ fn period_label(tier: TierName, p: (i32, u32, u32)) -> String {
 
 fn period_noun(tier: TierName, n: u32) -> String {
     let noun = match tier {
+        TierName::Hourly => "hour",
         TierName::Daily => "day",
         TierName::Weekly => "week",
         TierName::Monthly => "month",
@@ -125,7 +143,13 @@ fn period_noun(tier: TierName, n: u32) -> String {
     if n == 1 { format!("{n} {noun}") } else { format!("{n} {noun}s") }
 }
 
-/// The members of a non-daily tier, as (period, index into `untagged`, sorted by time): the
+/// Whether every untagged backup belongs to `tier` (daily, when the policy has no hourly tier)
+/// rather than only the first of each period.
+fn holds_every_backup(tier: TierName, policy: &Policy) -> bool {
+    tier == TierName::Daily && !policy.hourly()
+}
+
+/// The members of a tier that holds the first backup of each period, as (period, index into `untagged`, sorted by time): the
 /// backups recorded in the tier; in a period where none is, the first backup of the period if
 /// its tiers were never recorded. A recorded backup is never superseded, and a backup is never
 /// promoted because the one recorded before it is gone from this host.
@@ -149,8 +173,12 @@ fn representatives<I>(untagged: &[&Candidate<I>], tier: TierName) -> Vec<((i32, 
 
 /// The tiers a backup taken at `created_at` joins, given the backups that already exist.
 pub fn tiers_for_new<I>(existing: &[Candidate<I>], created_at: DateTime<Utc>, policy: &Policy) -> BTreeSet<TierName> {
-    let mut tiers = BTreeSet::from([TierName::Daily]);
-    for tier in policy.tiers.iter().map(|t| t.name).filter(|t| *t != TierName::Daily) {
+    let mut tiers = BTreeSet::new();
+    for tier in policy.tiers.iter().map(|t| t.name) {
+        if holds_every_backup(tier, policy) {
+            tiers.insert(tier);
+            continue;
+        }
         let p = period(tier, created_at);
         let taken = existing
             .iter()
@@ -213,6 +241,7 @@ pub fn plan<I: Clone + Ord + std::fmt::Display>(candidates: &[Candidate<I>], pol
                 tiers: c.recorded_tiers.clone().unwrap_or_default(),
                 kept_by: c.recorded_tiers.clone().unwrap_or_default(),
                 tag_kept: !c.tags.is_empty(),
+                last_kept: false,
                 newest: false,
                 keep: true,
                 frozen: true,
@@ -240,6 +269,7 @@ fn plan_past<I: Clone + Ord + std::fmt::Display>(candidates: &[Candidate<I>], po
                 tiers: BTreeSet::new(),
                 kept_by: BTreeSet::new(),
                 tag_kept: false,
+                last_kept: false,
                 newest: false,
                 keep: false,
                 frozen: false,
@@ -255,7 +285,7 @@ fn plan_past<I: Clone + Ord + std::fmt::Display>(candidates: &[Candidate<I>], po
         let reference = newest_untagged.created_at;
         for tier in &policy.tiers {
             // (period, index into `sorted`) of every member of the tier.
-            let members: Vec<((i32, u32, u32), usize)> = if tier.name == TierName::Daily {
+            let members: Vec<((i32, u32, u32), usize)> = if holds_every_backup(tier.name, policy) {
                 untagged_idx.iter().map(|&i| (period(TierName::Daily, sorted[i].created_at), i)).collect()
             } else {
                 representatives(&untagged, tier.name).into_iter().map(|(p, u)| (p, untagged_idx[u])).collect()
@@ -285,6 +315,7 @@ fn plan_past<I: Clone + Ord + std::fmt::Display>(candidates: &[Candidate<I>], po
                         }
                     }
                 }
+                Retain::Last(_) => {}
                 Retain::Days(n) => {
                     let horizon = Duration::days(i64::from(n));
                     for (_, i) in &members {
@@ -301,6 +332,26 @@ fn plan_past<I: Clone + Ord + std::fmt::Display>(candidates: &[Candidate<I>], po
                         }
                     }
                 }
+            }
+            // `keep_last`: the tier's newest N members, whatever their dates.
+            if let Some(n) = tier.keep_last {
+                let mut newest: Vec<usize> = members.iter().map(|(_, i)| *i).collect();
+                newest.sort_unstable();
+                for i in newest.into_iter().rev().take(n as usize) {
+                    if decisions[i].kept_by.insert(tier.name) || matches!(tier.retain, Retain::Last(_)) {
+                        decisions[i].reasons.push(format!("{}: one of its newest {n} backups (keep_last)", tier.name));
+                    }
+                }
+            }
+        }
+        // The policy's `keep_last`: the newest N untagged backups, in every tier they belong to.
+        if let Some(n) = policy.keep_last {
+            for &i in untagged_idx.iter().rev().take(n as usize) {
+                let d = &mut decisions[i];
+                d.last_kept = true;
+                let tiers = d.tiers.clone();
+                d.kept_by.extend(tiers);
+                d.reasons.push(format!("keep_last: one of the newest {n} backups"));
             }
         }
         // Tiers the backup was recorded in but the policy no longer has.
@@ -337,27 +388,30 @@ fn plan_past<I: Clone + Ord + std::fmt::Display>(candidates: &[Candidate<I>], po
         last.reasons.push("newest backup: always kept".into());
     }
     for d in &mut decisions {
-        d.keep = d.newest || d.tag_kept || !d.kept_by.is_empty();
+        d.keep = d.newest || d.tag_kept || d.last_kept || !d.kept_by.is_empty();
     }
     decisions
 }
 
-/// `policy simulate`: one backup a day at 02:00 UTC for the `days` days ending on `end`'s date,
-/// each promoted as a nightly run would have done it, planned as of the last one.
-pub fn simulate(policy: &Policy, days: u32, end: DateTime<Utc>) -> Vec<Decision> {
+/// `policy simulate`: a backup every `every` (one a day by default) over the `days` days ending
+/// at 02:00 UTC of `end`'s date, each promoted as the runs would have done it, planned as of the
+/// last one.
+pub fn simulate(policy: &Policy, days: u32, every: Duration, end: DateTime<Utc>) -> Vec<Decision> {
     let last = end.date_naive().and_hms_opt(2, 0, 0).expect("02:00 exists").and_utc();
-    let first = last - Duration::days(i64::from(days.max(1)) - 1);
+    let span = Duration::days(i64::from(days.max(1)));
+    let every = every.max(Duration::minutes(1));
+    let count = (span.num_seconds() / every.num_seconds()).max(1);
     let tiers: Vec<TierName> = policy.tiers.iter().map(|t| t.name).collect();
     let mut previous: Option<DateTime<Utc>> = None;
-    let mut cands = Vec::with_capacity(days as usize);
-    for i in 0..i64::from(days.max(1)) {
-        let t = first + Duration::days(i);
-        // Chronological and one a day: the first of a period is the one whose period differs
-        // from the previous backup's.
+    let mut cands = Vec::with_capacity(count as usize);
+    for k in (0..count).rev() {
+        let t = last - every * (k as i32);
+        // Chronological: the first of a period is the one whose period differs from the
+        // previous backup's.
         let recorded = tiers
             .iter()
             .copied()
-            .filter(|tier| *tier == TierName::Daily || previous.is_none_or(|p| period(*tier, p) != period(*tier, t)))
+            .filter(|tier| holds_every_backup(*tier, policy) || previous.is_none_or(|p| period(*tier, p) != period(*tier, t)))
             .collect();
         cands.push(Candidate {
             id: t.format("db_%Y%m%d_%H%M%S").to_string(),

@@ -92,7 +92,7 @@ mod tests {
     fn every_key_built_parses_back() {
         let l = EnvLayout::new("shop", "production");
         let stem = Stem::parse("db_20250101_020000").unwrap();
-        for tier in [TierName::Daily, TierName::Weekly, TierName::Monthly, TierName::Yearly] {
+        for tier in TierName::ALL {
             let data = l.data_key(tier, "db_20250101_020000.dump.gz.age");
             assert_eq!(data, format!("shop/production/{tier}/db_20250101_020000.dump.gz.age"));
             assert_eq!(l.parse(&data), Some(RemoteKey::Data { tier, stem: stem.clone() }));
@@ -107,7 +107,7 @@ mod tests {
         let l = EnvLayout::new("shop", "production");
         for key in [
             "shop/production/daily/notes.txt",
-            "shop/production/hourly/db_20250101_020000.dump",
+            "shop/production/minutely/db_20250101_020000.dump",
             "shop/production/daily/x/db_20250101_020000.dump",
             "shop/production/README",
         ] {

@@ -19,6 +19,7 @@ fn tier_color(t: Option<&TierName>) -> &'static str {
         Some(TierName::Monthly) => "#08519c",
         Some(TierName::Weekly) => "#4292c6",
         Some(TierName::Daily) => "#9ecae1",
+        Some(TierName::Hourly) => "#deebf7",
         None => "#bdbdbd",
     }
 }

@@ -265,7 +265,7 @@ proptest! {
     #[test]
     fn a_kept_weekly_stays_kept_until_its_count_runs_out(times in arb_history(), p in arb_policy()) {
         let cands = nightly(&times, &p);
-        let n = match p.tier(TierName::Weekly).unwrap().retain { Retain::Count(n) => n as usize, Retain::Days(_) => unreachable!() };
+        let n = match p.tier(TierName::Weekly).unwrap().retain { Retain::Count(n) => n as usize, _ => unreachable!() };
         for k in 1..cands.len() {
             let before = plan(&cands[..k], &p, cands[k - 1].created_at);
             let after = plan(&cands[..=k], &p, cands[k].created_at);
@@ -284,7 +284,7 @@ proptest! {
 fn simulate_matches_nightly_runs() {
     let p = default_policy();
     let end = at(2025, 3, 15, 10);
-    let sim = simulate(&p, 400, end);
+    let sim = simulate(&p, 400, Duration::days(1), end);
     assert_eq!(sim.len(), 400);
     assert_eq!(sim.last().unwrap().created_at, at(2025, 3, 15, 2));
     let times: Vec<_> = sim.iter().map(|d| d.created_at).collect();
@@ -312,4 +312,100 @@ fn a_lock_ends_when_the_tier_could_first_delete_the_copy() {
     // object_lock_days overrides the rule.
     let p2 = policy("tiers: {daily: {keep: 7}, monthly: {keep: 12, locations: [remote], object_lock: COMPLIANCE, object_lock_days: 30}}");
     assert_eq!(lock_until(p2.tier(TierName::Monthly).unwrap(), t), t + Duration::days(30));
+}
+
+fn hourly_policy() -> Policy {
+    policy("tiers: {hourly: {keep: 24}, daily: {keep: 7}, weekly: {keep: 4}}")
+}
+
+/// Backups every hour (plus a second one in some hours), each promoted as the runs would.
+fn hourly_runs(from: DateTime<Utc>, hours: i64, p: &Policy) -> Vec<Candidate> {
+    let times: Vec<_> = (0..hours).map(|h| from + Duration::hours(h)).collect();
+    nightly(&times, p)
+}
+
+#[test]
+fn hourly_tier_holds_the_first_backup_of_each_hour_and_the_days_first_is_the_daily() {
+    let p = hourly_policy();
+    // Mon 2024-01-01 00:00 .. three days of hourly backups.
+    let mut cands = hourly_runs(at(2024, 1, 1, 0), 72, &p);
+    // A second backup in an hour already taken joins no tier.
+    let extra = at(2024, 1, 3, 10) + Duration::minutes(20);
+    let tiers = tiers_for_new(&cands, extra, &p);
+    assert!(tiers.is_empty(), "{tiers:?}");
+    cands.push(Candidate { id: "extra".into(), created_at: extra, tags: vec![], recorded_tiers: Some(tiers) });
+    let first_of_day = tiers_for_new(&cands[..0], at(2024, 1, 1, 0), &p);
+    assert_eq!(first_of_day, BTreeSet::from([TierName::Hourly, TierName::Daily, TierName::Weekly]));
+    let now = at(2024, 1, 3, 23);
+    let ds = plan(&cands, &p, now);
+    let hourly: Vec<_> = ds.iter().filter(|d| d.kept_by.contains(&TierName::Hourly)).collect();
+    assert_eq!(hourly.len(), 24, "the newest 24 hours");
+    assert!(hourly.iter().all(|d| d.created_at > now - Duration::hours(24)));
+    let daily: Vec<_> = ds.iter().filter(|d| d.tiers.contains(&TierName::Daily)).map(|d| d.created_at).collect();
+    assert_eq!(daily, vec![at(2024, 1, 1, 0), at(2024, 1, 2, 0), at(2024, 1, 3, 0)]);
+    let x = ds.iter().find(|d| d.id == "extra").unwrap();
+    assert!(x.tiers.is_empty() && !x.keep, "{x:?}");
+    // The 24 hourlies (day 3's 00:00 among them) and the two older dailies.
+    let kept = ds.iter().filter(|d| d.keep).count();
+    assert_eq!(kept, 24 + 2);
+}
+
+#[test]
+fn hourly_promotion_is_stable_when_the_hour_is_replayed() {
+    let p = hourly_policy();
+    let cands = hourly_runs(at(2024, 1, 1, 5), 3, &p);
+    // A backup taken at 05:30 of an hour that already has one joins nothing, even the day.
+    assert!(tiers_for_new(&cands, at(2024, 1, 1, 5) + Duration::minutes(30), &p).is_empty());
+    // 08:00 is a new hour, not a new day.
+    assert_eq!(tiers_for_new(&cands, at(2024, 1, 1, 8), &p), BTreeSet::from([TierName::Hourly]));
+    // Without an hourly tier every backup is daily, as before.
+    let d = default_policy();
+    assert!(tiers_for_new(&nightly(&[at(2024, 1, 1, 5)], &d), at(2024, 1, 1, 5) + Duration::minutes(30), &d).contains(&TierName::Daily));
+}
+
+#[test]
+fn keep_last_on_a_tier_and_on_the_policy() {
+    // Ten days of nightly backups, the last five days missed: keep_days alone would keep one.
+    let p = policy("tiers: {daily: {keep_days: 3, keep_last: 4}}");
+    let times = days(at(2024, 1, 1, 2), 10);
+    let now = at(2024, 1, 16, 2);
+    let ds = plan(&nightly(&times, &p), &p, now);
+    assert_eq!(kept(&ds), times[6..].to_vec());
+    let r = decision_at(&ds, times[6]);
+    assert!(r.reasons.iter().any(|x| x.contains("keep_last")), "{:?}", r.reasons);
+    // keep_last alone.
+    let p = policy("tiers: {daily: {keep_last: 2}}");
+    let ds = plan(&nightly(&times, &p), &p, now);
+    assert_eq!(kept(&ds), times[8..].to_vec());
+    // On the policy: the newest N whatever their tiers.
+    let p = policy("keep_last: 5\ntiers: {daily: {keep: 1}}");
+    let ds = plan(&nightly(&times, &p), &p, now);
+    assert_eq!(kept(&ds), times[5..].to_vec());
+    assert!(decision_at(&ds, times[5]).reasons.iter().any(|x| x == "keep_last: one of the newest 5 backups"));
+    assert!(decision_at(&ds, times[5]).keep_at(Location::Local, &p, true));
+}
+
+#[test]
+fn simulate_every_hour_shows_a_day_of_hourlies() {
+    let p = hourly_policy();
+    let ds = simulate(&p, 1, Duration::hours(1), at(2024, 1, 10, 12));
+    assert_eq!(ds.len(), 24);
+    assert!(ds.iter().all(|d| d.keep && d.kept_by.contains(&TierName::Hourly)));
+    let daily: Vec<_> = ds.iter().filter(|d| d.tiers.contains(&TierName::Daily)).map(|d| d.created_at).collect();
+    // 03:00 on the 9th is the first of that day in the window; 00:00 on the 10th the next.
+    assert_eq!(daily, vec![at(2024, 1, 9, 3), at(2024, 1, 10, 0)]);
+}
+
+#[test]
+fn hourly_copies_in_a_cold_class_are_refused() {
+    let raw: raw::Policy =
+        serde_norway::from_str("tiers: {hourly: {keep: 24, locations: [remote], storage_class: STANDARD_IA}, daily: {keep: 7}}").unwrap();
+    let e = Policy::from_raw("p", None, raw).unwrap_err().to_string();
+    assert!(e.contains("tiers.hourly.storage_class") && e.contains("STANDARD_IA"), "{e}");
+    let raw: raw::Policy = serde_norway::from_str("tiers: {hourly: {keep: 24}}").unwrap();
+    let e = Policy::from_raw("p", None, raw).unwrap_err().to_string();
+    assert!(e.contains("tiers.daily"), "{e}");
+    let raw: raw::Policy = serde_norway::from_str("keep_last: 0\ntiers: {daily: {keep: 1}}").unwrap();
+    assert!(Policy::from_raw("p", None, raw).unwrap_err().to_string().contains("keep_last"));
+    assert_eq!(lock_until(hourly_policy().tier(TierName::Hourly).unwrap(), at(2024, 1, 1, 5) + Duration::minutes(7)), at(2024, 1, 2, 6));
 }
