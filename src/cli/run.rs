@@ -8,7 +8,7 @@ use crate::ops::run::{RunOptions, run as run_job};
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  pgtier -q run                      the nightly job for every enabled project/env (cron)\n  pgtier run shop production --dry-run\n  pgtier run --wait-lock 1h          wait for another run to finish instead of exiting 11"
+    after_help = "Examples:\n  pgtier -q run                      the nightly job for every enabled project/env (cron)\n  pgtier run shop production --dry-run\n  pgtier run --wait-lock 1h          wait for another run to finish instead of exiting 11\n  pgtier -q run --tier hourly        from an hourly timer: a backup if this hour has none, sync and prune"
 )]
 pub struct RunArgs {
     /// A project of projects.yml (default: every one).
@@ -24,12 +24,21 @@ pub struct RunArgs {
     /// Delete remote copies before their storage class's minimum billable duration.
     #[arg(long)]
     pub allow_early_delete: bool,
+    /// Back up only when a backup taken now would join one of these tiers (hourly from an
+    /// hourly timer); the drill is left to the nightly run. Envs whose policy has none of them are skipped.
+    #[arg(long, value_name = "TIER", value_delimiter = ',', value_parser = parse_tier)]
+    pub tier: Vec<crate::config::TierName>,
+}
+
+fn parse_tier(s: &str) -> std::result::Result<crate::config::TierName, String> {
+    crate::config::TierName::parse(s).ok_or_else(|| format!("unknown tier {s:?}; expected hourly, daily, weekly, monthly or yearly"))
 }
 
 pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
     let cfg = ctx.config()?;
     let selected = cfg.select(a.project.as_deref(), a.env.as_deref())?;
-    let opts = RunOptions { dry_run: a.dry_run, wait_lock: a.wait_lock, now: ctx.now, allow_early_delete: a.allow_early_delete };
+    let tiers = (!a.tier.is_empty()).then(|| a.tier.iter().copied().collect());
+    let opts = RunOptions { dry_run: a.dry_run, wait_lock: a.wait_lock, now: ctx.now, allow_early_delete: a.allow_early_delete, tiers };
     let report = run_job(&cfg, &selected, &opts, &ctx.ui)?;
     if ctx.ui.json {
         ctx.print_json(&report);
@@ -48,6 +57,9 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
             let mut parts = Vec::new();
             if let Some(b) = &e.backup {
                 parts.push(format!("backup {b}"));
+            }
+            if let Some(why) = &e.backup_skipped {
+                parts.push(format!("no backup ({why})"));
             }
             if !e.syncs.is_empty() {
                 // Summed over every destination.

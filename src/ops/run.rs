@@ -7,7 +7,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::config::{Config, Project};
+use std::collections::BTreeSet;
+
+use crate::config::{Config, Project, TierName};
 use crate::context::{Context, EnvContext};
 use crate::error::Result;
 use crate::ops::backup::{BackupOptions, backup, backup_globals};
@@ -24,6 +26,16 @@ pub struct RunOptions {
     pub wait_lock: Option<Duration>,
     pub now: DateTime<Utc>,
     pub allow_early_delete: bool,
+    /// `--tier`: back up only when a backup taken now would join one of these tiers, and leave
+    /// the restore drill to the nightly run (unless daily is among them). None: every tier.
+    pub tiers: Option<BTreeSet<TierName>>,
+}
+
+impl RunOptions {
+    /// Whether this run does the night's whole job (the drill with it), not only an hourly slot.
+    fn nightly(&self) -> bool {
+        self.tiers.as_ref().is_none_or(|t| t.contains(&TierName::Daily))
+    }
 }
 
 /// What happened to one project/env.
@@ -34,6 +46,8 @@ pub struct EnvRun {
     pub ok: bool,
     pub skipped: Option<String>,
     pub backup: Option<String>,
+    /// Why no backup was taken although the env ran (its hour or day already has one).
+    pub backup_skipped: Option<String>,
     pub backup_size: Option<u64>,
     pub globals: Option<String>,
     /// The first destination's sync (the only one with `remote:`).
@@ -136,6 +150,7 @@ pub fn run(cfg: &Config, selected: &[(&Project, String)], opts: &RunOptions, ui:
             ok: true,
             skipped: None,
             backup: None,
+            backup_skipped: None,
             backup_size: None,
             globals: None,
             sync: None,
@@ -151,6 +166,9 @@ pub fn run(cfg: &Config, selected: &[(&Project, String)], opts: &RunOptions, ui:
             e.errors.push(EnvError::new("run", crate::signals::CANCELLED));
         } else if !project.enabled {
             e.skipped = Some("backups are disabled in projects.yml".into());
+        } else if let Some(only) = opts.tiers.as_ref().filter(|t| !t.iter().any(|t| project.policy.tier(*t).is_some())) {
+            let names: Vec<&str> = only.iter().map(|t| t.as_str()).collect();
+            e.skipped = Some(format!("policy {} has no {} tier", project.policy.name, names.join(" or ")));
         } else {
             let mut ctx = world.env(project, env);
             // A bug in one env's night is that env's failure, alerted like any other; the
@@ -248,7 +266,12 @@ fn short_lock_horizons(ctx: &mut EnvContext, now: DateTime<Utc>) -> Vec<String> 
 
 /// `run --dry-run` of one env: what would be backed up, synced and pruned.
 fn plan_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, e: &mut EnvRun) {
-    e.warnings.push(format!("would back up database {:?}", ctx.project.databases.get(&ctx.env).map(String::as_str).unwrap_or("")));
+    let db = ctx.project.databases.get(&ctx.env).cloned().unwrap_or_default();
+    e.warnings.push(match backup_due(ctx, opts) {
+        None => format!("would back up database {db:?}"),
+        Some(NotDue::Another(b)) => format!("would not back up database {db:?}: another agent took {b}"),
+        Some(NotDue::Taken(why)) => format!("would not back up database {db:?}: {why}"),
+    });
     let world = ctx.world();
     let several = world.names().len() > 1;
     for (name, r) in world.destinations() {
@@ -278,12 +301,15 @@ fn plan_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, e: &mut EnvRun) {
 /// One env's night: backup, globals, sync, prune, the scheduled drill, cleanup. The listing and
 /// the off-site catalog are read once each and again only after a step changed them.
 fn run_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: &Outcomes, e: &mut EnvRun) {
-    if let Some(other) = night_covered(ctx, opts.now) {
+    match backup_due(ctx, opts) {
         // Another agent (the other node of a pair) backed this env up tonight: one backup a
-        // night, whoever took it. Sync and prune still run.
-        e.warnings.push(format!("not backed up again: the bucket already holds tonight's backup {other}, taken by another agent"));
-    } else {
-        back_up_env(ctx, opts, ui, outcomes, e);
+        // night (an hour), whoever took it. Sync and prune still run.
+        Some(NotDue::Another(other)) => e.warnings.push(format!(
+            "not backed up again: the bucket already holds {}'s backup {other}, taken by another agent",
+            if ctx.project.policy.hourly() { "this hour" } else { "tonight" }
+        )),
+        Some(NotDue::Taken(why)) => e.backup_skipped = Some(why),
+        None => back_up_env(ctx, opts, ui, outcomes, e),
     }
     // After SIGINT or SIGTERM nothing more starts: no sync, no prune, no drill.
     if crate::signals::interrupted() {
@@ -293,11 +319,20 @@ fn run_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: &Outcomes
     sync_prune_drill(ctx, opts, ui, outcomes, e);
 }
 
-/// A database backup of `now`'s UTC day in the first destination that this host does not
-/// hold: another agent took tonight's backup.
-fn night_covered(ctx: &mut EnvContext, now: DateTime<Utc>) -> Option<String> {
-    let world = ctx.world();
-    let (_, Ok(first)) = world.destinations().into_iter().next()? else { return None };
+/// Why a run takes no backup of an env now.
+enum NotDue {
+    /// Another agent's backup of this slot (night, or hour) is in the first destination.
+    Another(String),
+    /// This host's backups already fill every tier the run is for.
+    Taken(String),
+}
+
+/// Whether the run backs the env up now: not when the first destination holds a backup of
+/// this slot (UTC day, or hour with an hourly tier) that this host does not hold, nor when a
+/// backup taken now would join none of the run's tiers (its hour is already taken).
+fn backup_due(ctx: &mut EnvContext, opts: &RunOptions) -> Option<NotDue> {
+    let policy = &ctx.project.policy;
+    let slot = crate::records::retention::slot(policy, opts.now);
     // Read under the env lock, so the backup that follows takes this listing as current
     // instead of reading the folder again.
     if ctx.listing_if_read().is_none() && ctx.dir.is_dir() {
@@ -305,14 +340,33 @@ fn night_covered(ctx: &mut EnvContext, now: DateTime<Utc>) -> Option<String> {
         let read = crate::records::listing::Listing::under_lock(None, &ctx.dir, &ctx.project.name, &ctx.env, &lock).ok()?;
         ctx.adopt(read);
     }
-    let local: std::collections::HashSet<String> = ctx.listing().ok()?.databases().map(|b| b.stem.to_string()).collect();
-    let cat = ctx.catalog(first).ok()?;
-    cat.backups
-        .values()
-        .filter(|b| b.stem.kind == crate::names::Kind::Database && b.stem.time.date_naive() == now.date_naive())
-        .filter(|b| b.manifest.as_ref().is_none_or(|m| m.tags.is_empty()))
-        .map(|b| b.stem.to_string())
-        .rfind(|s| !local.contains(s))
+    let mine: Vec<_> = ctx.listing().ok()?.databases().map(|b| b.manifest.candidate(&b.stem)).collect();
+    let world = ctx.world();
+    if let Some((_, Ok(first))) = world.destinations().into_iter().next()
+        && let Ok(cat) = ctx.catalog(first)
+        && let Some(other) = cat
+            .backups
+            .values()
+            .filter(|b| b.stem.kind == crate::names::Kind::Database && crate::records::retention::slot(policy, b.stem.time) == slot)
+            .filter(|b| b.manifest.as_ref().is_none_or(|m| m.tags.is_empty()))
+            .map(|b| b.stem.clone())
+            .rfind(|s| !mine.iter().any(|c| c.id == *s))
+    {
+        return Some(NotDue::Another(other.to_string()));
+    }
+    let joins = crate::records::retention::tiers_for_new(&mine, opts.now, policy);
+    if joins.iter().any(|t| opts.tiers.as_ref().is_none_or(|only| only.contains(t))) {
+        return None;
+    }
+    let taken = mine.iter().filter(|c| c.tags.is_empty() && crate::records::retention::slot(policy, c.created_at) == slot).map(|c| &c.id).next_back();
+    Some(NotDue::Taken(match (taken, &opts.tiers) {
+        (Some(b), _) if joins.is_empty() => format!("this {} already has backup {b}", if policy.hourly() { "hour" } else { "day" }),
+        (_, Some(only)) => {
+            let names: Vec<&str> = only.iter().map(|t| t.as_str()).collect();
+            format!("no {} backup is due yet", names.join(" or "))
+        }
+        _ => "no tier is due".into(),
+    }))
 }
 
 /// The night's backup and the roles.
@@ -339,12 +393,19 @@ fn back_up_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: &Outc
     // A server that cannot be reached fails the globals the same way: said once, not twice.
     if cfg.globals.enabled && server_down {
         e.warnings.push("the roles were not saved either: the same server could not be reached".into());
-    } else if cfg.globals.enabled {
+    } else if cfg.globals.enabled && globals_due(ctx, opts.now) {
         match backup_globals(ctx, opts.now, ui) {
             Ok(b) => e.globals = Some(b.stem.to_string()),
             Err(err) => e.errors.push(EnvError::new("globals", err)),
         }
     }
+}
+
+/// Whether the roles are saved with this backup: always without an hourly tier; with one, once
+/// a UTC day (the roles change rarely, and each copy is a file to keep).
+fn globals_due(ctx: &mut EnvContext, now: DateTime<Utc>) -> bool {
+    !ctx.project.policy.hourly()
+        || ctx.listing().is_ok_and(|l| !l.backups.iter().any(|b| b.stem.kind == crate::names::Kind::Globals && b.stem.time.date_naive() == now.date_naive()))
 }
 
 /// Every destination gets the night's backup, then prune, the scheduled drill and cleanup.
@@ -392,8 +453,17 @@ fn sync_prune_drill(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: 
         }
         Err(err) => e.errors.push(EnvError::new("prune", err)),
     }
-    // The restore drill the policy schedules (`verify: weekly`), on the newest backup.
-    if e.backup.is_some()
+    // The restore drill the policy schedules (`verify: weekly`), on the newest backup, in the
+    // nightly run (an hourly one leaves it to that).
+    // A run whose own earlier run (an hourly one) took the slot's backup drills that one.
+    let newest = ctx
+        .listing()
+        .ok()
+        .filter(|_| e.backup_skipped.is_some())
+        .and_then(|l| l.databases().rfind(|b| b.manifest.tags.is_empty()))
+        .map(|b| b.stem.to_string());
+    if opts.nightly()
+        && let Some(newest) = e.backup.clone().or(newest)
         && !crate::signals::interrupted()
         && let Ok(listing) = ctx.listing()
         && crate::ops::verify::due(project, listing, opts.now)
@@ -405,7 +475,7 @@ fn sync_prune_drill(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: 
             e.warnings.push(w.into());
         } else {
             let source = crate::ops::restore::Source {
-                input: crate::ops::restore::Input::Named(e.backup.clone().unwrap_or_default()),
+                input: crate::ops::restore::Input::Named(newest),
                 from: crate::ops::restore::Origin::Local,
                 destination: None,
                 wait: None,

@@ -143,6 +143,13 @@ fn period_noun(tier: TierName, n: u32) -> String {
     if n == 1 { format!("{n} {noun}") } else { format!("{n} {noun}s") }
 }
 
+/// The slot a scheduled backup fills: its UTC hour when the policy keeps an hourly tier, else
+/// its UTC day. One agent's run fills a slot once; another agent's run finds it filled.
+pub fn slot(policy: &Policy, t: DateTime<Utc>) -> (TierName, (i32, u32, u32)) {
+    let tier = if policy.hourly() { TierName::Hourly } else { TierName::Daily };
+    (tier, period(tier, t))
+}
+
 /// Whether every untagged backup belongs to `tier` (daily, when the policy has no hourly tier)
 /// rather than only the first of each period.
 fn holds_every_backup(tier: TierName, policy: &Policy) -> bool {

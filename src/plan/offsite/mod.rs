@@ -49,18 +49,20 @@ pub fn plan(
     allow_early_delete: bool,
 ) -> SyncPlan {
     let policy = &project.policy;
-    // One backup a night in the bucket: a local backup not there yet, of a night whose backup
-    // another agent put there, stays on this host only.
-    let others_nights: std::collections::BTreeSet<chrono::NaiveDate> = remote
+    // One backup a night (an hour, with an hourly tier) in the bucket: a local backup not there
+    // yet, of a night whose backup another agent put there, stays on this host only.
+    let slot = |t| crate::records::retention::slot(policy, t);
+    let others_nights: std::collections::BTreeSet<_> = remote
         .backups
-        .keys()
-        .filter(|s| s.kind == crate::names::Kind::Database && !local.contains(s))
-        .map(|s| s.time.date_naive())
+        .iter()
+        .filter(|(s, _)| s.kind == crate::names::Kind::Database && !local.contains(s))
+        .filter(|(_, b)| b.manifest.as_ref().is_none_or(|m| m.tags.is_empty()))
+        .map(|(s, _)| slot(s.time))
         .collect();
     let another_agents_night = |b: &crate::records::listing::LocalBackup| {
         b.stem.kind == crate::names::Kind::Database
             && b.manifest.tags.is_empty()
-            && others_nights.contains(&b.stem.time.date_naive())
+            && others_nights.contains(&slot(b.stem.time))
             && !remote.backups.contains_key(&b.stem)
     };
     let withheld: Vec<(String, String)> = local
