@@ -250,7 +250,7 @@ impl<'c> EnvContext<'c> {
 
     /// The database this env backs up.
     pub fn database(&self) -> &str {
-        self.project.databases.get(&self.env).map(String::as_str).unwrap_or("postgres")
+        self.project.database(&self.env).unwrap_or("postgres")
     }
 }
 

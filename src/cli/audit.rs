@@ -31,13 +31,18 @@ fn parse_sample(s: &str) -> std::result::Result<crate::ops::audit::read_data::Sa
 }
 
 pub fn run(ctx: &Ctx, a: AuditArgs) -> Result<i32> {
-    let cfg = ctx.config()?;
+    let cfg = ctx.config_with_envs(a.project.as_deref(), a.env.as_deref())?;
     let selected = cfg.select(a.project.as_deref(), a.env.as_deref())?;
     let mut policy_findings: Vec<Finding> = Vec::new();
+    let mut server_findings: Vec<Finding> = Vec::new();
     let mut seen = BTreeSet::new();
+    let mut projects_seen = BTreeSet::new();
     for (p, _) in &selected {
         if seen.insert(p.policy.name.clone()) {
             policy_findings.extend(audit_policy(&p.policy));
+        }
+        if projects_seen.insert(p.name.clone()) {
+            server_findings.extend(p.database_findings());
         }
     }
     let world = Context::new(&cfg);
@@ -69,16 +74,23 @@ pub fn run(ctx: &Ctx, a: AuditArgs) -> Result<i32> {
         audit.findings.extend(crate::ops::audit::audit_keys(project, e.listing()?));
         envs.push(audit);
     }
-    let total = policy_findings.len() + envs.iter().map(|e| e.findings.len()).sum::<usize>();
+    let total = policy_findings.len() + server_findings.len() + envs.iter().map(|e| e.findings.len()).sum::<usize>();
     if ctx.ui.json {
         ctx.print_json(
-            &serde_json::json!({ "ok": total == 0, "finding_count": total, "policies": policy_findings, "envs": envs, "notes": cfg.notes }),
+            &serde_json::json!({ "ok": total == 0, "finding_count": total, "policies": policy_findings, "servers": server_findings, "envs": envs, "notes": cfg.notes }),
         );
     } else {
         // Without -v: the findings and a one-line verdict. With -v: every keep/delete decision,
         // notes and the lock horizons too.
         let verbose = ctx.verbose > 0;
+        for f in &server_findings {
+            crate::outln!("FINDING {} [{}] {}", f.file, f.rule, f.message);
+        }
         for e in &envs {
+            if e.gone {
+                let note = e.notes.iter().find(|n| n.contains("gone from the server")).cloned().unwrap_or_default();
+                crate::outln!("gone    {}/{}: {note}", e.project, e.env);
+            }
             if verbose {
                 print_plan(&e.plan, true);
             }

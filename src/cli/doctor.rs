@@ -22,7 +22,7 @@ pub struct DoctorArgs {
 }
 
 pub fn run(ctx: &Ctx, a: DoctorArgs) -> Result<i32> {
-    let cfg = match ctx.config() {
+    let mut cfg = match ctx.config() {
         Ok(c) => c,
         Err(e) => {
             // The first check: nothing else can be checked without it.
@@ -49,8 +49,9 @@ pub fn run(ctx: &Ctx, a: DoctorArgs) -> Result<i32> {
     {
         return Err(crate::usage!("unknown project {p:?} (known: {})", cfg.projects.keys().cloned().collect::<Vec<_>>().join(", ")));
     }
+    crate::ops::discover::every_database(&mut cfg, a.project.as_deref());
     if let (Some(p), Some(env)) = (&a.project, &a.env)
-        && !cfg.projects[p].databases.contains_key(env)
+        && cfg.projects[p].database(env).is_err()
     {
         return Err(crate::usage!(
             "project {p} has no env {env:?} (known: {})",

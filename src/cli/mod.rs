@@ -154,6 +154,16 @@ impl Ctx {
         Ok(cfg)
     }
 
+    /// Loads the configuration with the envs of `databases: all` projects filled in from their
+    /// servers (only `project`'s when given; none when `env` names one: it needs no list).
+    pub fn config_with_envs(&self, project: Option<&str>, env: Option<&str>) -> Result<Config> {
+        let mut cfg = self.config()?;
+        if env.is_none() {
+            crate::ops::discover::every_database(&mut cfg, project);
+        }
+        Ok(cfg)
+    }
+
     /// Prints `value` as the command's JSON result on stdout, in the envelope every `--json`
     /// output shares: `{"schema_version": 1, "command": "list", "result": ...}`.
     pub fn print_json<T: Serialize>(&self, value: &T) {

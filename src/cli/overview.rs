@@ -27,6 +27,9 @@ pub struct EnvOverview {
     /// Backups off-site only in an archive class and never drilled: a drill would need a paid
     /// thaw (`verify --thaw`), so none runs on its own. Not a problem.
     pub cold_not_drilled: usize,
+    /// `databases: all`: the database is gone from the server. Its backups are kept, and it is
+    /// not stale: no new backup is expected.
+    pub gone: bool,
     /// What needs a person, in plain words; empty when all is well.
     pub problems: Vec<String>,
 }
@@ -45,7 +48,7 @@ pub struct Drill {
 use crate::ui::ago;
 
 pub fn run(ctx: &Ctx, project: Option<&str>) -> Result<i32> {
-    let cfg = ctx.config()?;
+    let cfg = ctx.config_with_envs(project, None)?;
     let world = Context::new(&cfg);
     let mut all = Vec::new();
     for (p, env) in cfg.select(project, None)? {
@@ -60,6 +63,7 @@ pub fn run(ctx: &Ctx, project: Option<&str>) -> Result<i32> {
             offsite: BTreeMap::new(),
             last_verification: None,
             cold_not_drilled: 0,
+            gone: p.gone(&env),
             problems: Vec::new(),
         };
         let mut cold = std::collections::BTreeSet::new();
@@ -68,7 +72,7 @@ pub fn run(ctx: &Ctx, project: Option<&str>) -> Result<i32> {
                 if let Some(b) = listing.latest() {
                     o.backup = Some(b.stem.to_string());
                     o.created_at = Some(b.stem.time);
-                    if let Some(why) = crate::ops::audit::staleness(&cfg, p, b.stem.time, ctx.now) {
+                    if let Some(why) = crate::ops::audit::staleness(&cfg, p, b.stem.time, ctx.now).filter(|_| !o.gone) {
                         o.problems.push(why);
                     }
                 } else if p.enabled {
@@ -122,7 +126,16 @@ pub fn run(ctx: &Ctx, project: Option<&str>) -> Result<i32> {
         }
         all.push(o);
     }
-    let problems: usize = all.iter().map(|o| o.problems.len()).sum();
+    // A server that could not be asked, or a database that cannot name an env: not backed up.
+    let mut seen = std::collections::BTreeSet::new();
+    let server_problems: Vec<String> = cfg
+        .select(project, None)?
+        .into_iter()
+        .filter(|(p, _)| seen.insert(p.name.clone()))
+        .flat_map(|(p, _)| p.database_findings())
+        .map(|f| format!("{}: {}", f.file, f.message))
+        .collect();
+    let problems: usize = all.iter().map(|o| o.problems.len()).sum::<usize>() + server_problems.len();
     if ctx.ui.json {
         ctx.print_json(&all);
     } else {
@@ -142,7 +155,13 @@ pub fn run(ctx: &Ctx, project: Option<&str>) -> Result<i32> {
                 0 => drill,
                 n => format!("{drill}; {n} cold, not drilled"),
             };
-            crate::outln!("{}  {}/{}: {newest}; {drill}", if o.problems.is_empty() { "ok     " } else { "PROBLEM" }, o.project, o.env);
+            let verdict = match (o.problems.is_empty(), o.gone) {
+                (false, _) => "PROBLEM",
+                (true, true) => "gone   ",
+                (true, false) => "ok     ",
+            };
+            let newest = if o.gone { format!("database gone from the server, backups kept; {newest}") } else { newest };
+            crate::outln!("{verdict}  {}/{}: {newest}; {drill}", o.project, o.env);
             let tiers = |m: &BTreeMap<crate::vocab::TierName, usize>| {
                 if m.is_empty() { "-".to_string() } else { m.iter().map(|(t, n)| format!("{t} {n}")).collect::<Vec<_>>().join(", ") }
             };
@@ -153,6 +172,9 @@ pub fn run(ctx: &Ctx, project: Option<&str>) -> Result<i32> {
             for p in &o.problems {
                 crate::outln!("         ! {p}");
             }
+        }
+        for p in &server_problems {
+            crate::outln!("PROBLEM  {p}");
         }
         crate::outln!("{}", if problems == 0 { format!("{} env(s), all well", all.len()) } else { format!("{problems} problem(s)") });
     }

@@ -51,11 +51,16 @@ pub fn run(ctx: &Ctx, cmd: PolicyCommand) -> Result<i32> {
     }
     let every = match a.every {
         None => chrono::Duration::days(1),
-        Some(d) if d < std::time::Duration::from_secs(60) => return Err(crate::usage!("--every must be at least 1m, got {}s", d.as_secs())),
+        Some(d) if d < std::time::Duration::from_secs(60) => {
+            return Err(crate::usage!("--every must be at least 1m, got {}s", d.as_secs()));
+        }
         Some(d) => chrono::Duration::seconds(d.as_secs().min(u32::MAX as u64) as i64),
     };
     if i64::from(days) * 86_400 / every.num_seconds() > 1_000_000 {
-        return Err(crate::usage!("--days {days} --every {}m would simulate more than 1000000 backups: fewer days or a longer interval", every.num_minutes()));
+        return Err(crate::usage!(
+            "--days {days} --every {}m would simulate more than 1000000 backups: fewer days or a longer interval",
+            every.num_minutes()
+        ));
     }
     let cfg = ctx.config()?;
     let policy = cfg.policies.get(&a.policy).ok_or_else(|| {

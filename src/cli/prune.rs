@@ -25,7 +25,7 @@ pub struct PruneArgs {
 }
 
 pub fn run(ctx: &Ctx, a: PruneArgs) -> Result<i32> {
-    let cfg = ctx.config()?;
+    let cfg = ctx.config_with_envs(a.project.as_deref(), a.env.as_deref())?;
     let mut plans = Vec::new();
     let mut failed = 0;
     let mut locked = false;

@@ -25,7 +25,7 @@ pub fn run(ctx: &Ctx, a: ReportArgs) -> Result<i32> {
     if a.html.is_none() && !ctx.ui.json {
         return Err(crate::usage!("say where the report goes: --html FILE (a page) or --json (the data)"));
     }
-    let cfg = ctx.config()?;
+    let cfg = ctx.config_with_envs(a.project.as_deref(), a.env.as_deref())?;
     let selected = cfg.select(a.project.as_deref(), a.env.as_deref())?;
     let report = crate::ops::report::collect(&cfg, &selected, ctx.now)?;
     if let Some(path) = &a.html {

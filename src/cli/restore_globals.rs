@@ -40,7 +40,16 @@ pub fn run(ctx: &Ctx, a: RestoreGlobalsArgs) -> Result<i32> {
     };
     let world = crate::context::Context::new(&cfg);
     let mut e = world.env(project, &a.target.env);
-    let rep = crate::ops::restore::globals::restore_globals(&mut e, &a.source.source(input), &keys, &ctx.ui)?;
+    let rep = crate::ops::restore::globals::restore_globals(&mut e, &a.source.source(input), &keys, &ctx.ui).map_err(|err| {
+        match &project.every_database {
+            // One server, one set of roles: saved with the first database in name order.
+            Some(_) if matches!(err, crate::error::Error::NotFound(_)) => crate::error::Error::NotFound(format!(
+                "{err}. Project {} backs up every database of its server and saves the roles once a night, with its first database in name order: name that env",
+                project.name
+            )),
+            _ => err,
+        }
+    })?;
     if ctx.ui.json {
         ctx.print_json(&rep);
     } else {

@@ -35,7 +35,7 @@ fn parse_tier(s: &str) -> std::result::Result<crate::config::TierName, String> {
 }
 
 pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
-    let cfg = ctx.config()?;
+    let cfg = ctx.config_with_envs(a.project.as_deref(), a.env.as_deref())?;
     let selected = cfg.select(a.project.as_deref(), a.env.as_deref())?;
     let tiers = (!a.tier.is_empty()).then(|| a.tier.iter().copied().collect());
     let opts = RunOptions { dry_run: a.dry_run, wait_lock: a.wait_lock, now: ctx.now, allow_early_delete: a.allow_early_delete, tiers };
@@ -82,10 +82,15 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
                 crate::outln!("  error  {err}");
             }
         }
+        for err in &report.errors {
+            crate::outln!("error    {err}");
+        }
         let failed = report.envs.iter().filter(|e| !e.ok).count();
         crate::outln!(
             "{}",
-            if failed == 0 {
+            if !report.errors.is_empty() {
+                format!("run: FAILED ({} env(s) ran, {failed} of them failed)", report.envs.len())
+            } else if failed == 0 {
                 format!("run: {} env(s) ok", report.envs.len())
             } else {
                 format!("run: {failed} of {} env(s) FAILED", report.envs.len())
@@ -94,6 +99,6 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
     }
     // Envs that only another agent's lease kept this run from: exit 11, as for a held lock.
     let failed: Vec<_> = report.envs.iter().filter(|e| !e.ok).collect();
-    let locked = !failed.is_empty() && failed.iter().all(|e| e.errors.iter().all(|x| x.operation == "lease"));
+    let locked = report.errors.is_empty() && !failed.is_empty() && failed.iter().all(|e| e.errors.iter().all(|x| x.operation == "lease"));
     Ok(super::exit_code(!report.ok && !locked, locked))
 }

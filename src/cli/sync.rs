@@ -29,7 +29,7 @@ pub struct SyncArgs {
 }
 
 pub fn run(ctx: &Ctx, a: SyncArgs) -> Result<i32> {
-    let cfg = ctx.config()?;
+    let cfg = ctx.config_with_envs(a.project.as_deref(), a.env.as_deref())?;
     let selected = cfg.select(a.project.as_deref(), a.env.as_deref())?;
     let world = Context::new(&cfg);
     world.require_remote("sync")?;

@@ -42,7 +42,7 @@ pub struct VerifyArgs {
 }
 
 pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
-    let cfg = ctx.config()?;
+    let cfg = ctx.config_with_envs(a.project.as_deref(), a.env.as_deref())?;
     if a.backup.is_some() && a.env.is_none() {
         return Err(crate::usage!("a BACKUP needs PROJECT and ENV"));
     }

@@ -7,7 +7,7 @@ pub mod raw;
 mod remote;
 pub mod yaml;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,8 +54,10 @@ pub struct Config {
 pub struct Project {
     pub name: String,
     pub connection: Connection,
-    /// env -> database name.
+    /// env -> database name (with `databases: all`, what the server had when it was asked).
     pub databases: BTreeMap<String, String>,
+    /// `databases: all`: every connectable database on the server, each its own env.
+    pub every_database: Option<EveryDatabase>,
     pub enabled: bool,
     pub verify_on_restore: bool,
     /// pg_dump connections (`backup.jobs`, else the policy's `backup_jobs`); above 1 the
@@ -66,6 +68,27 @@ pub struct Project {
     pub encryption: Option<Arc<EncryptionConfig>>,
     /// env -> application containers to stop around an in-place restore.
     pub app_containers: BTreeMap<String, Vec<String>>,
+}
+
+/// `databases: all` in projects.yml: every connectable, non-template database of the server is
+/// backed up as its own env, named after the database.
+#[derive(Debug, Clone, Default)]
+pub struct EveryDatabase {
+    /// `exclude:`: databases left out.
+    pub exclude: BTreeSet<String>,
+    /// Envs with backups on this host whose database the server no longer has.
+    pub gone: BTreeSet<String>,
+    /// Databases on the server whose names cannot name an env folder, with why.
+    pub unnamable: Vec<(String, String)>,
+    /// Why the server's databases could not be listed, when they could not (then the envs are
+    /// the ones this host has backups of).
+    pub unlisted: Option<String>,
+}
+
+/// Whether `db` is a database pgtier made and never backs up: a restore's or drill's temporary
+/// database, or the database a restore replaced (kept beside it until dropped by hand).
+pub fn made_by_pgtier(db: &str) -> bool {
+    db.starts_with("pgtier_tmp_") || db.contains("_pgtier_old_")
 }
 
 /// `globals:`: whether `run` saves the cluster's roles (`pg_dumpall --globals-only`), and
@@ -285,12 +308,85 @@ impl Project {
         crate::crypto::Keys::for_block(self.encryption.as_deref())
     }
 
-    /// The database name of `env`, or a usage error listing the known envs.
-    pub fn database(&self, env: &str) -> Result<&str> {
-        self.databases.get(env).map(String::as_str).ok_or_else(|| {
-            let known: Vec<_> = self.databases.keys().map(String::as_str).collect();
-            Error::Usage(format!("project {:?} has no env {env:?} (known: {})", self.name, known.join(", ")))
-        })
+    /// The database name of `env`, or a usage error listing the known envs. With
+    /// `databases: all` any env not excluded names its own database (after a host loss the server
+    /// may not have it yet).
+    pub fn database<'a>(&'a self, env: &'a str) -> Result<&'a str> {
+        if let Some(db) = self.databases.get(env) {
+            return Ok(db);
+        }
+        if let Some(every) = &self.every_database {
+            if every.exclude.contains(env) {
+                return Err(Error::Usage(format!("project {:?} excludes database {env:?} (exclude: in projects.yml)", self.name)));
+            }
+            if check_component(env).is_ok() && !made_by_pgtier(env) {
+                return Ok(env);
+            }
+        }
+        let known: Vec<_> = self.databases.keys().map(String::as_str).collect();
+        Err(Error::Usage(format!("project {:?} has no env {env:?} (known: {})", self.name, known.join(", "))))
+    }
+
+    /// With `databases: all`: a server that could not be asked for its databases, or databases
+    /// whose names cannot name an env. Either way some database is not backed up.
+    pub fn database_findings(&self) -> Vec<crate::vocab::Finding> {
+        let Some(every) = &self.every_database else { return Vec::new() };
+        let mut out = Vec::new();
+        if let Some(why) = &every.unlisted {
+            out.push(crate::vocab::Finding::new(
+                "databases",
+                &self.name,
+                format!("{why}: databases created since the last listing are not backed up"),
+            ));
+        }
+        for (db, m) in &every.unnamable {
+            out.push(crate::vocab::Finding::new(
+                "databases",
+                &self.name,
+                format!("database {db:?} is not backed up: its name {m}, so it cannot name an env folder; add it to exclude:, or list it under databases: of a project with an env name of its own"),
+            ));
+        }
+        out
+    }
+
+    /// Whether `env`'s database is gone from the server (`databases: all`): its backups are
+    /// kept, and it is not stale.
+    pub fn gone(&self, env: &str) -> bool {
+        self.every_database.as_ref().is_some_and(|e| e.gone.contains(env))
+    }
+
+    /// With `databases: all`: takes the server's databases (or why they could not be listed)
+    /// and the envs this host has backups of as the project's envs. A database that cannot
+    /// name an env is set aside with why; an env whose database the server no longer has is
+    /// kept, marked gone.
+    pub fn adopt_databases(&mut self, on_server: std::result::Result<Vec<String>, String>, local_envs: &[String]) {
+        let Some(every) = self.every_database.as_mut() else { return };
+        let wanted = |db: &str| !every.exclude.contains(db) && !made_by_pgtier(db);
+        match on_server {
+            Ok(dbs) => {
+                for db in dbs.into_iter().filter(|d| wanted(d)) {
+                    match check_component(&db) {
+                        Ok(()) => {
+                            self.databases.insert(db.clone(), db);
+                        }
+                        Err(m) => every.unnamable.push((db, m)),
+                    }
+                }
+                for env in local_envs.iter().filter(|e| wanted(e)) {
+                    if self.databases.contains_key(env) {
+                        continue;
+                    }
+                    every.gone.insert(env.clone());
+                    self.databases.insert(env.clone(), env.clone());
+                }
+            }
+            Err(why) => {
+                every.unlisted = Some(why);
+                for env in local_envs.iter().filter(|e| wanted(e)) {
+                    self.databases.insert(env.clone(), env.clone());
+                }
+            }
+        }
     }
 }
 
@@ -464,10 +560,43 @@ fn load_project(
     if db.kind != "postgresql" {
         problems.push(err("type", format!("only postgresql is supported, got {:?}", db.kind)));
     }
-    if db.databases.is_empty() {
+    let (databases, every_database) = match db.databases {
+        serde_norway::Value::String(s) if s == "all" => {
+            let mut exclude = BTreeSet::new();
+            for (i, d) in db.exclude.clone().unwrap_or_default().into_iter().enumerate() {
+                if d.is_empty() || d.len() > 63 || d.chars().any(|c| c.is_control()) {
+                    problems.push(err(&format!("exclude[{i}]"), format!("expected a PostgreSQL database name (1 to 63 bytes), got {d:?}")));
+                }
+                exclude.insert(d);
+            }
+            (BTreeMap::new(), Some(EveryDatabase { exclude, ..EveryDatabase::default() }))
+        }
+        v @ serde_norway::Value::Mapping(_) => {
+            match yaml::from_value::<BTreeMap<String, String>>(file, &format!("{prefix}.databases"), v) {
+                Ok(m) => (m, None),
+                Err(e) => {
+                    problems.push(e);
+                    (BTreeMap::new(), None)
+                }
+            }
+        }
+        other => {
+            let got = match other {
+                serde_norway::Value::String(s) => format!("{s:?}"),
+                serde_norway::Value::Null => "nothing".into(),
+                _ => "a list or a value".into(),
+            };
+            problems.push(err("databases", format!("expected a map env: database name, or all (every database on the server); got {got}")));
+            (BTreeMap::new(), None)
+        }
+    };
+    if db.exclude.is_some() && every_database.is_none() {
+        problems.push(err("exclude", "only goes with databases: all (a map of databases lists what it backs up)".into()));
+    }
+    if databases.is_empty() && every_database.is_none() && problems.is_empty() {
         problems.push(err("databases", "needs at least one env: database name".into()));
     }
-    for (env, dbname) in &db.databases {
+    for (env, dbname) in &databases {
         if let Err(m) = check_component(env) {
             problems.push(err(&format!("databases.{env}"), format!("env name {m}")));
         }
@@ -517,7 +646,8 @@ fn load_project(
     let app_containers = match db.app_containers {
         None => BTreeMap::new(),
         Some(v @ serde_norway::Value::Sequence(_)) => match yaml::from_value::<Vec<String>>(file, &format!("{prefix}.app_containers"), v) {
-            Ok(all) => db.databases.keys().map(|e| (e.clone(), all.clone())).collect(),
+            Ok(all) if every_database.is_some() => BTreeMap::from([(String::new(), all)]),
+            Ok(all) => databases.keys().map(|e| (e.clone(), all.clone())).collect(),
             Err(e) => {
                 problems.push(e);
                 BTreeMap::new()
@@ -526,7 +656,7 @@ fn load_project(
         Some(v @ serde_norway::Value::Mapping(_)) => {
             match yaml::from_value::<BTreeMap<String, Vec<String>>>(file, &format!("{prefix}.app_containers"), v) {
                 Ok(per) => {
-                    if let Some(e) = per.keys().find(|e| !db.databases.contains_key(*e)) {
+                    if let Some(e) = per.keys().find(|e| every_database.is_none() && !databases.contains_key(*e)) {
                         problems.push(err(&format!("app_containers.{e}"), "is not an env of databases:".into()));
                     }
                     per
@@ -562,7 +692,8 @@ fn load_project(
     Ok(Project {
         name,
         connection,
-        databases: db.databases,
+        databases,
+        every_database,
         enabled: backup.enabled.unwrap_or(true),
         verify_on_restore: backup.verify_on_restore.unwrap_or(true),
         backup_jobs: jobs,

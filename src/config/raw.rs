@@ -192,7 +192,10 @@ pub struct Database {
     #[serde(rename = "type")]
     pub kind: String,
     pub container: Option<String>,
-    pub databases: BTreeMap<String, String>,
+    /// A map env -> database name, or `all`; kept as YAML and parsed by shape.
+    pub databases: serde_norway::Value,
+    /// With `databases: all`: databases left out.
+    pub exclude: Option<Vec<String>>,
     pub user: String,
     pub backup: Option<Backup>,
     pub host: Option<String>,

@@ -70,6 +70,13 @@ pub fn run(cfg: &Config, opts: &Options, report: &mut dyn FnMut(Check)) {
     report(backup_root(cfg));
     let projects: Vec<&Project> = cfg.projects.values().filter(|p| opts.project.as_ref().is_none_or(|n| *n == p.name)).collect();
     for p in &projects {
+        for f in p.database_findings() {
+            report(Check::fail(
+                format!("{} databases", p.name),
+                f.message,
+                "make the server reachable with the project's connection, or add the database to exclude:",
+            ));
+        }
         for (env, db) in p.databases.iter().filter(|(e, _)| opts.env.as_ref().is_none_or(|n| n == *e)) {
             for c in database(cfg, p, env, db) {
                 report(c);

@@ -5,6 +5,7 @@
 pub mod adopt;
 pub mod audit;
 pub mod backup;
+pub mod discover;
 pub mod doctor;
 pub mod fleet;
 pub mod prune;

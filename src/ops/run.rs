@@ -48,6 +48,9 @@ pub struct EnvRun {
     pub backup: Option<String>,
     /// Why no backup was taken although the env ran (its hour or day already has one).
     pub backup_skipped: Option<String>,
+    /// `databases: all`: the database is gone from the server; its backups are kept.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub gone: bool,
     pub backup_size: Option<u64>,
     pub globals: Option<String>,
     /// The first destination's sync (the only one with `remote:`).
@@ -99,6 +102,9 @@ pub struct RunReport {
     pub ok: bool,
     pub envs: Vec<EnvRun>,
     pub warnings: Vec<String>,
+    /// Failures that belong to no env: a `databases: all` server that could not be asked, or
+    /// a database whose name cannot name an env.
+    pub errors: Vec<String>,
 }
 
 /// Runs the nightly job over `selected`.
@@ -119,7 +125,20 @@ pub fn run(cfg: &Config, selected: &[(&Project, String)], opts: &RunOptions, ui:
     if !opts.dry_run {
         outcomes.started();
     }
-    let mut report = RunReport { started_at: Utc::now(), dry_run: opts.dry_run, ok: true, envs: Vec::new(), warnings: Vec::new() };
+    let mut report =
+        RunReport { started_at: Utc::now(), dry_run: opts.dry_run, ok: true, envs: Vec::new(), warnings: Vec::new(), errors: Vec::new() };
+    // A `databases: all` project whose databases could not all be listed or named has some not
+    // backed up: the run fails, saying which and what to do.
+    let mut projects: Vec<&Project> = selected.iter().map(|(p, _)| *p).collect();
+    projects.dedup_by_key(|p| p.name.clone());
+    for p in projects.into_iter().filter(|p| p.enabled) {
+        report.errors.extend(p.database_findings().into_iter().map(|f| format!("project {}: {}", f.file, f.message)));
+    }
+    for err in &report.errors {
+        tracing::error!("{err}");
+        outcomes.failed(None, None, "run", err.clone());
+    }
+    report.ok = report.errors.is_empty();
     let world = Context::new(cfg);
     for (_, r) in world.destinations() {
         if let Err(e) = r {
@@ -151,6 +170,7 @@ pub fn run(cfg: &Config, selected: &[(&Project, String)], opts: &RunOptions, ui:
             skipped: None,
             backup: None,
             backup_skipped: None,
+            gone: project.gone(env),
             backup_size: None,
             globals: None,
             sync: None,
@@ -301,6 +321,13 @@ fn plan_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, e: &mut EnvRun) {
 /// One env's night: backup, globals, sync, prune, the scheduled drill, cleanup. The listing and
 /// the off-site catalog are read once each and again only after a step changed them.
 fn run_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: &Outcomes, e: &mut EnvRun) {
+    if e.gone {
+        e.backup_skipped = Some(format!(
+            "database {:?} is gone from the server: nothing to back up; its backups are kept under the policy, the newest always",
+            ctx.env
+        ));
+        return sync_prune_drill(ctx, opts, ui, outcomes, e);
+    }
     match backup_due(ctx, opts) {
         // Another agent (the other node of a pair) backed this env up tonight: one backup a
         // night (an hour), whoever took it. Sync and prune still run.
@@ -358,7 +385,11 @@ fn backup_due(ctx: &mut EnvContext, opts: &RunOptions) -> Option<NotDue> {
     if joins.iter().any(|t| opts.tiers.as_ref().is_none_or(|only| only.contains(t))) {
         return None;
     }
-    let taken = mine.iter().filter(|c| c.tags.is_empty() && crate::records::retention::slot(policy, c.created_at) == slot).map(|c| &c.id).next_back();
+    let taken = mine
+        .iter()
+        .filter(|c| c.tags.is_empty() && crate::records::retention::slot(policy, c.created_at) == slot)
+        .map(|c| &c.id)
+        .next_back();
     Some(NotDue::Taken(match (taken, &opts.tiers) {
         (Some(b), _) if joins.is_empty() => format!("this {} already has backup {b}", if policy.hourly() { "hour" } else { "day" }),
         (_, Some(only)) => {
@@ -404,8 +435,15 @@ fn back_up_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: &Outc
 /// Whether the roles are saved with this backup: always without an hourly tier; with one, once
 /// a UTC day (the roles change rarely, and each copy is a file to keep).
 fn globals_due(ctx: &mut EnvContext, now: DateTime<Utc>) -> bool {
+    // `databases: all`: one server, so its roles once, with its first database in name order.
+    let project = ctx.project;
+    if project.every_database.is_some() && project.databases.keys().find(|e| !project.gone(e)) != Some(&ctx.env) {
+        return false;
+    }
     !ctx.project.policy.hourly()
-        || ctx.listing().is_ok_and(|l| !l.backups.iter().any(|b| b.stem.kind == crate::names::Kind::Globals && b.stem.time.date_naive() == now.date_naive()))
+        || ctx.listing().is_ok_and(|l| {
+            !l.backups.iter().any(|b| b.stem.kind == crate::names::Kind::Globals && b.stem.time.date_naive() == now.date_naive())
+        })
 }
 
 /// Every destination gets the night's backup, then prune, the scheduled drill and cleanup.
@@ -459,7 +497,7 @@ fn sync_prune_drill(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: 
     let newest = ctx
         .listing()
         .ok()
-        .filter(|_| e.backup_skipped.is_some())
+        .filter(|_| e.backup_skipped.is_some() && !e.gone)
         .and_then(|l| l.databases().rfind(|b| b.manifest.tags.is_empty()))
         .map(|b| b.stem.to_string());
     if opts.nightly()

@@ -172,6 +172,14 @@ impl Session {
         Ok(self.query_value(&sql)?.trim().parse().unwrap_or(0))
     }
 
+    /// Every non-template database that accepts connections and that the session's role may
+    /// connect to, by name.
+    pub fn connectable_databases(&mut self) -> Result<Vec<String>> {
+        self.query_json(
+            "SELECT coalesce(jsonb_agg(datname ORDER BY datname), '[]'::jsonb) FROM pg_database WHERE datallowconn AND NOT datistemplate AND has_database_privilege(datname, 'CONNECT')",
+        )
+    }
+
     /// Databases whose names start with `prefix` (temporary databases pgtier made).
     pub fn databases_like(&mut self, prefix: &str) -> Result<Vec<String>> {
         let sql = format!(

@@ -33,6 +33,9 @@ pub struct EnvAudit {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub read_back: Vec<read_data::ReadBack>,
     pub plan: EnvPlan,
+    /// `databases: all`: the database is gone from the server; its backups are kept.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub gone: bool,
 }
 
 /// Why the newest backup, taken at `newest`, is too old at `now` (`max_backup_age_hours` of the
@@ -95,6 +98,10 @@ pub fn audit_listing(
     match listing.backups.iter().filter(|b| b.stem.kind == Kind::Database).map(|b| b.stem.time).max() {
         None if project.enabled => findings.push(Finding::new("no-backups", dir.display(), "no backups at all")),
         None => notes.push("backups are disabled for this project and there are none".into()),
+        Some(t) if project.gone(env) => notes.push(format!(
+            "database {env:?} is gone from the server (its last backup is {}): its backups are kept under the policy, the newest always",
+            crate::ui::ago(t, now)
+        )),
         Some(t) => {
             if let Some(why) = staleness(cfg, project, t, now) {
                 findings.push(Finding::new("stale", dir.display(), why));
@@ -102,7 +109,7 @@ pub fn audit_listing(
         }
     }
     // The newest backup must have been proven by a restore within the policy's window.
-    if let (Some(days), Some(b)) = (project.policy.verify.window_days(), listing.latest()) {
+    if let (Some(days), Some(b), false) = (project.policy.verify.window_days(), listing.latest(), project.gone(env)) {
         let last = b.manifest.last_verified_ok().map(|v| v.at);
         let old_enough = now - b.manifest.created_at > Duration::days(1);
         if old_enough && last.is_none_or(|t| now - t > Duration::days(days)) {
@@ -125,7 +132,16 @@ pub fn audit_listing(
     if cfg.remotes.is_empty() && project.policy.wants_remote() {
         notes.push("no remote: configured: tiers that would live off-site are kept on this host".into());
     }
-    EnvAudit { project: project.name.clone(), env: env.to_string(), findings, notes, locks: Vec::new(), read_back: Vec::new(), plan }
+    EnvAudit {
+        project: project.name.clone(),
+        env: env.to_string(),
+        findings,
+        notes,
+        locks: Vec::new(),
+        read_back: Vec::new(),
+        plan,
+        gone: project.gone(env),
+    }
 }
 
 /// Policy sanity: a remote tier must keep its copies at least as long as its storage class bills.

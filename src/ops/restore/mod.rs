@@ -443,7 +443,7 @@ pub fn restore_opened(
 
     if replacing {
         let old = old_db_name(&mut admin, &target, opts.now)?;
-        let containers = project.app_containers.get(env).cloned().unwrap_or_default();
+        let containers = project.app_containers.get(env).or_else(|| project.app_containers.get("")).cloned().unwrap_or_default();
         crate::fault::point("restore:before-swap");
         crate::ops::restore::apps::with_stopped(&containers, || swap(&pg, &target, &temp, &old))?;
         guard.name = None;

@@ -25,6 +25,7 @@ fn project() -> Project {
         name: "shop".into(),
         connection: Connection { container: None, host: None, port: None, user: "u".into(), password_file: None },
         databases: BTreeMap::from([("production".to_string(), "shop".to_string())]),
+        every_database: None,
         enabled: true,
         verify_on_restore: true,
         backup_jobs: 1,
