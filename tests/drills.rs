@@ -10,7 +10,7 @@ use std::process::Command;
 
 use chrono::{Datelike, NaiveDate};
 use support::localstack::{aws_env, localstack};
-use support::{Scratch, cluster, db_name, json, repo};
+use support::{Scratch, cluster, command_after_binary, db_name, json, repo};
 
 /// The GLACIER copies under `prefix` that a thaw was requested for (they carry a restore status).
 fn thawed(bucket: &str, prefix: &str) -> Vec<String> {
@@ -19,14 +19,6 @@ fn thawed(bucket: &str, prefix: &str) -> Vec<String> {
         ls.objects(bucket, prefix).into_iter().filter(|(_, class, _)| class == "GLACIER").map(|(k, _, _)| k).collect();
     assert!(!glacier.is_empty(), "no GLACIER copies under {prefix}");
     glacier.into_iter().filter(|k| ls.aws_json(&["s3api", "head-object", "--bucket", bucket, "--key", k])["Restore"].is_string()).collect()
-}
-
-/// The arguments after the binary on the line of `text` that starts with `prefix` (the unit's
-/// `ExecStart=`), or on the cron line that runs `verify`.
-fn command_after_binary(line: &str) -> Vec<String> {
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let bin = words.iter().position(|w| w.ends_with("/pgtier")).unwrap_or_else(|| panic!("no pgtier binary in {line:?}"));
-    words[bin + 1..].iter().map(|w| w.to_string()).collect()
 }
 
 fn shipped_drill() -> Vec<String> {

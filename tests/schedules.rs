@@ -25,9 +25,8 @@ fn stem(t: DateTime<Utc>) -> String {
 /// The policy's answer, written independently of pgtier: which of the hourly backups taken at
 /// `times` (one per hour, oldest first) each tier keeps.
 fn model(times: &[DateTime<Utc>]) -> BTreeMap<&'static str, BTreeSet<String>> {
-    let newest = |keep: usize, members: Vec<DateTime<Utc>>| -> BTreeSet<String> {
-        members.iter().rev().take(keep).map(|t| stem(*t)).collect()
-    };
+    let newest =
+        |keep: usize, members: Vec<DateTime<Utc>>| -> BTreeSet<String> { members.iter().rev().take(keep).map(|t| stem(*t)).collect() };
     let first_of = |key: &dyn Fn(&DateTime<Utc>) -> (i32, u32)| -> Vec<DateTime<Utc>> {
         let mut seen = BTreeSet::new();
         times.iter().copied().filter(|t| seen.insert(key(t))).collect()
@@ -55,6 +54,21 @@ fn remote_tiers(bucket: &str, prefix: &str) -> BTreeMap<String, BTreeSet<String>
     out
 }
 
+/// The hourly run as shipped: the systemd unit's command, which the cron file's hourly line
+/// (commented out until a policy has an hourly tier) repeats.
+fn shipped_hourly() -> Vec<String> {
+    let unit = std::fs::read_to_string(support::repo().join("contrib/systemd/pgtier-hourly.service")).unwrap();
+    let args = support::command_after_binary(unit.lines().find_map(|l| l.strip_prefix("ExecStart=")).expect("the unit has ExecStart="));
+    let timer = std::fs::read_to_string(support::repo().join("contrib/systemd/pgtier-hourly.timer")).unwrap();
+    assert!(timer.contains("OnCalendar=*-*-* *:00:00 UTC"), "{timer}");
+    let cron = std::fs::read_to_string(support::repo().join("contrib/cron.d/pgtier")).unwrap();
+    let line = cron.lines().find(|l| l.contains("--tier hourly")).expect("the cron file has the hourly line");
+    assert!(line.trim_start_matches(['#', ' ']).starts_with("0 * * * * "), "{line}");
+    assert_eq!(support::command_after_binary(line), args, "the cron line and the unit run the same command");
+    assert_eq!(args[..4], ["-q", "run", "--tier", "hourly"], "{args:?}");
+    args
+}
+
 #[test]
 fn three_days_of_hourly_runs_and_nightly_runs_keep_each_tier_here_and_off_site() {
     let c = cluster();
@@ -66,17 +80,24 @@ fn three_days_of_hourly_runs_and_nightly_runs_keep_each_tier_here_and_off_site()
     s.write("policies/hourly.yml", HOURLY);
     // Sunday 2025-01-05 00:00 UTC to Tuesday 23:00: the ISO week turns on Monday.
     let start = Utc.with_ymd_and_hms(2025, 1, 5, 0, 0, 0).unwrap();
+    let shipped = shipped_hourly();
+    let hourly = |t: DateTime<Utc>| -> serde_json::Value {
+        let now = stamp(t);
+        let mut args: Vec<&str> = shipped.iter().map(String::as_str).collect();
+        args.extend(["app", "production", "--now", &now, "--json"]);
+        json(&s.ok(&args))
+    };
     let mut taken: Vec<DateTime<Utc>> = Vec::new();
     for h in 0..72 {
         let t = start + Duration::hours(h);
-        let out = json(&s.ok(&["run", "app", "production", "--tier", "hourly", "--now", &stamp(t), "--json"]));
+        let out = hourly(t);
         let env = &out["envs"][0];
         assert_eq!(env["backup"], stem(t), "hour {t}: {env}");
         taken.push(t);
         if t.hour() == 5 {
             // The same hour again: no second backup for it.
             let again = t + Duration::minutes(30);
-            let out = json(&s.ok(&["run", "app", "production", "--tier", "hourly", "--now", &stamp(again), "--json"]));
+            let out = hourly(again);
             let env = &out["envs"][0];
             assert!(env["backup"].is_null(), "{env}");
             assert!(env["backup_skipped"].as_str().unwrap().contains("this hour already has backup"), "{env}");
@@ -108,7 +129,8 @@ fn three_days_of_hourly_runs_and_nightly_runs_keep_each_tier_here_and_off_site()
         }
     }
     // Roles once a day, not every hour.
-    let globals: Vec<String> = s.files("app", "production").into_iter().filter(|f| f.starts_with("globals_") && f.ends_with(".sql.gz")).collect();
+    let globals: Vec<String> =
+        s.files("app", "production").into_iter().filter(|f| f.starts_with("globals_") && f.ends_with(".sql.gz")).collect();
     let days: BTreeSet<&str> = globals.iter().map(|g| &g[8..16]).collect();
     assert_eq!(days.len(), globals.len(), "one roles backup a day at most: {globals:?}");
 }
@@ -208,14 +230,30 @@ fn databases_all_follows_the_server_as_databases_come_and_go() {
 fn new_keys_are_rejected_with_the_file_and_key() {
     let c = cluster();
     let cases: &[(&str, &str, &str)] = &[
-        ("policies/p.yml", "tiers: {hourly: {keep: 24, locations: [remote], storage_class: GLACIER}, daily: {keep: 7}}", "tiers.hourly.storage_class"),
+        (
+            "policies/p.yml",
+            "tiers: {hourly: {keep: 24, locations: [remote], storage_class: GLACIER}, daily: {keep: 7}}",
+            "tiers.hourly.storage_class",
+        ),
         ("policies/p.yml", "tiers: {hourly: {keep: 24}}", "tiers.daily"),
         ("policies/p.yml", "keep_last: -1\ntiers: {daily: {keep: 7}}", "keep_last"),
         ("policies/p.yml", "tiers: {daily: {keep_last: 0}}", "tiers.daily.keep_last"),
         ("policies/p.yml", "tiers: {daily: {keep: 7}, minutely: {keep: 5}}", "tiers.minutely"),
-        ("projects.yml", "app:\n  database: {type: postgresql, host: 127.0.0.1, user: postgres, databases: every}\n", "app.database.databases"),
-        ("projects.yml", "app:\n  database: {type: postgresql, host: 127.0.0.1, user: postgres, databases: {production: x}, exclude: [y]}\n", "app.database.exclude"),
-        ("projects.yml", "app:\n  database: {type: postgresql, host: 127.0.0.1, user: postgres, databases: all, exclude: [\"\"]}\n", "app.database.exclude[0]"),
+        (
+            "projects.yml",
+            "app:\n  database: {type: postgresql, host: 127.0.0.1, user: postgres, databases: every}\n",
+            "app.database.databases",
+        ),
+        (
+            "projects.yml",
+            "app:\n  database: {type: postgresql, host: 127.0.0.1, user: postgres, databases: {production: x}, exclude: [y]}\n",
+            "app.database.exclude",
+        ),
+        (
+            "projects.yml",
+            "app:\n  database: {type: postgresql, host: 127.0.0.1, user: postgres, databases: all, exclude: [\"\"]}\n",
+            "app.database.exclude[0]",
+        ),
     ];
     for (file, text, key) in cases {
         let s = Scratch::new(&format!("app:\n{}", c.database_block(&[("production", "x")])), "");

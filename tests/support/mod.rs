@@ -364,6 +364,13 @@ impl Scratch {
 }
 
 /// The repository root.
+/// The arguments after the pgtier binary on a shipped unit's `ExecStart=` or a cron line.
+pub fn command_after_binary(line: &str) -> Vec<String> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let bin = words.iter().position(|w| w.ends_with("/pgtier")).unwrap_or_else(|| panic!("no pgtier binary in {line:?}"));
+    words[bin + 1..].iter().map(|w| w.to_string()).collect()
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
