@@ -24,8 +24,9 @@ trap 'pg_stop "$STATE/pg"' EXIT
 DB=benchdb
 ready=$(pg_sql "$PORT" postgres "SELECT count(*) FROM pg_database WHERE datname = '$DB'")
 [ "$ready" = 1 ] && ready=$(pg_sql "$PORT" "$DB" "SELECT count(*) FROM pg_class WHERE relname = 'bench_ready'")
-# The fleet section alone reads a generated bucket, not the database.
-if [ "$ready" != 1 ] && [ "$ONLY" != fleet ]; then
+# The fleet section reads a generated bucket and the retention section plans on paper: neither
+# needs the database.
+if [ "$ready" != 1 ] && [ "$ONLY" != fleet ] && [ "$ONLY" != retention ]; then
   echo "generating the benchmark database (once, a few minutes)..." >&2
   pg_sql "$PORT" postgres "DROP DATABASE IF EXISTS $DB" >/dev/null
   pg_sql "$PORT" postgres "CREATE DATABASE $DB"
@@ -65,6 +66,9 @@ cat > "$WORK/policies/default.yml" <<YML
 compression: gzip
 compression_level: 6
 tiers: {daily: {keep_days: 30}}
+YML
+cat > "$WORK/policies/hourly.yml" <<YML
+tiers: {hourly: {keep: 48}, daily: {keep_days: 30}, weekly: {keep: 12}, monthly: {keep: 12}}
 YML
 cat > "$WORK/policies/zstd.yml" <<YML
 compression: zstd

@@ -86,6 +86,7 @@ fn the_dashboard_and_rules_read_metrics_a_real_night_writes_and_the_rules_fire_w
         out
     };
     let env = r#"instance="db1",job="node",project="shop",env="production""#;
+    let gone = r#"instance="db1",job="node",project="shop",env="olddb""#;
     let base: Vec<(&str, &str)> = vec![("instance", "db1"), ("job", "node"), ("project", "shop"), ("env", "production")];
     let with =
         |extra: &[(&'static str, &'static str)]| -> Vec<(&str, &str)> { base.iter().copied().chain(extra.iter().copied()).collect() };
@@ -117,6 +118,14 @@ tests:
         values: '0x2400'
       - series: 'pgtier_lock_horizon_timestamp_seconds{{{env},tier="daily",destination="default"}}'
         values: '7200x2400'
+      # A database gone from the server (databases: all): never drilled again, its locks run
+      # out, and neither alerts.
+      - series: 'pgtier_last_verify_success_timestamp_seconds{{{gone}}}'
+        values: '0x13000'
+      - series: 'pgtier_lock_horizon_timestamp_seconds{{{gone},tier="daily",destination="default"}}'
+        values: '7200x2400'
+      - series: 'pgtier_database_gone{{{gone}}}'
+        values: '1x13000'
     alert_rule_test:
       - eval_time: 30m
         alertname: PgtierNoSuccessfulBackup

@@ -247,7 +247,8 @@ fn bad_policies_are_load_errors_naming_file_and_key() {
     let cases = [
         ("tiers:\n  daily: {keep: -3}\n", "tiers.daily.keep"),
         ("tiers:\n  daily: {keep: 0}\n", "tiers.daily.keep"),
-        ("tiers:\n  hourly: {keep: 3}\n  daily: {keep: 1}\n", "tiers.hourly"),
+        ("tiers:\n  minutely: {keep: 3}\n  daily: {keep: 1}\n", "tiers.minutely"),
+        ("tiers:\n  hourly: {keep: 3, locations: [remote], storage_class: GLACIER_IR}\n  daily: {keep: 1}\n", "tiers.hourly.storage_class"),
         ("tiers:\n  daily: {keep: 3, storage_class: FROZEN}\n", "tiers.daily.storage_class"),
         ("tiers: {}\n", "tiers"),
         ("tiers:\n  weekly: {keep: 3}\n", "tiers.daily"),

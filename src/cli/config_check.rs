@@ -24,6 +24,7 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
         "projects": cfg.projects.values().map(|p| serde_json::json!({
             "name": p.name,
             "envs": p.databases,
+            "every_database": p.every_database.as_ref().map(|e| serde_json::json!({ "exclude": e.exclude })),
             "policy": p.policy.name,
             "enabled": p.enabled,
             "encrypted": p.encryption.is_some(),
@@ -39,7 +40,15 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
     } else {
         crate::outln!("{}: ok", cfg.file.display());
         for p in cfg.projects.values() {
-            let envs: Vec<_> = p.databases.iter().map(|(e, d)| format!("{e}={d}")).collect();
+            let mut envs: Vec<_> = p.databases.iter().map(|(e, d)| format!("{e}={d}")).collect();
+            if let Some(every) = &p.every_database {
+                let except: Vec<&str> = every.exclude.iter().map(String::as_str).collect();
+                envs.push(if except.is_empty() {
+                    "every database on the server".to_string()
+                } else {
+                    format!("every database on the server but {}", except.join(", "))
+                });
+            }
             crate::outln!(
                 "  project {}: {} (policy {}{}{})",
                 p.name,

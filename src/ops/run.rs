@@ -529,7 +529,7 @@ fn sync_prune_drill(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, outcomes: 
             }
         }
     }
-    for w in short_lock_horizons(ctx, opts.now) {
+    for w in short_lock_horizons(ctx, opts.now).into_iter().filter(|_| !e.gone) {
         tracing::warn!("{}/{env}: {w}", project.name);
         outcomes.warning(Some(&project.name), Some(env), "lock", w.clone());
         e.warnings.push(w);

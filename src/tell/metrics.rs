@@ -160,6 +160,12 @@ pub fn write(cfg: &Config, remotes: &[&Remote], seen: &BTreeMap<String, Figures>
         if let Some(v) = ts(s.last_failure) {
             put("pgtier_last_failure_timestamp_seconds", "Unix time of the last failed run of this project/env.", l.clone(), v);
         }
+        put(
+            "pgtier_database_gone",
+            "1 when the env's database is gone from the server (databases: all): its backups are kept, no new ones are expected; else 0.",
+            l.clone(),
+            u8::from(project.gone(&env)).to_string(),
+        );
         if let Some(v) = s.last_backup_size_bytes {
             put("pgtier_last_backup_size_bytes", "Size of the newest backup as stored (compressed, encrypted).", l.clone(), v.to_string());
         }
