@@ -38,7 +38,7 @@ fn model(times: &[DateTime<Utc>]) -> BTreeMap<&'static str, BTreeSet<String>> {
 }
 
 fn local_backups(s: &Scratch) -> BTreeSet<String> {
-    s.files("app", "production").into_iter().filter_map(|f| f.strip_suffix(".dump.gz").map(str::to_string)).collect()
+    local_backups_of(s, "production").into_iter().collect()
 }
 
 fn remote_tiers(bucket: &str, prefix: &str) -> BTreeMap<String, BTreeSet<String>> {
@@ -261,4 +261,34 @@ fn new_keys_are_rejected_with_the_file_and_key() {
         let err = s.fails(2, &["config", "check"]);
         assert!(err.contains(key), "{file} {text:?}: expected {key} in\n{err}");
     }
+}
+
+#[test]
+fn keep_last_keeps_the_newest_whatever_their_dates_and_says_so() {
+    let c = cluster();
+    let db = db_name("keeplast");
+    c.create_sample_db(&db, 2);
+    let s = Scratch::new(&format!("app:\n{}    policy: last\n", c.database_block(&[("production", &db)])), "");
+    // Dailies for two days only, but the newest four backups whatever their dates: a schedule
+    // that stalled for weeks still has its last four.
+    s.write("policies/last.yml", "verify: never\nkeep_last: 4\ntiers:\n  daily: {keep_days: 2}\n");
+    let nights = ["2025-03-01", "2025-03-08", "2025-03-15", "2025-03-22", "2025-03-29", "2025-04-05"];
+    for n in nights {
+        s.ok(&["backup", "app", "production", "--now", &format!("{n}T02:00:00Z")]);
+    }
+    let dry = s.ok(&["prune", "app", "production", "--dry-run", "--now", "2025-04-05T03:00:00Z"]);
+    assert!(dry.contains("keep_last: one of the newest 4 backups"), "{dry}");
+    s.ok(&["prune", "app", "production", "--now", "2025-04-05T03:00:00Z"]);
+    assert_eq!(
+        local_backups_of(&s, "production"),
+        ["db_20250315_020000", "db_20250322_020000", "db_20250329_020000", "db_20250405_020000"]
+    );
+    let audit = json(&s.ok(&["audit", "app", "production", "--json", "--now", "2025-04-05T03:00:00Z"]));
+    let entries = audit["envs"][0]["plan"]["entries"].as_array().unwrap().clone();
+    let kept = entries.iter().find(|e| e["file"].as_str().unwrap().starts_with("db_20250315")).unwrap();
+    assert!(kept["reasons"].to_string().contains("keep_last"), "{kept}");
+}
+
+fn local_backups_of(s: &Scratch, env: &str) -> Vec<String> {
+    s.files("app", env).into_iter().filter_map(|f| f.strip_suffix(".dump.gz").map(str::to_string)).collect()
 }
