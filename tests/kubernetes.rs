@@ -69,7 +69,11 @@ fn each_cronjob_runs_alone_as_non_root_on_a_read_only_root_with_a_scratch_volume
         assert_eq!(secrets["secret"]["secretName"], "pgtier-secrets", "{name}");
     }
     kinds.sort();
-    assert_eq!(kinds, ["ConfigMap", "CronJob", "CronJob", "Secret", "ServiceAccount"]);
+    assert_eq!(kinds, ["ConfigMap", "CronJob", "CronJob", "CronJob", "Secret", "ServiceAccount"]);
+    let hourly = yaml(&repo().join("contrib/kubernetes/cronjob-hourly.yaml"));
+    assert_eq!(hourly["spec"]["schedule"], "0 * * * *");
+    let args = hourly["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+    assert!(args.contains("\"--tier\",\"hourly\""), "{args}");
     let nightly = yaml(&repo().join("contrib/kubernetes/cronjob-nightly.yaml"));
     let args = nightly["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
     assert!(args.contains("\"run\"") && args.contains("--wait-lock"), "{args}");

@@ -31,6 +31,14 @@ pub fn run(ctx: &Ctx, a: BackupArgs) -> Result<i32> {
     let mut e = world.env(project, &a.target.env);
     let _lease = e.lease_for("backup", false, a.wait_lock)?;
     let b = backup(&mut e, &BackupOptions { tags: a.tags, now: ctx.now }, &ctx.ui)?;
+    if b.manifest.tiers.is_empty() && b.manifest.tags.is_empty() {
+        // With an hourly tier, a second backup in an hour joins no tier: say so now, not when
+        // the next prune deletes it.
+        tracing::warn!(
+            "{} joins no tier: this hour already has a backup; the next prune deletes it once a newer one exists (add --tag NAME to keep it apart)",
+            b.stem
+        );
+    }
     if ctx.ui.json {
         ctx.print_json(&serde_json::json!({ "path": b.data_path, "manifest": b.manifest_path, "backup": b.stem.to_string(), "size": b.manifest.size, "sha256": b.manifest.sha256, "tiers": b.manifest.tiers }));
     } else {

@@ -293,7 +293,13 @@ fn plan_past<I: Clone + Ord + std::fmt::Display>(candidates: &[Candidate<I>], po
         for tier in &policy.tiers {
             // (period, index into `sorted`) of every member of the tier.
             let members: Vec<((i32, u32, u32), usize)> = if holds_every_backup(tier.name, policy) {
-                untagged_idx.iter().map(|&i| (period(TierName::Daily, sorted[i].created_at), i)).collect()
+                // Every backup but those recorded without the daily tier (taken while the policy
+                // had an hourly tier): dropping that tier must not make its hourlies dailies.
+                untagged_idx
+                    .iter()
+                    .filter(|&&i| sorted[i].recorded_tiers.as_ref().is_none_or(|r| r.contains(&TierName::Daily)))
+                    .map(|&i| (period(TierName::Daily, sorted[i].created_at), i))
+                    .collect()
             } else {
                 representatives(&untagged, tier.name).into_iter().map(|(p, u)| (p, untagged_idx[u])).collect()
             };

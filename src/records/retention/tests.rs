@@ -409,3 +409,16 @@ fn hourly_copies_in_a_cold_class_are_refused() {
     assert!(Policy::from_raw("p", None, raw).unwrap_err().to_string().contains("keep_last"));
     assert_eq!(lock_until(hourly_policy().tier(TierName::Hourly).unwrap(), at(2024, 1, 1, 5) + Duration::minutes(7)), at(2024, 1, 2, 6));
 }
+
+#[test]
+fn dropping_the_hourly_tier_does_not_turn_hourlies_into_dailies() {
+    let hourly = hourly_policy();
+    let cands = hourly_runs(at(2024, 1, 1, 0), 48, &hourly);
+    let daily_only = policy("tiers: {daily: {keep: 7}}");
+    let ds = plan(&cands, &daily_only, at(2024, 1, 2, 23));
+    let kept: Vec<_> = ds.iter().filter(|d| d.keep).map(|d| d.created_at).collect();
+    // The two dailies (each day's 00:00) and the newest; the other hourlies go.
+    assert_eq!(kept, vec![at(2024, 1, 1, 0), at(2024, 1, 2, 0), at(2024, 1, 2, 23)]);
+    let gone = decision_at(&ds, at(2024, 1, 1, 5));
+    assert!(gone.reasons.iter().any(|r| r == "hourly: not a tier of policy test"), "{:?}", gone.reasons);
+}
