@@ -153,6 +153,12 @@ fn a_policy_without_the_runs_tier_is_skipped_and_a_bad_tier_is_refused() {
     let rows = sim.as_array().unwrap();
     assert_eq!(rows.len(), 24);
     assert_eq!(rows.iter().filter(|r| r["keep"] == true).count(), 6 + 1, "six hourlies and the day's first as the daily");
+    let err = s.fails(2, &["policy", "simulate", "hourly", "--every", "10s"]);
+    assert!(err.contains("--every must be at least 1m"), "{err}");
+    let err = s.fails(2, &["policy", "simulate", "hourly", "--every", "often"]);
+    assert!(err.contains("--every") && err.contains("expected a duration"), "{err}");
+    let err = s.fails(2, &["policy", "simulate", "hourly"]);
+    assert!(err.contains("--days"), "{err}");
 }
 
 fn every_db_project(c: &Cluster, extra: &str) -> String {
