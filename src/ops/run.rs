@@ -288,6 +288,7 @@ fn short_lock_horizons(ctx: &mut EnvContext, now: DateTime<Utc>) -> Vec<String> 
 fn plan_env(ctx: &mut EnvContext, opts: &RunOptions, ui: &Ui, e: &mut EnvRun) {
     let db = ctx.project.databases.get(&ctx.env).cloned().unwrap_or_default();
     e.warnings.push(match backup_due(ctx, opts) {
+        _ if e.gone => format!("would not back up database {db:?}: it is gone from the server"),
         None => format!("would back up database {db:?}"),
         Some(NotDue::Another(b)) => format!("would not back up database {db:?}: another agent took {b}"),
         Some(NotDue::Taken(why)) => format!("would not back up database {db:?}: {why}"),
