@@ -27,16 +27,14 @@ pub fn every_database(cfg: &mut Config, project: Option<&str>) {
 
 /// The databases the project's server lets its role connect to.
 fn server_databases(p: &Project, bindir: Option<&Path>) -> Result<Vec<String>, String> {
-    let ask = |admin_db: &str| -> crate::error::Result<Vec<String>> {
-        let pg = Pg::connect(&p.connection, bindir, admin_db)?;
-        let mut s = pg.session(admin_db)?;
+    let ask = || -> crate::error::Result<Vec<String>> {
+        let pg = Pg::connect_admin(&p.connection, bindir, None)?;
+        let mut s = pg.admin_session()?;
         let dbs = s.connectable_databases()?;
         s.close()?;
         Ok(dbs)
     };
-    ask("postgres")
-        .or_else(|e| ask("template1").map_err(|_| e))
-        .map_err(|e| format!("could not list the databases of project {}'s server: {e}", p.name))
+    ask().map_err(|e| format!("could not list the databases of project {}'s server: {e}", p.name))
 }
 
 /// The env folders under a project's folder that hold a `database` folder.

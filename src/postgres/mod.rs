@@ -80,6 +80,9 @@ impl std::fmt::Debug for Pg {
     }
 }
 
+/// The databases every cluster has for connecting without a particular one.
+const MAINTENANCE_DBS: [&str; 2] = ["postgres", "template1"];
+
 impl Pg {
     /// Sets up credentials, asks the server its version (through `admin_db`), and picks a
     /// pg_dump that is not older than the server.
@@ -115,6 +118,26 @@ impl Pg {
             )));
         }
         Ok(pg)
+    }
+
+    /// Connects through a maintenance database (postgres, else template1, else `fallback`), so
+    /// no particular database needs to exist; the first failure is the one reported.
+    pub fn connect_admin(conn: &Connection, pg_bindir: Option<&Path>, fallback: Option<&str>) -> Result<Pg> {
+        let mut first = None;
+        for db in MAINTENANCE_DBS.into_iter().chain(fallback) {
+            match Pg::connect(conn, pg_bindir, db) {
+                Ok(pg) => return Ok(pg),
+                Err(e) => {
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        Err(first.expect("at least one database tried"))
+    }
+
+    /// A session on a maintenance database (postgres, else template1).
+    pub fn admin_session(&self) -> Result<Session> {
+        self.session(MAINTENANCE_DBS[0]).or_else(|e| self.session(MAINTENANCE_DBS[1]).map_err(|_| e))
     }
 
     /// The server's version.

@@ -19,7 +19,7 @@ pub(super) fn swap(pg: &Pg, target: &str, temp: &str, old: &str) -> Result<()> {
     let (t, tmp, o) = (quote_ident(target), quote_ident(temp), quote_ident(old));
     let mut last = None;
     for attempt in 1..=5 {
-        let mut s = admin_session(pg)?;
+        let mut s = pg.admin_session()?;
         let done = (|| -> Result<()> {
             s.exec("BEGIN")?;
             let ended = s.terminate_connections(target)?;
@@ -43,11 +43,6 @@ pub(super) fn swap(pg: &Pg, target: &str, temp: &str, old: &str) -> Result<()> {
     Err(last
         .expect("at least one attempt")
         .context(format!("could not swap the restored database in for {target:?}; it was left unchanged")))
-}
-
-/// A session on a maintenance database (postgres, else template1).
-pub fn admin_session(pg: &Pg) -> Result<Session> {
-    pg.session("postgres").or_else(|e| pg.session("template1").map_err(|_| e))
 }
 
 /// Drops the temporary database unless disarmed, however the restore or drill ends.
@@ -135,7 +130,7 @@ pub fn old_db_name(admin: &mut Session, target: &str, now: DateTime<Utc>) -> Res
 /// Drops `db`, ending its connections; subscriptions inside it (which would block the drop) are
 /// detached from their replication slot and dropped first, leaving the slot on the publisher alone.
 pub fn drop_database(pg: &Pg, db: &str) -> Result<()> {
-    let mut admin = admin_session(pg)?;
+    let mut admin = pg.admin_session()?;
     let subs: Vec<String> = admin.query_json(&format!(
         "SELECT coalesce(jsonb_agg(s.subname), '[]') FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid WHERE d.datname = {}",
         quote_literal(db)
@@ -181,7 +176,7 @@ pub fn check_db_name(name: &str) -> Result<()> {
 
 /// Drops temporary databases left by pgtier processes that no longer exist on this host.
 pub fn drop_stale_temp_dbs(pg: &Pg) -> Result<Vec<String>> {
-    let mut admin = admin_session(pg)?;
+    let mut admin = pg.admin_session()?;
     let mut dropped = Vec::new();
     for name in admin.databases_like(TEMP_DB_PREFIX)? {
         if left_by_a_dead_process(&name) {

@@ -45,7 +45,7 @@ pub fn restore_globals(e: &mut EnvContext, source: &Source, keys: &Keys, ui: &Ui
 
     let pg = Pg::connect(&project.connection, cfg.pg_bindir.as_deref(), database)
         .or_else(|_| Pg::connect(&project.connection, cfg.pg_bindir.as_deref(), "postgres"))?;
-    let mut admin = crate::ops::restore::admin_session(&pg)?;
+    let mut admin = pg.admin_session()?;
     let roles: BTreeSet<String> =
         admin.query_json::<Vec<String>>("SELECT coalesce(jsonb_agg(rolname), '[]') FROM pg_roles")?.into_iter().collect();
     let spaces: BTreeSet<String> =

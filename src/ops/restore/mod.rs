@@ -34,7 +34,7 @@ use crate::ui::{Progress, Ui};
 pub use databases::TempDb;
 pub use databases::check_db_name;
 use databases::swap;
-pub use databases::{TEMP_DB_PREFIX, admin_session, drop_database, drop_stale_temp_dbs, old_db_name, temp_db_name};
+pub use databases::{TEMP_DB_PREFIX, drop_database, drop_stale_temp_dbs, old_db_name, temp_db_name};
 pub use source::{Chosen, Input, Opened, Origin, Source, choose_remote, open_local, open_remote, open_source};
 use sql_guard::SqlGuard;
 
@@ -240,10 +240,7 @@ impl Load {
 /// Connects for a restore: through a maintenance database, so neither the target nor the
 /// database named in the config needs to exist.
 pub fn connect_admin(cfg: &Config, project: &Project, database: &str) -> Result<Pg> {
-    let bindir = cfg.pg_bindir.as_deref();
-    Pg::connect(&project.connection, bindir, "postgres")
-        .or_else(|e| Pg::connect(&project.connection, bindir, "template1").map_err(|_| e))
-        .or_else(|e| Pg::connect(&project.connection, bindir, database).map_err(|_| e))
+    Pg::connect_admin(&project.connection, cfg.pg_bindir.as_deref(), Some(database))
 }
 
 /// Restores an opened stream for `project`/`env` into `database` (or `--target-db`).
@@ -273,7 +270,7 @@ pub fn restore_opened(
         ));
     }
     let pg = connect_admin(cfg, project, database)?;
-    let mut admin = admin_session(&pg)?;
+    let mut admin = pg.admin_session()?;
     let existing = admin.database_info(&target)?;
     let replacing = existing.is_some();
     if replacing && opts.table.is_some() && opened.digest.is_some() {

@@ -24,8 +24,7 @@ use crate::records::listing::Listing;
 use crate::records::manifest::{Manifest, Verification};
 
 use crate::ops::restore::{
-    Input, Load, Opened, Origin, Payload, Source, TempDb, admin_session, connect_admin, fidelity, open_source, payload, restore_into,
-    temp_db_name,
+    Input, Load, Opened, Origin, Payload, Source, TempDb, connect_admin, fidelity, open_source, payload, restore_into, temp_db_name,
 };
 use crate::store::PutOptions;
 use crate::ui::Ui;
@@ -295,7 +294,7 @@ fn drill(cfg: &Config, project: &Project, env: &str, opened: Opened, keys: &Keys
     // Armed before the database exists: a Ctrl-C between CREATE DATABASE's commit and its
     // answer still drops it (the drop is IF EXISTS).
     let mut guard = TempDb::new(&pg, &temp);
-    let mut admin = admin_session(&pg)?;
+    let mut admin = pg.admin_session()?;
     let (load, creation_differs) = match &toc {
         Some(toc) => {
             let missing = fidelity::missing_roles(&mut admin, toc)?;
