@@ -230,6 +230,15 @@ fn databases_all_follows_the_server_as_databases_come_and_go() {
     let out = s.run(&["run", "--now", "2025-02-12T02:00:00Z"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("could not list the databases of project app's server"));
+    // The same on a host with no backups yet: no env at all to try, and still no exit 0.
+    let fresh =
+        Scratch::new(&every_db_project(&c, "").replace(&format!("port: {}", c.port), &format!("port: {}", support::free_port())), "");
+    let out = fresh.run(&["run", "--now", "2025-02-12T02:00:00Z"]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("could not list the databases of project app's server"));
+    let out = fresh.run(&["audit", "--now", "2025-02-12T02:00:00Z"]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("[databases]"), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
 #[test]

@@ -34,15 +34,11 @@ pub fn run(ctx: &Ctx, a: AuditArgs) -> Result<i32> {
     let cfg = ctx.config_with_envs(a.project.as_deref(), a.env.as_deref())?;
     let selected = cfg.select(a.project.as_deref(), a.env.as_deref())?;
     let mut policy_findings: Vec<Finding> = Vec::new();
-    let mut server_findings: Vec<Finding> = Vec::new();
+    let server_findings = cfg.database_findings();
     let mut seen = BTreeSet::new();
-    let mut projects_seen = BTreeSet::new();
     for (p, _) in &selected {
         if seen.insert(p.policy.name.clone()) {
             policy_findings.extend(audit_policy(&p.policy));
-        }
-        if projects_seen.insert(p.name.clone()) {
-            server_findings.extend(p.database_findings());
         }
     }
     let world = Context::new(&cfg);

@@ -127,14 +127,7 @@ pub fn run(ctx: &Ctx, project: Option<&str>) -> Result<i32> {
         all.push(o);
     }
     // A server that could not be asked, or a database that cannot name an env: not backed up.
-    let mut seen = std::collections::BTreeSet::new();
-    let server_problems: Vec<String> = cfg
-        .select(project, None)?
-        .into_iter()
-        .filter(|(p, _)| seen.insert(p.name.clone()))
-        .flat_map(|(p, _)| p.database_findings())
-        .map(|f| format!("{}: {}", f.file, f.message))
-        .collect();
+    let server_problems: Vec<String> = cfg.database_findings().into_iter().map(|f| format!("{}: {}", f.file, f.message)).collect();
     let problems: usize = all.iter().map(|o| o.problems.len()).sum::<usize>() + server_problems.len();
     if ctx.ui.json {
         ctx.print_json(&all);

@@ -296,6 +296,13 @@ impl Config {
         Ok(out)
     }
 
+    /// What keeps databases of the enabled `databases: all` projects from being backed up (a
+    /// server that could not be asked, a name that cannot name an env). Only the projects whose
+    /// servers were asked have any, so a project with no env at all is not left out.
+    pub fn database_findings(&self) -> Vec<crate::vocab::Finding> {
+        self.projects.values().filter(|p| p.enabled).flat_map(Project::database_findings).collect()
+    }
+
     /// The local folder holding one project/env's backups.
     pub fn env_dir(&self, project: &str, env: &str) -> PathBuf {
         self.backup_root.join(project).join(env).join("database")

@@ -129,11 +129,7 @@ pub fn run(cfg: &Config, selected: &[(&Project, String)], opts: &RunOptions, ui:
         RunReport { started_at: Utc::now(), dry_run: opts.dry_run, ok: true, envs: Vec::new(), warnings: Vec::new(), errors: Vec::new() };
     // A `databases: all` project whose databases could not all be listed or named has some not
     // backed up: the run fails, saying which and what to do.
-    let mut projects: Vec<&Project> = selected.iter().map(|(p, _)| *p).collect();
-    projects.dedup_by_key(|p| p.name.clone());
-    for p in projects.into_iter().filter(|p| p.enabled) {
-        report.errors.extend(p.database_findings().into_iter().map(|f| format!("project {}: {}", f.file, f.message)));
-    }
+    report.errors.extend(cfg.database_findings().into_iter().map(|f| format!("project {}: {}", f.file, f.message)));
     for err in &report.errors {
         tracing::error!("{err}");
         outcomes.failed(None, None, "run", err.clone());
